@@ -1,0 +1,3 @@
+"""SigDesk: a self-hosted WhatsApp CRM."""
+
+__version__ = "0.1.0"

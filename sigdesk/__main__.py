@@ -1,0 +1,3 @@
+from sigdesk.cli import main
+
+main()

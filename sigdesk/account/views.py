@@ -1,0 +1,134 @@
+"""A user's own account: two-factor enrolment, recovery codes, password, API tokens."""
+
+from __future__ import annotations
+
+import io
+
+import qrcode
+import qrcode.image.svg
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from markupsafe import Markup
+
+from sigdesk.audit.services import record
+from sigdesk.auth import services as accounts
+from sigdesk.web import actor, app_config, cipher, client_ip, db_session, requires
+
+bp = Blueprint("account", __name__, url_prefix="/account")
+
+
+def qr_svg(data: str) -> Markup:
+    """Rendered on the server so the secret never leaves the machine for a QR service."""
+    image = qrcode.make(data, image_factory=qrcode.image.svg.SvgPathImage, box_size=8, border=2)
+    buffer = io.BytesIO()
+    image.save(buffer)
+    svg = buffer.getvalue().decode("utf-8")
+    return Markup(svg[svg.index("<svg"):])
+
+
+@bp.get("/")
+@requires("account.manage")
+def index():
+    user = actor()
+    return render_template(
+        "account/index.html",
+        user=user,
+        remaining_codes=accounts.remaining_recovery_codes(user),
+        tokens=[token for token in user.api_tokens if token.revoked_at is None],
+    )
+
+
+@bp.get("/two-factor")
+@requires("account.manage")
+def two_factor():
+    user = actor()
+    if user.totp_enabled:
+        return redirect(url_for("account.index"))
+    dbs = db_session()
+    secret = accounts.begin_totp_enrolment(dbs, cipher(), user)
+    dbs.commit()
+    uri = accounts.provisioning_uri(user, secret)
+    return render_template("account/two_factor.html", secret=secret, qr=qr_svg(uri), error=None)
+
+
+@bp.post("/two-factor")
+@requires("account.manage")
+def two_factor_confirm():
+    user = actor()
+    dbs = db_session()
+    try:
+        codes = accounts.confirm_totp_enrolment(dbs, cipher(), user, request.form.get("code", ""))
+    except accounts.AccountError as exc:
+        secret = accounts.pending_totp_secret(cipher(), user)
+        if secret is None:
+            return redirect(url_for("account.two_factor"))
+        uri = accounts.provisioning_uri(user, secret)
+        return render_template("account/two_factor.html", secret=secret, qr=qr_svg(uri), error=str(exc)), 400
+    record(dbs, "2fa.enabled", actor=user, target=user.email, ip=client_ip())
+    dbs.commit()
+    return render_template("account/recovery_codes.html", codes=codes)
+
+
+@bp.post("/recovery-codes")
+@requires("account.manage")
+def new_recovery_codes():
+    user = actor()
+    if not user.totp_enabled:
+        flash("Turn on two-factor authentication first.")
+        return redirect(url_for("account.index"))
+    dbs = db_session()
+    if not accounts.check_password(request.form.get("password", ""), user.password_hash):
+        flash("The password is not correct.")
+        return redirect(url_for("account.index")), 303
+    codes = accounts.regenerate_recovery_codes(dbs, user)
+    record(dbs, "2fa.recovery_codes_regenerated", actor=user, target=user.email, ip=client_ip())
+    dbs.commit()
+    return render_template("account/recovery_codes.html", codes=codes)
+
+
+@bp.post("/password")
+@requires("account.manage")
+def change_password():
+    user = actor()
+    dbs = db_session()
+    form = request.form
+    if form.get("new_password") != form.get("new_password_confirm"):
+        flash("The two new passwords do not match.")
+        return redirect(url_for("account.index"))
+    try:
+        accounts.change_password(dbs, user, form.get("current_password", ""), form.get("new_password", ""), app_config().bcrypt_rounds)
+    except accounts.AccountError as exc:
+        flash(str(exc))
+        return redirect(url_for("account.index"))
+    record(dbs, "password.changed", actor=user, target=user.email, ip=client_ip())
+    dbs.commit()
+    flash("Password changed. Please sign in again.")
+    return redirect(url_for("auth.login"))
+
+
+@bp.post("/tokens")
+@requires("api.use")
+def create_token():
+    user = actor()
+    dbs = db_session()
+    name = request.form.get("name", "").strip() or "API token"
+    token = accounts.create_api_token(dbs, user, name)
+    record(dbs, "api_token.created", actor=user, target=name, ip=client_ip())
+    dbs.commit()
+    return render_template("account/token_created.html", token=token, name=name)
+
+
+@bp.post("/tokens/<int:token_id>/revoke")
+@requires("api.use")
+def revoke_token(token_id: int):
+    user = actor()
+    dbs = db_session()
+    for token in user.api_tokens:
+        if token.id == token_id and token.revoked_at is None:
+            accounts.revoke_api_token(dbs, token)
+            record(dbs, "api_token.revoked", actor=user, target=token.name, ip=client_ip())
+            dbs.commit()
+            flash("Token revoked.")
+            break
+    else:
+        flash("No such token.")
+    return redirect(url_for("account.index"))

@@ -1,0 +1,160 @@
+"""create_app: the one place where the database, extensions, hooks and blueprints are wired."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from flask import Flask, g, request
+from flask_login import AnonymousUserMixin
+from werkzeug.exceptions import HTTPException
+
+from sigdesk import __version__
+from sigdesk.config import Config
+from sigdesk.crypto import Cipher
+from sigdesk.db import Database, upgrade_to_head
+from sigdesk.extensions import csrf, limiter, login_manager
+from sigdesk.models import User
+from sigdesk.security import CachedPolicy, install as install_security
+from sigdesk.settings.services import open_cipher
+from sigdesk.web import LoginUser, close_db_session, db_session, error_response
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class AppState:
+    config: Config
+    database: Database
+    cipher: Cipher
+    policy: CachedPolicy = field(default_factory=CachedPolicy)
+
+
+def _session_key(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        key = secrets.token_bytes(32)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(key)
+        return key
+
+
+def create_app(config: Config | None = None) -> Flask:
+    config = config or Config.from_env()
+    config.ensure_data_dir()
+    database = Database(config.database_url)
+    upgrade_to_head(database, config.migrations_dir)
+    with database.session() as session:
+        cipher = open_cipher(session, config.data_key_file)
+
+    app = Flask(
+        "sigdesk",
+        template_folder=str(config.templates_dir),
+        static_folder=str(config.static_dir),
+    )
+    app.config.update(
+        SECRET_KEY=_session_key(config.secret_key_file),
+        SESSION_COOKIE_NAME="sigdesk_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=config.https,
+        REMEMBER_COOKIE_HTTPONLY=True,
+        REMEMBER_COOKIE_SAMESITE="Lax",
+        REMEMBER_COOKIE_SECURE=config.https,
+        MAX_CONTENT_LENGTH=config.max_body_bytes,
+        WTF_CSRF_CHECK_DEFAULT=False,
+        WTF_CSRF_TIME_LIMIT=None,
+        WTF_CSRF_SSL_STRICT=False,
+        SIGDESK_LOGIN_RATE_LIMIT=config.login_rate_limit,
+        TESTING=config.testing,
+    )
+    app.extensions["sigdesk"] = AppState(config=config, database=database, cipher=cipher)
+    app.teardown_appcontext(close_db_session)
+
+    _init_login(app)
+    csrf.init_app(app)
+    limiter.init_app(app)
+    install_security(app)
+    _register_blueprints(app)
+    _register_errors(app)
+
+    @app.context_processor
+    def globals_for_templates():
+        return {"sigdesk_version": __version__}
+
+    return app
+
+
+def _init_login(app: Flask) -> None:
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.session_protection = "basic"
+    login_manager.anonymous_user = AnonymousUserMixin
+
+    @login_manager.user_loader
+    def load_user(identity: str):
+        user_id, _, version = identity.partition(":")
+        if not user_id.isdigit() or not version.isdigit():
+            return None
+        user = db_session().get(User, int(user_id))
+        if user is None or not user.is_active or user.session_version != int(version):
+            return None
+        return LoginUser(user)
+
+    @login_manager.request_loader
+    def load_from_token(req):
+        from sigdesk.auth.services import user_for_token
+
+        auth = req.authorization
+        if not req.path.startswith("/api/") or auth is None or auth.type != "bearer" or not auth.token:
+            return None
+        session = db_session()
+        user = user_for_token(session, auth.token)
+        if user is None:
+            return None
+        session.commit()
+        g.token_user_id = user.id
+        return LoginUser(user)
+
+
+def _register_blueprints(app: Flask) -> None:
+    from sigdesk.account.views import bp as account_bp
+    from sigdesk.admin.views import bp as admin_bp
+    from sigdesk.api.views import bp as api_bp
+    from sigdesk.auth.views import bp as auth_bp
+    from sigdesk.health import bp as health_bp
+    from sigdesk.home import bp as home_bp
+
+    for blueprint in (health_bp, auth_bp, account_bp, admin_bp, api_bp, home_bp):
+        app.register_blueprint(blueprint)
+
+
+def _register_errors(app: Flask) -> None:
+    messages = {
+        400: "The request was not understood.",
+        404: "There is nothing at this address.",
+        405: "This address does not accept that method.",
+        413: "The upload is too large.",
+        429: "Too many attempts. Wait a minute and try again.",
+    }
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException):
+        status = error.code or 500
+        message = messages.get(status) or error.description or "Request failed"
+        if status == 413:
+            limit_mb = app.config["MAX_CONTENT_LENGTH"] / (1024 * 1024)
+            message = f"The request body is larger than the {limit_mb:.0f} MB limit."
+        if status == 429:
+            log.warning("rate limit hit on %s", request.endpoint)
+        return error_response(status, message)
+
+    @app.errorhandler(Exception)
+    def unexpected(error: Exception):
+        log.exception("unexpected error on %s", request.endpoint)
+        return error_response(500, "Something went wrong on the server. The details are in the log.")

@@ -1,0 +1,95 @@
+"""Who did what, when and from where; never message bodies or secrets."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session
+
+from sigdesk.models import AuditEvent, LoginEvent, User
+
+
+def record(
+    session: Session,
+    action: str,
+    actor: User | None = None,
+    target: str | None = None,
+    ip: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> AuditEvent:
+    event = AuditEvent(
+        action=action,
+        actor_id=actor.id if actor else None,
+        actor_email=actor.email if actor else None,
+        target=target,
+        ip=ip,
+        detail=json.dumps(detail, sort_keys=True) if detail else None,
+    )
+    session.add(event)
+    session.flush()
+    return event
+
+
+def record_login(
+    session: Session,
+    email: str,
+    user: User | None,
+    ip: str | None,
+    user_agent: str | None,
+    success: bool,
+    reason: str | None = None,
+) -> LoginEvent:
+    event = LoginEvent(
+        email=email[:254],
+        user_id=user.id if user else None,
+        ip=ip,
+        user_agent=(user_agent or "")[:512],
+        success=success,
+        reason=reason,
+    )
+    session.add(event)
+    session.flush()
+    return event
+
+
+def _window(query: Select, column, since: datetime | None, until: datetime | None) -> Select:
+    if since:
+        query = query.where(column >= since)
+    if until:
+        query = query.where(column < until)
+    return query
+
+
+def list_audit(
+    session: Session,
+    action: str | None = None,
+    actor_email: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = 200,
+) -> list[AuditEvent]:
+    query = _window(select(AuditEvent), AuditEvent.at, since, until)
+    if action:
+        query = query.where(AuditEvent.action == action)
+    if actor_email:
+        query = query.where(AuditEvent.actor_email == actor_email)
+    return list(session.scalars(query.order_by(AuditEvent.at.desc(), AuditEvent.id.desc()).limit(limit)))
+
+
+def list_logins(
+    session: Session,
+    email: str | None = None,
+    success: bool | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = 200,
+) -> list[LoginEvent]:
+    query = _window(select(LoginEvent), LoginEvent.at, since, until)
+    if email:
+        query = query.where(LoginEvent.email == email)
+    if success is not None:
+        query = query.where(LoginEvent.success == success)
+    return list(session.scalars(query.order_by(LoginEvent.at.desc(), LoginEvent.id.desc()).limit(limit)))

@@ -1,0 +1,36 @@
+"""The one place that decides who may do what.
+
+Views declare the permission they need; the app refuses any view that declares none, so a
+forgotten check fails closed.
+"""
+
+from __future__ import annotations
+
+from sigdesk.models import Role
+
+AGENT_PERMISSIONS = frozenset({"app.use", "account.manage", "api.use"})
+ADMIN_PERMISSIONS = AGENT_PERMISSIONS | {"team.manage", "audit.view", "settings.manage"}
+OWNER_PERMISSIONS = ADMIN_PERMISSIONS | {"security.manage"}
+
+PERMISSIONS: dict[str, frozenset[str]] = {
+    Role.AGENT.value: AGENT_PERMISSIONS,
+    Role.ADMIN.value: frozenset(ADMIN_PERMISSIONS),
+    Role.OWNER.value: frozenset(OWNER_PERMISSIONS),
+}
+
+ALL_PERMISSIONS = frozenset().union(*PERMISSIONS.values())
+RANK = {Role.AGENT.value: 1, Role.ADMIN.value: 2, Role.OWNER.value: 3}
+
+
+def can(role: str | None, permission: str) -> bool:
+    if permission not in ALL_PERMISSIONS:
+        raise ValueError(f"unknown permission {permission!r}")
+    return permission in PERMISSIONS.get(role or "", frozenset())
+
+
+def may_manage(actor_role: str, target_role: str, new_role: str | None = None) -> bool:
+    """Admins manage agents and admins; only an owner manages or creates owners."""
+    if not can(actor_role, "team.manage"):
+        return False
+    highest = max(RANK[target_role], RANK[new_role] if new_role else 0)
+    return RANK[actor_role] >= highest

@@ -1,0 +1,316 @@
+"""Accounts: passwords, TOTP two-factor, recovery codes, API tokens and team changes."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+
+import bcrypt
+import pyotp
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from sigdesk.auth.roles import may_manage
+from sigdesk.crypto import Cipher
+from sigdesk.db import utcnow
+from sigdesk.models import ApiToken, RecoveryCode, Role, User
+
+MIN_PASSWORD_LENGTH = 10
+MAX_PASSWORD_LENGTH = 1024
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+TOKEN_PREFIX = "sdk_"
+RECOVERY_CODE_COUNT = 10
+TOTP_ISSUER = "SigDesk"
+
+
+class AccountError(ValueError):
+    """A request about an account cannot be done; the message is safe to show the user."""
+
+
+def _prehash(password: str) -> bytes:
+    # bcrypt reads only 72 bytes; hashing first lets long passphrases count in full.
+    return base64.b64encode(hashlib.sha256(password.encode("utf-8")).digest())
+
+
+def hash_password(password: str, rounds: int = 12) -> str:
+    return bcrypt.hashpw(_prehash(password), bcrypt.gensalt(rounds)).decode("ascii")
+
+
+def check_password(password: str, password_hash: str) -> bool:
+    return bcrypt.checkpw(_prehash(password), password_hash.encode("ascii"))
+
+
+_DUMMY_HASH = hash_password(secrets.token_hex(8), rounds=4)
+
+
+def validate_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise AccountError(f"The password must be at least {MIN_PASSWORD_LENGTH} characters long")
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise AccountError(f"The password must be at most {MAX_PASSWORD_LENGTH} characters long")
+
+
+def normalise_email(email: str) -> str:
+    cleaned = (email or "").strip().lower()
+    if not EMAIL_RE.match(cleaned) or len(cleaned) > 254:
+        raise AccountError("Enter a valid email address")
+    return cleaned
+
+
+def parse_role(role: str) -> str:
+    try:
+        return Role(role).value
+    except ValueError:
+        raise AccountError(f"Unknown role '{role}': use owner, admin or agent") from None
+
+
+def user_count(session: Session) -> int:
+    return session.scalar(select(func.count(User.id))) or 0
+
+
+def find_user(session: Session, email: str) -> User | None:
+    return session.scalar(select(User).where(User.email == email.strip().lower()))
+
+
+def create_user(session: Session, email: str, name: str, role: str, password: str, rounds: int = 12) -> User:
+    email = normalise_email(email)
+    role = parse_role(role)
+    name = (name or "").strip()
+    if not name or len(name) > 120:
+        raise AccountError("Enter a name of 1 to 120 characters")
+    validate_password(password)
+    if find_user(session, email):
+        raise AccountError(f"A user with the email {email} already exists")
+    user = User(email=email, name=name, role=role, password_hash=hash_password(password, rounds))
+    session.add(user)
+    session.flush()
+    return user
+
+
+@dataclass
+class LoginResult:
+    user: User | None
+    reason: str | None
+
+    @property
+    def ok(self) -> bool:
+        return self.reason is None
+
+
+def authenticate(session: Session, email: str, password: str) -> LoginResult:
+    """Check a password; an unknown email costs the same bcrypt work as a known one."""
+    user = find_user(session, email or "")
+    if user is None:
+        check_password(password or "", _DUMMY_HASH)
+        return LoginResult(None, "unknown_email")
+    if not check_password(password or "", user.password_hash):
+        return LoginResult(user, "wrong_password")
+    if not user.is_active:
+        return LoginResult(user, "deactivated")
+    return LoginResult(user, None)
+
+
+def change_password(session: Session, user: User, current: str, new: str, rounds: int = 12) -> None:
+    if not check_password(current, user.password_hash):
+        raise AccountError("The current password is not correct")
+    validate_password(new)
+    user.password_hash = hash_password(new, rounds)
+    user.session_version += 1
+    session.flush()
+
+
+def record_successful_login(session: Session, user: User) -> None:
+    user.last_login_at = utcnow()
+    session.flush()
+
+
+# --- TOTP -------------------------------------------------------------------------------------
+
+
+def begin_totp_enrolment(session: Session, cipher: Cipher, user: User) -> str:
+    """Store a fresh secret (encrypted, not yet active) and return it for the QR code."""
+    if user.totp_enabled:
+        raise AccountError("Two-factor authentication is already on; reset it first")
+    secret = pyotp.random_base32()
+    user.totp_secret = cipher.encrypt_str(secret, context=f"totp:{user.id}")
+    session.flush()
+    return secret
+
+
+def provisioning_uri(user: User, secret: str, issuer: str = TOTP_ISSUER) -> str:
+    return pyotp.TOTP(secret).provisioning_uri(name=user.email, issuer_name=issuer)
+
+
+def pending_totp_secret(cipher: Cipher, user: User) -> str | None:
+    if not user.totp_secret:
+        return None
+    return cipher.decrypt_str(user.totp_secret, context=f"totp:{user.id}")
+
+
+def _matching_counter(secret: str, code: str) -> int | None:
+    code = (code or "").strip().replace(" ", "")
+    if not code.isdigit() or len(code) != 6:
+        return None
+    totp = pyotp.TOTP(secret)
+    now = utcnow()
+    current = totp.timecode(now)
+    for counter in (current - 1, current, current + 1):
+        if hmac.compare_digest(totp.generate_otp(counter), code):
+            return counter
+    return None
+
+
+def confirm_totp_enrolment(session: Session, cipher: Cipher, user: User, code: str) -> list[str]:
+    secret = pending_totp_secret(cipher, user)
+    if secret is None or user.totp_enabled:
+        raise AccountError("Start two-factor enrolment first")
+    counter = _matching_counter(secret, code)
+    if counter is None:
+        raise AccountError("That code is not correct. Check your phone's clock and try the newest code")
+    user.totp_enabled = True
+    user.totp_last_counter = counter
+    codes = regenerate_recovery_codes(session, user)
+    session.flush()
+    return codes
+
+
+def verify_totp(session: Session, cipher: Cipher, user: User, code: str) -> bool:
+    """Accept each code once: a code seen before (or older) is refused as a replay."""
+    if not user.totp_enabled or not user.totp_secret:
+        return False
+    counter = _matching_counter(pending_totp_secret(cipher, user) or "", code)
+    if counter is None or (user.totp_last_counter is not None and counter <= user.totp_last_counter):
+        return False
+    user.totp_last_counter = counter
+    session.flush()
+    return True
+
+
+def _hash_code(code: str) -> str:
+    return hashlib.sha256(code.strip().upper().replace("-", "").encode("ascii", "ignore")).hexdigest()
+
+
+def regenerate_recovery_codes(session: Session, user: User) -> list[str]:
+    for old in list(user.recovery_codes):
+        session.delete(old)
+    codes = []
+    for _ in range(RECOVERY_CODE_COUNT):
+        raw = secrets.token_hex(5).upper()
+        codes.append(f"{raw[:5]}-{raw[5:]}")
+        user.recovery_codes.append(RecoveryCode(code_hash=_hash_code(raw)))
+    session.flush()
+    return codes
+
+
+def use_recovery_code(session: Session, user: User, code: str) -> bool:
+    wanted = _hash_code(code or "")
+    for stored in user.recovery_codes:
+        if stored.used_at is None and hmac.compare_digest(stored.code_hash, wanted):
+            stored.used_at = utcnow()
+            session.flush()
+            return True
+    return False
+
+
+def remaining_recovery_codes(user: User) -> int:
+    return sum(1 for code in user.recovery_codes if code.used_at is None)
+
+
+def reset_totp(session: Session, user: User) -> None:
+    user.totp_secret = None
+    user.totp_enabled = False
+    user.totp_last_counter = None
+    for code in list(user.recovery_codes):
+        session.delete(code)
+    user.session_version += 1
+    session.flush()
+
+
+# --- API tokens -------------------------------------------------------------------------------
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def create_api_token(session: Session, user: User, name: str = "API token") -> str:
+    """Return the token once; only its hash is kept."""
+    if not user.is_active:
+        raise AccountError("Deactivated users cannot have API tokens")
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    session.add(ApiToken(user_id=user.id, name=name[:120], token_hash=_token_hash(token), prefix=token[:12]))
+    session.flush()
+    return token
+
+
+def user_for_token(session: Session, token: str) -> User | None:
+    if not token or not token.startswith(TOKEN_PREFIX):
+        return None
+    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == _token_hash(token)))
+    if row is None or row.revoked_at is not None or not row.user.is_active:
+        return None
+    row.last_used_at = utcnow()
+    session.flush()
+    return row.user
+
+
+# --- Team management --------------------------------------------------------------------------
+
+
+def _owner_count(session: Session) -> int:
+    return session.scalar(
+        select(func.count(User.id)).where(User.role == Role.OWNER.value, User.is_active.is_(True))
+    ) or 0
+
+
+def _guard(actor: User, target: User, new_role: str | None = None) -> None:
+    if not may_manage(actor.role, target.role, new_role):
+        raise AccountError("You are not allowed to change this user")
+
+
+def add_team_member(session: Session, actor: User, email: str, name: str, role: str, password: str, rounds: int = 12) -> User:
+    role = parse_role(role)
+    if not may_manage(actor.role, Role.AGENT.value, role):
+        raise AccountError(f"You are not allowed to add a user with the role {role}")
+    return create_user(session, email, name, role, password, rounds)
+
+
+def change_role(session: Session, actor: User, target: User, new_role: str) -> str:
+    new_role = parse_role(new_role)
+    _guard(actor, target, new_role)
+    old = target.role
+    if old == Role.OWNER.value and new_role != old and _owner_count(session) <= 1:
+        raise AccountError("SigDesk needs at least one active owner")
+    target.role = new_role
+    target.session_version += 1
+    session.flush()
+    return old
+
+
+def set_active(session: Session, actor: User, target: User, active: bool) -> None:
+    _guard(actor, target)
+    if target.id == actor.id and not active:
+        raise AccountError("You cannot deactivate yourself")
+    if not active and target.role == Role.OWNER.value and _owner_count(session) <= 1:
+        raise AccountError("SigDesk needs at least one active owner")
+    target.is_active = active
+    target.session_version += 1
+    session.flush()
+
+
+def admin_reset_totp(session: Session, actor: User, target: User) -> None:
+    _guard(actor, target)
+    reset_totp(session, target)
+
+
+def list_users(session: Session) -> list[User]:
+    return list(session.scalars(select(User).order_by(User.name, User.id)))
+
+
+def revoke_api_token(session: Session, token: ApiToken) -> None:
+    token.revoked_at = utcnow()
+    session.flush()

@@ -1,0 +1,218 @@
+"""The `sigdesk` command: start the app, and manage it from a terminal."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import click
+from sqlalchemy.orm import Session
+
+from sigdesk import __version__
+from sigdesk.auth.services import AccountError
+from sigdesk.config import ConfigError
+from sigdesk.crypto import Cipher, DataKeyError, DecryptionError
+from sigdesk.settings.specs import SettingError
+
+USER_ERRORS = (ConfigError, DataKeyError, DecryptionError, AccountError, SettingError)
+
+
+@dataclass
+class Context:
+    data_dir: str | None
+    database_url: str | None
+
+    def config(self, **overrides):
+        from sigdesk.config import Config
+
+        return Config.from_env(self.data_dir, self.database_url, **overrides)
+
+    def app(self, **overrides):
+        from sigdesk.app import create_app
+
+        return create_app(self.config(**overrides))
+
+    @contextmanager
+    def store(self) -> Iterator[tuple[Session, Cipher]]:
+        """The database (upgraded to head) and the data key, for commands that change data."""
+        from sigdesk.db import Database, upgrade_to_head
+        from sigdesk.settings.services import open_cipher
+
+        config = self.config()
+        config.ensure_data_dir()
+        database = Database(config.database_url)
+        try:
+            upgrade_to_head(database, config.migrations_dir)
+            with database.session() as session:
+                yield session, open_cipher(session, config.data_key_file)
+        finally:
+            database.dispose()
+
+
+class FriendlyGroup(click.Group):
+    """Turns the errors a user can fix into one line and exit 1, instead of a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except USER_ERRORS as exc:
+            raise click.ClickException(str(exc)) from exc
+
+
+pass_context = click.make_pass_decorator(Context)
+
+
+@click.group(cls=FriendlyGroup, invoke_without_command=True)
+@click.option("--data-dir", envvar="SIGDESK_DATA_DIR", type=click.Path(file_okay=False), help="Where SigDesk keeps its data.")
+@click.option("--database-url", envvar="SIGDESK_DATABASE_URL", help="Database URL (default: SQLite in the data dir).")
+@click.option("-v", "--verbose", is_flag=True, help="Log more.")
+@click.version_option(__version__, prog_name="sigdesk")
+@click.pass_context
+def main(ctx: click.Context, data_dir: str | None, database_url: str | None, verbose: bool) -> None:
+    """SigDesk, the WhatsApp CRM. With no command: a desktop window if a screen is available, else the LAN server."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not verbose:
+        logging.getLogger("alembic").setLevel(logging.WARNING)
+    ctx.obj = Context(data_dir, database_url)
+    if ctx.invoked_subcommand is None:
+        from sigdesk.desktop import gui_problem
+
+        if gui_problem() is None:
+            ctx.invoke(desktop)
+        else:
+            click.echo(f"No desktop window here ({gui_problem()}); starting the LAN server.")
+            ctx.invoke(serve)
+
+
+@main.command()
+@pass_context
+def desktop(obj: Context) -> None:
+    """Open SigDesk in its own window."""
+    from sigdesk import desktop as window
+
+    sys.exit(window.run(obj.app(), echo=click.echo))
+
+
+@main.command()
+@click.option("--host", default="0.0.0.0", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 64))
+@pass_context
+def serve(obj: Context, host: str, port: int, threads: int) -> None:
+    """Serve SigDesk to browsers on the office network."""
+    from sigdesk.server import serve as run_server
+
+    try:
+        run_server(obj.app(), host, port, threads, echo=click.echo)
+    except OSError as exc:
+        raise click.ClickException(f"Cannot listen on {host}:{port}: {exc.strerror}") from exc
+
+
+@main.group()
+def db() -> None:
+    """Database maintenance."""
+
+
+@db.command("upgrade")
+@pass_context
+def db_upgrade(obj: Context) -> None:
+    """Bring the database schema up to date (also done on every start)."""
+    with obj.store():
+        pass
+    click.echo("Database is up to date.")
+
+
+@main.group()
+def user() -> None:
+    """Manage users."""
+
+
+@user.command("create")
+@click.option("--email", required=True)
+@click.option("--name", required=True)
+@click.option("--role", type=click.Choice(["owner", "admin", "agent"]), default="agent", show_default=True)
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@pass_context
+def user_create(obj: Context, email: str, name: str, role: str, password_stdin: bool) -> None:
+    """Create a user (the password comes from stdin or a hidden prompt, never the command line)."""
+    from sigdesk.audit.services import record
+    from sigdesk.auth.services import create_user
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    with obj.store() as (session, _cipher):
+        created = create_user(session, email, name, role, password)
+        record(session, "user.created_cli", target=created.email, detail={"role": role})
+    click.echo(f"Created {role} {created.email}.")
+
+
+@main.group()
+def token() -> None:
+    """Personal API tokens."""
+
+
+@token.command("create")
+@click.option("--email", required=True)
+@click.option("--name", default="CLI token", show_default=True)
+@pass_context
+def token_create(obj: Context, email: str, name: str) -> None:
+    """Print a new API token for a user (shown once)."""
+    from sigdesk.audit.services import record
+    from sigdesk.auth.services import create_api_token, find_user
+
+    with obj.store() as (session, _cipher):
+        owner = find_user(session, email)
+        if owner is None:
+            raise click.ClickException(f"No user with the email {email}")
+        value = create_api_token(session, owner, name)
+        record(session, "api_token.created", actor=owner, target=name, detail={"via": "cli"})
+    click.echo(value)
+
+
+@main.group()
+def settings() -> None:
+    """Read and change settings."""
+
+
+@settings.command("set")
+@click.argument("key")
+@click.argument("value", required=False)
+@click.option("--stdin", "from_stdin", is_flag=True, help="Read the value from standard input (for secrets).")
+@pass_context
+def settings_set(obj: Context, key: str, value: str | None, from_stdin: bool) -> None:
+    """Set KEY to VALUE (or to what stdin holds)."""
+    from sigdesk.audit.services import record
+    from sigdesk.settings import services as store
+    from sigdesk.settings.specs import spec_for
+
+    if from_stdin == (value is not None):
+        raise click.UsageError("Give a VALUE or --stdin, not both and not neither.")
+    spec = spec_for(key)
+    text = sys.stdin.read().rstrip("\r\n") if from_stdin else value
+    with obj.store() as (session, cipher):
+        store.set_text(session, cipher, key, text)
+        record(session, "settings.changed", target=key, detail={"via": "cli"})
+    click.echo(f"{key} saved{' (encrypted)' if spec.secret else ''}.")
+
+
+@settings.command("get")
+@click.argument("key")
+@click.option("--reveal", is_flag=True, help="Print secret values instead of masking them.")
+@pass_context
+def settings_get(obj: Context, key: str, reveal: bool) -> None:
+    """Print the value of KEY."""
+    from sigdesk.settings import services as store
+    from sigdesk.settings.specs import spec_for
+
+    spec = spec_for(key)
+    with obj.store() as (session, cipher):
+        value = store.get(session, cipher, key)
+    if spec.secret and not reveal:
+        click.echo("(set; use --reveal to print)" if value else "(not set)")
+    else:
+        click.echo(spec.to_text(value) if value is not None else "")

@@ -1,0 +1,69 @@
+"""The owner's desktop window: a private server on a free loopback port inside a pywebview window."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import sys
+import webbrowser
+from collections.abc import Callable
+
+from flask import Flask
+
+from sigdesk.server import ServerThread
+
+log = logging.getLogger(__name__)
+
+WINDOW_TITLE = "SigDesk"
+
+
+def gui_problem() -> str | None:
+    """Why no window can open here, or None when one can."""
+    if importlib.util.find_spec("webview") is None:
+        return "pywebview is not installed"
+    if sys.platform.startswith("linux"):
+        if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+            return "no display is available (DISPLAY is not set)"
+        has_qt = importlib.util.find_spec("PySide6") is not None and importlib.util.find_spec("qtpy") is not None
+        has_gtk = importlib.util.find_spec("gi") is not None
+        if not (has_qt or has_gtk):
+            return "no GUI toolkit for pywebview (install PySide6 and qtpy, or PyGObject)"
+    return None
+
+
+def linux_gui() -> str | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    if importlib.util.find_spec("PySide6") is not None and importlib.util.find_spec("qtpy") is not None:
+        if hasattr(os, "geteuid") and os.geteuid() == 0:
+            flags = os.environ.get("QTWEBENGINE_CHROMIUM_FLAGS", "")
+            if "--no-sandbox" not in flags:
+                os.environ["QTWEBENGINE_CHROMIUM_FLAGS"] = (flags + " --no-sandbox").strip()
+        return "qt"
+    return "gtk"
+
+
+def run(app: Flask, echo: Callable[[str], None] = print, on_shown: Callable | None = None) -> int:
+    """Open the window; returns when it is closed, after the server has stopped."""
+    server = ServerThread(app).start()
+    try:
+        problem = gui_problem()
+        if problem:
+            echo(f"Cannot open the SigDesk window: {problem}. Opening your web browser instead.")
+            echo(f"SigDesk is at {server.url}/ — press Ctrl+C to stop.")
+            webbrowser.open(f"{server.url}/")
+            try:
+                server.thread.join()
+            except KeyboardInterrupt:
+                echo("Stopping SigDesk.")
+            return 0
+        import webview
+
+        window = webview.create_window(WINDOW_TITLE, f"{server.url}/", width=1280, height=800, min_size=(400, 500))
+        if on_shown is not None:
+            window.events.loaded += lambda: on_shown(window)
+        webview.start(gui=linux_gui(), private_mode=False, storage_path=str(app.extensions["sigdesk"].config.data_dir / "webview"))
+        return 0
+    finally:
+        server.stop()

@@ -1,0 +1,143 @@
+"""Request hooks that keep the product's security promises for every route at once."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import time
+
+from flask import Flask, current_app, g, redirect, request, url_for
+from flask_login import current_user
+from flask_wtf.csrf import CSRFError
+
+from sigdesk.auth import services as accounts
+from sigdesk.auth.roles import can
+from sigdesk.extensions import csrf
+from sigdesk.settings import services as settings
+from sigdesk.settings.specs import parse_networks
+from sigdesk.web import PUBLIC, cipher, db_session, error_response
+
+log = logging.getLogger(__name__)
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+ALWAYS_ALLOWED = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
+SETTINGS_TTL_SECONDS = 5.0
+SETUP_ENDPOINTS = frozenset({"auth.setup", "static", "health.healthz"})
+TWO_FACTOR_EXEMPT = frozenset({"account.two_factor", "account.two_factor_confirm", "auth.logout", "static", "health.healthz"})
+
+
+class CachedPolicy:
+    """Settings read on every request, refreshed every few seconds instead of every time."""
+
+    def __init__(self) -> None:
+        self.loaded_at = 0.0
+        self.networks: tuple = ALWAYS_ALLOWED
+        self.require_2fa = False
+        self.has_users = False
+
+    def refresh(self, force: bool = False) -> "CachedPolicy":
+        if force or time.monotonic() - self.loaded_at > SETTINGS_TTL_SECONDS or not self.has_users:
+            session = db_session()
+            text = parse_networks(settings.get(session, cipher(), "server.allowed_networks"))
+            self.networks = ALWAYS_ALLOWED + tuple(
+                ipaddress.ip_network(part, strict=False) for part in text.split(",")
+            )
+            self.require_2fa = settings.get(session, cipher(), "security.require_2fa")
+            self.has_users = accounts.user_count(session) > 0
+            self.loaded_at = time.monotonic()
+        return self
+
+
+def policy() -> CachedPolicy:
+    return current_app.extensions["sigdesk"].policy.refresh()
+
+
+def invalidate_policy() -> None:
+    current_app.extensions["sigdesk"].policy.loaded_at = 0.0
+
+
+def _ip_allowed(address: str | None, networks) -> bool:
+    if not address:
+        return False
+    try:
+        ip = ipaddress.ip_address(address.split("%")[0])
+    except ValueError:
+        return False
+    if getattr(ip, "ipv4_mapped", None):
+        ip = ip.ipv4_mapped
+    return any(ip in network for network in networks if network.version == ip.version)
+
+
+def check_allowlist():
+    current = policy()
+    if not _ip_allowed(request.remote_addr, current.networks):
+        log.warning("refused request from an address outside the allow-list")
+        return error_response(403, "This address is not allowed to use SigDesk. Ask your administrator to add it to the allowed networks.")
+    return None
+
+
+def check_csrf():
+    if request.method in SAFE_METHODS:
+        return None
+    if request.authorization is not None and current_user.is_authenticated and g.get("token_user_id") is not None:
+        return None
+    view = current_app.view_functions.get(request.endpoint or "")
+    if view is not None and getattr(view, "csrf_exempt", False):
+        return None
+    csrf.protect()
+    return None
+
+
+def check_access():
+    """Deny by default: a view that declares no permission is refused."""
+    if request.endpoint is None:
+        return None
+    view = current_app.view_functions.get(request.endpoint)
+    permission = getattr(view, "permission", None)
+    current = policy()
+    if not current.has_users and request.endpoint not in SETUP_ENDPOINTS:
+        return error_response(503, "SigDesk is not set up yet") if request.path.startswith("/api/") else redirect(url_for("auth.setup"))
+    if permission == PUBLIC:
+        return None
+    if permission is None:
+        log.error("view %s declares no permission; refusing", request.endpoint)
+        return error_response(403, "This page is not available")
+    if not current_user.is_authenticated:
+        if request.path.startswith("/api/"):
+            return error_response(401, "Authentication required: send 'Authorization: Bearer <token>'")
+        return redirect(url_for("auth.login", next=request.full_path if request.method == "GET" else None))
+    if not can(current_user.role, permission):
+        return error_response(403, "Your role does not allow this. Ask an owner or admin.")
+    if (
+        current.require_2fa
+        and not current_user.totp_enabled
+        and g.get("token_user_id") is None
+        and request.endpoint not in TWO_FACTOR_EXEMPT
+    ):
+        return redirect(url_for("account.two_factor"))
+    return None
+
+
+def security_headers(response):
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    response.headers.setdefault(
+        "Content-Security-Policy",
+        "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; style-src 'self'; "
+        "script-src 'self'; connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'self'",
+    )
+    if current_app.config.get("SESSION_COOKIE_SECURE"):
+        response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+    return response
+
+
+def install(app: Flask) -> None:
+    app.before_request(check_allowlist)
+    app.before_request(check_access)
+    app.before_request(check_csrf)
+    app.after_request(security_headers)
+
+    @app.errorhandler(CSRFError)
+    def csrf_failed(error: CSRFError):
+        return error_response(400, f"Security check failed ({error.description}). Reload the page and try again.")

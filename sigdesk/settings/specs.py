@@ -1,0 +1,80 @@
+"""Every setting SigDesk knows, with its type, default and whether it is a secret.
+
+One table so that the CLI, the admin pages and the services agree on names and types.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from typing import Any, Callable
+
+DEFAULT_ALLOWED_NETWORKS = "127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7,fe80::/10"
+
+
+class SettingError(ValueError):
+    """A setting name or value the user gave is not acceptable; the message says why."""
+
+
+def parse_bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise SettingError(f"'{text}' is not a yes/no value (use true or false)")
+
+
+def parse_int(text: str) -> int:
+    try:
+        return int(text.strip())
+    except ValueError as exc:
+        raise SettingError(f"'{text}' is not a whole number") from exc
+
+
+def parse_networks(text: str) -> str:
+    parts = [part.strip() for part in text.replace("\n", ",").split(",") if part.strip()]
+    if not parts:
+        raise SettingError("The allow-list needs at least one network (127.0.0.1 is always a good start)")
+    for part in parts:
+        try:
+            ipaddress.ip_network(part, strict=False)
+        except ValueError as exc:
+            raise SettingError(f"'{part}' is not an IP address or CIDR network") from exc
+    return ",".join(parts)
+
+
+def parse_str(text: str) -> str:
+    return text
+
+
+@dataclass(frozen=True)
+class Spec:
+    key: str
+    label: str
+    parse: Callable[[str], Any] = parse_str
+    default: Any = None
+    secret: bool = False
+
+    def to_text(self, value: Any) -> str:
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        return str(value)
+
+
+SPECS: dict[str, Spec] = {
+    spec.key: spec
+    for spec in [
+        Spec("security.require_2fa", "Require two-factor authentication for everyone", parse_bool, False),
+        Spec("server.allowed_networks", "Networks allowed to reach the LAN server", parse_networks, DEFAULT_ALLOWED_NETWORKS),
+        Spec("general.business_name", "Business name", parse_str, ""),
+    ]
+}
+
+
+def spec_for(key: str) -> Spec:
+    try:
+        return SPECS[key]
+    except KeyError:
+        known = ", ".join(sorted(SPECS))
+        raise SettingError(f"Unknown setting '{key}'. Known settings: {known}") from None

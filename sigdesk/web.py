@@ -1,0 +1,93 @@
+"""Helpers every view uses: the request's database session, access declarations, errors."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from flask import current_app, g, jsonify, render_template, request
+from flask_login import current_user
+from sqlalchemy.orm import Session
+
+from sigdesk.config import Config
+from sigdesk.crypto import Cipher
+from sigdesk.models import User
+
+View = TypeVar("View", bound=Callable[..., Any])
+PUBLIC = "public"
+
+
+def db_session() -> Session:
+    """The request's one session; views commit, teardown closes it."""
+    if "db_session" not in g:
+        g.db_session = current_app.extensions["sigdesk"].database.sessionmaker()
+    return g.db_session
+
+
+def close_db_session(_exc: BaseException | None = None) -> None:
+    session = g.pop("db_session", None)
+    if session is not None:
+        session.close()
+
+
+def app_config() -> Config:
+    return current_app.extensions["sigdesk"].config
+
+
+def cipher() -> Cipher:
+    return current_app.extensions["sigdesk"].cipher
+
+
+def requires(permission: str) -> Callable[[View], View]:
+    """Declare what a view needs; the app's access hook enforces it (see roles.py)."""
+
+    def mark(view: View) -> View:
+        view.permission = permission  # type: ignore[attr-defined]
+        return view
+
+    return mark
+
+
+public = requires(PUBLIC)
+
+
+def client_ip() -> str | None:
+    return request.remote_addr
+
+
+def wants_json() -> bool:
+    if request.path.startswith("/api/") or request.is_json:
+        return True
+    best = request.accept_mimetypes.best_match(["application/json", "text/html"])
+    return best == "application/json" and request.accept_mimetypes[best] > request.accept_mimetypes["text/html"]
+
+
+def error_response(status: int, message: str, **extra: Any):
+    if wants_json():
+        return jsonify(error=message, status=status, **extra), status
+    return render_template("error.html", status=status, message=message), status
+
+
+def actor() -> User | None:
+    """The signed-in user's row, for services and the audit log."""
+    return current_user.user if current_user.is_authenticated else None
+
+
+class LoginUser:
+    """What Flask-Login holds for a request; the session version ends old sessions on changes."""
+
+    is_authenticated = True
+    is_anonymous = False
+
+    def __init__(self, user: User) -> None:
+        self.user = user
+
+    def __getattr__(self, name: str):
+        return getattr(self.user, name)
+
+    @property
+    def is_active(self) -> bool:
+        return self.user.is_active
+
+    def get_id(self) -> str:
+        return f"{self.user.id}:{self.user.session_version}"

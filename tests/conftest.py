@@ -1,0 +1,183 @@
+"""Shared fixtures: a real database (SQLite file, or MariaDB), the app, clients and users."""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from datetime import datetime
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyotp
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from sigdesk.app import create_app
+from sigdesk.auth import services as accounts
+from sigdesk.config import Config
+from sigdesk.db import Base
+from sigdesk.server import ServerThread
+
+MYSQL_ENV = "SIGDESK_TEST_DATABASE_URL"
+BACKENDS = ["sqlite"] + (["mysql"] if os.environ.get(MYSQL_ENV) else [])
+PASSWORD = "correct horse battery"
+SHARED_DIR = Path(__file__).resolve().parents[2] / "shared"
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "database_url" in metafunc.fixturenames and metafunc.definition.get_closest_marker("database"):
+        metafunc.parametrize("database_url", BACKENDS, indirect=True)
+
+
+@pytest.fixture(scope="session")
+def mysql_url(worker_id: str) -> Iterator[str]:
+    """A database of this test worker's own on the MariaDB server, emptied before each test."""
+    base = make_url(os.environ[MYSQL_ENV])
+    name = f"sigdesk_test_{re.sub(r'[^a-z0-9]', '', worker_id)}"
+    admin = create_engine(base.set(query={"charset": "utf8mb4"}), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f"DROP DATABASE IF EXISTS {name}"))
+        connection.execute(text(f"CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"))
+    yield base.set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as connection:
+        connection.execute(text(f"DROP DATABASE IF EXISTS {name}"))
+    admin.dispose()
+
+
+def empty_mysql(url: str) -> None:
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        existing = {row[0] for row in connection.execute(text("SHOW TABLES"))}
+        connection.execute(text("SET FOREIGN_KEY_CHECKS=0"))
+        for table in reversed(Base.metadata.sorted_tables):
+            if table.name in existing:
+                connection.execute(text(f"DELETE FROM `{table.name}`"))
+        connection.execute(text("SET FOREIGN_KEY_CHECKS=1"))
+    engine.dispose()
+
+
+@pytest.fixture
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    backend = getattr(request, "param", "sqlite")
+    if backend == "mysql":
+        url = request.getfixturevalue("mysql_url")
+        empty_mysql(url)
+        return url
+    return f"sqlite:///{tmp_path / 'data' / 'sigdesk.db'}"
+
+
+@pytest.fixture
+def config(tmp_path: Path, database_url: str) -> Config:
+    return Config(data_dir=tmp_path / "data", database_url=database_url, bcrypt_rounds=4, testing=True)
+
+
+@pytest.fixture
+def app(config: Config):
+    application = create_app(config)
+    yield application
+    application.extensions["sigdesk"].database.dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner():
+    from click.testing import CliRunner
+
+    return CliRunner()
+
+
+@dataclass
+class Person:
+    email: str
+    name: str
+    role: str
+    password: str = PASSWORD
+    totp_secret: str | None = None
+
+    def totp(self, step_offset: int = 0) -> str:
+        """A code for the current 30 s step, or a neighbouring one (SigDesk accepts one step of drift)."""
+        totp = pyotp.TOTP(self.totp_secret)
+        return totp.generate_otp(totp.timecode(datetime.now()) + step_offset)
+
+
+def csrf_from(html: str) -> str:
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match, "page has no CSRF token"
+    return match.group(1)
+
+
+class Auth:
+    """Drives the app the way a person does: forms with their CSRF tokens."""
+
+    def __init__(self, app, client) -> None:
+        self.app = app
+        self.client = client
+
+    def csrf(self, path: str = "/login") -> str:
+        return csrf_from(self.client.get(path).get_data(as_text=True))
+
+    def post(self, path: str, data: dict | None = None, form_page: str | None = None, **kwargs):
+        payload = dict(data or {})
+        payload.setdefault("csrf_token", self.csrf(form_page or path))
+        return self.client.post(path, data=payload, **kwargs)
+
+    def setup_owner(self, email: str = "owner@example.com", name: str = "Olive Owner") -> Person:
+        response = self.post("/setup", {"email": email, "name": name, "password": PASSWORD, "password_confirm": PASSWORD})
+        assert response.status_code == 302, response.get_data(as_text=True)
+        return Person(email, name, "owner")
+
+    def create_user(self, role: str, email: str | None = None, name: str | None = None) -> Person:
+        email = email or f"{role}-{uuid.uuid4().hex[:6]}@example.com"
+        name = name or f"{role.title()} {email[:4]}"
+        with self.app.extensions["sigdesk"].database.session() as session:
+            accounts.create_user(session, email, name, role, PASSWORD, rounds=4)
+        return Person(email, name, role)
+
+    def login(self, person: Person, code: str | None = None):
+        response = self.post("/login", {"email": person.email, "password": person.password})
+        if code is not None or (response.status_code == 302 and "/login/verify" in response.headers["Location"]):
+            response = self.post("/login/verify", {"code": code or person.totp(1)}, form_page="/login/verify")
+        return response
+
+    def logout(self):
+        return self.post("/logout", form_page="/account/")
+
+    def enrol_totp(self, person: Person) -> list[str]:
+        page = self.client.get("/account/two-factor").get_data(as_text=True)
+        person.totp_secret = re.search(r'id="totp-secret">([A-Z2-7]+)<', page).group(1)
+        response = self.post("/account/two-factor", {"code": person.totp()}, form_page="/account/")
+        assert response.status_code == 200, response.get_data(as_text=True)
+        return re.findall(r"<code>([0-9A-F]{5}-[0-9A-F]{5})</code>", response.get_data(as_text=True))
+
+
+@pytest.fixture
+def auth(app, client) -> Auth:
+    return Auth(app, client)
+
+
+@pytest.fixture
+def owner(auth) -> Person:
+    """An owner who has completed first-run setup and is signed in."""
+    return auth.setup_owner()
+
+
+@pytest.fixture
+def live_server(app) -> Iterator[ServerThread]:
+    """The app under a real waitress server on a free loopback port."""
+    server = ServerThread(app).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def shared_dir() -> Path:
+    if not SHARED_DIR.is_dir():
+        pytest.skip(f"shared material not present at {SHARED_DIR}")
+    return SHARED_DIR
