@@ -20,7 +20,7 @@ from sigdesk.extensions import csrf, limiter, login_manager
 from sigdesk.models import User
 from sigdesk.security import CachedPolicy, install as install_security
 from sigdesk.settings.services import open_cipher
-from sigdesk.web import LoginUser, close_db_session, db_session, error_response
+from sigdesk.web import LoginUser, close_db_session, db_session, error_response, public
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +80,7 @@ def create_app(config: Config | None = None) -> Flask:
     csrf.init_app(app)
     limiter.init_app(app)
     install_security(app)
+    _mark_static_public(app)
     _register_blueprints(app)
     _register_errors(app)
 
@@ -120,6 +121,16 @@ def _init_login(app: Flask) -> None:
         session.commit()
         g.token_user_id = user.id
         return LoginUser(user)
+
+
+def _mark_static_public(app: Flask) -> None:
+    """CSS, JS and icons are needed on the login page, before anyone signs in."""
+    send = app.view_functions["static"]
+
+    def static(filename: str):
+        return send(filename=filename)
+
+    app.view_functions["static"] = public(static)
 
 
 def _register_blueprints(app: Flask) -> None:

@@ -61,7 +61,7 @@ def parse_url(url: str) -> URL:
     """Parse a database URL and add what each backend needs (utf8mb4 on MySQL)."""
     try:
         parsed = make_url(url)
-    except ArgumentError as exc:
+    except (ArgumentError, ValueError) as exc:
         raise ConfigError(f"The database URL is malformed: {exc}") from exc
     backend = parsed.get_backend_name()
     if backend not in ("sqlite", "mysql", "mariadb"):

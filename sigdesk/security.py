@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 ALWAYS_ALLOWED = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
 SETTINGS_TTL_SECONDS = 5.0
-SETUP_ENDPOINTS = frozenset({"auth.setup", "static", "health.healthz"})
+SIGN_IN_ENDPOINTS = frozenset({"auth.login", "auth.verify"})
 TWO_FACTOR_EXEMPT = frozenset({"account.two_factor", "account.two_factor_confirm", "auth.logout", "static", "health.healthz"})
 
 
@@ -95,7 +95,7 @@ def check_access():
     view = current_app.view_functions.get(request.endpoint)
     permission = getattr(view, "permission", None)
     current = policy()
-    if not current.has_users and request.endpoint not in SETUP_ENDPOINTS:
+    if not current.has_users and (permission != PUBLIC or request.endpoint in SIGN_IN_ENDPOINTS):
         return error_response(503, "SigDesk is not set up yet") if request.path.startswith("/api/") else redirect(url_for("auth.setup"))
     if permission == PUBLIC:
         return None

@@ -152,7 +152,7 @@ class Auth:
     def enrol_totp(self, person: Person) -> list[str]:
         page = self.client.get("/account/two-factor").get_data(as_text=True)
         person.totp_secret = re.search(r'id="totp-secret">([A-Z2-7]+)<', page).group(1)
-        response = self.post("/account/two-factor", {"code": person.totp()}, form_page="/account/")
+        response = self.client.post("/account/two-factor", data={"code": person.totp(), "csrf_token": csrf_from(page)})
         assert response.status_code == 200, response.get_data(as_text=True)
         return re.findall(r"<code>([0-9A-F]{5}-[0-9A-F]{5})</code>", response.get_data(as_text=True))
 

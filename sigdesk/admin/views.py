@@ -162,6 +162,8 @@ def general_settings():
             except SettingError as exc:
                 errors[key] = str(exc)
                 continue
+            if key == "security.require_2fa" and new and not old and not me.totp_enabled:
+                errors[key] = "Turn on two-factor authentication for your own account first, so you are not locked out."
             if old != new:
                 changed.append(key)
         if errors:

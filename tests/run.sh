@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Sets up everything the test suite needs, then runs it. Safe to run again; extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON="${PYTHON:-python3}"
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet -e '.[test]'
+
+# Browser and window tests use Debian's Chromium and Xvfb (never a downloaded browser).
+if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  missing=""
+  [ -x /usr/lib/chromium/chromium ] || missing="$missing chromium"
+  command -v xvfb-run >/dev/null 2>&1 || missing="$missing xvfb"
+  dpkg -s libxcb-cursor0 >/dev/null 2>&1 || missing="$missing libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxkbcommon-x11-0"
+  if [ -n "$missing" ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
+  fi
+fi
+
+exec .venv/bin/python -m pytest -n 2 "$@"
