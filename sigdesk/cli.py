@@ -100,15 +100,28 @@ def desktop(obj: Context) -> None:
 @click.option("--host", default="0.0.0.0", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535))
 @click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 64))
+@click.option("--https", "use_https", is_flag=True, help="Serve over HTTPS (with a self-signed certificate made once, unless --cert/--key).")
+@click.option("--cert", type=click.Path(dir_okay=False), help="PEM certificate (chain) for HTTPS; implies --https.")
+@click.option("--key", type=click.Path(dir_okay=False), help="PEM private key belonging to --cert.")
 @pass_context
-def serve(obj: Context, host: str, port: int, threads: int) -> None:
+def serve(obj: Context, host: str, port: int, threads: int, use_https: bool, cert: str | None, key: str | None) -> None:
     """Serve SigDesk to browsers on the office network."""
-    from sigdesk.server import serve as run_server
+    from sigdesk.server import lan_addresses, serve as run_server, serve_https
 
+    if (cert is None) != (key is None):
+        raise click.UsageError("Give both --cert and --key, or neither.")
     try:
-        run_server(obj.app(), host, port, threads, echo=click.echo)
+        if use_https or cert:
+            from sigdesk.app import create_app
+            from sigdesk.tls import certificate_for
+
+            config = obj.config(https=True)
+            pair = certificate_for(config, cert, key, lan_addresses())
+            serve_https(create_app(config), host, port, pair, threads, echo=click.echo)
+        else:
+            run_server(obj.app(), host, port, threads, echo=click.echo)
     except OSError as exc:
-        raise click.ClickException(f"Cannot listen on {host}:{port}: {exc.strerror}") from exc
+        raise click.ClickException(f"Cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
 
 
 @main.group()

@@ -1,4 +1,4 @@
-"""Run the app under waitress: in the foreground for the LAN, or in a thread for the desktop."""
+"""Run the app under waitress (plain HTTP: the LAN and the desktop) or cheroot (HTTPS: waitress has no TLS)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,17 @@ import logging
 import socket
 import threading
 import time
+from typing import TYPE_CHECKING
 
 import httpx
 from flask import Flask
+from waitress import wasyncore
 from waitress.server import create_server
+
+if TYPE_CHECKING:
+    from cheroot.wsgi import Server as CherootServer
+
+    from sigdesk.tls import CertificatePair
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +34,8 @@ class ServerThread:
         self.host = host
         self.port = self.server.effective_port
         self.thread = threading.Thread(target=self._run, name="sigdesk-server", daemon=True)
+        # Thread.is_alive() and join() are wrong after Ctrl+C interrupted a join() (CPython before 3.13)
+        self.stopped = threading.Event()
 
     @property
     def url(self) -> str:
@@ -39,6 +48,8 @@ class ServerThread:
         except OSError:
             # closing the listening socket from another thread ends the loop this way
             log.debug("server loop ended")
+        finally:
+            self.stopped.set()
 
     def start(self, timeout: float = 30.0) -> "ServerThread":
         self.thread.start()
@@ -46,8 +57,15 @@ class ServerThread:
         return self
 
     def stop(self) -> None:
-        self.server.close()
-        self.thread.join(timeout=10)
+        """Finish requests in progress, then close keep-alive connections too (the loop runs while any is open)."""
+        if self.thread.ident is None or self.stopped.is_set():
+            self.server.close()
+            self.server.task_dispatcher.shutdown()
+            return
+        self.server.accepting = False
+        self.server.task_dispatcher.shutdown()
+        self.server.trigger.pull_trigger(lambda: wasyncore.close_all(self.server._map))
+        self.stopped.wait(timeout=10)
 
 
 def wait_until_up(url: str, timeout: float = 30.0) -> None:
@@ -94,3 +112,48 @@ def serve(app: Flask, host: str, port: int, threads: int = 8, echo=print) -> Non
         echo("Stopping SigDesk.")
     finally:
         server.close()
+
+
+def _log_from_cheroot(msg: str = "", level: int = logging.INFO, traceback: bool = False) -> None:
+    # cheroot's INFO is about clients (a browser refusing the certificate, plain HTTP on the TLS port): not news
+    log.log(level if level > logging.INFO else logging.DEBUG, "%s", msg, exc_info=traceback)
+
+
+def https_server(app: Flask, host: str, port: int, pair: CertificatePair, threads: int = 8) -> CherootServer:
+    """A cheroot server speaking only TLS, already listening (port 0 picks a free one): call serve(), then stop()."""
+    # imported here so plain HTTP and the desktop do not pay for them at start-up
+    from cheroot import wsgi
+    from cheroot.ssl.builtin import BuiltinSSLAdapter
+
+    server = wsgi.Server((host, port), app, numthreads=threads, server_name="SigDesk")
+    server.error_log = _log_from_cheroot  # into SigDesk's log rather than bare on stderr
+    server.ssl_adapter = BuiltinSSLAdapter(str(pair.cert_file), str(pair.key_file))
+    server.max_request_body_size = app.config["MAX_CONTENT_LENGTH"] + 65536
+    server.prepare()
+    return server
+
+
+def serve_https(app: Flask, host: str, port: int, pair: CertificatePair, threads: int = 8, echo=print) -> None:
+    """Like serve(), over TLS; prints the certificate's fingerprint so people can check what their browser shows."""
+    server = https_server(app, host, port, pair, threads)
+    actual = server.bind_addr[1]
+    local = "127.0.0.1" if host in ("0.0.0.0", "::", "127.0.0.1", "localhost") else (f"[{host}]" if ":" in host else host)
+    echo(f"SigDesk is running on https://{local}:{actual}/")
+    if host in ("0.0.0.0", "::"):
+        for address in lan_addresses():
+            echo(f"Colleagues on the office network can open https://{address}:{actual}/")
+            if address not in pair.names:
+                echo(f"  (the certificate does not name {address}; browsers will warn about the address too)")
+    echo(f"Certificate: {pair.cert_file} (valid until {pair.not_after:%Y-%m-%d})")
+    echo(f"SHA-256 fingerprint: {pair.fingerprint}")
+    if pair.self_signed:
+        echo("The certificate is self-signed: browsers warn once; accept it only if they show this fingerprint.")
+    if pair.expired:
+        echo("Warning: the certificate has expired; browsers will refuse it until it is renewed.")
+    echo("Press Ctrl+C to stop.")
+    try:
+        server.serve()
+    except KeyboardInterrupt:
+        echo("Stopping SigDesk.")
+    finally:
+        server.stop()
