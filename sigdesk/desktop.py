@@ -33,8 +33,11 @@ def gui_problem() -> str | None:
 
 
 def linux_gui() -> str | None:
+    """Qt unless SIGDESK_GUI=gtk asks for the system's WebKitGTK (or Qt is not installed)."""
     if not sys.platform.startswith("linux"):
         return None
+    if os.environ.get("SIGDESK_GUI", "").lower() == "gtk":
+        return "gtk"
     if importlib.util.find_spec("PySide6") is not None and importlib.util.find_spec("qtpy") is not None:
         if hasattr(os, "geteuid") and os.geteuid() == 0:
             flags = os.environ.get("QTWEBENGINE_CHROMIUM_FLAGS", "")
@@ -51,10 +54,12 @@ def run(app: Flask, echo: Callable[[str], None] = print, on_shown: Callable | No
         problem = gui_problem()
         if problem:
             echo(f"Cannot open the SigDesk window: {problem}. Opening your web browser instead.")
-            echo(f"SigDesk is at {server.url}/ — press Ctrl+C to stop.")
-            webbrowser.open(f"{server.url}/")
             try:
-                server.thread.join()
+                if not webbrowser.open(f"{server.url}/"):
+                    echo("No web browser could be started; open the address below in one.")
+                echo(f"SigDesk is at {server.url}/ — press Ctrl+C to stop.")
+                while not server.stopped.wait(0.5):  # a timed wait, so Ctrl+C gets through on Windows too
+                    pass
             except KeyboardInterrupt:
                 echo("Stopping SigDesk.")
             return 0
