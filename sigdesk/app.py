@@ -17,6 +17,7 @@ from sigdesk.config import Config
 from sigdesk.crypto import Cipher
 from sigdesk.db import Database, upgrade_to_head
 from sigdesk.extensions import csrf, limiter, login_manager
+from sigdesk.jobs import Worker
 from sigdesk.models import User
 from sigdesk.security import CachedPolicy, install as install_security
 from sigdesk.settings.services import open_cipher
@@ -30,6 +31,7 @@ class AppState:
     config: Config
     database: Database
     cipher: Cipher
+    worker: Worker
     policy: CachedPolicy = field(default_factory=CachedPolicy)
 
 
@@ -73,7 +75,7 @@ def create_app(config: Config | None = None) -> Flask:
         SIGDESK_LOGIN_RATE_LIMIT=config.login_rate_limit,
         TESTING=config.testing,
     )
-    app.extensions["sigdesk"] = AppState(config=config, database=database, cipher=cipher)
+    app.extensions["sigdesk"] = AppState(config=config, database=database, cipher=cipher, worker=Worker(database))
     app.teardown_appcontext(close_db_session)
 
     _init_login(app)
@@ -138,10 +140,13 @@ def _register_blueprints(app: Flask) -> None:
     from sigdesk.admin.views import bp as admin_bp
     from sigdesk.api.views import bp as api_bp
     from sigdesk.auth.views import bp as auth_bp
+    from sigdesk.connect.views import bp as connect_bp
     from sigdesk.health import bp as health_bp
     from sigdesk.home import bp as home_bp
+    from sigdesk.inbound.views import bp as inbound_bp
+    from sigdesk.media.views import bp as media_bp
 
-    for blueprint in (health_bp, auth_bp, account_bp, admin_bp, api_bp, home_bp):
+    for blueprint in (health_bp, auth_bp, account_bp, admin_bp, api_bp, home_bp, inbound_bp, connect_bp, media_bp):
         app.register_blueprint(blueprint)
 
 

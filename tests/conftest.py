@@ -181,3 +181,13 @@ def shared_dir() -> Path:
     if not SHARED_DIR.is_dir():
         pytest.skip(f"shared material not present at {SHARED_DIR}")
     return SHARED_DIR
+
+
+@pytest.fixture
+def fake_graph():
+    """Meta's Graph API, faked over real HTTP on a loopback port."""
+    from tests.fakes.graph import FakeGraph
+
+    fake = FakeGraph().start()
+    yield fake
+    fake.stop()

@@ -1,7 +1,16 @@
 """All tables, imported here so Alembic and the app see one complete metadata."""
 
 from sigdesk.models.audit import AuditEvent, LoginEvent
+from sigdesk.models.contact import Contact
+from sigdesk.models.conversation import Conversation, ConversationStatus
+from sigdesk.models.message import Direction, MediaState, Message, MessageStatus, MessageStatusEvent, Reaction
 from sigdesk.models.setting import Setting
+from sigdesk.models.template import Template
 from sigdesk.models.user import ApiToken, RecoveryCode, Role, User
+from sigdesk.models.webhook import AccountEvent, DeliverySource, DeliveryState, WebhookCounter, WebhookDelivery
 
-__all__ = ["ApiToken", "AuditEvent", "LoginEvent", "RecoveryCode", "Role", "Setting", "User"]
+__all__ = [
+    "AccountEvent", "ApiToken", "AuditEvent", "Contact", "Conversation", "ConversationStatus", "DeliverySource",
+    "DeliveryState", "Direction", "LoginEvent", "MediaState", "Message", "MessageStatus", "MessageStatusEvent",
+    "Reaction", "RecoveryCode", "Role", "Setting", "Template", "User", "WebhookCounter", "WebhookDelivery",
+]

@@ -6,6 +6,8 @@ One table so that the CLI, the admin pages and the services agree on names and t
 from __future__ import annotations
 
 import ipaddress
+import re
+from urllib.parse import urlsplit
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -48,6 +50,28 @@ def parse_str(text: str) -> str:
     return text
 
 
+def parse_api_version(text: str) -> str:
+    cleaned = text.strip()
+    if not re.fullmatch(r"v\d{1,3}\.0", cleaned):
+        raise SettingError(f"'{text}' is not a Graph API version (like v21.0)")
+    return cleaned
+
+
+def parse_http_url(text: str) -> str:
+    cleaned = text.strip().rstrip("/")
+    parts = urlsplit(cleaned)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise SettingError(f"'{text}' is not an http(s) address like https://graph.facebook.com")
+    return cleaned
+
+
+def parse_digits(text: str) -> str:
+    cleaned = text.strip()
+    if not cleaned.isdigit() or len(cleaned) > 32:
+        raise SettingError(f"'{text}' is not a numeric ID from Meta's dashboard")
+    return cleaned
+
+
 @dataclass(frozen=True)
 class Spec:
     key: str
@@ -68,6 +92,14 @@ SPECS: dict[str, Spec] = {
         Spec("security.require_2fa", "Require two-factor authentication for everyone", parse_bool, False),
         Spec("server.allowed_networks", "Networks allowed to reach the LAN server", parse_networks, DEFAULT_ALLOWED_NETWORKS),
         Spec("general.business_name", "Business name", parse_str, ""),
+        Spec("whatsapp.app_secret", "Meta app secret (checks webhook signatures)", parse_str, None, secret=True),
+        Spec("whatsapp.verify_token", "Webhook verify token (Meta's callback setup)", parse_str, None, secret=True),
+        Spec("whatsapp.access_token", "Access token (permanent system-user token)", parse_str, None, secret=True),
+        Spec("whatsapp.phone_number_id", "Phone number ID", parse_digits, None),
+        Spec("whatsapp.waba_id", "WhatsApp Business Account ID", parse_digits, None),
+        Spec("whatsapp.api_version", "Graph API version", parse_api_version, "v21.0"),
+        Spec("whatsapp.graph_base_url", "Graph API address", parse_http_url, "https://graph.facebook.com"),
+        Spec("whatsapp.read_receipts", "Send read receipts to customers", parse_bool, True),
     ]
 }
 

@@ -1,0 +1,89 @@
+"""Settings → WhatsApp: the Meta credentials, the webhook address to paste into Meta, a connection check."""
+
+from __future__ import annotations
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+
+from sigdesk.audit.services import record
+from sigdesk.connect import services as connect
+from sigdesk.settings import services as settings
+from sigdesk.settings.specs import SPECS, SettingError, parse_bool
+from sigdesk.web import actor, cipher, client_ip, db_session, requires
+
+bp = Blueprint("connect", __name__, url_prefix="/admin/whatsapp")
+
+
+def _page(errors: dict[str, str] | None = None, check: connect.ConnectionCheck | None = None, status: int = 200):
+    session = db_session()
+    return render_template(
+        "connect/index.html",
+        plain=[(SPECS[key], settings.get(session, cipher(), key)) for key in connect.PLAIN_KEYS],
+        secrets=[(SPECS[key], settings.is_set(session, key)) for key in connect.SECRET_KEYS],
+        callback_url=request.url_root + "webhooks/whatsapp",
+        errors=errors or {},
+        check=check,
+        form=request.form,
+    ), status
+
+
+@bp.get("/")
+@requires("settings.manage")
+def index():
+    return _page()
+
+
+@bp.post("/")
+@requires("settings.manage")
+def save():
+    session = db_session()
+    errors: dict[str, str] = {}
+    changed: list[str] = []
+    for key in connect.PLAIN_KEYS + connect.SECRET_KEYS:
+        spec = SPECS[key]
+        if spec.parse is parse_bool:
+            text = "true" if request.form.get(key) else "false"
+        else:
+            text = (request.form.get(key) or "").strip()
+            if not text:
+                continue  # blank keeps what is stored: secrets are never shown back
+        try:
+            before = settings.get(session, cipher(), key)
+            after = settings.set_text(session, cipher(), key, text)
+        except SettingError as exc:
+            errors[key] = str(exc)
+            continue
+        if before != after:
+            changed.append(key)
+    if errors:
+        session.rollback()
+        return _page(errors, status=400)
+    for key in changed:
+        record(session, "settings.changed", actor=actor(), target=key, ip=client_ip())
+    session.commit()
+    _settings_changed()
+    flash("WhatsApp settings saved." if changed else "Nothing changed.")
+    return redirect(url_for("connect.index"))
+
+
+@bp.post("/verify-token")
+@requires("settings.manage")
+def new_verify_token():
+    session = db_session()
+    connect.generate_verify_token(session, cipher())
+    record(session, "settings.changed", actor=actor(), target="whatsapp.verify_token", ip=client_ip())
+    session.commit()
+    _settings_changed()
+    return render_template("connect/verify_token.html", token=settings.get(session, cipher(), "whatsapp.verify_token"),
+                           callback_url=request.url_root + "webhooks/whatsapp")
+
+
+@bp.post("/test")
+@requires("settings.manage")
+def check_connection():
+    return _page(check=connect.test_connection(db_session(), cipher()))
+
+
+def _settings_changed() -> None:
+    from sigdesk.inbound.views import invalidate_app_secret
+
+    invalidate_app_secret()

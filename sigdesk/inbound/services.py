@@ -1,0 +1,218 @@
+"""The one ingest path: every webhook delivery, direct or relayed, is stored raw and then applied here.
+
+Guarantees, in the order they matter:
+
+* The raw bytes are stored (and committed by the caller) before anything is interpreted, because
+  Meta cannot resend a webhook we lost.
+* Applying a delivery is idempotent. Messages are stored once per wamid, status events once per
+  (wamid, status), reactions once per (target, reactor), other events once per content
+  fingerprint; every side effect (unread counts, template status, ...) happens only when its row
+  was newly inserted, so a redelivery changes nothing.
+* Races between concurrent requests are settled by the database's unique constraints with
+  INSERT ... ON CONFLICT DO NOTHING (SQLite) / INSERT IGNORE (MySQL), never by reading first.
+* A message's status only climbs: queued < sending < sent < delivered < read < played, and
+  failed outranks all of them, so a failed message stays failed. Statuses that arrive before their
+  outbound message exists are kept as MessageStatusEvent rows; the send path calls
+  `replay_statuses` once it has stored the message, so nothing is lost either way.
+* Edits and revokes apply only to the sender's own message, and an older edit never replaces a
+  newer one. An edit or revoke that arrives before its target is kept as its own row (type
+  edit/revoke) and is not replayed when the target shows up.
+
+`ingest` (in sigdesk.inbound.ingest, re-exported here) is the one function both the direct webhook
+and the relay feed; this module stores deliveries and runs them through it.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+import weakref
+from contextlib import nullcontext
+from typing import Any, ContextManager
+
+from sqlalchemy import Engine, bindparam, insert, select, update
+from sqlalchemy.exc import StatementError
+from sqlalchemy.orm import Session
+
+from sigdesk.crypto import Cipher
+from sigdesk.db import UTCDateTime, utcnow
+from sigdesk.inbound.ingest import IngestResult, ingest, ingest_on, replay_statuses
+from sigdesk.inbound.prepared import Prepared, insert_ignore
+from sigdesk.models import DeliveryState, WebhookCounter, WebhookDelivery
+from sigdesk.settings import services as settings
+from sigdesk.whatsapp import types as wa
+from sigdesk.whatsapp.webhook import MalformedDelivery, parse
+
+__all__ = [
+    "IngestResult", "app_secret", "count_rejected", "describe_error", "ensure_verify_token", "ingest", "is_transient",
+    "mark_failed", "process_delivery", "rejected_count", "replay_statuses", "store_delivery", "write_lock",
+]
+
+log = logging.getLogger(__name__)
+
+BAD_SIGNATURE = "bad_signature"
+MAX_ERROR_CHARS = 2000
+
+_deliveries = WebhookDelivery.__table__
+_counters = WebhookCounter.__table__
+
+
+def _when(name: str):
+    return bindparam(name, type_=UTCDateTime())
+
+
+_SET_RESULT_STMT = (
+    update(_deliveries)
+    .where(_deliveries.c.id == bindparam("b_id"))
+    .values(
+        state=bindparam("b_state"),
+        error=bindparam("b_error"),
+        event_count=bindparam("b_events"),
+        processed_at=_when("b_now"),
+    )
+)
+_SET_RESULT = Prepared(_SET_RESULT_STMT)
+_START = Prepared(_SET_RESULT_STMT.values(attempts=_deliveries.c.attempts + 1))
+_MARK_FAILED = Prepared(
+    update(_deliveries)
+    .where(_deliveries.c.id == bindparam("b_id"))
+    .values(state=DeliveryState.FAILED.value, error=bindparam("b_error"), processed_at=_when("b_now"))
+)
+_STORE_COLUMNS = ("raw", "signature", "size", "source", "state", "error", "attempts", "event_count", "received_at")
+_STORE = Prepared(insert(_deliveries), column_keys=_STORE_COLUMNS)
+
+
+# --- settings ----------------------------------------------------------------------------------
+
+
+def ensure_verify_token(session: Session, cipher: Cipher) -> str:
+    """The token to paste into Meta's callback form; made on first use so there is no default."""
+    token = settings.get(session, cipher, "whatsapp.verify_token")
+    if not token:
+        token = secrets.token_urlsafe(24)
+        settings.set_value(session, cipher, "whatsapp.verify_token", token)
+    return token
+
+
+def app_secret(session: Session, cipher: Cipher) -> str | None:
+    return settings.get(session, cipher, "whatsapp.app_secret") or None
+
+
+def count_rejected(session: Session, name: str = BAD_SIGNATURE) -> None:
+    """Tally a refused call; refused bodies are not stored, so a flood cannot fill the disk."""
+    now = utcnow()
+    bump = update(_counters).where(_counters.c.name == name).values(count=_counters.c.count + 1, last_at=now)
+    if session.execute(bump).rowcount:
+        return
+    if insert_ignore(session.connection(), _counters, {"name": name, "count": 1, "last_at": now}) is None:
+        session.execute(bump)
+
+
+def rejected_count(session: Session, name: str = BAD_SIGNATURE) -> int:
+    return session.scalar(select(WebhookCounter.count).where(WebhookCounter.name == name)) or 0
+
+
+# --- deliveries --------------------------------------------------------------------------------
+
+_write_locks: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
+_write_locks_guard = threading.Lock()
+
+
+def write_lock(session: Session) -> ContextManager:
+    """Hold around a write transaction on SQLite, from its first statement to its commit.
+
+    SQLite takes one writer at a time and makes the others sleep in growing steps (up to 100 ms)
+    until the lock frees; queueing this process's ingest writers on a mutex instead keeps latency
+    flat under concurrent webhooks. MySQL locks rows, so there it is a no-op.
+    """
+    engine = session.get_bind()
+    if engine.dialect.name != "sqlite":
+        return nullcontext()
+    with _write_locks_guard:
+        lock = _write_locks.get(engine)
+        if lock is None:
+            lock = _write_locks[engine] = threading.Lock()
+    return lock
+
+
+def store_delivery(session: Session, raw: bytes, signature: str | None, source: str = "direct") -> int:
+    """Keep the exact bytes first and return the delivery's id; commit before processing it."""
+    result = _STORE(session.connection(), {
+        "raw": raw,
+        "signature": signature[:100] if signature else None,
+        "size": len(raw),
+        "source": source,
+        "state": DeliveryState.RECEIVED.value,
+        "error": None,
+        "attempts": 0,
+        "event_count": 0,
+        "received_at": utcnow(),
+    })
+    return result.lastrowid
+
+
+def process_delivery(
+    session: Session, delivery_id: int, raw: bytes | None = None, parsed: wa.Delivery | None = None
+) -> str:
+    """Parse (unless the caller already did) and apply a stored delivery; returns its new state.
+
+    A body that is not a JSON object is quarantined: it will never parse, and it stays stored.
+    Anything else that goes wrong raises, leaving the transaction to the caller: roll back, retry
+    when `is_transient`, otherwise `mark_failed` and commit, so the stored copy can be reprocessed.
+    """
+    conn = session.connection()
+    params: dict[str, Any] = {
+        "b_id": delivery_id, "b_state": DeliveryState.PROCESSED.value, "b_error": None, "b_events": 0, "b_now": utcnow(),
+    }
+    if parsed is None and raw is not None:
+        try:
+            parsed = parse(raw)
+        except MalformedDelivery as exc:
+            params.update(b_state=DeliveryState.QUARANTINED.value, b_error=str(exc))
+    if parsed is not None:
+        params["b_events"] = parsed.event_count
+    # The first statement writes: SQLite cannot turn a stale read into a write, MySQL locks the row.
+    # Marking it processed up front is safe: a failure below rolls the whole transaction back.
+    if _START(conn, params).rowcount != 1:
+        raise LookupError(f"webhook delivery {delivery_id} does not exist")
+    if parsed is None and raw is None:
+        try:
+            parsed = parse(conn.scalar(select(_deliveries.c.raw).where(_deliveries.c.id == delivery_id)))
+            params["b_events"] = parsed.event_count
+        except MalformedDelivery as exc:
+            params.update(b_state=DeliveryState.QUARANTINED.value, b_error=str(exc))
+        _SET_RESULT(conn, params)
+    if parsed is None:
+        return DeliveryState.QUARANTINED.value
+    ingest_on(session, conn, parsed, delivery_id)
+    return DeliveryState.PROCESSED.value
+
+
+def mark_failed(session: Session, delivery_id: int, error: BaseException | str) -> None:
+    """After rolling back a failed `process_delivery`: note why, keep the delivery for a retry."""
+    reason = describe_error(error)
+    if isinstance(error, BaseException):
+        log.error("webhook delivery %s failed to process: %s", delivery_id, reason,
+                  exc_info=None if isinstance(error, StatementError) else error)
+    _MARK_FAILED(session.connection(), {"b_id": delivery_id, "b_error": reason, "b_now": utcnow()})
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Deadlocks and lock timeouts: roll back and run the same delivery again."""
+    orig = getattr(exc, "orig", None)
+    code = orig.args[0] if orig is not None and orig.args and isinstance(orig.args[0], int) else None
+    if code in (1205, 1213):  # MySQL lock wait timeout, deadlock
+        return True
+    return "database is locked" in str(orig or exc)
+
+
+def describe_error(error: BaseException | str) -> str:
+    """The error without SQLAlchemy's copy of the bound values, which would put message bodies in logs."""
+    if isinstance(error, str):
+        text = error
+    elif isinstance(error, StatementError) and error.orig is not None:
+        text = f"{type(error.orig).__name__}: {error.orig}"
+    else:
+        text = f"{type(error).__name__}: {error}"
+    return text[:MAX_ERROR_CHARS]

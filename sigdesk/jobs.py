@@ -1,0 +1,79 @@
+"""The one background worker: durable work kept in the database, done on a thread.
+
+Work lives in tables (queued messages, pending media), so a crash or a closed window loses
+nothing; the thread only decides when to look. Tasks are plain functions that take a session
+and return how many items they handled, so tests can run them directly with run_once().
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from sigdesk.db import Database
+
+log = logging.getLogger(__name__)
+
+Task = Callable[[Session], int]
+
+
+@dataclass(frozen=True)
+class Registered:
+    name: str
+    run: Task
+
+
+class Worker:
+    def __init__(self, database: Database, idle_seconds: float = 2.0) -> None:
+        self.database = database
+        self.idle_seconds = idle_seconds
+        self.tasks: list[Registered] = []
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def register(self, name: str, task: Task) -> None:
+        self.tasks.append(Registered(name, task))
+
+    def wake(self) -> None:
+        """Called after committing new work so it starts now rather than at the next tick."""
+        self._wake.set()
+
+    def run_once(self) -> int:
+        handled = 0
+        for task in self.tasks:
+            try:
+                with self.database.session() as session:
+                    handled += task.run(session) or 0
+            except Exception:  # noqa: BLE001 - one failing task must not stop the others
+                log.exception("background task %s failed", task.name)
+        return handled
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            handled = self.run_once()
+            if handled:
+                continue
+            self._wake.wait(self.idle_seconds)
+            self._wake.clear()
+
+    def start(self) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._loop, name="sigdesk-jobs", daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()

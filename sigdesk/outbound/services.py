@@ -1,0 +1,212 @@
+"""Every outgoing WhatsApp message goes through here: checked, stored as queued, then sent by the worker.
+
+The exact Graph payload is stored before the first attempt, so a retry sends the same bytes and
+a crash cannot turn one message into two: a message found in 'sending' after a restart is never
+re-sent blindly; it waits for Meta's status webhook (matched by biz_opaque_callback_data) and is
+otherwise marked as needing a human decision.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from sigdesk.conversations.services import window_open
+from sigdesk.db import utcnow
+from sigdesk.models import Contact, Conversation, Direction, Message, MessageStatus, Template
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 8
+BATCH = 20
+INTERRUPTED = "SigDesk stopped while this message was being sent, so it may or may not have reached the customer. Check their chat before sending it again."
+WINDOW_CLOSED = (
+    "The 24-hour customer service window is closed: WhatsApp only allows approved templates until the customer writes again. "
+    "Send a template instead."
+)
+FREE_FORM = {"text", "image", "video", "audio", "document", "sticker", "interactive", "reaction", "location", "contacts"}
+
+
+class SendRefused(ValueError):
+    """The message cannot be sent as asked; the text tells the user what to do instead."""
+
+
+class Sender(Protocol):
+    def send_payload(self, payload: dict[str, Any]) -> str: ...
+
+
+def backoff(attempt: int) -> timedelta:
+    return timedelta(seconds=min(2 ** attempt, 300))
+
+
+def _recipient(contact: Contact) -> str:
+    if contact.wa_id:
+        return contact.wa_id
+    raise SendRefused("This contact has no WhatsApp number on record, so SigDesk cannot write to them first.")
+
+
+def queue(
+    session: Session,
+    conversation: Conversation,
+    kind: str,
+    content: dict[str, Any],
+    author_id: int | None = None,
+    reply_to_wamid: str | None = None,
+    now: datetime | None = None,
+) -> Message:
+    """Check Meta's rules that SigDesk can know in advance, then store the message as queued."""
+    now = now or utcnow()
+    contact = session.get(Contact, conversation.contact_id)
+    if kind not in FREE_FORM and kind != "template":
+        raise SendRefused(f"Unknown message type '{kind}'")
+    if kind in FREE_FORM and not window_open(conversation, now):
+        raise SendRefused(WINDOW_CLOSED)
+    if kind == "template":
+        _check_template(session, contact, content)
+    payload: dict[str, Any] = {
+        "messaging_product": "whatsapp",
+        "recipient_type": "individual",
+        "to": _recipient(contact),
+        "type": kind,
+        kind: content,
+    }
+    ref = uuid.uuid4().hex
+    payload["biz_opaque_callback_data"] = ref
+    if reply_to_wamid:
+        payload["context"] = {"message_id": reply_to_wamid}
+    message = Message(
+        wamid=None,
+        client_ref=ref,
+        conversation_id=conversation.id,
+        contact_id=contact.id,
+        direction=Direction.OUT.value,
+        type=kind,
+        text=_text_of(kind, content),
+        caption=content.get("caption") if isinstance(content, dict) else None,
+        details=json.dumps(content, ensure_ascii=False),
+        payload=json.dumps(payload, ensure_ascii=False),
+        reply_to_wamid=reply_to_wamid,
+        status=MessageStatus.QUEUED.value,
+        author_id=author_id,
+        attempts=0,
+        next_attempt_at=now,
+        timestamp=now,
+    )
+    session.add(message)
+    conversation.last_message_at = now
+    session.flush()
+    return message
+
+
+def _text_of(kind: str, content: dict[str, Any]) -> str | None:
+    if kind == "text":
+        return content.get("body")
+    if kind == "interactive":
+        return (content.get("body") or {}).get("text")
+    if kind == "template":
+        return f"[template {content.get('name')}]"
+    return None
+
+
+def _check_template(session: Session, contact: Contact, content: dict[str, Any]) -> None:
+    name = content.get("name")
+    language = (content.get("language") or {}).get("code")
+    template = session.scalar(select(Template).where(Template.name == name, Template.language == language))
+    if template is None:
+        raise SendRefused(f"There is no template '{name}' in {language}. Sync templates from Meta first.")
+    if (template.status or "").upper() != "APPROVED":
+        raise SendRefused(f"The template '{name}' is {(template.status or 'not approved').lower()}; only approved templates can be sent.")
+    if (template.category or "").upper() == "MARKETING" and contact.opted_out_marketing:
+        raise SendRefused("This customer has stopped marketing messages; send a utility template or wait for them to write.")
+
+
+def recover_interrupted(session: Session) -> int:
+    """At start: a message left in 'sending' may have reached Meta; never send it again on our own."""
+    result = session.execute(
+        update(Message)
+        .where(Message.direction == Direction.OUT.value, Message.status == MessageStatus.SENDING.value, Message.wamid.is_(None))
+        .values(status=MessageStatus.FAILED.value, error_explanation=INTERRUPTED, next_attempt_at=None)
+    )
+    return result.rowcount or 0
+
+
+def send_due(session: Session, sender_for, now: datetime | None = None) -> int:
+    """One worker pass: claim due messages, mark them 'sending' (committed), then call Meta."""
+    now = now or utcnow()
+    due = list(session.scalars(
+        select(Message.id)
+        .where(Message.status == MessageStatus.QUEUED.value, Message.next_attempt_at <= now)
+        .order_by(Message.next_attempt_at, Message.id)
+        .limit(BATCH)
+    ))
+    if not due:
+        return 0
+    sender = sender_for(session)
+    handled = 0
+    for message_id in due:
+        claimed = session.execute(
+            update(Message)
+            .where(Message.id == message_id, Message.status == MessageStatus.QUEUED.value)
+            .values(status=MessageStatus.SENDING.value, attempts=Message.attempts + 1)
+        ).rowcount
+        session.commit()
+        if not claimed:
+            continue
+        handled += 1
+        message = session.get(Message, message_id)
+        session.refresh(message)
+        _attempt(session, sender, message)
+        session.commit()
+    return handled
+
+
+def _attempt(session: Session, sender: Sender | None, message: Message) -> None:
+    from sigdesk.whatsapp.errors import GraphError
+
+    if sender is None:
+        _fail(message, None, "WhatsApp is not connected: set the access token and phone number ID in Settings → WhatsApp.")
+        return
+    try:
+        wamid = sender.send_payload(json.loads(message.payload))
+    except GraphError as error:
+        if error.retryable and message.attempts < MAX_ATTEMPTS:
+            message.status = MessageStatus.QUEUED.value
+            message.next_attempt_at = utcnow() + backoff(message.attempts)
+            message.error_code = error.code
+            message.error_explanation = error.human
+            log.info("send of message %s deferred (code %s, attempt %s)", message.id, error.code, message.attempts)
+        else:
+            _fail(message, error.code, error.human, error.title)
+        return
+    except ValueError as error:
+        _fail(message, None, str(error))
+        return
+    message.wamid = wamid
+    message.status = MessageStatus.SENT.value
+    message.next_attempt_at = None
+    message.error_code = None
+    message.error_explanation = None
+    session.flush()
+    apply_early_statuses(session, message)
+
+
+def _fail(message: Message, code: int | None, explanation: str, title: str | None = None) -> None:
+    message.status = MessageStatus.FAILED.value
+    message.next_attempt_at = None
+    message.error_code = code
+    message.error_title = title
+    message.error_explanation = explanation
+    log.info("message %s failed (code %s)", message.id, code)
+
+
+def apply_early_statuses(session: Session, message: Message) -> None:
+    """Statuses can arrive before Meta's send response is stored; apply any already kept."""
+    from sigdesk.inbound.services import replay_statuses
+
+    replay_statuses(session, message.wamid)

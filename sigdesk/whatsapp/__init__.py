@@ -1,0 +1,1 @@
+"""WhatsApp Cloud API: the Graph client, webhook verification and parsing. Knows nothing of Flask."""

@@ -1,0 +1,78 @@
+import pytest
+
+from tests.fakes.graph import PHONE_NUMBER_ID, TOKEN, VERIFIED_NAME, WABA_ID
+
+
+def connect_form(fake_graph, **overrides):
+    form = {
+        "whatsapp.phone_number_id": PHONE_NUMBER_ID,
+        "whatsapp.waba_id": WABA_ID,
+        "whatsapp.api_version": "v21.0",
+        "whatsapp.graph_base_url": fake_graph.url,
+        "whatsapp.read_receipts": "true",
+        "whatsapp.access_token": TOKEN,
+        "whatsapp.app_secret": "app-secret-0123456789",
+    }
+    form.update(overrides)
+    return form
+
+
+def test_admin_connects_and_the_check_shows_the_number(auth, client, owner, fake_graph):
+    response = auth.post("/admin/whatsapp/", connect_form(fake_graph), form_page="/admin/whatsapp/")
+    assert response.status_code == 302
+    page = auth.post("/admin/whatsapp/test", form_page="/admin/whatsapp/").get_data(as_text=True)
+    assert VERIFIED_NAME.replace("'", "&#39;") in page and "+1 555-010-0199" in page
+
+
+def test_an_expired_token_is_explained(auth, client, owner, fake_graph):
+    auth.post("/admin/whatsapp/", connect_form(fake_graph, **{"whatsapp.access_token": "old-token"}), form_page="/admin/whatsapp/")
+    page = auth.post("/admin/whatsapp/test", form_page="/admin/whatsapp/").get_data(as_text=True)
+    assert "access token has expired" in page and "190" in page
+
+
+def test_the_check_names_what_is_missing(auth, client, owner):
+    page = auth.post("/admin/whatsapp/test", form_page="/admin/whatsapp/").get_data(as_text=True)
+    assert "not connected yet" in page and "whatsapp.access_token" in page
+
+
+def test_secrets_are_never_shown_back_and_are_encrypted_in_the_file(auth, client, owner, fake_graph, app, config):
+    auth.post("/admin/whatsapp/", connect_form(fake_graph), form_page="/admin/whatsapp/")
+    page = client.get("/admin/whatsapp/").get_data(as_text=True)
+    assert TOKEN not in page and "app-secret-0123456789" not in page
+    app.extensions["sigdesk"].database.dispose()
+    raw = b"".join(path.read_bytes() for path in config.data_dir.glob("sigdesk.db*"))
+    assert TOKEN.encode() not in raw and b"app-secret-0123456789" not in raw
+
+
+def test_blank_secret_fields_keep_the_stored_secret(auth, client, owner, fake_graph):
+    auth.post("/admin/whatsapp/", connect_form(fake_graph), form_page="/admin/whatsapp/")
+    auth.post("/admin/whatsapp/", connect_form(fake_graph, **{"whatsapp.access_token": ""}), form_page="/admin/whatsapp/")
+    page = auth.post("/admin/whatsapp/test", form_page="/admin/whatsapp/").get_data(as_text=True)
+    assert "Connected to" in page
+
+
+@pytest.mark.parametrize(("key", "value", "message"), [
+    ("whatsapp.api_version", "21", "not a Graph API version"),
+    ("whatsapp.graph_base_url", "ftp://graph", "not an http(s) address"),
+    ("whatsapp.phone_number_id", "12ab", "not a numeric ID"),
+])
+def test_bad_values_are_refused_and_nothing_changes(auth, client, owner, fake_graph, key, value, message):
+    auth.post("/admin/whatsapp/", connect_form(fake_graph), form_page="/admin/whatsapp/")
+    response = auth.post("/admin/whatsapp/", connect_form(fake_graph, **{key: value, "whatsapp.waba_id": "999"}), form_page="/admin/whatsapp/")
+    assert response.status_code == 400 and message in response.get_data(as_text=True)
+    assert 'value="999"' not in client.get("/admin/whatsapp/").get_data(as_text=True)
+
+
+def test_verify_token_is_generated_and_shown_once(auth, client, owner):
+    page = auth.post("/admin/whatsapp/verify-token", form_page="/admin/whatsapp/").get_data(as_text=True)
+    token = page.split('id="verify-token" class="secret">')[1].split("<")[0]
+    assert len(token) >= 24
+    response = client.get(f"/webhooks/whatsapp?hub.mode=subscribe&hub.verify_token={token}&hub.challenge=1158201444")
+    assert response.status_code == 200 and response.get_data(as_text=True) == "1158201444"
+    assert token not in client.get("/admin/whatsapp/").get_data(as_text=True)
+
+
+def test_settings_changes_are_audited_without_values(auth, client, owner, fake_graph):
+    auth.post("/admin/whatsapp/", connect_form(fake_graph), form_page="/admin/whatsapp/")
+    audit = client.get("/admin/audit?action=settings.changed").get_data(as_text=True)
+    assert "whatsapp.access_token" in audit and TOKEN not in audit

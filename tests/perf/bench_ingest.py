@@ -1,0 +1,324 @@
+"""Webhook ingest benchmark: signed deliveries against SigDesk under waitress, compared with bare Flask.
+
+Run from the project root:
+
+    .venv/bin/python tests/perf/bench_ingest.py                     # SQLite in a temp dir, 20,000 deliveries
+    .venv/bin/python tests/perf/bench_ingest.py --count 2000        # quicker
+    .venv/bin/python tests/perf/bench_ingest.py --db mysql+pymysql://root@127.0.0.1:3306/sigdesk_bench
+
+The server runs in a subprocess so the client's threads do not share its GIL. Deliveries are drawn
+from /work/shared/meta-webhooks (or tests/fixtures/webhooks when that is absent) with every wamid
+rewritten to be unique; 10% are sent a second time to exercise deduplication. At the end the
+database must hold exactly the expected messages, status events and deliveries.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from sigdesk.whatsapp.webhook import parse, signature_header  # noqa: E402
+
+SECRET = "bench-app-secret"
+SHARED = ROOT.parent / "shared" / "meta-webhooks"
+FIXTURES = ROOT / "tests" / "fixtures" / "webhooks"
+
+
+# --- server side (subprocess) ------------------------------------------------------------------
+
+
+def serve(kind: str, data_dir: str, db_url: str | None, threads: int) -> None:
+    import logging
+
+    if os.environ.get("BENCH_SWITCH_INTERVAL"):
+        sys.setswitchinterval(float(os.environ["BENCH_SWITCH_INTERVAL"]))
+
+    logging.basicConfig(level=logging.ERROR)
+    from flask import Flask
+
+    from sigdesk.server import ServerThread
+
+    if kind == "bare":
+        app = Flask("bare")
+        app.config["MAX_CONTENT_LENGTH"] = 16 * 1024 * 1024
+
+        @app.get("/healthz")
+        def healthz():
+            return "ok"
+
+        @app.post("/webhooks/whatsapp")
+        def hook():
+            from flask import request
+
+            request.get_data(cache=False)
+            return "ok"
+    else:
+        from sigdesk.app import create_app
+        from sigdesk.auth import services as accounts
+        from sigdesk.config import Config
+        from sigdesk.settings import services as settings
+
+        config = Config.from_env(data_dir=data_dir, database_url=db_url, bcrypt_rounds=4)
+        app = create_app(config)
+        state = app.extensions["sigdesk"]
+        if os.environ.get("BENCH_COUNT_CONNECTS"):
+            import atexit
+
+            from sqlalchemy import event
+
+            connects = []
+            event.listen(state.database.engine, "connect", lambda *a: connects.append(1))
+            atexit.register(lambda: print("connects", len(connects), file=sys.stderr))
+        with state.database.session() as session:
+            if accounts.user_count(session) == 0:
+                accounts.create_user(session, "bench@example.com", "Bench", "owner", "correct horse battery", rounds=4)
+            settings.set_value(session, state.cipher, "whatsapp.app_secret", SECRET)
+    server = ServerThread(app, threads=threads).start()
+    print(server.port, flush=True)
+    sys.stdin.read()  # run until the parent closes our stdin
+    server.stop()
+
+
+def start_server(kind: str, data_dir: str, db_url: str | None, threads: int) -> tuple[subprocess.Popen, str]:
+    args = [sys.executable, __file__, "--serve", kind, "--data-dir", data_dir, "--threads", str(threads)]
+    if db_url:
+        args += ["--db", db_url]
+    proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    port = proc.stdout.readline().strip()
+    if not port.isdigit():
+        proc.kill()
+        raise SystemExit(f"{kind} server did not start")
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    proc.stdin.close()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+# --- deliveries --------------------------------------------------------------------------------
+
+
+def corpus() -> list[dict]:
+    folder = SHARED if SHARED.is_dir() else FIXTURES
+    bodies = []
+    for path in sorted(folder.rglob("*.json")):
+        data = json.loads(path.read_bytes())
+        if isinstance(data, dict) and isinstance(data.get("entry"), list):
+            bodies.append(data)
+    if not bodies:
+        raise SystemExit(f"no webhook bodies under {folder}")
+    print(f"corpus: {len(bodies)} bodies from {folder}")
+    return bodies
+
+
+def uniquify(body: dict, serial: int) -> dict:
+    """Give every message and status its own wamid so each delivery stores new rows."""
+    body = json.loads(json.dumps(body))
+    for entry in body.get("entry", []):
+        for change in entry.get("changes", []) if isinstance(entry, dict) else []:
+            value = change.get("value") if isinstance(change, dict) else None
+            if not isinstance(value, dict):
+                continue
+            for key in ("messages", "message_echoes", "statuses"):
+                for index, item in enumerate(value.get(key) or []):
+                    if isinstance(item, dict) and "id" in item:
+                        item["id"] = f"wamid.bench.{serial}.{key[0]}{index}"
+            for item in value.get("user_preferences") or []:
+                if isinstance(item, dict):
+                    item["timestamp"] = 1731705721 + serial
+            if "event" in value or "message_template_name" in value:
+                value["bench_serial"] = serial  # distinct account/template events, as in real life
+    return body
+
+
+def build(count: int, redeliver: float, seed: int = 7) -> tuple[list[bytes], dict[str, int]]:
+    bodies = corpus()
+    rng = random.Random(seed)
+    originals = [json.dumps(uniquify(bodies[i % len(bodies)], i)).encode() for i in range(count)]
+    wamids: set[str] = set()
+    statuses: set[tuple[str, str]] = set()
+    events = 0
+    for raw in originals:
+        parsed = parse(raw)
+        events += parsed.event_count
+        for message in parsed.messages:
+            if message.type != "reaction" and (message.wa_id or message.user_id):
+                wamids.add(message.wamid)
+        for status in parsed.statuses:
+            statuses.add((status.wamid, status.status))
+    again = rng.sample(originals, int(count * redeliver))
+    sends = originals + again
+    rng.shuffle(sends)
+    expected = {"messages": len(wamids), "status_events": len(statuses), "deliveries": len(sends)}
+    expected["events"] = events + sum(parse(raw).event_count for raw in again)
+    return sends, expected
+
+
+# --- client ------------------------------------------------------------------------------------
+
+
+def blast(url: str, sends: list[bytes], concurrency: int) -> tuple[float, list[float], dict[int, int]]:
+    signed = [(raw, signature_header(SECRET, raw)) for raw in sends]
+    next_index = iter(range(len(signed)))
+    lock = threading.Lock()
+    latencies: list[float] = []
+    codes: dict[int, int] = {}
+
+    def worker() -> None:
+        mine: list[float] = []
+        my_codes: dict[int, int] = {}
+        with httpx.Client(base_url=url, timeout=60) as client:
+            while True:
+                with lock:
+                    index = next(next_index, None)
+                if index is None:
+                    break
+                raw, signature = signed[index]
+                started = time.perf_counter()
+                response = client.post(
+                    "/webhooks/whatsapp", content=raw,
+                    headers={"Content-Type": "application/json", "X-Hub-Signature-256": signature},
+                )
+                mine.append(time.perf_counter() - started)
+                my_codes[response.status_code] = my_codes.get(response.status_code, 0) + 1
+        with lock:
+            latencies.extend(mine)
+            for code, n in my_codes.items():
+                codes[code] = codes.get(code, 0) + n
+
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return time.perf_counter() - started, latencies, codes
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def count_rows(db_url: str) -> dict[str, int]:
+    from sqlalchemy import func, select
+
+    from sigdesk.db import Database
+    from sigdesk.models import Message, MessageStatusEvent, WebhookDelivery
+
+    database = Database(db_url)
+    try:
+        with database.session() as session:
+            counts = {
+                "messages": session.scalar(select(func.count()).select_from(Message)),
+                "status_events": session.scalar(select(func.count()).select_from(MessageStatusEvent)),
+                "deliveries": session.scalar(select(func.count()).select_from(WebhookDelivery)),
+                "not_processed": session.scalar(
+                    select(func.count()).select_from(WebhookDelivery).where(WebhookDelivery.state != "processed")
+                ),
+            }
+    finally:
+        database.dispose()
+    return counts
+
+
+def reset_mysql(url: str) -> None:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    admin = create_engine(parsed.set(database=None, query={"charset": "utf8mb4"}), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f"DROP DATABASE IF EXISTS `{parsed.database}`"))
+        connection.execute(text(f"CREATE DATABASE `{parsed.database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"))
+    admin.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--count", type=int, default=20000)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--redeliver", type=float, default=0.10)
+    parser.add_argument("--threads", type=int, default=8, help="waitress worker threads")
+    parser.add_argument("--db", help="database URL (default: SQLite in a temp dir); a MySQL database is recreated")
+    parser.add_argument("--serve", choices=["sigdesk", "bare"], help=argparse.SUPPRESS)
+    parser.add_argument("--data-dir", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve(args.serve, args.data_dir, args.db, args.threads)
+        return
+
+    sends, expected = build(args.count, args.redeliver)
+    with tempfile.TemporaryDirectory(prefix="sigdesk-bench-") as tmp:
+        db_url = args.db or f"sqlite:///{Path(tmp) / 'sigdesk.db'}"
+        if db_url.startswith("mysql"):
+            reset_mysql(db_url)
+        results = {}
+        for kind in ("bare", "sigdesk"):
+            proc, url = start_server(kind, tmp, db_url, args.threads)
+            try:
+                blast(url, sends[: min(len(sends), 500)], args.concurrency)  # warm-up
+                if kind == "sigdesk":
+                    # the warm-up stored rows too: start the measured run on an empty schema
+                    stop_server(proc)
+                    _empty(db_url)
+                    proc, url = start_server(kind, tmp, db_url, args.threads)
+                elapsed, latencies, codes = blast(url, sends, args.concurrency)
+            finally:
+                stop_server(proc)
+            results[kind] = (elapsed, latencies, codes)
+            rate = len(sends) / elapsed
+            print(
+                f"{kind:8s} {len(sends)} requests in {elapsed:.1f} s: {rate:,.0f} req/s, "
+                f"p50 {percentile(latencies, 0.5) * 1000:.1f} ms, p99 {percentile(latencies, 0.99) * 1000:.1f} ms, "
+                f"codes {codes}"
+            )
+        elapsed = results["sigdesk"][0]
+        print(f"events/s: {expected['events'] / elapsed:,.0f} ({expected['events']} events incl. redeliveries)")
+        ratio = (len(sends) / elapsed) / (len(sends) / results["bare"][0])
+        print(f"ratio to bare Flask: {ratio:.2f}")
+        stored = count_rows(db_url)
+        print(f"stored {stored} expected {expected}")
+        exact = all(stored[key] == expected[key] for key in ("messages", "status_events", "deliveries"))
+        print("stored counts exact:", "yes" if exact and stored["not_processed"] == 0 else "NO")
+        if not exact:
+            sys.exit(1)
+
+
+def _empty(db_url: str) -> None:
+    from sqlalchemy import delete
+
+    import sigdesk.models  # noqa: F401  (registers every table)
+    from sigdesk.db import Base, Database
+
+    database = Database(db_url)
+    keep = {"users", "settings", "alembic_version"}
+    try:
+        with database.session() as session:
+            for table in reversed(Base.metadata.sorted_tables):
+                if table.name not in keep:
+                    session.execute(delete(table))
+    finally:
+        database.dispose()
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    main()
