@@ -85,6 +85,7 @@ def create_app(config: Config | None = None) -> Flask:
     _mark_static_public(app)
     _register_blueprints(app)
     _register_errors(app)
+    _register_jobs(app)
 
     @app.context_processor
     def globals_for_templates():
@@ -145,9 +146,25 @@ def _register_blueprints(app: Flask) -> None:
     from sigdesk.home import bp as home_bp
     from sigdesk.inbound.views import bp as inbound_bp
     from sigdesk.media.views import bp as media_bp
+    from sigdesk.message_templates.views import bp as templates_bp
 
-    for blueprint in (health_bp, auth_bp, account_bp, admin_bp, api_bp, home_bp, inbound_bp, connect_bp, media_bp):
+    for blueprint in (health_bp, auth_bp, account_bp, admin_bp, api_bp, home_bp, inbound_bp, connect_bp, media_bp, templates_bp):
         app.register_blueprint(blueprint)
+
+
+def _register_jobs(app: Flask) -> None:
+    from sigdesk.connect.services import client_or_none
+    from sigdesk.media.services import fetch_pending
+    from sigdesk.outbound.services import recover_interrupted, send_due
+
+    state: AppState = app.extensions["sigdesk"]
+
+    def client_for(session):
+        return client_or_none(session, state.cipher)
+
+    state.worker.on_start("recover interrupted sends", recover_interrupted)
+    state.worker.register("send messages", lambda session: send_due(session, client_for))
+    state.worker.register("fetch media", lambda session: fetch_pending(session, client_for, state.config.data_dir))
 
 
 def _register_errors(app: Flask) -> None:

@@ -32,6 +32,7 @@ class Worker:
         self.database = database
         self.idle_seconds = idle_seconds
         self.tasks: list[Registered] = []
+        self.startup: list[Registered] = []
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -39,13 +40,17 @@ class Worker:
     def register(self, name: str, task: Task) -> None:
         self.tasks.append(Registered(name, task))
 
+    def on_start(self, name: str, task: Task) -> None:
+        """Run once each time the worker starts, before the first pass (e.g. crash recovery)."""
+        self.startup.append(Registered(name, task))
+
     def wake(self) -> None:
         """Called after committing new work so it starts now rather than at the next tick."""
         self._wake.set()
 
-    def run_once(self) -> int:
+    def run_once(self, tasks: list[Registered] | None = None) -> int:
         handled = 0
-        for task in self.tasks:
+        for task in self.tasks if tasks is None else tasks:
             try:
                 with self.database.session() as session:
                     handled += task.run(session) or 0
@@ -54,6 +59,7 @@ class Worker:
         return handled
 
     def _loop(self) -> None:
+        self.run_once(self.startup)
         while not self._stop.is_set():
             handled = self.run_once()
             if handled:

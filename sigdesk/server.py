@@ -36,6 +36,7 @@ class ServerThread:
         self.thread = threading.Thread(target=self._run, name="sigdesk-server", daemon=True)
         # Thread.is_alive() and join() are wrong after Ctrl+C interrupted a join() (CPython before 3.13)
         self.stopped = threading.Event()
+        self.worker = app.extensions["sigdesk"].worker
 
     @property
     def url(self) -> str:
@@ -54,10 +55,12 @@ class ServerThread:
     def start(self, timeout: float = 30.0) -> "ServerThread":
         self.thread.start()
         wait_until_up(f"{self.url}/healthz", timeout)
+        self.worker.start()
         return self
 
     def stop(self) -> None:
         """Finish requests in progress, then close keep-alive connections too (the loop runs while any is open)."""
+        self.worker.stop()
         if self.thread.ident is None or self.stopped.is_set():
             self.server.close()
             self.server.task_dispatcher.shutdown()
@@ -106,11 +109,14 @@ def serve(app: Flask, host: str, port: int, threads: int = 8, echo=print) -> Non
         for address in lan_addresses():
             echo(f"Colleagues on the office network can open http://{address}:{actual}/")
     echo("Press Ctrl+C to stop.")
+    worker = app.extensions["sigdesk"].worker
+    worker.start()
     try:
         server.run()
     except KeyboardInterrupt:
         echo("Stopping SigDesk.")
     finally:
+        worker.stop()
         server.close()
 
 
@@ -151,9 +157,12 @@ def serve_https(app: Flask, host: str, port: int, pair: CertificatePair, threads
     if pair.expired:
         echo("Warning: the certificate has expired; browsers will refuse it until it is renewed.")
     echo("Press Ctrl+C to stop.")
+    worker = app.extensions["sigdesk"].worker
+    worker.start()
     try:
         server.serve()
     except KeyboardInterrupt:
         echo("Stopping SigDesk.")
     finally:
+        worker.stop()
         server.stop()

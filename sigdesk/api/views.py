@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, jsonify, request
-from sqlalchemy import select
+from flask import Blueprint, abort, current_app, jsonify, request
 
 from sigdesk.api.openapi import document
+from sigdesk.connect.services import NotConnected, client_or_none, graph_client
 from sigdesk.conversations import services as conversations
-from sigdesk.models import Template
-from sigdesk.web import actor, db_session, public, requires
+from sigdesk.message_templates import services as templates
+from sigdesk.models import Message
+from sigdesk.outbound import services as outbound
+from sigdesk.settings import services as settings
+from sigdesk.web import actor, cipher, db_session, error_response, public, requires
+from sigdesk.whatsapp.errors import GraphError
+from sigdesk.whatsapp.media import LIMITS, check_media
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -69,9 +74,97 @@ def list_messages(conversation_id: int):
 @bp.get("/templates")
 @requires("api.use")
 def list_templates():
-    rows = db_session().scalars(select(Template).order_by(Template.name, Template.language))
-    return jsonify(templates=[
-        {"id": row.id, "name": row.name, "language": row.language, "category": row.category, "status": row.status,
-         "quality": row.quality, "rejected_reason": row.rejected_reason}
-        for row in rows
-    ])
+    return jsonify(templates=[templates.data(row) for row in templates.list_all(db_session())])
+
+
+def _json_body() -> dict:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        abort(400, description="Send a JSON object with Content-Type: application/json")
+    return body
+
+
+@bp.post("/conversations/<int:conversation_id>/messages")
+@requires("api.use")
+def send_message(conversation_id: int):
+    """Queue a message; the worker sends it. Answers 202 with the stored message (status 'queued')."""
+    conversation = _visible_conversation(conversation_id)
+    body = _json_body()
+    if isinstance(body.get("text"), str):
+        kind, content = "text", {"body": body["text"], "preview_url": bool(body.get("preview_url"))}
+    else:
+        kind = body.get("type")
+        content = body.get(kind) if isinstance(kind, str) else None
+        if not isinstance(kind, str) or content is None:
+            abort(400, description="Give 'text', or 'type' and an object of that name (see the OpenAPI document)")
+        if kind == "contacts":
+            content = {"contacts": content}
+    reply_to = body.get("reply_to")
+    if reply_to is not None and not isinstance(reply_to, str):
+        abort(400, description="'reply_to' must be a message's wamid")
+    session = db_session()
+    try:
+        message = outbound.queue(session, conversation, kind, content, author_id=actor().id, reply_to_wamid=reply_to)
+    except outbound.SendRefused as exc:
+        session.rollback()
+        return error_response(422, str(exc))
+    session.commit()
+    current_app.extensions["sigdesk"].worker.wake()
+    return jsonify(conversations.message_data(message)), 202
+
+
+@bp.post("/conversations/<int:conversation_id>/read")
+@requires("api.use")
+def mark_read(conversation_id: int):
+    conversation = _visible_conversation(conversation_id)
+    session = db_session()
+    receipts = settings.get(session, cipher(), "whatsapp.read_receipts")
+    client = client_or_none(session, cipher()) if receipts else None
+    try:
+        outbound.mark_read(session, conversation, client, receipts)
+    finally:
+        if client is not None:
+            client.close()
+    session.commit()
+    return jsonify(id=conversation.id, unread_count=0, receipt_sent=bool(client))
+
+
+@bp.post("/conversations/<int:conversation_id>/messages/<int:message_id>/retry")
+@requires("api.use")
+def retry_message(conversation_id: int, message_id: int):
+    conversation = _visible_conversation(conversation_id)
+    session = db_session()
+    message = session.get(Message, message_id)
+    if message is None or message.conversation_id != conversation.id:
+        abort(404, description="No such message in this conversation")
+    try:
+        outbound.retry(session, message)
+    except outbound.SendRefused as exc:
+        session.rollback()
+        return error_response(422, str(exc))
+    session.commit()
+    current_app.extensions["sigdesk"].worker.wake()
+    return jsonify(conversations.message_data(message)), 202
+
+
+@bp.post("/media")
+@requires("api.use")
+def upload_media():
+    """Check an attachment locally (real type, size) before it is uploaded to Meta; returns the media id."""
+    upload = request.files.get("file")
+    kind = request.form.get("type", "")
+    if upload is None or kind not in LIMITS:
+        abort(400, description=f"Send multipart form data with 'file' and 'type' (one of {', '.join(LIMITS)})")
+    data = upload.read(LIMITS[kind] + 1)
+    check = check_media(data, upload.mimetype, None, kind)
+    if not check.ok:
+        return error_response(422, f"This file cannot be sent as {kind}: {check.reason}.")
+    session = db_session()
+    try:
+        with graph_client(session, cipher()) as client:
+            media_id = client.upload_media(data, upload.mimetype or check.sniffed, upload.filename or kind)
+    except NotConnected as exc:
+        return error_response(409, str(exc))
+    except GraphError as exc:
+        return error_response(502, exc.human)
+    return jsonify(id=media_id, mime_type=upload.mimetype, size=check.size), 201

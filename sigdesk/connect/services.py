@@ -37,6 +37,14 @@ def graph_client(session: Session, cipher: Cipher) -> GraphClient:
     )
 
 
+def client_or_none(session: Session, cipher: Cipher) -> GraphClient | None:
+    """For background work: no connection yet means nothing to do, not an error."""
+    try:
+        return graph_client(session, cipher)
+    except NotConnected:
+        return None
+
+
 def generate_verify_token(session: Session, cipher: Cipher) -> str:
     token = secrets.token_urlsafe(24)
     settings.set_text(session, cipher, "whatsapp.verify_token", token)

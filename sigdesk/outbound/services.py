@@ -12,14 +12,18 @@ import json
 import logging
 import uuid
 from datetime import datetime, timedelta
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from sigdesk.conversations.services import window_open
+from sigdesk.inbound.services import replay_statuses
 from sigdesk.db import utcnow
 from sigdesk.models import Contact, Conversation, Direction, Message, MessageStatus, Template
+from sigdesk.whatsapp.client import InvalidMessage, validate_message
+from sigdesk.whatsapp.errors import GraphError
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +43,8 @@ class SendRefused(ValueError):
 
 class Sender(Protocol):
     def send_payload(self, payload: dict[str, Any]) -> str: ...
+
+    def mark_read(self, wamid: str) -> None: ...
 
 
 def backoff(attempt: int) -> timedelta:
@@ -69,12 +75,16 @@ def queue(
         raise SendRefused(WINDOW_CLOSED)
     if kind == "template":
         _check_template(session, contact, content)
+    try:
+        validate_message(kind, content["contacts"] if kind == "contacts" else content)
+    except (InvalidMessage, KeyError, TypeError) as exc:
+        raise SendRefused(str(exc) if isinstance(exc, InvalidMessage) else "Send at least one contact card") from exc
     payload: dict[str, Any] = {
         "messaging_product": "whatsapp",
         "recipient_type": "individual",
         "to": _recipient(contact),
         "type": kind,
-        kind: content,
+        kind: content["contacts"] if kind == "contacts" else content,
     }
     ref = uuid.uuid4().hex
     payload["biz_opaque_callback_data"] = ref
@@ -136,7 +146,7 @@ def recover_interrupted(session: Session) -> int:
     return result.rowcount or 0
 
 
-def send_due(session: Session, sender_for, now: datetime | None = None) -> int:
+def send_due(session: Session, sender_for: Callable[[Session], Sender | None], now: datetime | None = None) -> int:
     """One worker pass: claim due messages, mark them 'sending' (committed), then call Meta."""
     now = now or utcnow()
     due = list(session.scalars(
@@ -148,6 +158,14 @@ def send_due(session: Session, sender_for, now: datetime | None = None) -> int:
     if not due:
         return 0
     sender = sender_for(session)
+    try:
+        return _send_claimed(session, sender, due)
+    finally:
+        if sender is not None and hasattr(sender, "close"):
+            sender.close()
+
+
+def _send_claimed(session: Session, sender: Sender | None, due: list[int]) -> int:
     handled = 0
     for message_id in due:
         claimed = session.execute(
@@ -167,8 +185,6 @@ def send_due(session: Session, sender_for, now: datetime | None = None) -> int:
 
 
 def _attempt(session: Session, sender: Sender | None, message: Message) -> None:
-    from sigdesk.whatsapp.errors import GraphError
-
     if sender is None:
         _fail(message, None, "WhatsApp is not connected: set the access token and phone number ID in Settings → WhatsApp.")
         return
@@ -207,6 +223,37 @@ def _fail(message: Message, code: int | None, explanation: str, title: str | Non
 
 def apply_early_statuses(session: Session, message: Message) -> None:
     """Statuses can arrive before Meta's send response is stored; apply any already kept."""
-    from sigdesk.inbound.services import replay_statuses
-
     replay_statuses(session, message.wamid)
+
+
+def retry(session: Session, message: Message, now: datetime | None = None) -> None:
+    """A person decided to send a failed message again (after checking the customer's chat)."""
+    if message.direction != Direction.OUT.value or message.status != MessageStatus.FAILED.value:
+        raise SendRefused("Only failed outgoing messages can be sent again")
+    conversation = session.get(Conversation, message.conversation_id)
+    if message.type != "template" and not window_open(conversation, now):
+        raise SendRefused(WINDOW_CLOSED)
+    message.status = MessageStatus.QUEUED.value
+    message.attempts = 0
+    message.next_attempt_at = now or utcnow()
+    message.error_code = message.error_title = message.error_explanation = None
+    session.flush()
+
+
+def mark_read(session: Session, conversation: Conversation, sender: Sender | None, receipts: bool) -> None:
+    """Clear the unread count; tell the customer only when the business wants read receipts."""
+    conversation.unread_count = 0
+    session.flush()
+    if not receipts or sender is None:
+        return
+    latest = session.scalar(
+        select(Message.wamid)
+        .where(Message.conversation_id == conversation.id, Message.direction == Direction.IN.value, Message.wamid.is_not(None))
+        .order_by(Message.timestamp.desc(), Message.id.desc())
+        .limit(1)
+    )
+    if latest:
+        try:
+            sender.mark_read(latest)
+        except GraphError as error:
+            log.info("read receipt not sent (code %s)", error.code)

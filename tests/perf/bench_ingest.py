@@ -41,54 +41,53 @@ FIXTURES = ROOT / "tests" / "fixtures" / "webhooks"
 
 
 def serve(kind: str, data_dir: str, db_url: str | None, threads: int) -> None:
+    """Run one server until the parent closes our stdin, after printing the port it listens on."""
     import logging
 
-    if os.environ.get("BENCH_SWITCH_INTERVAL"):
-        sys.setswitchinterval(float(os.environ["BENCH_SWITCH_INTERVAL"]))
-
     logging.basicConfig(level=logging.ERROR)
-    from flask import Flask
-
-    from sigdesk.server import ServerThread
-
     if kind == "bare":
-        app = Flask("bare")
-        app.config["MAX_CONTENT_LENGTH"] = 16 * 1024 * 1024
-
-        @app.get("/healthz")
-        def healthz():
-            return "ok"
-
-        @app.post("/webhooks/whatsapp")
-        def hook():
-            from flask import request
-
-            request.get_data(cache=False)
-            return "ok"
+        serve_bare(threads)
     else:
-        from sigdesk.app import create_app
-        from sigdesk.auth import services as accounts
-        from sigdesk.config import Config
-        from sigdesk.settings import services as settings
+        serve_sigdesk(data_dir, db_url, threads)
 
-        config = Config.from_env(data_dir=data_dir, database_url=db_url, bcrypt_rounds=4)
-        app = create_app(config)
-        state = app.extensions["sigdesk"]
-        if os.environ.get("BENCH_COUNT_CONNECTS"):
-            import atexit
 
-            from sqlalchemy import event
+def serve_bare(threads: int) -> None:
+    """A bare Flask 200-OK endpoint with the waitress settings of sigdesk.server.ServerThread."""
+    from flask import Flask, request
+    from waitress.server import create_server
 
-            connects = []
-            event.listen(state.database.engine, "connect", lambda *a: connects.append(1))
-            atexit.register(lambda: print("connects", len(connects), file=sys.stderr))
-        with state.database.session() as session:
-            if accounts.user_count(session) == 0:
-                accounts.create_user(session, "bench@example.com", "Bench", "owner", "correct horse battery", rounds=4)
-            settings.set_value(session, state.cipher, "whatsapp.app_secret", SECRET)
+    app = Flask("bare")
+
+    @app.post("/webhooks/whatsapp")
+    def hook():
+        request.get_data(cache=False)
+        return "ok"
+
+    server = create_server(
+        app, host="127.0.0.1", port=0, threads=threads, ident="SigDesk",
+        max_request_body_size=16 * 1024 * 1024 + 65536, clear_untrusted_proxy_headers=True,
+    )
+    threading.Thread(target=server.run, daemon=True).start()
+    print(server.effective_port, flush=True)
+    sys.stdin.read()
+
+
+def serve_sigdesk(data_dir: str, db_url: str | None, threads: int) -> None:
+    from sigdesk.app import create_app
+    from sigdesk.auth import services as accounts
+    from sigdesk.config import Config
+    from sigdesk.server import ServerThread
+    from sigdesk.settings import services as settings
+
+    app = create_app(Config.from_env(data_dir=data_dir, database_url=db_url, bcrypt_rounds=4))
+    state = app.extensions["sigdesk"]
+    with state.database.session() as session:
+        if accounts.user_count(session) == 0:
+            accounts.create_user(session, "bench@example.com", "Bench", "owner", "correct horse battery", rounds=4)
+        settings.set_value(session, state.cipher, "whatsapp.app_secret", SECRET)
     server = ServerThread(app, threads=threads).start()
     print(server.port, flush=True)
-    sys.stdin.read()  # run until the parent closes our stdin
+    sys.stdin.read()
     server.stop()
 
 
@@ -244,7 +243,7 @@ def reset_mysql(url: str) -> None:
     from sqlalchemy.engine import make_url
 
     parsed = make_url(url)
-    admin = create_engine(parsed.set(database=None, query={"charset": "utf8mb4"}), isolation_level="AUTOCOMMIT")
+    admin = create_engine(parsed.set(database="mysql", query={"charset": "utf8mb4"}), isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.execute(text(f"DROP DATABASE IF EXISTS `{parsed.database}`"))
         connection.execute(text(f"CREATE DATABASE `{parsed.database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"))

@@ -1,0 +1,35 @@
+"""Admin → Templates: Meta's approved templates, with a sync button."""
+
+from flask import Blueprint, flash, redirect, render_template, url_for
+
+from sigdesk.audit.services import record
+from sigdesk.connect.services import NotConnected, graph_client
+from sigdesk.message_templates import services as templates
+from sigdesk.web import actor, cipher, client_ip, db_session, requires
+from sigdesk.whatsapp.errors import GraphError
+
+bp = Blueprint("message_templates", __name__, url_prefix="/admin/templates")
+
+
+@bp.get("/")
+@requires("settings.manage")
+def index():
+    rows = templates.list_all(db_session())
+    return render_template("message_templates/index.html", templates=[templates.data(row) for row in rows])
+
+
+@bp.post("/sync")
+@requires("settings.manage")
+def sync():
+    session = db_session()
+    try:
+        with graph_client(session, cipher()) as client:
+            count = templates.sync(session, client)
+    except (NotConnected, GraphError) as exc:
+        session.rollback()
+        flash(exc.human if isinstance(exc, GraphError) else str(exc))
+        return redirect(url_for("message_templates.index"))
+    record(session, "templates.synced", actor=actor(), ip=client_ip(), detail={"count": count})
+    session.commit()
+    flash(f"{count} templates synced from Meta.")
+    return redirect(url_for("message_templates.index"))

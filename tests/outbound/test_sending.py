@@ -1,0 +1,208 @@
+import hashlib
+import hmac
+import json
+import time
+from datetime import timedelta
+
+import httpx
+import pytest
+
+from sigdesk.auth import services as accounts
+from sigdesk.connect.services import client_or_none
+from sigdesk.db import utcnow
+from sigdesk.models import Conversation, Message, Template
+from sigdesk.outbound import services as outbound
+from sigdesk.settings import services as settings
+from tests.fakes.graph import PHONE_NUMBER_ID, TOKEN, WABA_ID
+
+APP_SECRET = "test-app-secret"
+CUSTOMER = "15550001111"
+
+
+def connect(app, fake_graph):
+    state = app.extensions["sigdesk"]
+    with state.database.session() as session:
+        for key, value in {
+            "whatsapp.access_token": TOKEN, "whatsapp.phone_number_id": PHONE_NUMBER_ID, "whatsapp.waba_id": WABA_ID,
+            "whatsapp.graph_base_url": fake_graph.url, "whatsapp.app_secret": APP_SECRET,
+        }.items():
+            settings.set_text(session, state.cipher, key, value)
+
+
+def inbound(wamid, kind="text", content=None, when=None, name="Rosa"):
+    message = {"from": CUSTOMER, "id": wamid, "timestamp": str(int(when or time.time())), "type": kind,
+               kind: content or {"body": "Is my cake ready?"}}
+    body = {"object": "whatsapp_business_account", "entry": [{"id": WABA_ID, "changes": [{"field": "messages", "value": {
+        "messaging_product": "whatsapp", "metadata": {"display_phone_number": "15550100199", "phone_number_id": PHONE_NUMBER_ID},
+        "contacts": [{"profile": {"name": name}, "wa_id": CUSTOMER}], "messages": [message]}}]}]}
+    return json.dumps(body).encode()
+
+
+def post_webhook(base_url, raw):
+    signature = "sha256=" + hmac.new(APP_SECRET.encode(), raw, hashlib.sha256).hexdigest()
+    response = httpx.post(f"{base_url}/webhooks/whatsapp", content=raw, headers={"X-Hub-Signature-256": signature, "Content-Type": "application/json"})
+    assert response.status_code == 200, response.text
+    return response
+
+
+def wait_for(predicate, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+@pytest.fixture
+def api(app, owner, live_server, fake_graph):
+    connect(app, fake_graph)
+    with app.extensions["sigdesk"].database.session() as session:
+        token = accounts.create_api_token(session, accounts.find_user(session, owner.email), "e2e")
+    with httpx.Client(base_url=f"{live_server.url}/api/v1", headers={"Authorization": f"Bearer {token}"}) as client:
+        client.live_server = live_server
+        yield client
+
+
+def first_conversation(api):
+    return wait_for(lambda: api.get("/conversations").json()["conversations"])[0]
+
+
+def message_status(api, conversation_id, message_id):
+    messages = api.get(f"/conversations/{conversation_id}/messages").json()["messages"]
+    return next(m for m in messages if m["id"] == message_id)
+
+
+def test_a_reply_reaches_meta_and_its_ticks_advance(api, fake_graph):
+    post_webhook(api.live_server.url, inbound("wamid.IN1"))
+    conversation = first_conversation(api)
+    assert conversation["window_open"] and conversation["unread_count"] == 1
+    response = api.post(f"/conversations/{conversation['id']}/messages", json={"text": "Yes, come by at 5!", "reply_to": "wamid.IN1"})
+    assert response.status_code == 202 and response.json()["status"] == "queued"
+    sent = wait_for(lambda: fake_graph.sent)
+    assert sent[0]["text"]["body"] == "Yes, come by at 5!" and sent[0]["context"] == {"message_id": "wamid.IN1"}
+    message_id = response.json()["id"]
+    wamid = wait_for(lambda: message_status(api, conversation["id"], message_id)["wamid"])
+    assert message_status(api, conversation["id"], message_id)["status"] == "sent"
+    url = f"{api.live_server.url}/webhooks/whatsapp"
+    for status in ("read", "delivered", "sent"):
+        assert fake_graph.post_status(url, APP_SECRET, wamid, status).status_code == 200
+    assert message_status(api, conversation["id"], message_id)["status"] == "read"
+
+
+def test_free_form_messages_are_refused_when_the_window_is_closed(api, app, fake_graph):
+    post_webhook(api.live_server.url, inbound("wamid.OLD", when=time.time() - 25 * 3600))
+    conversation = first_conversation(api)
+    assert not conversation["window_open"]
+    response = api.post(f"/conversations/{conversation['id']}/messages", json={"text": "Hello again"})
+    assert response.status_code == 422 and "Send a template" in response.json()["error"]
+    with app.extensions["sigdesk"].database.session() as session:
+        session.add(Template(name="order_ready", language="en_US", status="APPROVED", category="UTILITY", components="[]"))
+    response = api.post(f"/conversations/{conversation['id']}/messages",
+                        json={"type": "template", "template": {"name": "order_ready", "language": {"code": "en_US"}}})
+    assert response.status_code == 202
+    assert wait_for(lambda: fake_graph.sent)[0]["template"]["name"] == "order_ready"
+
+
+def test_bad_send_requests_get_clear_errors_and_store_nothing(api, app):
+    post_webhook(api.live_server.url, inbound("wamid.IN2"))
+    conversation = first_conversation(api)
+    path = f"/conversations/{conversation['id']}/messages"
+    assert api.post(path, content=b"not json", headers={"Content-Type": "application/json"}).status_code == 400
+    assert api.post(path, json={"type": "text"}).status_code == 400
+    too_long = api.post(path, json={"text": "x" * 4097})
+    assert too_long.status_code == 422 and "4096" in too_long.json()["error"]
+    unapproved = api.post(path, json={"type": "template", "template": {"name": "nope", "language": {"code": "en"}}})
+    assert unapproved.status_code == 422 and "Sync templates" in unapproved.json()["error"]
+    assert api.post("/conversations/9999/messages", json={"text": "hi"}).status_code == 404
+    with app.extensions["sigdesk"].database.session() as session:
+        assert session.query(Message).filter_by(direction="out").count() == 0
+
+
+def queue_text(app, text="Hello"):
+    state = app.extensions["sigdesk"]
+    with state.database.session() as session:
+        conversation = session.query(Conversation).one()
+        return outbound.queue(session, conversation, "text", {"body": text}).id
+
+
+def run_sender(app, now=None):
+    state = app.extensions["sigdesk"]
+    with state.database.session() as session:
+        return outbound.send_due(session, lambda s: client_or_none(s, state.cipher), now=now)
+
+
+@pytest.fixture
+def conversation_ready(app, owner, fake_graph):
+    connect(app, fake_graph)
+    client = app.test_client()
+    raw = inbound("wamid.IN9")
+    signature = "sha256=" + hmac.new(APP_SECRET.encode(), raw, hashlib.sha256).hexdigest()
+    assert client.post("/webhooks/whatsapp", data=raw, headers={"X-Hub-Signature-256": signature}).status_code == 200
+
+
+def load(app, message_id):
+    with app.extensions["sigdesk"].database.session() as session:
+        return session.get(Message, message_id)
+
+
+def test_throughput_errors_are_retried_with_backoff(app, fake_graph, conversation_ready):
+    message_id = queue_text(app)
+    fake_graph.fail_next(130429, count=2)
+    run_sender(app)
+    first = load(app, message_id)
+    assert first.status == "queued" and first.error_code == 130429 and first.next_attempt_at > utcnow()
+    assert run_sender(app) == 0
+    run_sender(app, now=utcnow() + timedelta(minutes=10))
+    run_sender(app, now=utcnow() + timedelta(minutes=20))
+    done = load(app, message_id)
+    assert done.status == "sent" and done.wamid and done.attempts == 3
+    assert len(fake_graph.sent) == 1
+
+
+def test_permanent_errors_fail_at_once_with_words(app, fake_graph, conversation_ready):
+    message_id = queue_text(app)
+    fake_graph.fail_next(131026)
+    run_sender(app)
+    failed = load(app, message_id)
+    assert failed.status == "failed" and failed.error_code == 131026 and "could not be delivered" in failed.error_explanation
+    assert failed.attempts == 1
+
+
+def test_a_send_interrupted_by_a_crash_is_never_sent_twice(app, fake_graph, conversation_ready):
+    message_id = queue_text(app)
+    with app.extensions["sigdesk"].database.session() as session:
+        session.get(Message, message_id).status = "sending"
+    with app.extensions["sigdesk"].database.session() as session:
+        assert outbound.recover_interrupted(session) == 1
+    assert run_sender(app) == 0
+    failed = load(app, message_id)
+    assert failed.status == "failed" and "may or may not have reached" in failed.error_explanation
+    assert fake_graph.sent == []
+
+
+def test_sending_without_a_connection_says_what_to_set(app, owner, auth):
+    from sigdesk.models import Contact
+
+    with app.extensions["sigdesk"].database.session() as session:
+        contact = Contact(wa_id=CUSTOMER)
+        session.add(contact)
+        session.flush()
+        session.add(Conversation(contact_id=contact.id, last_inbound_at=utcnow()))
+    message_id = queue_text(app)
+    run_sender(app)
+    assert "not connected" in load(app, message_id).error_explanation
+
+
+def test_read_receipts_follow_the_setting(api, app, fake_graph):
+    post_webhook(api.live_server.url, inbound("wamid.IN3"))
+    conversation = first_conversation(api)
+    assert api.post(f"/conversations/{conversation['id']}/read").json()["receipt_sent"]
+    assert fake_graph.requests[-1].body == {"messaging_product": "whatsapp", "status": "read", "message_id": "wamid.IN3"}
+    with app.extensions["sigdesk"].database.session() as session:
+        settings.set_text(session, app.extensions["sigdesk"].cipher, "whatsapp.read_receipts", "false")
+    count = len(fake_graph.requests)
+    assert not api.post(f"/conversations/{conversation['id']}/read").json()["receipt_sent"]
+    assert len(fake_graph.requests) == count
+    assert api.get("/conversations").json()["conversations"][0]["unread_count"] == 0
