@@ -31,11 +31,13 @@ from sigdesk.models import (
     Direction,
     MediaState,
     Message,
+    MessageStatus,
     MessageStatusEvent,
     Reaction,
     Template,
 )
 from sigdesk.models.message import STATUS_RANK
+from sigdesk.whatsapp.errors import explain
 from sigdesk.whatsapp import types as wa
 from sigdesk.whatsapp.webhook import dumps
 
@@ -569,7 +571,18 @@ def _ingest_status(state: _State, status: wa.Status) -> None:
         state.result.duplicate_statuses += 1
         return
     state.result.statuses += 1
+    if status.biz_opaque_callback_data:
+        _adopt_interrupted_send(state.conn, values["wamid"], status.biz_opaque_callback_data)
     _apply_status(state.conn, values["wamid"], values["status"], status.errors[0] if status.errors else None)
+
+
+def _adopt_interrupted_send(conn: Connection, wamid: str, client_ref: str) -> None:
+    """A send cut short by a crash did reach Meta after all: its status carries our client_ref back."""
+    conn.execute(
+        update(_messages)
+        .where(_messages.c.client_ref == client_ref[:64], _messages.c.wamid.is_(None), _messages.c.direction == Direction.OUT.value)
+        .values(wamid=wamid, status=MessageStatus.SENDING.value, error_code=None, error_title=None, error_explanation=None)
+    )
 
 
 def _apply_status(conn: Connection, wamid: str, status: str, error: wa.ErrorInfo | None) -> bool:
@@ -583,7 +596,7 @@ def _apply_status(conn: Connection, wamid: str, status: str, error: wa.ErrorInfo
     params.update(
         b_code=error.code,
         b_title=_cut(error.title or error.message, 255),
-        b_explanation=error.details or error.message,
+        b_explanation=explain(error.code, error.title or error.message) if error.code else (error.details or error.message),
     )
     return bool(_APPLY_FAILED_STATUS(conn, params).rowcount)
 

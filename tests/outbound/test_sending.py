@@ -206,3 +206,37 @@ def test_read_receipts_follow_the_setting(api, app, fake_graph):
     assert not api.post(f"/conversations/{conversation['id']}/read").json()["receipt_sent"]
     assert len(fake_graph.requests) == count
     assert api.get("/conversations").json()["conversations"][0]["unread_count"] == 0
+
+
+def test_an_interrupted_send_is_adopted_when_meta_reports_it(app, client, fake_graph, conversation_ready):
+    message_id = queue_text(app)
+    with app.extensions["sigdesk"].database.session() as session:
+        message = session.get(Message, message_id)
+        message.status = "sending"
+        ref = message.client_ref
+    with app.extensions["sigdesk"].database.session() as session:
+        outbound.recover_interrupted(session)
+    status = {"object": "whatsapp_business_account", "entry": [{"id": WABA_ID, "changes": [{"field": "messages", "value": {
+        "messaging_product": "whatsapp", "metadata": {"display_phone_number": "1", "phone_number_id": PHONE_NUMBER_ID},
+        "statuses": [{"id": "wamid.LATE", "status": "delivered", "timestamp": "1700000000", "recipient_id": CUSTOMER,
+                      "biz_opaque_callback_data": ref}]}}]}]}
+    raw = json.dumps(status).encode()
+    signature = "sha256=" + hmac.new(APP_SECRET.encode(), raw, hashlib.sha256).hexdigest()
+    assert client.post("/webhooks/whatsapp", data=raw, headers={"X-Hub-Signature-256": signature}).status_code == 200
+    adopted = load(app, message_id)
+    assert adopted.wamid == "wamid.LATE" and adopted.status == "delivered" and adopted.error_explanation is None
+
+
+def test_failed_statuses_are_explained_in_words(app, client, fake_graph, conversation_ready):
+    message_id = queue_text(app)
+    run_sender(app)
+    wamid = load(app, message_id).wamid
+    status = {"object": "whatsapp_business_account", "entry": [{"id": WABA_ID, "changes": [{"field": "messages", "value": {
+        "messaging_product": "whatsapp", "metadata": {"display_phone_number": "1", "phone_number_id": PHONE_NUMBER_ID},
+        "statuses": [{"id": wamid, "status": "failed", "timestamp": "1700000000", "recipient_id": CUSTOMER,
+                      "errors": [{"code": 131047, "title": "Re-engagement message"}]}]}}]}]}
+    raw = json.dumps(status).encode()
+    signature = "sha256=" + hmac.new(APP_SECRET.encode(), raw, hashlib.sha256).hexdigest()
+    client.post("/webhooks/whatsapp", data=raw, headers={"X-Hub-Signature-256": signature})
+    failed = load(app, message_id)
+    assert failed.status == "failed" and failed.error_code == 131047 and "window is closed" in failed.error_explanation
