@@ -142,13 +142,14 @@ def _register_blueprints(app: Flask) -> None:
     from sigdesk.api.views import bp as api_bp
     from sigdesk.auth.views import bp as auth_bp
     from sigdesk.connect.views import bp as connect_bp
+    from sigdesk.deliveries.views import bp as deliveries_bp
     from sigdesk.health import bp as health_bp
     from sigdesk.home import bp as home_bp
     from sigdesk.inbound.views import bp as inbound_bp
     from sigdesk.media.views import bp as media_bp
     from sigdesk.message_templates.views import bp as templates_bp
 
-    for blueprint in (health_bp, auth_bp, account_bp, admin_bp, api_bp, home_bp, inbound_bp, connect_bp, media_bp, templates_bp):
+    for blueprint in (health_bp, auth_bp, account_bp, admin_bp, api_bp, home_bp, inbound_bp, connect_bp, media_bp, templates_bp, deliveries_bp):
         app.register_blueprint(blueprint)
 
 

@@ -503,24 +503,33 @@ def _own_target(state: _State, row: _ContactRow, wamid: str | None):
 
 
 def _apply_edit(state: _State, row: _ContactRow, message: wa.Message, edit: wa.Edit, at: datetime) -> None:
-    """Show the new version, keep the first version in details; older edits never win."""
-    target = _own_target(state, row, edit.original_wamid)
-    if target is None or target.revoked_at is not None or (target.edited_at is not None and target.edited_at > at):
-        return
-    try:
-        details = json.loads(target.details) if target.details else {}
-    except ValueError:
-        details = {}
-    if not isinstance(details, dict):
-        details = {"previous": details}
-    details.setdefault("original", {"text": target.text, "caption": target.caption})
-    details["edited_by"] = message.wamid
-    values: dict[str, Any] = {"edited_at": at, "details": dumps(details)}
-    if isinstance(edit.content, wa.Media):
-        values["caption"] = edit.caption
-    elif edit.text is not None:
-        values["text"] = edit.text
-    state.conn.execute(update(_messages).where(_messages.c.id == target.id).values(**values))
+    """Show the new version, keep the first version in details; older edits never win.
+
+    The UPDATE only lands if nobody edited the message since we read it (compare-and-set), so two
+    edits processed at once cannot lose the original text.
+    """
+    m = _messages.c
+    for _ in range(3):
+        target = _own_target(state, row, edit.original_wamid)
+        if target is None or target.revoked_at is not None or (target.edited_at is not None and target.edited_at > at):
+            return
+        try:
+            details = json.loads(target.details) if target.details else {}
+        except ValueError:
+            details = {}
+        if not isinstance(details, dict):
+            details = {"previous": details}
+        details.setdefault("original", {"text": target.text, "caption": target.caption})
+        details["edited_by"] = message.wamid
+        values: dict[str, Any] = {"edited_at": at, "details": dumps(details)}
+        if isinstance(edit.content, wa.Media):
+            values["caption"] = edit.caption
+        elif edit.text is not None:
+            values["text"] = edit.text
+        unchanged = m.edited_at.is_(None) if target.edited_at is None else m.edited_at == target.edited_at
+        stmt = update(_messages).where(m.id == target.id, m.revoked_at.is_(None), unchanged).values(**values)
+        if state.conn.execute(stmt).rowcount:
+            return
 
 
 def _apply_revoke(state: _State, row: _ContactRow, revoke: wa.Revoke, at: datetime) -> None:

@@ -161,7 +161,7 @@ def process_delivery(
     Anything else that goes wrong raises, leaving the transaction to the caller: roll back, retry
     when `is_transient`, otherwise `mark_failed` and commit, so the stored copy can be reprocessed.
     """
-    conn = session.connection()
+    conn = _connection(session)
     params: dict[str, Any] = {
         "b_id": delivery_id, "b_state": DeliveryState.PROCESSED.value, "b_error": None, "b_events": 0, "b_now": utcnow(),
     }
@@ -187,6 +187,15 @@ def process_delivery(
         return DeliveryState.QUARANTINED.value
     ingest_on(session, conn, parsed, delivery_id)
     return DeliveryState.PROCESSED.value
+
+
+def _connection(session: Session):
+    """On MySQL, READ COMMITTED: REPEATABLE READ's gap locks (taken even by an UPDATE that matches
+    nothing, like a status for an unknown wamid) deadlock concurrent deliveries. Every decision here
+    rests on unique keys and single-statement updates, which need no gap locks."""
+    if session.get_bind().dialect.name in ("mysql", "mariadb") and not session.in_transaction():
+        return session.connection(execution_options={"isolation_level": "READ COMMITTED"})
+    return session.connection()
 
 
 def mark_failed(session: Session, delivery_id: int, error: BaseException | str) -> None:

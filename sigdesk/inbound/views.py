@@ -15,6 +15,7 @@ Answers, and why:
 from __future__ import annotations
 
 import logging
+import random
 import time
 
 from flask import Blueprint, Response, current_app, jsonify, request
@@ -36,7 +37,7 @@ bp = Blueprint("inbound", __name__)
 limiter.exempt(bp)  # Meta retries anything but 200; throttling it would only lose time
 
 MAX_WEBHOOK_BYTES = 4 * 1024 * 1024
-PROCESS_ATTEMPTS = 3
+PROCESS_ATTEMPTS = 5
 SECRET_TTL_SECONDS = 5.0
 
 
@@ -127,6 +128,7 @@ def _process(session: Session, delivery_id: int, raw: bytes, parsed: Delivery | 
         except Exception as exc:  # noqa: BLE001 - whatever broke, the delivery must end up marked
             session.rollback()
             if attempt < PROCESS_ATTEMPTS and services.is_transient(exc):
+                time.sleep(random.uniform(0, 0.005 * attempt))  # let the other transaction finish first
                 continue
             try:
                 services.mark_failed(session, delivery_id, exc)

@@ -1,18 +1,24 @@
 """The one Graph API client: every call SigDesk makes to Meta goes through GraphClient.
 
 It knows nothing of Flask or the database. The base URL is configurable so tests talk to a
-local fake Graph API over real HTTP.
+local fake Graph API over real HTTP. Meta's documented limits are checked here first, so a person
+hears at once what is wrong instead of after a round trip (and a rate-limit slot) to Meta.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import re
+import time
+from collections.abc import Iterable, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
 from sigdesk.whatsapp.errors import GraphError
+from sigdesk.whatsapp.media import LIMITS, STATIC_STICKER_LIMIT, is_animated_webp, kind_for_mime, normalise_mime
 
 log = logging.getLogger(__name__)
 
@@ -20,18 +26,34 @@ DEFAULT_BASE_URL = "https://graph.facebook.com"
 DEFAULT_VERSION = "v21.0"
 VERSION_RE = re.compile(r"^v\d{1,3}\.\d$")
 TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+DOWNLOAD_DEADLINE = 120.0
+MAX_TEMPLATE_PAGES = 200
 
 TEXT_MAX = 4096
 CAPTION_MAX = 1024
 INTERACTIVE_BODY_MAX = 1024
+HEADER_TEXT_MAX = 60
+FOOTER_MAX = 60
 BUTTON_TITLE_MAX = 20
+BUTTON_ID_MAX = 256
 MAX_BUTTONS = 3
+LIST_BUTTON_MAX = 20
+MAX_SECTIONS = 10
+SECTION_TITLE_MAX = 24
 MAX_LIST_ROWS = 10
+ROW_ID_MAX = 200
+ROW_TITLE_MAX = 24
+ROW_DESCRIPTION_MAX = 72
 MEDIA_KINDS = ("image", "video", "audio", "document", "sticker")
+CAPTIONED = ("image", "video", "document")
 
 
 class InvalidMessage(ValueError):
     """The message breaks one of WhatsApp's rules, found before calling Meta."""
+
+
+class InvalidMedia(InvalidMessage):
+    """The file breaks WhatsApp's type or size rules for uploads."""
 
 
 def _need(condition: bool, message: str) -> None:
@@ -39,70 +61,166 @@ def _need(condition: bool, message: str) -> None:
         raise InvalidMessage(message)
 
 
-def validate_message(kind: str, content: dict[str, Any]) -> None:
-    """Meta's documented limits, checked locally so the user hears about them at once."""
+def _text(value: Any, what: str, limit: int, required: bool = True) -> None:
+    if value is None and not required:
+        return
+    _need(isinstance(value, str) and value.strip() != "", f"{what} needs some text")
+    _need(len(value) <= limit, f"{what} can have at most {limit} characters (this one has {len(value)})")
+
+
+def validate_message(kind: str, content: Any) -> None:
+    """Meta's documented limits for one message's `type` object (a list for contacts)."""
     if kind == "contacts":
-        _need(isinstance(content, list) and len(content) > 0, "Send at least one contact card")
+        _validate_contacts(content)
         return
     _need(isinstance(content, dict), "The message content must be an object")
     if kind == "text":
-        body = content.get("body")
-        _need(isinstance(body, str) and body.strip() != "", "A text message needs some text")
-        _need(len(body) <= TEXT_MAX, f"A text message can have at most {TEXT_MAX} characters (this one has {len(body)})")
+        _text(content.get("body"), "A text message", TEXT_MAX)
+        _need(isinstance(content.get("preview_url", False), bool), "preview_url must be true or false")
     elif kind in MEDIA_KINDS:
-        _need(bool(content.get("id")) != bool(content.get("link")), f"A {kind} message needs exactly one of an uploaded media id or a link")
-        caption = content.get("caption")
-        _need(caption is None or (kind in ("image", "video", "document") and len(caption) <= CAPTION_MAX),
-              f"Captions are for images, videos and documents, up to {CAPTION_MAX} characters")
+        _validate_media(kind, content)
     elif kind == "interactive":
         _validate_interactive(content)
     elif kind == "reaction":
-        _need(bool(content.get("message_id")), "A reaction needs the message it reacts to")
+        _need(isinstance(content.get("message_id"), str) and content["message_id"] != "", "A reaction needs the message it reacts to")
         _need(isinstance(content.get("emoji", ""), str), "A reaction's emoji must be text (empty removes it)")
     elif kind == "location":
         for key, low, high in (("latitude", -90, 90), ("longitude", -180, 180)):
             value = content.get(key)
-            _need(isinstance(value, (int, float)) and low <= value <= high, f"The {key} must be a number from {low} to {high}")
+            _need(isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and low <= value <= high,
+                  f"The {key} must be a number from {low} to {high}")
+        for key in ("name", "address"):
+            _need(content.get(key) is None or isinstance(content[key], str), f"The location's {key} must be text")
     elif kind == "template":
-        _need(bool(content.get("name")), "A template message needs the template's name")
+        _need(isinstance(content.get("name"), str) and content["name"] != "", "A template message needs the template's name")
         _need(bool((content.get("language") or {}).get("code")), "A template message needs a language code")
-        _need(isinstance(content.get("components", []), list), "Template components must be a list")
+        components = content.get("components", [])
+        _need(isinstance(components, list) and all(isinstance(c, dict) and c.get("type") for c in components),
+              "Template components must be a list of objects, each with a type")
     else:
         raise InvalidMessage(f"Unknown message type '{kind}'")
 
 
+def _validate_media(kind: str, content: dict[str, Any]) -> None:
+    _need(bool(content.get("id")) != bool(content.get("link")), f"A {kind} message needs exactly one of an uploaded media id or a link")
+    link = content.get("link")
+    if link:
+        _need(isinstance(link, str) and urlsplit(link).scheme in ("http", "https") and bool(urlsplit(link).netloc),
+              f"A {kind} link must be an http(s) address")
+    if content.get("caption") is not None:
+        _need(kind in CAPTIONED, "Captions are for images, videos and documents only")
+        _text(content["caption"], "A caption", CAPTION_MAX)
+    if content.get("filename") is not None:
+        _need(kind == "document", "Only documents have a file name")
+        _need(isinstance(content["filename"], str) and 0 < len(content["filename"]) <= 240, "The file name must be 1 to 240 characters")
+
+
+def _validate_contacts(content: Any) -> None:
+    _need(isinstance(content, list) and len(content) > 0, "Send at least one contact card")
+    for card in content:
+        name = (card or {}).get("name") if isinstance(card, dict) else None
+        _need(isinstance(name, dict) and bool(name.get("formatted_name")), "Every contact card needs name.formatted_name")
+
+
 def _validate_interactive(content: dict[str, Any]) -> None:
-    body = (content.get("body") or {}).get("text")
-    _need(isinstance(body, str) and body.strip() != "", "An interactive message needs body text")
-    _need(len(body) <= INTERACTIVE_BODY_MAX, f"Interactive body text can have at most {INTERACTIVE_BODY_MAX} characters")
+    kind = content.get("type")
+    _need(kind in ("button", "list"), "Interactive messages are of type 'button' or 'list'")
+    _text((content.get("body") or {}).get("text"), "An interactive message's body", INTERACTIVE_BODY_MAX)
+    header = content.get("header")
+    if header is not None:
+        _need(isinstance(header, dict) and bool(header.get("type")), "The header must be an object with a type")
+        _need(kind == "button" or header["type"] == "text", "A list message's header can only be text")
+        if header["type"] == "text":
+            _text(header.get("text"), "The header", HEADER_TEXT_MAX)
+        else:
+            _need(header["type"] in ("image", "video", "document"), "The header is text, image, video or document")
+            _validate_media(header["type"], header.get(header["type"]) or {})
+    if content.get("footer") is not None:
+        _text((content.get("footer") or {}).get("text"), "The footer", FOOTER_MAX)
     action = content.get("action") or {}
-    if content.get("type") == "button":
+    if kind == "button":
         buttons = action.get("buttons") or []
-        _need(1 <= len(buttons) <= MAX_BUTTONS, f"Reply buttons: 1 to {MAX_BUTTONS}")
+        _need(1 <= len(buttons) <= MAX_BUTTONS, f"Reply buttons: 1 to {MAX_BUTTONS} (this message has {len(buttons)})")
+        ids, titles = [], []
         for button in buttons:
-            title = ((button or {}).get("reply") or {}).get("title") or ""
+            reply = (button or {}).get("reply") or {}
+            title, button_id = reply.get("title") or "", reply.get("id") or ""
             _need(0 < len(title) <= BUTTON_TITLE_MAX, f"Button titles need 1 to {BUTTON_TITLE_MAX} characters ('{title}')")
-    elif content.get("type") == "list":
-        rows = [row for section in action.get("sections") or [] for row in (section or {}).get("rows") or []]
-        _need(1 <= len(rows) <= MAX_LIST_ROWS, f"A list needs 1 to {MAX_LIST_ROWS} rows in all")
-        _need(bool(action.get("button")), "A list needs the text of its button")
+            _need(0 < len(button_id) <= BUTTON_ID_MAX, f"Button ids need 1 to {BUTTON_ID_MAX} characters")
+            ids.append(button_id)
+            titles.append(title)
+        _need(len(set(ids)) == len(ids) and len(set(titles)) == len(titles), "Each button needs its own id and title")
     else:
-        raise InvalidMessage("Interactive messages are of type 'button' or 'list'")
+        _text(action.get("button"), "The list's button", LIST_BUTTON_MAX)
+        sections = action.get("sections") or []
+        _need(1 <= len(sections) <= MAX_SECTIONS, f"A list needs 1 to {MAX_SECTIONS} sections")
+        rows = []
+        for section in sections:
+            title = (section or {}).get("title")
+            _need(title is not None or len(sections) == 1, "With more than one section, every section needs a title")
+            _text(title, "A section title", SECTION_TITLE_MAX, required=False)
+            rows.extend((section or {}).get("rows") or [])
+        _need(1 <= len(rows) <= MAX_LIST_ROWS, f"A list needs 1 to {MAX_LIST_ROWS} rows in all (this one has {len(rows)})")
+        for row in rows:
+            _need(isinstance(row, dict), "Each list row must be an object with an id and a title")
+            _text(row.get("title"), "A row title", ROW_TITLE_MAX)
+            _need(0 < len(str(row.get("id") or "")) <= ROW_ID_MAX, f"Row ids need 1 to {ROW_ID_MAX} characters")
+            _text(row.get("description"), "A row description", ROW_DESCRIPTION_MAX, required=False)
+        _need(len({str(row["id"]) for row in rows}) == len(rows), "Each row needs its own id")
+
+
+def validate_upload(data: bytes, mime_type: str) -> str:
+    """Meta's per-type size limits for uploads; returns the kind the file will be sent as."""
+    if not data:
+        raise InvalidMedia("The file is empty")
+    if not normalise_mime(mime_type) or "/" not in mime_type:
+        raise InvalidMedia("The file's MIME type is needed, like image/jpeg")
+    kind = kind_for_mime(mime_type)
+    limit = LIMITS[kind]
+    if kind == "sticker" and not is_animated_webp(data):
+        limit = STATIC_STICKER_LIMIT
+    if len(data) > limit:
+        raise InvalidMedia(f"The file is {len(data):,} bytes; WhatsApp accepts at most {limit:,} bytes for {kind}s")
+    return kind
+
+
+def _header(header: str | dict[str, Any] | None) -> dict[str, Any] | None:
+    if header is None or isinstance(header, dict):
+        return header
+    return {"type": "text", "text": header}
+
+
+def _rows(rows: Iterable[Any]) -> list[dict[str, Any]]:
+    result = []
+    for row in rows:
+        if isinstance(row, dict):
+            result.append(row)
+        else:
+            row_id, title, *rest = row
+            result.append({"id": row_id, "title": title, **({"description": rest[0]} if rest and rest[0] else {})})
+    return result
 
 
 class GraphClient:
     def __init__(
         self,
+        base_url: str,
+        api_version: str,
         access_token: str,
         phone_number_id: str,
         waba_id: str | None = None,
-        base_url: str = DEFAULT_BASE_URL,
-        api_version: str = DEFAULT_VERSION,
         timeout: httpx.Timeout | float = TIMEOUT,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
+        if not VERSION_RE.match(api_version or ""):
+            raise ValueError(f"'{api_version}' is not a Graph API version (like {DEFAULT_VERSION})")
+        if urlsplit(base_url or "").scheme not in ("http", "https"):
+            raise ValueError(f"'{base_url}' is not an http(s) address")
+        if not access_token or not phone_number_id:
+            raise ValueError("The access token and the phone number ID are both needed")
         self.phone_number_id = phone_number_id
         self.waba_id = waba_id
+        self._secure = urlsplit(base_url).scheme == "https"
         self._http = httpx.Client(
             base_url=f"{base_url.rstrip('/')}/{api_version}/",
             headers={"Authorization": f"Bearer {access_token}"},
@@ -117,14 +235,16 @@ class GraphClient:
     def __enter__(self) -> "GraphClient":
         return self
 
-    def __exit__(self, *_exc) -> None:
+    def __exit__(self, *_exc: object) -> None:
         self.close()
 
-    def request(self, method: str, path: str, **kwargs) -> Any:
+    # --- low level ---------------------------------------------------------------------------
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        """One Graph call; any failure becomes a GraphError carrying Meta's code."""
         try:
             response = self._http.request(method, path.lstrip("/"), **kwargs)
         except httpx.TimeoutException as exc:
-            raise GraphError(f"timed out after {self._http.timeout.read or 0:.0f} s", transport=True) from exc
+            raise GraphError(f"no answer within {self._deadline():.0f} s", transport=True) from exc
         except httpx.TransportError as exc:
             raise GraphError(type(exc).__name__, transport=True) from exc
         try:
@@ -135,50 +255,161 @@ class GraphClient:
             error = GraphError.from_response(response.status_code, body)
             log.warning("Graph API %s %s failed: HTTP %s code %s", method, path.split("?")[0], response.status_code, error.code)
             raise error
+        if not isinstance(body, dict):
+            raise GraphError(f"The Graph API answered HTTP {response.status_code} without a JSON object", status=response.status_code)
         return body
 
+    def _deadline(self) -> float:
+        timeout = self._http.timeout
+        return max(t for t in (timeout.connect, timeout.read, timeout.write, timeout.pool) if t is not None)
+
+    # --- sending -----------------------------------------------------------------------------
     def send_payload(self, payload: dict[str, Any]) -> str:
         """Send one message; returns its wamid. The one place outgoing messages leave SigDesk."""
-        validate_message(payload.get("type", ""), payload.get(payload.get("type", ""), None))
+        kind = payload.get("type", "")
+        validate_message(kind, payload.get(kind))
         body = self.request("POST", f"{self.phone_number_id}/messages", json=payload)
         try:
             return str(body["messages"][0]["id"])
         except (KeyError, IndexError, TypeError) as exc:
             raise GraphError("The Graph API answered without a message id", status=200) from exc
 
-    def mark_read(self, wamid: str) -> None:
-        self.request("POST", f"{self.phone_number_id}/messages",
-                     json={"messaging_product": "whatsapp", "status": "read", "message_id": wamid})
+    def _send(self, to: str, kind: str, content: Any, reply_to: str | None = None) -> str:
+        _need(isinstance(to, str) and to.strip() != "", "The recipient's WhatsApp number is needed")
+        payload: dict[str, Any] = {"messaging_product": "whatsapp", "recipient_type": "individual",
+                                   "to": to.strip(), "type": kind, kind: content}
+        if reply_to:
+            payload["context"] = {"message_id": reply_to}
+        return self.send_payload(payload)
 
+    def send_text(self, to: str, body: str, preview_url: bool = False, reply_to: str | None = None) -> str:
+        return self._send(to, "text", {"body": body, "preview_url": preview_url}, reply_to)
+
+    def send_media(self, to: str, kind: str, media_id: str | None = None, link: str | None = None,
+                   caption: str | None = None, filename: str | None = None, reply_to: str | None = None) -> str:
+        _need(kind in MEDIA_KINDS, f"Media messages are one of {', '.join(MEDIA_KINDS)}, not '{kind}'")
+        content: dict[str, Any] = {"id": media_id} if media_id else {"link": link}
+        if caption is not None:
+            content["caption"] = caption
+        if filename is not None:
+            content["filename"] = filename
+        return self._send(to, kind, content, reply_to)
+
+    def send_template(self, to: str, name: str, language: str, components: Sequence[dict[str, Any]] | None = None,
+                      reply_to: str | None = None) -> str:
+        content: dict[str, Any] = {"name": name, "language": {"code": language}}
+        if components:
+            content["components"] = list(components)
+        return self._send(to, "template", content, reply_to)
+
+    def send_interactive_buttons(self, to: str, body: str, buttons: Sequence[tuple[str, str]],
+                                 header: str | dict[str, Any] | None = None, footer: str | None = None,
+                                 reply_to: str | None = None) -> str:
+        content: dict[str, Any] = {
+            "type": "button",
+            "body": {"text": body},
+            "action": {"buttons": [{"type": "reply", "reply": {"id": button_id, "title": title}} for button_id, title in buttons]},
+        }
+        return self._send(to, "interactive", self._decorate(content, header, footer), reply_to)
+
+    def send_interactive_list(self, to: str, body: str, button_text: str, sections: Sequence[dict[str, Any]],
+                              header: str | None = None, footer: str | None = None, reply_to: str | None = None) -> str:
+        """Sections are {"title", "rows"}; rows are {"id", "title", "description"} or (id, title[, description])."""
+        shaped = []
+        for section in sections:
+            item: dict[str, Any] = {"rows": _rows(section.get("rows") or [])}
+            if section.get("title") is not None:
+                item["title"] = section["title"]
+            shaped.append(item)
+        content = {"type": "list", "body": {"text": body}, "action": {"button": button_text, "sections": shaped}}
+        return self._send(to, "interactive", self._decorate(content, header, footer), reply_to)
+
+    @staticmethod
+    def _decorate(content: dict[str, Any], header: str | dict[str, Any] | None, footer: str | None) -> dict[str, Any]:
+        if header is not None:
+            content["header"] = _header(header)
+        if footer is not None:
+            content["footer"] = {"text": footer}
+        return content
+
+    def send_reaction(self, to: str, message_id: str, emoji: str) -> str:
+        return self._send(to, "reaction", {"message_id": message_id, "emoji": emoji})
+
+    def send_location(self, to: str, lat: float, lon: float, name: str | None = None, address: str | None = None,
+                      reply_to: str | None = None) -> str:
+        content: dict[str, Any] = {"latitude": lat, "longitude": lon}
+        if name:
+            content["name"] = name
+        if address:
+            content["address"] = address
+        return self._send(to, "location", content, reply_to)
+
+    def send_contacts(self, to: str, contacts: Sequence[dict[str, Any]], reply_to: str | None = None) -> str:
+        return self._send(to, "contacts", list(contacts), reply_to)
+
+    def mark_read(self, message_id: str) -> None:
+        """Marks this and every earlier message in the chat read (blue ticks for the customer)."""
+        _need(bool(message_id), "mark_read needs the incoming message's id")
+        self.request("POST", f"{self.phone_number_id}/messages",
+                     json={"messaging_product": "whatsapp", "status": "read", "message_id": message_id})
+
+    # --- media -------------------------------------------------------------------------------
     def upload_media(self, data: bytes, mime_type: str, filename: str = "file") -> str:
+        validate_upload(data, mime_type)
         body = self.request(
             "POST", f"{self.phone_number_id}/media",
             data={"messaging_product": "whatsapp", "type": mime_type},
-            files={"file": (filename, data, mime_type)},
+            files={"file": (filename or "file", data, mime_type)},
         )
+        if not body.get("id"):
+            raise GraphError("The Graph API answered the upload without a media id", status=200)
         return str(body["id"])
 
     def media_info(self, media_id: str) -> dict[str, Any]:
-        return self.request("GET", media_id)
+        """{url, mime_type, sha256, file_size}; the URL lives five minutes."""
+        _need(bool(media_id) and "/" not in media_id, "A media id is needed")
+        body = self.request("GET", media_id)
+        if not body.get("url"):
+            raise GraphError("The Graph API answered without a download address", status=200)
+        return body
 
-    def download_media(self, url: str, max_bytes: int) -> bytes:
-        """Media URLs live five minutes and need the same bearer token; the size cap stops a flood."""
+    def download_media(self, url: str, max_bytes: int, deadline: float = DOWNLOAD_DEADLINE) -> bytes:
+        """Same bearer token as the API; the size cap and overall deadline stop a flood or a trickle."""
+        parts = urlsplit(url or "")
+        allowed = ("https",) if self._secure else ("http", "https")
+        if parts.scheme not in allowed or not parts.netloc:
+            raise GraphError(f"refusing to send the access token to a non-{'/'.join(allowed)} address", status=400)
         chunks: list[bytes] = []
         size = 0
+        ends = time.monotonic() + deadline
         try:
             with self._http.stream("GET", url) as response:
                 if response.status_code >= 400:
-                    raise GraphError(f"media download failed with HTTP {response.status_code}", status=response.status_code)
+                    response.read()
+                    try:
+                        body = response.json()
+                    except ValueError:
+                        body = None
+                    raise GraphError.from_response(response.status_code, body)
+                declared = response.headers.get("Content-Length", "")
+                if declared.isdigit() and int(declared) > max_bytes:
+                    raise GraphError(f"the media file is larger than {max_bytes} bytes", status=413, code=131053)
                 for chunk in response.iter_bytes():
                     size += len(chunk)
                     if size > max_bytes:
                         raise GraphError(f"the media file is larger than {max_bytes} bytes", status=413, code=131053)
+                    if time.monotonic() > ends:
+                        raise GraphError(f"the download took longer than {deadline:.0f} s", transport=True)
                     chunks.append(chunk)
+        except httpx.TimeoutException as exc:
+            raise GraphError(f"no answer within {self._deadline():.0f} s", transport=True) from exc
         except httpx.TransportError as exc:
             raise GraphError(type(exc).__name__, transport=True) from exc
         return b"".join(chunks)
 
+    # --- account -----------------------------------------------------------------------------
     def phone_number_info(self) -> dict[str, Any]:
+        """display_phone_number and verified_name prove the token, the ID and the network all work."""
         return self.request("GET", self.phone_number_id, params={"fields": "display_phone_number,verified_name,quality_rating"})
 
     def list_templates(self) -> list[dict[str, Any]]:
@@ -186,10 +417,15 @@ class GraphClient:
             raise GraphError("The WhatsApp Business Account ID is not set", code=100)
         templates: list[dict[str, Any]] = []
         params: dict[str, Any] = {"limit": 100}
-        while True:
+        seen: set[str] = set()
+        for _page in range(MAX_TEMPLATE_PAGES):
             body = self.request("GET", f"{self.waba_id}/message_templates", params=params)
-            templates.extend(body.get("data") or [])
-            after = ((body.get("paging") or {}).get("cursors") or {}).get("after")
-            if not after or not (body.get("paging") or {}).get("next"):
+            templates.extend(item for item in body.get("data") or [] if isinstance(item, dict))
+            paging = body.get("paging") or {}
+            after = (paging.get("cursors") or {}).get("after")
+            if not after or not paging.get("next") or after in seen:
                 return templates
+            seen.add(after)
             params = {"limit": 100, "after": after}
+        log.warning("stopped listing templates after %s pages", MAX_TEMPLATE_PAGES)
+        return templates

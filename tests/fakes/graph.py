@@ -1,7 +1,8 @@
 """A fake Graph API: a real HTTP server on loopback that checks requests the way Meta does.
 
-It records what it received, can be told to fail the next calls with Meta-shaped errors, serves
-media, and posts signed status webhooks back to SigDesk like Meta would.
+It records what it received, can be told to fail calls with Meta-shaped errors (the next N calls,
+or every send to one recipient), serves media, and posts signed status webhooks back to SigDesk
+like Meta would. Templates are only checked by name and language once a test registers some.
 """
 
 from __future__ import annotations
@@ -21,20 +22,48 @@ from flask import Flask, jsonify, request
 from werkzeug.serving import make_server
 
 TOKEN = "EAAG-test-access-token"
+APP_SECRET = "fake-app-secret-0123456789"
 PHONE_NUMBER_ID = "106540352242922"
 WABA_ID = "102290129340398"
 DISPLAY_NUMBER = "+1 555-010-0199"
 VERIFIED_NAME = "Rosa's Bakery"
 MEDIA_TYPES = ("image", "video", "audio", "document", "sticker")
+MB = 1024 * 1024
+UPLOAD_LIMITS = {
+    "image/jpeg": 5 * MB, "image/png": 5 * MB, "image/webp": 500 * 1024,
+    "audio/aac": 16 * MB, "audio/amr": 16 * MB, "audio/mpeg": 16 * MB, "audio/mp4": 16 * MB, "audio/ogg": 16 * MB,
+    "video/mp4": 16 * MB, "video/3gpp": 16 * MB,
+}
+DOCUMENT_LIMIT = 100 * MB
+TITLES = {
+    4: "(#4) Application request limit reached",
+    100: "(#100) Invalid parameter",
+    190: "Error validating access token: Session has expired",
+    80007: "(#80007) Rate limit issues",
+    130429: "(#130429) Rate limit hit",
+    131000: "(#131000) Something went wrong",
+    131008: "(#131008) Required parameter is missing",
+    131009: "(#131009) Parameter value is not valid",
+    131026: "(#131026) Message undeliverable",
+    131047: "(#131047) Re-engagement message",
+    131050: "(#131050) User has stopped marketing messages",
+    131051: "(#131051) Unsupported message type",
+    131053: "(#131053) Media upload error",
+    131056: "(#131056) (Business Account, Consumer Account) pair rate limit hit",
+    132001: "(#132001) Template name does not exist in the translation",
+}
+DETAILS = {
+    131047: "Message failed to send because more than 24 hours have passed since the customer last replied to this number.",
+}
 
 
 @dataclass
 class Failure:
     code: int
     status: int = 400
-    title: str = "error"
+    title: str | None = None
     details: str | None = None
-    sleep: float = 0.0
+    subcode: int | None = None
 
 
 @dataclass
@@ -43,6 +72,7 @@ class Received:
     path: str
     body: Any
     headers: dict[str, str]
+    query: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -50,11 +80,16 @@ class FakeGraph:
     token: str = TOKEN
     phone_number_id: str = PHONE_NUMBER_ID
     waba_id: str = WABA_ID
+    app_secret: str = APP_SECRET
+    webhook_url: str | None = None
     requests: list[Received] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
+    recipient_failures: dict[str, Failure] = field(default_factory=dict)
     media: dict[str, tuple[bytes, str]] = field(default_factory=dict)
     templates: list[dict[str, Any]] = field(default_factory=list)
+    template_page_size: int = 2
     sent: list[dict[str, Any]] = field(default_factory=list)
+    recipients: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     url: str = ""
 
@@ -64,90 +99,172 @@ class FakeGraph:
         self.app = self._build()
 
     # --- control from tests -------------------------------------------------------------
-    def fail_next(self, code: int, status: int = 400, count: int = 1, title: str = "error", details: str | None = None) -> None:
-        self.failures.extend(Failure(code, status, title, details) for _ in range(count))
+    def fail_next(self, code: int, status: int | None = None, count: int = 1, title: str | None = None,
+                  details: str | None = None, subcode: int | None = None) -> None:
+        """The next `count` Graph calls (not media downloads) fail with this Meta error."""
+        failure = Failure(code, status or (401 if code == 190 else 400), title, details, subcode)
+        with self._lock:
+            self.failures.extend(failure for _ in range(count))
+
+    def fail_for(self, recipient: str, code: int, status: int = 400, title: str | None = None, details: str | None = None) -> None:
+        """Every send to this recipient fails (e.g. 131047 window closed) until clear_failures()."""
+        with self._lock:
+            self.recipient_failures[recipient.lstrip("+")] = Failure(code, status, title, details)
+
+    def clear_failures(self) -> None:
+        with self._lock:
+            self.failures.clear()
+            self.recipient_failures.clear()
+
+    def expire_token(self) -> None:
+        """From now on the client's token is refused with code 190, as after Meta expires it."""
+        self.token = "rotated-" + self.token
 
     def add_media(self, data: bytes, mime_type: str) -> str:
-        media_id = f"{next(self._ids) + 900000000000}"
-        self.media[media_id] = (data, mime_type)
+        with self._lock:
+            media_id = f"{next(self._ids) + 900000000000}"
+            self.media[media_id] = (data, mime_type)
         return media_id
 
     def messages_sent(self) -> list[dict[str, Any]]:
-        return [r.body for r in self.requests if r.method == "POST" and r.path.endswith("/messages") and r.body.get("type")]
+        return list(self.sent)
 
-    def post_status(self, webhook_url: str, app_secret: str, wamid: str, status: str, recipient: str = "15550001111",
-                    errors: list[dict[str, Any]] | None = None, biz_opaque: str | None = None) -> httpx.Response:
-        entry: dict[str, Any] = {"id": wamid, "status": status, "timestamp": str(int(time.time())), "recipient_id": recipient}
+    def connect_webhook(self, url: str, app_secret: str | None = None) -> None:
+        """Where status webhooks go: SigDesk's /webhooks/whatsapp, signed with its app secret."""
+        self.webhook_url = url
+        if app_secret is not None:
+            self.app_secret = app_secret
+
+    def status_payload(self, wamid: str, status: str, recipient: str | None = None, errors: list[dict[str, Any]] | None = None,
+                       biz_opaque: str | None = None) -> dict[str, Any]:
+        entry: dict[str, Any] = {"id": wamid, "status": status, "timestamp": str(int(time.time())),
+                                 "recipient_id": recipient or self.recipients.get(wamid, "15550001111")}
+        if status in ("sent", "delivered"):
+            entry["conversation"] = {"id": hashlib.md5(entry["recipient_id"].encode()).hexdigest(),
+                                     "origin": {"type": "service"}}
+            entry["pricing"] = {"billable": True, "pricing_model": "PMP", "category": "service", "type": "regular"}
         if errors:
             entry["errors"] = errors
         if biz_opaque:
             entry["biz_opaque_callback_data"] = biz_opaque
-        body = {"object": "whatsapp_business_account", "entry": [{"id": self.waba_id, "changes": [{"field": "messages", "value": {
+        return {"object": "whatsapp_business_account", "entry": [{"id": self.waba_id, "changes": [{"field": "messages", "value": {
             "messaging_product": "whatsapp",
-            "metadata": {"display_phone_number": "15550100199", "phone_number_id": self.phone_number_id},
+            "metadata": {"display_phone_number": re.sub(r"\D", "", DISPLAY_NUMBER), "phone_number_id": self.phone_number_id},
             "statuses": [entry]}}]}]}
-        raw = json.dumps(body).encode()
-        signature = "sha256=" + hmac.new(app_secret.encode(), raw, hashlib.sha256).hexdigest()
-        return httpx.post(webhook_url, content=raw, headers={"X-Hub-Signature-256": signature, "Content-Type": "application/json"})
+
+    def send_status(self, wamid: str, status: str, *, code: int | None = None, recipient: str | None = None,
+                    errors: list[dict[str, Any]] | None = None, biz_opaque: str | None = None,
+                    signature: str | None = None) -> httpx.Response:
+        """POST a signed status webhook like Meta's; `code` builds a Meta-shaped errors[] for failed."""
+        if self.webhook_url is None:
+            raise RuntimeError("call connect_webhook(url, app_secret) first")
+        if code is not None and errors is None:
+            errors = [{"code": code, "title": TITLES.get(code, "error"), "message": TITLES.get(code, "error"),
+                       "error_data": {"details": DETAILS.get(code, "")}}]
+        raw = json.dumps(self.status_payload(wamid, status, recipient, errors, biz_opaque)).encode()
+        return self.post_signed(raw, signature)
+
+    def post_signed(self, raw: bytes, signature: str | None = None) -> httpx.Response:
+        signature = signature or "sha256=" + hmac.new(self.app_secret.encode(), raw, hashlib.sha256).hexdigest()
+        return httpx.post(self.webhook_url, content=raw, timeout=10,
+                          headers={"X-Hub-Signature-256": signature, "Content-Type": "application/json"})
+
+    def post_status(self, webhook_url: str, app_secret: str, wamid: str, status: str, recipient: str = "15550001111",
+                    errors: list[dict[str, Any]] | None = None, biz_opaque: str | None = None) -> httpx.Response:
+        """Older form of send_status taking the address and secret each time."""
+        self.connect_webhook(webhook_url, app_secret)
+        return self.send_status(wamid, status, recipient=recipient, errors=errors, biz_opaque=biz_opaque)
 
     # --- the server -----------------------------------------------------------------------
-    def _error(self, code: int, message: str, status: int = 400, details: str | None = None):
-        payload: dict[str, Any] = {"message": message, "type": "OAuthException", "code": code, "fbtrace_id": "AbCdEf"}
+    @staticmethod
+    def _error(code: int, message: str | None = None, status: int = 400, details: str | None = None, subcode: int | None = None):
+        payload: dict[str, Any] = {"message": message or TITLES.get(code, f"(#{code}) error"),
+                                   "type": "OAuthException", "code": code, "fbtrace_id": "AbCdEf123"}
+        if subcode is not None:
+            payload["error_subcode"] = subcode
+        details = details or DETAILS.get(code)
         if details:
             payload["error_data"] = {"messaging_product": "whatsapp", "details": details}
         return jsonify(error=payload), status
+
+    def _fail(self, failure: Failure):
+        return self._error(failure.code, failure.title, failure.status, failure.details, failure.subcode)
+
+    def _record(self) -> None:
+        body: Any = None
+        if request.is_json:
+            body = request.get_json(silent=True)
+        elif request.form or request.files:
+            body = dict(request.form)
+            upload = request.files.get("file")
+            if upload is not None:
+                body["file"] = {"filename": upload.filename, "content_type": upload.mimetype}
+        with self._lock:
+            self.requests.append(Received(request.method, request.path, body, dict(request.headers), dict(request.args)))
 
     def _build(self) -> Flask:
         app = Flask("fake_graph")
 
         @app.before_request
         def check():
-            body: Any = None
-            if request.is_json:
-                body = request.get_json(silent=True)
-            elif request.form:
-                body = dict(request.form)
-            with self._lock:
-                self.requests.append(Received(request.method, request.path, body, dict(request.headers)))
+            self._record()
             if self.delay:
                 time.sleep(self.delay)
             if request.headers.get("Authorization") != f"Bearer {self.token}":
-                return self._error(190, "Error validating access token: Session has expired", 401)
-            if not request.path.startswith("/download/") and not re.match(r"^/v\d+\.\d/", request.path):
+                return self._error(190, "Error validating access token: Session has expired", 401, subcode=463)
+            if request.path.startswith("/download/"):
+                return None
+            if not re.match(r"^/v\d{1,3}\.0/", request.path):
                 return self._error(2500, "Unknown path components", 400)
-            if self.failures and not request.path.startswith("/download/"):
-                failure = self.failures.pop(0)
-                return self._error(failure.code, failure.title, failure.status, failure.details)
-            return None
+            with self._lock:
+                failure = self.failures.pop(0) if self.failures else None
+            return self._fail(failure) if failure else None
 
         @app.post("/<version>/<phone_id>/messages")
         def messages(version, phone_id):
             if phone_id != self.phone_number_id:
-                return self._error(100, "Unsupported post request. Object with ID does not exist")
+                return self._error(100, f"Unsupported post request. Object with ID '{phone_id}' does not exist")
             body = request.get_json(silent=True)
             if not isinstance(body, dict) or body.get("messaging_product") != "whatsapp":
                 return self._error(100, "(#100) The parameter messaging_product is required.")
             if body.get("status") == "read":
-                return jsonify(success=True) if body.get("message_id") else self._error(100, "message_id is required")
-            kind = body.get("type")
-            to = body.get("to")
-            if not to or not str(to).isdigit():
-                return self._error(100, "(#100) Invalid parameter", details="to must be a phone number")
-            content = body.get(kind)
-            problem = _check_content(kind, content)
-            if problem:
-                return self._error(100, "(#100) Invalid parameter", details=problem)
-            wamid = f"wamid.FAKE{next(self._ids):08d}"
+                if not body.get("message_id"):
+                    return self._error(131008, details="message_id is required")
+                return jsonify(success=True)
+            to = str(body.get("to") or "")
+            if not re.fullmatch(r"\+?\d{6,20}", to):
+                return self._error(131009, details="to must be a phone number")
+            if body.get("recipient_type", "individual") != "individual":
+                return self._error(131009, details="recipient_type must be individual")
             with self._lock:
+                failure = self.recipient_failures.get(to.lstrip("+"))
+            if failure:
+                return self._fail(failure)
+            kind = body.get("type")
+            problem = check_content(kind, body.get(kind)) or self._check_template(kind, body.get(kind))
+            if problem:
+                code, details = problem
+                return self._error(code, details=details)
+            context = body.get("context")
+            if context is not None and not (isinstance(context, dict) and context.get("message_id")):
+                return self._error(131009, details="context.message_id is required")
+            with self._lock:
+                wamid = f"wamid.FAKE{next(self._ids):08d}"
                 self.sent.append(body)
-            return jsonify(messaging_product="whatsapp", contacts=[{"input": to, "wa_id": to}], messages=[{"id": wamid}])
+                self.recipients[wamid] = to.lstrip("+")
+            return jsonify(messaging_product="whatsapp", contacts=[{"input": to, "wa_id": to.lstrip("+")}], messages=[{"id": wamid}])
 
         @app.post("/<version>/<phone_id>/media")
         def upload(version, phone_id):
             upload = request.files.get("file")
             if upload is None or request.form.get("messaging_product") != "whatsapp":
-                return self._error(100, "(#100) file and messaging_product are required")
-            return jsonify(id=self.add_media(upload.read(), request.form.get("type") or upload.mimetype))
+                return self._error(131008, details="file and messaging_product are required")
+            mime = (request.form.get("type") or upload.mimetype or "").split(";")[0].strip()
+            data = upload.read()
+            limit = UPLOAD_LIMITS.get(mime, DOCUMENT_LIMIT if "/" in mime else 0)
+            if not data or len(data) > limit:
+                return self._error(131053, details=f"{len(data)} bytes of {mime or 'no type'} is not accepted")
+            return jsonify(id=self.add_media(data, mime))
 
         @app.get("/download/<media_id>")
         def download(media_id):
@@ -164,62 +281,103 @@ class FakeGraph:
                 data, mime = self.media[object_id]
                 return jsonify(id=object_id, url=f"{self.url}/download/{object_id}", mime_type=mime,
                                sha256=hashlib.sha256(data).hexdigest(), file_size=len(data), messaging_product="whatsapp")
-            return self._error(100, f"Unsupported get request. Object with ID '{object_id}' does not exist", 400, details="unknown id")
+            return self._error(100, f"Unsupported get request. Object with ID '{object_id}' does not exist, cannot be loaded "
+                                    "due to missing permissions, or does not support this operation", 400)
 
         @app.get("/<version>/<waba_id>/message_templates")
         def templates(version, waba_id):
             if waba_id != self.waba_id:
                 return self._error(100, "Unsupported get request")
             start = int(request.args.get("after") or 0)
-            page = self.templates[start:start + 2]
+            size = min(int(request.args.get("limit") or 25), self.template_page_size)
+            page = self.templates[start:start + size]
             after = start + len(page)
             paging: dict[str, Any] = {"cursors": {"before": str(start), "after": str(after)}}
             if after < len(self.templates):
-                paging["next"] = f"{self.url}/{version}/{waba_id}/message_templates?after={after}"
+                paging["next"] = f"{self.url}/{version}/{waba_id}/message_templates?limit={size}&after={after}"
             return jsonify(data=page, paging=paging)
 
         return app
 
+    def _check_template(self, kind: Any, content: Any) -> tuple[int, str] | None:
+        if kind != "template" or not self.templates:
+            return None
+        language = (content.get("language") or {}).get("code")
+        if not any(t.get("name") == content.get("name") and t.get("language") == language for t in self.templates):
+            return 132001, f"template name ({content.get('name')}) does not exist in {language}"
+        return None
+
     def start(self) -> "FakeGraph":
         self._server = make_server("127.0.0.1", 0, self.app, threaded=True)
         self.url = f"http://127.0.0.1:{self._server.server_port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
         self._thread.start()
         return self
 
     def stop(self) -> None:
         self._server.shutdown()
+        self._server.server_close()
         self._thread.join(5)
 
 
-def _check_content(kind: Any, content: Any) -> str | None:
+def check_content(kind: Any, content: Any) -> tuple[int, str] | None:
+    """Meta's own checks on a message object; (code, details) of the error Meta would answer."""
+    missing, invalid = 131008, 131009
     if kind == "contacts":
-        return None if isinstance(content, list) and content else "contacts must be a non-empty list"
+        if not isinstance(content, list) or not content:
+            return missing, "contacts must be a non-empty list"
+        if not all(isinstance(c, dict) and (c.get("name") or {}).get("formatted_name") for c in content):
+            return missing, "contacts[].name.formatted_name is required"
+        return None
     if not isinstance(content, dict):
-        return f"the '{kind}' object is missing"
+        return missing, f"the '{kind}' object is missing"
     if kind == "text":
         body = content.get("body")
         if not isinstance(body, str) or not body:
-            return "text.body is required"
+            return missing, "text.body is required"
         if len(body) > 4096:
-            return "text.body is too long"
+            return 100, "text.body is too long"
     elif kind in MEDIA_TYPES:
-        if not content.get("id") and not content.get("link"):
-            return f"{kind}.id or {kind}.link is required"
+        if bool(content.get("id")) == bool(content.get("link")):
+            return invalid, f"{kind} needs exactly one of id or link"
+        if "caption" in content and kind not in ("image", "video", "document"):
+            return 100, f"{kind} does not take a caption"
     elif kind == "template":
         if not content.get("name") or not (content.get("language") or {}).get("code"):
-            return "template.name and template.language.code are required"
+            return missing, "template.name and template.language.code are required"
     elif kind == "interactive":
-        if content.get("type") not in ("button", "list", "cta_url", "product", "product_list", "flow"):
-            return "interactive.type is invalid"
-        if len((content.get("body") or {}).get("text") or "") > 1024:
-            return "interactive.body.text is too long"
+        return _check_interactive(content)
     elif kind == "reaction":
         if not content.get("message_id"):
-            return "reaction.message_id is required"
+            return missing, "reaction.message_id is required"
     elif kind == "location":
-        if "latitude" not in content or "longitude" not in content:
-            return "location.latitude and location.longitude are required"
+        lat, lon = content.get("latitude"), content.get("longitude")
+        if not isinstance(lat, (int, float)) or not isinstance(lon, (int, float)) or abs(lat) > 90 or abs(lon) > 180:
+            return invalid, "location.latitude and location.longitude must be valid coordinates"
     else:
-        return f"unknown message type {kind}"
+        return 131051, f"unknown message type {kind}"
+    return None
+
+
+def _check_interactive(content: dict[str, Any]) -> tuple[int, str] | None:
+    body = (content.get("body") or {}).get("text") or ""
+    if not body or len(body) > 1024:
+        return 100, "interactive.body.text must be 1 to 1024 characters"
+    action = content.get("action") or {}
+    if content.get("type") == "button":
+        buttons = action.get("buttons") or []
+        if not 1 <= len(buttons) <= 3:
+            return 100, "interactive.action.buttons must have 1 to 3 buttons"
+        if any(not 0 < len(((b or {}).get("reply") or {}).get("title") or "") <= 20 for b in buttons):
+            return 100, "button titles must be 1 to 20 characters"
+    elif content.get("type") == "list":
+        rows = [row for section in action.get("sections") or [] for row in (section or {}).get("rows") or []]
+        if not action.get("button") or len(action["button"]) > 20:
+            return 100, "interactive.action.button must be 1 to 20 characters"
+        if not 1 <= len(rows) <= 10:
+            return 100, "a list must have 1 to 10 rows in total"
+        if any(not 0 < len((row or {}).get("title") or "") <= 24 for row in rows):
+            return 100, "row titles must be 1 to 24 characters"
+    elif content.get("type") not in ("cta_url", "product", "product_list", "flow", "location_request_message"):
+        return 100, "interactive.type is invalid"
     return None
