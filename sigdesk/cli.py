@@ -75,7 +75,8 @@ def main(ctx: click.Context, data_dir: str | None, database_url: str | None, ver
     """SigDesk, the WhatsApp CRM. With no command: a desktop window if a screen is available, else the LAN server."""
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not verbose:
-        logging.getLogger("alembic").setLevel(logging.WARNING)
+        for noisy in ("alembic", "httpx", "httpcore"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
     ctx.obj = Context(data_dir, database_url)
     if ctx.invoked_subcommand is None:
         from sigdesk.desktop import gui_problem
