@@ -12,6 +12,7 @@ from sigdesk.models import Message
 from sigdesk.outbound import services as outbound
 from sigdesk.settings import services as settings
 from sigdesk.web import actor, cipher, db_session, error_response, public, requires
+from sigdesk.whatsapp.client import InvalidMessage
 from sigdesk.whatsapp.errors import GraphError
 from sigdesk.whatsapp.media import LIMITS, check_media
 
@@ -165,6 +166,8 @@ def upload_media():
             media_id = client.upload_media(data, upload.mimetype or check.sniffed, upload.filename or kind)
     except NotConnected as exc:
         return error_response(409, str(exc))
+    except InvalidMessage as exc:
+        return error_response(422, f"This file cannot be sent as {kind}: {exc}")
     except GraphError as exc:
         return error_response(502, exc.human)
     return jsonify(id=media_id, mime_type=upload.mimetype, size=check.size), 201

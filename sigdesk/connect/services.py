@@ -64,7 +64,7 @@ def test_connection(session: Session, cipher: Cipher) -> ConnectionCheck:
     try:
         with graph_client(session, cipher) as client:
             info = client.phone_number_info()
-    except NotConnected as exc:
+    except (NotConnected, ValueError) as exc:
         return ConnectionCheck(False, error=str(exc))
     except GraphError as exc:
         return ConnectionCheck(False, error=exc.human)

@@ -12,13 +12,19 @@ import math
 import re
 import time
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, Self
 from urllib.parse import urlsplit
 
 import httpx
 
 from sigdesk.whatsapp.errors import GraphError
-from sigdesk.whatsapp.media import LIMITS, STATIC_STICKER_LIMIT, is_animated_webp, kind_for_mime, normalise_mime
+from sigdesk.whatsapp.media import (
+    LIMITS,
+    STATIC_STICKER_LIMIT,
+    is_animated_webp,
+    kind_for_mime,
+    normalise_mime,
+)
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +52,7 @@ ROW_TITLE_MAX = 24
 ROW_DESCRIPTION_MAX = 72
 MEDIA_KINDS = ("image", "video", "audio", "document", "sticker")
 CAPTIONED = ("image", "video", "document")
+KINDS = ("text", *MEDIA_KINDS, "interactive", "reaction", "location", "template", "contacts")
 
 
 class InvalidMessage(ValueError):
@@ -73,6 +80,7 @@ def validate_message(kind: str, content: Any) -> None:
     if kind == "contacts":
         _validate_contacts(content)
         return
+    _need(kind in KINDS, f"Unknown message type '{kind}'")
     _need(isinstance(content, dict), "The message content must be an object")
     if kind == "text":
         _text(content.get("body"), "A text message", TEXT_MAX)
@@ -170,7 +178,7 @@ def _validate_interactive(content: dict[str, Any]) -> None:
 
 
 def validate_upload(data: bytes, mime_type: str) -> str:
-    """Meta's per-type size limits for uploads; returns the kind the file will be sent as."""
+    """Meta applies the size limit of the upload's MIME type (not of the later message type); returns that kind."""
     if not data:
         raise InvalidMedia("The file is empty")
     if not normalise_mime(mime_type) or "/" not in mime_type:
@@ -228,11 +236,14 @@ class GraphClient:
             transport=transport,
             trust_env=True,
         )
+        if self._http.timeout.connect is None or self._http.timeout.read is None:
+            self._http.close()
+            raise ValueError("Every Graph API call needs connect and read timeouts")
 
     def close(self) -> None:
         self._http.close()
 
-    def __enter__(self) -> "GraphClient":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *_exc: object) -> None:
@@ -244,7 +255,7 @@ class GraphClient:
         try:
             response = self._http.request(method, path.lstrip("/"), **kwargs)
         except httpx.TimeoutException as exc:
-            raise GraphError(f"no answer within {self._deadline():.0f} s", transport=True) from exc
+            raise GraphError(f"no answer within {self._deadline():g} s", transport=True) from exc
         except httpx.TransportError as exc:
             raise GraphError(type(exc).__name__, transport=True) from exc
         try:
@@ -288,7 +299,11 @@ class GraphClient:
     def send_media(self, to: str, kind: str, media_id: str | None = None, link: str | None = None,
                    caption: str | None = None, filename: str | None = None, reply_to: str | None = None) -> str:
         _need(kind in MEDIA_KINDS, f"Media messages are one of {', '.join(MEDIA_KINDS)}, not '{kind}'")
-        content: dict[str, Any] = {"id": media_id} if media_id else {"link": link}
+        content: dict[str, Any] = {}
+        if media_id is not None:
+            content["id"] = media_id
+        if link is not None:
+            content["link"] = link
         if caption is not None:
             content["caption"] = caption
         if filename is not None:
@@ -402,7 +417,7 @@ class GraphClient:
                         raise GraphError(f"the download took longer than {deadline:.0f} s", transport=True)
                     chunks.append(chunk)
         except httpx.TimeoutException as exc:
-            raise GraphError(f"no answer within {self._deadline():.0f} s", transport=True) from exc
+            raise GraphError(f"no answer within {self._deadline():g} s", transport=True) from exc
         except httpx.TransportError as exc:
             raise GraphError(type(exc).__name__, transport=True) from exc
         return b"".join(chunks)

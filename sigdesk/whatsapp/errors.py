@@ -126,7 +126,7 @@ class GraphError(Exception):
         return text
 
     @classmethod
-    def from_response(cls, status: int, body: Any) -> "GraphError":
+    def from_response(cls, status: int, body: Any) -> GraphError:
         error = body.get("error") if isinstance(body, dict) else None
         if not isinstance(error, dict):
             return cls(f"HTTP {status} from the Graph API", status=status)

@@ -37,6 +37,7 @@ EXECUTABLE = frozenset({
 EXECUTABLE_MAGIC = (b"\x7fELF", b"MZ", b"\xfe\xed\xfa\xce", b"\xfe\xed\xfa\xcf", b"\xce\xfa\xed\xfe",
                     b"\xcf\xfa\xed\xfe", b"\xca\xfe\xba\xbe")
 OLE = frozenset({"application/msword", "application/vnd.ms-excel", "application/vnd.ms-powerpoint"})
+OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 OOXML_PREFIX = "application/vnd.openxmlformats-officedocument."
 ODF_PREFIX = "application/vnd.oasis.opendocument."
 DOCUMENTS = OLE | frozenset({
@@ -51,6 +52,7 @@ DOCUMENTS = OLE | frozenset({
 MEDIA_AS_DOCUMENT = frozenset({"image/gif", "image/heic", "image/tiff", "image/bmp", "image/avif", "audio/x-wav",
                                "audio/x-flac", "video/quicktime", "video/webm", "video/x-matroska"})
 TEXT_DOCUMENTS = frozenset({"application/json", "application/xml", "application/x-subrip", "application/csv"})
+ISO_MEDIA = frozenset({"audio/mp4", "video/mp4", "video/3gpp", "audio/aac"})
 UNSPECIFIC = frozenset({"application/octet-stream", "binary/octet-stream", "application/unknown"})
 
 
@@ -126,6 +128,8 @@ def check_media(data: bytes, declared_mime: str | None, expected_sha256: str | N
 
 
 def _document_problem(data: bytes, sniffed: str | None, declared: str | None) -> str | None:
+    if sniffed is None and data.startswith(OLE_MAGIC) and declared in OLE:
+        return None  # older Word/Excel/PowerPoint files; filetype only recognises some of them
     if sniffed is None:
         textual = declared is not None and (declared.startswith("text/") or declared in TEXT_DOCUMENTS)
         if textual and _looks_like_text(data):
@@ -152,7 +156,8 @@ def _office_match(sniffed: str, declared: str) -> bool:
 
 
 def _same_container(sniffed: str, declared: str) -> bool:
-    return {sniffed, declared} <= {"audio/mp4", "video/mp4", "audio/aac"}
+    """MP4, M4A and 3GP share the ISO media container; the brand inside decides what filetype reports."""
+    return {sniffed, declared} <= ISO_MEDIA
 
 
 def media_path(data_dir: Path, key: str) -> Path:

@@ -76,3 +76,46 @@ def test_settings_changes_are_audited_without_values(auth, client, owner, fake_g
     auth.post("/admin/whatsapp/", connect_form(fake_graph), form_page="/admin/whatsapp/")
     audit = client.get("/admin/audit?action=settings.changed").get_data(as_text=True)
     assert "whatsapp.access_token" in audit and TOKEN not in audit
+
+
+@pytest.mark.parametrize(("method", "path"), [
+    ("GET", "/admin/whatsapp/"), ("POST", "/admin/whatsapp/"), ("POST", "/admin/whatsapp/test"), ("POST", "/admin/whatsapp/verify-token"),
+])
+def test_agents_get_403_and_change_nothing(auth, client, owner, fake_graph, method, path):
+    agent = auth.create_user("agent")
+    auth.logout()
+    auth.login(agent)
+    form = connect_form(fake_graph, **{"whatsapp.waba_id": "999"})
+    response = client.open(path, method=method, data={**form, "csrf_token": auth.csrf("/account/")})
+    assert response.status_code == 403
+    assert "WhatsApp</a>" not in client.get("/account/").get_data(as_text=True)
+    assert fake_graph.requests == []
+
+
+def test_admins_may_connect_too(auth, client, owner, fake_graph):
+    admin = auth.create_user("admin")
+    auth.logout()
+    auth.login(admin)
+    assert auth.post("/admin/whatsapp/", connect_form(fake_graph), form_page="/admin/whatsapp/").status_code == 302
+    page = client.get("/admin/whatsapp/").get_data(as_text=True)
+    assert f'value="{WABA_ID}"' in page and 'href="/admin/whatsapp/"' in page
+
+
+def test_the_page_shows_the_callback_url_to_paste_into_meta(auth, client, owner):
+    page = client.get("/admin/whatsapp/").get_data(as_text=True)
+    assert '<code id="callback-url">http://localhost/webhooks/whatsapp</code>' in page
+    assert 'value="v21.0"' in page and 'value="https://graph.facebook.com"' in page
+
+
+def test_the_check_talks_to_meta_with_the_saved_settings(auth, client, owner, fake_graph):
+    auth.post("/admin/whatsapp/", connect_form(fake_graph, **{"whatsapp.api_version": "v22.0"}), form_page="/admin/whatsapp/")
+    auth.post("/admin/whatsapp/test", form_page="/admin/whatsapp/")
+    request = fake_graph.requests[-1]
+    assert request.path == f"/v22.0/{PHONE_NUMBER_ID}" and request.headers["Authorization"] == f"Bearer {TOKEN}"
+
+
+def test_an_unreachable_graph_api_is_explained(auth, client, owner, fake_graph):
+    auth.post("/admin/whatsapp/", connect_form(fake_graph), form_page="/admin/whatsapp/")
+    fake_graph.fail_next(2, status=503)
+    page = auth.post("/admin/whatsapp/test", form_page="/admin/whatsapp/").get_data(as_text=True)
+    assert "temporarily unavailable" in page and "code 2" in page

@@ -107,7 +107,7 @@ class FakeGraph:
             self.failures.extend(failure for _ in range(count))
 
     def fail_for(self, recipient: str, code: int, status: int = 400, title: str | None = None, details: str | None = None) -> None:
-        """Every send to this recipient fails (e.g. 131047 window closed) until clear_failures()."""
+        """Every send to this recipient fails until clear_failures(); 131047 (window closed) spares templates."""
         with self._lock:
             self.recipient_failures[recipient.lstrip("+")] = Failure(code, status, title, details)
 
@@ -236,11 +236,11 @@ class FakeGraph:
                 return self._error(131009, details="to must be a phone number")
             if body.get("recipient_type", "individual") != "individual":
                 return self._error(131009, details="recipient_type must be individual")
+            kind = body.get("type")
             with self._lock:
                 failure = self.recipient_failures.get(to.lstrip("+"))
-            if failure:
+            if failure and not (failure.code == 131047 and kind == "template"):
                 return self._fail(failure)
-            kind = body.get("type")
             problem = check_content(kind, body.get(kind)) or self._check_template(kind, body.get(kind))
             if problem:
                 code, details = problem
@@ -307,7 +307,7 @@ class FakeGraph:
             return 132001, f"template name ({content.get('name')}) does not exist in {language}"
         return None
 
-    def start(self) -> "FakeGraph":
+    def start(self) -> FakeGraph:
         self._server = make_server("127.0.0.1", 0, self.app, threaded=True)
         self.url = f"http://127.0.0.1:{self._server.server_port}"
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)

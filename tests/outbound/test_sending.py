@@ -240,3 +240,20 @@ def test_failed_statuses_are_explained_in_words(app, client, fake_graph, convers
     client.post("/webhooks/whatsapp", data=raw, headers={"X-Hub-Signature-256": signature})
     failed = load(app, message_id)
     assert failed.status == "failed" and failed.error_code == 131047 and "window is closed" in failed.error_explanation
+
+
+def test_attachments_are_checked_before_upload_then_sent_by_id(api, fake_graph):
+    post_webhook(api.live_server.url, inbound("wamid.IN4"))
+    conversation = first_conversation(api)
+    png = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + b"\x00" * 300
+    lying = api.post("/media", files={"file": ("cake.png", b"%PDF-1.7\n" + b"x" * 100, "image/png")}, data={"type": "image"})
+    assert lying.status_code == 422 and "application/pdf" in lying.json()["error"]
+    big = api.post("/media", files={"file": ("big.png", png + b"\x00" * (6 * 1024 * 1024), "image/png")}, data={"type": "document"})
+    assert big.status_code in (413, 422)
+    assert api.post("/media", data={"type": "image"}).status_code == 400
+    uploaded = api.post("/media", files={"file": ("cake.png", png, "image/png")}, data={"type": "image"})
+    assert uploaded.status_code == 201
+    response = api.post(f"/conversations/{conversation['id']}/messages",
+                        json={"type": "image", "image": {"id": uploaded.json()["id"], "caption": "Your cake"}})
+    assert response.status_code == 202
+    assert wait_for(lambda: fake_graph.sent)[-1]["image"] == {"id": uploaded.json()["id"], "caption": "Your cake"}

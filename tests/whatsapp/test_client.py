@@ -5,9 +5,20 @@ import socket
 import httpx
 import pytest
 
-from sigdesk.whatsapp.client import GraphClient, InvalidMedia, InvalidMessage, validate_message
+from sigdesk.whatsapp.client import (
+    GraphClient,
+    InvalidMedia,
+    InvalidMessage,
+    validate_message,
+)
 from sigdesk.whatsapp.errors import HUMAN, GraphError, explain
-from tests.fakes.graph import DISPLAY_NUMBER, PHONE_NUMBER_ID, TOKEN, VERIFIED_NAME, WABA_ID
+from tests.fakes.graph import (
+    DISPLAY_NUMBER,
+    PHONE_NUMBER_ID,
+    TOKEN,
+    VERIFIED_NAME,
+    WABA_ID,
+)
 
 CUSTOMER = "15550001111"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
@@ -150,6 +161,8 @@ def test_mark_read(client, fake_graph):
         (lambda c: c.send_payload({"messaging_product": "whatsapp", "to": CUSTOMER, "type": "carrier_pigeon"}), "Unknown message type"),
     ],
 )
+
+
 def test_rule_breaking_messages_are_refused_before_calling_meta(client, fake_graph, send, message):
     with pytest.raises(InvalidMessage, match=message) as caught:
         send(client)
@@ -169,6 +182,8 @@ def test_validation_matches_what_outbound_queues():
     (b"", "image/png", "empty"),
     (PNG, "", "MIME type"),
 ])
+
+
 def test_uploads_over_whatsapps_limits_are_refused_locally(client, fake_graph, data, mime, message):
     with pytest.raises(InvalidMedia, match=message):
         client.upload_media(data, mime, "file")
@@ -201,9 +216,8 @@ def test_media_downloads_have_an_overall_deadline(client, fake_graph):
 
 
 def test_the_token_never_goes_to_a_plain_http_address_when_meta_is_https():
-    with GraphClient("https://graph.example.invalid", "v21.0", TOKEN, PHONE_NUMBER_ID) as client:
-        with pytest.raises(GraphError, match="non-https"):
-            client.download_media("http://127.0.0.1:9/steal", max_bytes=10)
+    with GraphClient("https://graph.example.invalid", "v21.0", TOKEN, PHONE_NUMBER_ID) as client, pytest.raises(GraphError, match="non-https"):
+        client.download_media("http://127.0.0.1:9/steal", max_bytes=10)
 
 
 def test_a_missing_media_file_is_a_graph_error(client, fake_graph):
@@ -225,9 +239,8 @@ def test_templates_are_listed_across_pages(client, fake_graph):
 
 
 def test_templates_need_the_business_account_id(fake_graph):
-    with GraphClient(fake_graph.url, "v21.0", TOKEN, PHONE_NUMBER_ID) as client:
-        with pytest.raises(GraphError, match="Business Account ID"):
-            client.list_templates()
+    with GraphClient(fake_graph.url, "v21.0", TOKEN, PHONE_NUMBER_ID) as client, pytest.raises(GraphError, match="Business Account ID"):
+        client.list_templates()
 
 
 def test_an_expired_token_is_explained_in_words(client, fake_graph):
@@ -257,6 +270,8 @@ def test_meta_error_envelopes_are_read_by_code_and_details(client, fake_graph):
     (131047, 400, False), (131026, 400, False), (131050, 400, False), (132001, 404, False), (190, 401, False),
     (100, 400, False), (131053, 400, False), (987654, 500, True), (987654, 400, False),
 ])
+
+
 def test_errors_know_whether_a_retry_can_help(client, fake_graph, code, status, retryable):
     fake_graph.fail_next(code, status)
     with pytest.raises(GraphError) as caught:
@@ -301,20 +316,18 @@ def test_server_errors_without_a_body_are_retryable():
 
 def test_a_slow_server_gives_a_clear_retryable_error(fake_graph):
     fake_graph.delay = 1.0
-    with graph(fake_graph, timeout=httpx.Timeout(0.2)) as client:
-        with pytest.raises(GraphError) as caught:
-            client.phone_number_info()
+    with graph(fake_graph, timeout=httpx.Timeout(0.2)) as client, pytest.raises(GraphError) as caught:
+        client.phone_number_info()
     assert caught.value.transport and caught.value.retryable
-    assert "no answer within 0 s" in caught.value.human or "no answer within" in caught.value.human
+    assert "no answer within 0.2 s" in caught.value.human
 
 
 def test_an_unreachable_server_is_a_retryable_transport_error():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    with GraphClient(f"http://127.0.0.1:{port}", "v21.0", TOKEN, PHONE_NUMBER_ID, timeout=2) as client:
-        with pytest.raises(GraphError) as caught:
-            client.send_text(CUSTOMER, "hi")
+    with GraphClient(f"http://127.0.0.1:{port}", "v21.0", TOKEN, PHONE_NUMBER_ID, timeout=2) as client, pytest.raises(GraphError) as caught:
+        client.send_text(CUSTOMER, "hi")
     assert caught.value.transport and caught.value.retryable and "Could not reach" in caught.value.human
 
 
@@ -330,9 +343,16 @@ def test_proxy_settings_from_the_environment_are_honoured(fake_graph, monkeypatc
     ("https://graph.facebook.com", "21", "not a Graph API version"),
     ("ftp://graph.facebook.com", "v21.0", "not an http"),
 ])
+
+
 def test_bad_connection_settings_are_refused_at_once(base_url, version, message):
     with pytest.raises(ValueError, match=message):
         GraphClient(base_url, version, TOKEN, PHONE_NUMBER_ID)
+
+
+def test_calls_without_a_deadline_are_refused(fake_graph):
+    with pytest.raises(ValueError, match="timeouts"):
+        graph(fake_graph, timeout=None)
 
 
 def test_a_non_json_answer_is_an_error(fake_graph):
@@ -342,6 +362,5 @@ def test_a_non_json_answer_is_an_error(fake_graph):
     def html():
         return "<html>captive portal</html>"
 
-    with graph(fake_graph) as client:
-        with pytest.raises(GraphError, match="without a JSON object"):
-            client.request("GET", "html")
+    with graph(fake_graph) as client, pytest.raises(GraphError, match="without a JSON object"):
+        client.request("GET", "html")
