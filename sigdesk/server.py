@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 import socket
 import threading
 import time
@@ -98,6 +99,19 @@ def lan_addresses() -> list[str]:
     return [address for address in found if not address.startswith("127.")]
 
 
+def run_until_interrupted(app: Flask, run: Callable[[], object], close: Callable[[], object], echo=print) -> None:
+    """The foreground server and the background worker live and stop together."""
+    worker = app.extensions["sigdesk"].worker
+    worker.start()
+    try:
+        run()
+    except KeyboardInterrupt:
+        echo("Stopping SigDesk.")
+    finally:
+        worker.stop()
+        close()
+
+
 def serve(app: Flask, host: str, port: int, threads: int = 8, echo=print) -> None:
     server = create_server(
         app, host=host, port=port, threads=threads, ident="SigDesk",
@@ -109,15 +123,7 @@ def serve(app: Flask, host: str, port: int, threads: int = 8, echo=print) -> Non
         for address in lan_addresses():
             echo(f"Colleagues on the office network can open http://{address}:{actual}/")
     echo("Press Ctrl+C to stop.")
-    worker = app.extensions["sigdesk"].worker
-    worker.start()
-    try:
-        server.run()
-    except KeyboardInterrupt:
-        echo("Stopping SigDesk.")
-    finally:
-        worker.stop()
-        server.close()
+    run_until_interrupted(app, server.run, server.close, echo)
 
 
 def _log_from_cheroot(msg: str = "", level: int = logging.INFO, traceback: bool = False) -> None:
@@ -157,12 +163,4 @@ def serve_https(app: Flask, host: str, port: int, pair: CertificatePair, threads
     if pair.expired:
         echo("Warning: the certificate has expired; browsers will refuse it until it is renewed.")
     echo("Press Ctrl+C to stop.")
-    worker = app.extensions["sigdesk"].worker
-    worker.start()
-    try:
-        server.serve()
-    except KeyboardInterrupt:
-        echo("Stopping SigDesk.")
-    finally:
-        worker.stop()
-        server.stop()
+    run_until_interrupted(app, server.serve, server.stop, echo)

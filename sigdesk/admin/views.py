@@ -12,7 +12,7 @@ from sigdesk.auth.roles import may_manage
 from sigdesk.models import Role, User
 from sigdesk.security import invalidate_policy
 from sigdesk.settings import services as settings
-from sigdesk.settings.specs import SPECS, SettingError, parse_bool
+from sigdesk.settings.specs import SPECS
 from sigdesk.web import actor, app_config, cipher, client_ip, db_session, requires
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -147,25 +147,10 @@ def general_settings():
     editable = EDITABLE_SETTINGS + (OWNER_SETTINGS if me.role == Role.OWNER.value else ())
     errors: dict[str, str] = {}
     if request.method == "POST":
-        changed = []
-        for key in editable:
-            spec = SPECS[key]
-            if spec.parse is parse_bool:
-                text = "true" if request.form.get(key) else "false"
-            else:
-                text = request.form.get(key)
-                if text is None:
-                    continue
-            try:
-                old = settings.get(dbs, cipher(), key)
-                new = settings.set_text(dbs, cipher(), key, text)
-            except SettingError as exc:
-                errors[key] = str(exc)
-                continue
-            if key == "security.require_2fa" and new and not old and not me.totp_enabled:
-                errors[key] = "Turn on two-factor authentication for your own account first, so you are not locked out."
-            if old != new:
-                changed.append(key)
+        turning_on_2fa = bool(request.form.get("security.require_2fa")) and not settings.get(dbs, cipher(), "security.require_2fa")
+        changed, errors = settings.apply_form(dbs, cipher(), editable, request.form)
+        if "security.require_2fa" in changed and turning_on_2fa and not me.totp_enabled:
+            errors["security.require_2fa"] = "Turn on two-factor authentication for your own account first, so you are not locked out."
         if errors:
             dbs.rollback()
         else:

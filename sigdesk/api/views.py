@@ -104,8 +104,14 @@ def send_message(conversation_id: int):
     if reply_to is not None and not isinstance(reply_to, str):
         abort(400, description="'reply_to' must be a message's wamid")
     session = db_session()
+    return _queued(lambda: outbound.queue(session, conversation, kind, content, author_id=actor().id, reply_to_wamid=reply_to))
+
+
+def _queued(queue):
+    """Commit a queued message and wake the worker; the rule it broke becomes a 422 in words."""
+    session = db_session()
     try:
-        message = outbound.queue(session, conversation, kind, content, author_id=actor().id, reply_to_wamid=reply_to)
+        message = queue()
     except outbound.SendRefused as exc:
         session.rollback()
         return error_response(422, str(exc))
@@ -138,14 +144,7 @@ def retry_message(conversation_id: int, message_id: int):
     message = session.get(Message, message_id)
     if message is None or message.conversation_id != conversation.id:
         abort(404, description="No such message in this conversation")
-    try:
-        outbound.retry(session, message)
-    except outbound.SendRefused as exc:
-        session.rollback()
-        return error_response(422, str(exc))
-    session.commit()
-    current_app.extensions["sigdesk"].worker.wake()
-    return jsonify(conversations.message_data(message)), 202
+    return _queued(lambda: outbound.retry(session, message) or message)
 
 
 @bp.post("/media")

@@ -7,7 +7,7 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from sigdesk.audit.services import record
 from sigdesk.connect import services as connect
 from sigdesk.settings import services as settings
-from sigdesk.settings.specs import SPECS, SettingError, parse_bool
+from sigdesk.settings.specs import SPECS
 from sigdesk.web import actor, cipher, client_ip, db_session, requires
 
 bp = Blueprint("connect", __name__, url_prefix="/admin/whatsapp")
@@ -36,24 +36,7 @@ def index():
 @requires("settings.manage")
 def save():
     session = db_session()
-    errors: dict[str, str] = {}
-    changed: list[str] = []
-    for key in connect.PLAIN_KEYS + connect.SECRET_KEYS:
-        spec = SPECS[key]
-        if spec.parse is parse_bool:
-            text = "true" if request.form.get(key) else "false"
-        else:
-            text = (request.form.get(key) or "").strip()
-            if not text:
-                continue  # blank keeps what is stored: secrets are never shown back
-        try:
-            before = settings.get(session, cipher(), key)
-            after = settings.set_text(session, cipher(), key, text)
-        except SettingError as exc:
-            errors[key] = str(exc)
-            continue
-        if before != after:
-            changed.append(key)
+    changed, errors = settings.apply_form(session, cipher(), connect.PLAIN_KEYS + connect.SECRET_KEYS, request.form, blank_keeps=True)
     if errors:
         session.rollback()
         return _page(errors, status=400)

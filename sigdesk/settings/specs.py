@@ -72,6 +72,13 @@ def parse_digits(text: str) -> str:
     return cleaned
 
 
+def parse_inbound_mode(text: str) -> str:
+    cleaned = text.strip().lower()
+    if cleaned not in ("direct", "relay"):
+        raise SettingError(f"'{text}' is not an inbound mode (use relay or direct)")
+    return cleaned
+
+
 @dataclass(frozen=True)
 class Spec:
     key: str
@@ -100,6 +107,10 @@ SPECS: dict[str, Spec] = {
         Spec("whatsapp.api_version", "Graph API version", parse_api_version, "v21.0"),
         Spec("whatsapp.graph_base_url", "Graph API address", parse_http_url, "https://graph.facebook.com"),
         Spec("whatsapp.read_receipts", "Send read receipts to customers", parse_bool, True),
+        Spec("inbound.mode", "How Meta's webhooks reach SigDesk (relay or direct)", parse_inbound_mode, "direct"),
+        Spec("relay.url", "Relay address", parse_http_url, None),
+        Spec("relay.token", "Relay access token (from pairing)", parse_str, None, secret=True),
+        Spec("relay.install", "Relay install ID (from pairing)", parse_str, None),
     ]
 }
 

@@ -1,6 +1,6 @@
 import json
 
-from tests.outbound.test_sending import APP_SECRET, connect
+from tests.outbound.test_sending import connect
 from tests.media.test_views import deliver
 
 
