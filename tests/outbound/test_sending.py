@@ -257,3 +257,19 @@ def test_attachments_are_checked_before_upload_then_sent_by_id(api, fake_graph):
                         json={"type": "image", "image": {"id": uploaded.json()["id"], "caption": "Your cake"}})
     assert response.status_code == 202
     assert wait_for(lambda: fake_graph.sent)[-1]["image"] == {"id": uploaded.json()["id"], "caption": "Your cake"}
+
+
+def test_a_failed_message_can_be_sent_again_by_a_person(api, fake_graph):
+    post_webhook(api.live_server.url, inbound("wamid.IN5"))
+    conversation = first_conversation(api)
+    fake_graph.fail_next(131026)
+    message_id = api.post(f"/conversations/{conversation['id']}/messages", json={"text": "Ready!"}).json()["id"]
+    wait_for(lambda: message_status(api, conversation["id"], message_id)["status"] == "failed")
+    failed = message_status(api, conversation["id"], message_id)
+    assert failed["error"]["code"] == 131026 and "could not be delivered" in failed["error"]["explanation"]
+    retry = api.post(f"/conversations/{conversation['id']}/messages/{message_id}/retry")
+    assert retry.status_code == 202 and retry.json()["status"] == "queued"
+    wait_for(lambda: message_status(api, conversation["id"], message_id)["status"] == "sent")
+    again = api.post(f"/conversations/{conversation['id']}/messages/{message_id}/retry")
+    assert again.status_code == 422 and "Only failed" in again.json()["error"]
+    assert api.post(f"/conversations/{conversation['id']}/messages/99999/retry").status_code == 404
