@@ -8,8 +8,9 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from flask import Flask, g, request
+from flask import Flask, g, make_response, request
 from flask_login import AnonymousUserMixin
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
 from sigdesk import __version__
@@ -112,18 +113,18 @@ def _init_login(app: Flask) -> None:
 
     @login_manager.request_loader
     def load_from_token(req):
-        from sigdesk.auth.services import user_for_token
+        from sigdesk.auth.services import token_for, touch_token
 
         auth = req.authorization
         if not req.path.startswith("/api/") or auth is None or auth.type != "bearer" or not auth.token:
             return None
-        session = db_session()
-        user = user_for_token(session, auth.token)
-        if user is None:
+        row = token_for(db_session(), auth.token)
+        if row is None:
             return None
-        session.commit()
-        g.token_user_id = user.id
-        return LoginUser(user)
+        with app.extensions["sigdesk"].database.session() as writer:
+            touch_token(writer, row.id)
+        g.token_user_id = row.user.id
+        return LoginUser(row.user)
 
 
 def _mark_static_public(app: Flask) -> None:
@@ -148,8 +149,9 @@ def _register_blueprints(app: Flask) -> None:
     from sigdesk.inbound.views import bp as inbound_bp
     from sigdesk.media.views import bp as media_bp
     from sigdesk.message_templates.views import bp as templates_bp
+    from sigdesk.relay.views import bp as relay_bp
 
-    for blueprint in (health_bp, auth_bp, account_bp, admin_bp, api_bp, home_bp, inbound_bp, connect_bp, media_bp, templates_bp, deliveries_bp):
+    for blueprint in (health_bp, auth_bp, account_bp, admin_bp, api_bp, home_bp, inbound_bp, connect_bp, media_bp, templates_bp, deliveries_bp, relay_bp):
         app.register_blueprint(blueprint)
 
 
@@ -157,6 +159,7 @@ def _register_jobs(app: Flask) -> None:
     from sigdesk.connect.services import client_or_none
     from sigdesk.media.services import fetch_pending
     from sigdesk.outbound.services import recover_interrupted, send_due
+    from sigdesk.relay.client import Puller
 
     state: AppState = app.extensions["sigdesk"]
 
@@ -166,6 +169,8 @@ def _register_jobs(app: Flask) -> None:
     state.worker.on_start("recover interrupted sends", recover_interrupted)
     state.worker.register("send messages", lambda session: send_due(session, client_for))
     state.worker.register("fetch media", lambda session: fetch_pending(session, client_for, state.config.data_dir))
+    puller = app.extensions["sigdesk.relay"] = Puller(state.database, state.cipher)
+    state.worker.add_loop("relay", puller.run, puller.interrupt)
 
 
 def _register_errors(app: Flask) -> None:
@@ -187,6 +192,15 @@ def _register_errors(app: Flask) -> None:
         if status == 429:
             log.warning("rate limit hit on %s", request.endpoint)
         return error_response(status, message)
+
+    @app.errorhandler(OperationalError)
+    def database_busy(error: OperationalError):
+        if "database is locked" not in str(error.orig):
+            return unexpected(error)
+        log.warning("database busy on %s", request.endpoint)
+        response = make_response(*error_response(503, "SigDesk is busy saving other changes. Please try again in a moment."))
+        response.headers["Retry-After"] = "1"
+        return response
 
     @app.errorhandler(Exception)
     def unexpected(error: Exception):

@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+import threading
+import weakref
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -18,6 +20,8 @@ from sqlalchemy.types import TypeDecorator
 from sigdesk.config import ConfigError
 
 log = logging.getLogger(__name__)
+
+WRITER_OPTION = "sigdesk_writer"
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -114,21 +118,47 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
 
 
 def _sqlite_begin(connection) -> None:
-    connection.exec_driver_sql("BEGIN")
+    # A writer takes the lock up front, so SQLite's busy timeout applies; a transaction that read
+    # first and then writes would instead fail at once when another writer committed in between.
+    writer = connection.get_execution_options().get(WRITER_OPTION)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if writer else "BEGIN")
+
+
+_write_locks: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
+_write_locks_guard = threading.Lock()
+
+
+def write_lock(session_or_engine: Session | Engine) -> AbstractContextManager:
+    """Hold around a write transaction on SQLite, from its first statement to its commit.
+
+    SQLite has one writer at a time: a transaction that read first and then writes fails at once
+    ("database is locked") when another connection committed in between, and waiting writers sleep
+    in growing steps. Queueing this process's writers on a mutex avoids both. MySQL locks rows, so
+    there it is a no-op. Never hold it across a network call.
+    """
+    engine = session_or_engine.get_bind() if isinstance(session_or_engine, Session) else session_or_engine
+    if engine.dialect.name != "sqlite":
+        return nullcontext()
+    with _write_locks_guard:
+        lock = _write_locks.get(engine)
+        if lock is None:
+            lock = _write_locks[engine] = threading.Lock()
+    return lock
 
 
 class Database:
-    """One engine and session factory per app; every request and job takes sessions from here."""
+    """One engine and two session factories per app: readers, and writers that lock SQLite up front."""
 
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
+        self.writer = sessionmaker(self.engine.execution_options(**{WRITER_OPTION: True}), expire_on_commit=False)
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
+    def session(self, write: bool = True) -> Iterator[Session]:
         """A session that commits when the block ends cleanly and rolls back otherwise."""
-        session = self.sessionmaker()
+        session = (self.writer if write else self.sessionmaker)()
         try:
             yield session
             session.commit()

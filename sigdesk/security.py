@@ -69,6 +69,9 @@ def _ip_allowed(address: str | None, networks) -> bool:
 
 
 def check_allowlist():
+    view = current_app.view_functions.get(request.endpoint or "")
+    if view is not None and getattr(view, "internet_facing", False):
+        return None
     current = policy()
     if not _ip_allowed(request.remote_addr, current.networks):
         log.warning("refused request from an address outside the allow-list")

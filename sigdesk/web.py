@@ -51,6 +51,13 @@ def requires(permission: str) -> Callable[[View], View]:
 public = requires(PUBLIC)
 
 
+def internet_facing(view: View) -> View:
+    """Reachable from outside the office allow-list: only for endpoints that authenticate every
+    request themselves (Meta's webhook is checked by its signature)."""
+    view.internet_facing = True  # type: ignore[attr-defined]
+    return view
+
+
 def client_ip() -> str | None:
     return request.remote_addr
 

@@ -43,3 +43,26 @@ def test_unknown_pages_get_a_clear_404(client, owner):
 def test_json_callers_get_json_errors(client, owner):
     response = client.get("/no/such/page", headers={"Accept": "application/json"})
     assert response.get_json()["status"] == 404
+
+
+def test_only_metas_webhook_is_reachable_from_outside_the_allow_list(app, client, owner):
+    import hashlib
+    import hmac
+
+    from sigdesk.settings import services as settings
+
+    state = app.extensions["sigdesk"]
+    with state.database.session() as session:
+        settings.set_text(session, state.cipher, "whatsapp.app_secret", "outside-secret")
+    raw = b'{"object":"whatsapp_business_account","entry":[]}'
+    signature = "sha256=" + hmac.new(b"outside-secret", raw, hashlib.sha256).hexdigest()
+    meta = {"REMOTE_ADDR": "157.240.1.1"}
+    assert client.post("/webhooks/whatsapp", data=raw, headers={"X-Hub-Signature-256": signature}, environ_base=meta).status_code == 200
+    assert client.post("/webhooks/whatsapp", data=raw, headers={"X-Hub-Signature-256": "sha256=00"}, environ_base=meta).status_code == 403
+    assert client.get("/healthz", environ_base=meta).status_code == 403
+    assert client.get("/login", environ_base=meta).status_code == 403
+
+
+def test_internet_facing_routes_are_few_and_known(app):
+    facing = {rule.endpoint for rule in app.url_map.iter_rules() if getattr(app.view_functions[rule.endpoint], "internet_facing", False)}
+    assert facing == {"inbound.handshake", "inbound.receive"}

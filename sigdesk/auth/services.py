@@ -7,11 +7,12 @@ import hashlib
 import hmac
 import re
 import secrets
+from datetime import timedelta
 from dataclasses import dataclass
 
 import bcrypt
 import pyotp
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from sigdesk.auth.roles import may_manage
@@ -25,6 +26,7 @@ EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 TOKEN_PREFIX = "sdk_"
 RECOVERY_CODE_COUNT = 10
 TOTP_ISSUER = "SigDesk"
+TOKEN_TOUCH_INTERVAL = timedelta(minutes=1)
 
 
 class AccountError(ValueError):
@@ -247,15 +249,29 @@ def create_api_token(session: Session, user: User, name: str = "API token") -> s
     return token
 
 
-def user_for_token(session: Session, token: str) -> User | None:
+def token_for(session: Session, token: str) -> ApiToken | None:
+    """The live token row for a presented token; reads only, so any request may call it."""
     if not token or not token.startswith(TOKEN_PREFIX):
         return None
     row = session.scalar(select(ApiToken).where(ApiToken.token_hash == _token_hash(token)))
     if row is None or row.revoked_at is not None or not row.user.is_active:
         return None
-    row.last_used_at = utcnow()
-    session.flush()
-    return row.user
+    return row
+
+
+def user_for_token(session: Session, token: str) -> User | None:
+    row = token_for(session, token)
+    return row.user if row else None
+
+
+def touch_token(session: Session, token_id: int, every: timedelta = TOKEN_TOUCH_INTERVAL) -> None:
+    """Note when a token was last used, at most once a minute so API reads stay reads."""
+    now = utcnow()
+    session.execute(
+        update(ApiToken).where(ApiToken.id == token_id)
+        .where((ApiToken.last_used_at.is_(None)) | (ApiToken.last_used_at < now - every))
+        .values(last_used_at=now)
+    )
 
 
 # --- Team management --------------------------------------------------------------------------

@@ -65,10 +65,14 @@ def _later(column, name: str):
     return case((value.is_(None), column), (or_(column.is_(None), column < value), value), else_=column)
 
 
+# FOR UPDATE (MySQL; SQLite has one writer anyway): inserting a message takes shared locks on its
+# contact and conversation rows through the foreign keys, and two deliveries that both hold those
+# and then update the rows deadlock. Taking the write locks first makes the second one wait instead.
 _CONTACT_BY_IDS = Prepared(
     select(_contacts.c.id, _contacts.c.wa_id, _contacts.c.user_id, _contacts.c.profile_name, _conversations.c.id)
     .select_from(_contacts.outerjoin(_conversations, _conversations.c.contact_id == _contacts.c.id))
     .where(or_(_contacts.c.wa_id == bindparam("b_wa_id"), _contacts.c.user_id == bindparam("b_user_id")))
+    .with_for_update()
 )
 _REOPEN = (ConversationStatus.RESOLVED.value, ConversationStatus.SNOOZED.value)
 _TOUCH_CONVERSATION = Prepared(
@@ -188,12 +192,10 @@ def _cut(value: str | None, length: int) -> str | None:
 
 def _prefetch_contacts(state: _State, delivery: wa.Delivery) -> None:
     """Load each sender once per delivery, however many messages they sent in it."""
-    seen: set[tuple[str | None, str | None]] = set()
-    for item in (*delivery.messages, *delivery.preferences):
-        key = (_cut(item.wa_id, 64), _cut(item.user_id, 64))
-        if key not in seen and (key[0] or key[1]):
-            seen.add(key)
-            _load_contacts(state, *key)
+    keys = {(_cut(item.wa_id, 64), _cut(item.user_id, 64)) for item in (*delivery.messages, *delivery.preferences)}
+    for wa_id, user_id in sorted(keys, key=lambda key: (key[0] or "", key[1] or "")):  # one lock order for all
+        if wa_id or user_id:
+            _load_contacts(state, wa_id, user_id)
 
 
 def _load_contacts(state: _State, wa_id: str | None, user_id: str | None) -> None:

@@ -25,18 +25,17 @@ and the relay feed; this module stores deliveries and runs them through it.
 from __future__ import annotations
 
 import logging
+import random
 import secrets
-import threading
-import weakref
-from contextlib import nullcontext
-from typing import Any, ContextManager
+import time
+from typing import Any
 
-from sqlalchemy import Engine, bindparam, insert, select, update
-from sqlalchemy.exc import StatementError
+from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.exc import SQLAlchemyError, StatementError
 from sqlalchemy.orm import Session
 
 from sigdesk.crypto import Cipher
-from sigdesk.db import UTCDateTime, utcnow
+from sigdesk.db import UTCDateTime, utcnow, write_lock
 from sigdesk.inbound.ingest import IngestResult, ingest, ingest_on, replay_statuses
 from sigdesk.inbound.prepared import Prepared, insert_ignore
 from sigdesk.models import DeliveryState, WebhookCounter, WebhookDelivery
@@ -46,12 +45,14 @@ from sigdesk.whatsapp.webhook import MalformedDelivery, parse
 
 __all__ = [
     "IngestResult", "app_secret", "count_rejected", "describe_error", "ensure_verify_token", "ingest", "is_transient",
-    "mark_failed", "process_delivery", "rejected_count", "replay_statuses", "store_delivery", "write_lock",
+    "mark_failed", "process_delivery", "process_stored", "rejected_count", "replay_statuses", "store_delivery",
+    "write_lock",
 ]
 
 log = logging.getLogger(__name__)
 
 BAD_SIGNATURE = "bad_signature"
+PROCESS_ATTEMPTS = 5
 MAX_ERROR_CHARS = 2000
 
 _deliveries = WebhookDelivery.__table__
@@ -115,25 +116,6 @@ def rejected_count(session: Session, name: str = BAD_SIGNATURE) -> int:
 
 # --- deliveries --------------------------------------------------------------------------------
 
-_write_locks: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
-_write_locks_guard = threading.Lock()
-
-
-def write_lock(session: Session) -> ContextManager:
-    """Hold around a write transaction on SQLite, from its first statement to its commit.
-
-    SQLite takes one writer at a time and makes the others sleep in growing steps (up to 100 ms)
-    until the lock frees; queueing this process's ingest writers on a mutex instead keeps latency
-    flat under concurrent webhooks. MySQL locks rows, so there it is a no-op.
-    """
-    engine = session.get_bind()
-    if engine.dialect.name != "sqlite":
-        return nullcontext()
-    with _write_locks_guard:
-        lock = _write_locks.get(engine)
-        if lock is None:
-            lock = _write_locks[engine] = threading.Lock()
-    return lock
 
 
 def store_delivery(session: Session, raw: bytes, signature: str | None, source: str = "direct") -> int:
@@ -196,6 +178,34 @@ def _connection(session: Session):
     if session.get_bind().dialect.name in ("mysql", "mariadb") and not session.in_transaction():
         return session.connection(execution_options={"isolation_level": "READ COMMITTED"})
     return session.connection()
+
+
+def process_stored(
+    session: Session, delivery_id: int, raw: bytes | None = None, parsed: wa.Delivery | None = None
+) -> str:
+    """Apply a committed delivery in its own transaction, again after a deadlock; never lose the stored copy.
+
+    The one place both the webhook and the relay go through. It commits (unlike other services)
+    because a retry needs a rollback: callers commit `store_delivery` first, then call this.
+    """
+    for attempt in range(1, PROCESS_ATTEMPTS + 1):
+        try:
+            state = process_delivery(session, delivery_id, raw, parsed)
+            session.commit()
+            return state
+        except Exception as exc:  # noqa: BLE001 - whatever broke, the delivery must end up marked
+            session.rollback()
+            if attempt < PROCESS_ATTEMPTS and is_transient(exc):
+                time.sleep(random.uniform(0, 0.005 * attempt))  # let the other transaction finish first
+                continue
+            try:
+                mark_failed(session, delivery_id, exc)
+                session.commit()
+            except SQLAlchemyError as again:
+                session.rollback()
+                log.error("webhook delivery %s: could not record the failure: %s", delivery_id, describe_error(again))
+            return DeliveryState.FAILED.value
+    return DeliveryState.FAILED.value  # pragma: no cover - the loop always returns
 
 
 def mark_failed(session: Session, delivery_id: int, error: BaseException | str) -> None:

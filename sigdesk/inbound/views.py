@@ -15,20 +15,16 @@ Answers, and why:
 from __future__ import annotations
 
 import logging
-import random
 import time
 
 from flask import Blueprint, Response, current_app, jsonify, request
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from sigdesk.extensions import limiter
 from sigdesk.inbound import services
-from sigdesk.models import DeliveryState
 from sigdesk.settings import services as settings
-from sigdesk.web import cipher, db_session, error_response, public
-from sigdesk.whatsapp.types import Delivery
+from sigdesk.web import cipher, db_session, error_response, internet_facing, public
 from sigdesk.whatsapp.webhook import SIGNATURE_HEADER, parse, verify_challenge, verify_signature
 
 log = logging.getLogger(__name__)
@@ -37,7 +33,6 @@ bp = Blueprint("inbound", __name__)
 limiter.exempt(bp)  # Meta retries anything but 200; throttling it would only lose time
 
 MAX_WEBHOOK_BYTES = 4 * 1024 * 1024
-PROCESS_ATTEMPTS = 5
 SECRET_TTL_SECONDS = 5.0
 
 
@@ -68,6 +63,7 @@ def invalidate_app_secret() -> None:
 
 @bp.get("/webhooks/whatsapp")
 @public
+@internet_facing
 def handshake():
     expected = settings.get(db_session(), cipher(), "whatsapp.verify_token")
     challenge = verify_challenge(
@@ -84,6 +80,7 @@ handshake.csrf_exempt = True
 
 @bp.post("/webhooks/whatsapp")
 @public
+@internet_facing
 def receive():
     too_large = f"Webhook bodies are limited to {MAX_WEBHOOK_BYTES // (1024 * 1024)} MB."
     if request.content_length is not None and request.content_length > MAX_WEBHOOK_BYTES:
@@ -111,31 +108,8 @@ def receive():
     with services.write_lock(session):
         delivery_id = services.store_delivery(session, raw, signature, source="direct")
         session.commit()
-        state = _process(session, delivery_id, raw, parsed)
+        state = services.process_stored(session, delivery_id, raw, parsed)
     return jsonify(status=state, delivery=delivery_id)
 
 
 receive.csrf_exempt = True
-
-
-def _process(session: Session, delivery_id: int, raw: bytes, parsed: Delivery | None) -> str:
-    """Run the ingest in its own transaction, again after a deadlock; never lose the stored copy."""
-    for attempt in range(1, PROCESS_ATTEMPTS + 1):
-        try:
-            state = services.process_delivery(session, delivery_id, raw, parsed)
-            session.commit()
-            return state
-        except Exception as exc:  # noqa: BLE001 - whatever broke, the delivery must end up marked
-            session.rollback()
-            if attempt < PROCESS_ATTEMPTS and services.is_transient(exc):
-                time.sleep(random.uniform(0, 0.005 * attempt))  # let the other transaction finish first
-                continue
-            try:
-                services.mark_failed(session, delivery_id, exc)
-                session.commit()
-            except SQLAlchemyError as again:
-                session.rollback()
-                log.error("webhook delivery %s: could not record the failure: %s", delivery_id,
-                          services.describe_error(again))
-            return DeliveryState.FAILED.value
-    return DeliveryState.FAILED.value  # pragma: no cover - the loop always returns

@@ -9,6 +9,7 @@ from pathlib import Path
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from sigdesk.db import write_lock
 from sigdesk.models import Direction, MediaState, Message
 from sigdesk.whatsapp.client import GraphClient
 from sigdesk.whatsapp.errors import GraphError
@@ -34,44 +35,51 @@ def fetch_pending(session: Session, client_for: Callable[[Session], GraphClient 
     client = client_for(session)
     if client is None:
         return 0
+    session.commit()  # end the read that found the work: each write below starts its own transaction
     handled = 0
     with client:
         for message_id in due:
-            claimed = session.execute(
-                update(Message).where(Message.id == message_id, Message.media_state == MediaState.PENDING.value)
-                .values(attempts=Message.attempts + 1)
-            ).rowcount
-            session.commit()
-            if claimed:
-                fetch_one(session, client, session.get(Message, message_id), data_dir)
+            with write_lock(session):
+                claimed = session.execute(
+                    update(Message).where(Message.id == message_id, Message.media_state == MediaState.PENDING.value)
+                    .values(attempts=Message.attempts + 1)
+                ).rowcount
                 session.commit()
+            if claimed:
+                fetch_one(session, client, message_id, data_dir)
                 handled += 1
     return handled
 
 
-def fetch_one(session: Session, client: GraphClient, message: Message, data_dir: Path) -> None:
+def fetch_one(session: Session, client: GraphClient, message_id: int, data_dir: Path) -> None:
+    """Download and check outside any transaction, then record the result under the write lock."""
+    message = session.get(Message, message_id)
+    session.refresh(message)
     kind = message.type if message.type in LIMITS else "document"
+    media_id, declared, expected, attempts = message.media_id, message.mime_type, message.sha256, message.attempts
+    session.commit()
+    changes: dict = {}
     try:
-        info = client.media_info(message.media_id)
+        info = client.media_info(media_id)
         data = client.download_media(info["url"], LIMITS[kind])
     except GraphError as error:
-        if error.retryable and message.attempts < MAX_FETCH_ATTEMPTS:
-            log.info("media for message %s not fetched yet (attempt %s)", message.id, message.attempts)
+        if error.retryable and attempts < MAX_FETCH_ATTEMPTS:
+            log.info("media for message %s not fetched yet (attempt %s)", message_id, attempts)
             return
-        message.media_state = MediaState.FAILED.value
-        message.error_explanation = f"The file could not be downloaded from WhatsApp: {error.human}"
-        return
+        changes = {"media_state": MediaState.FAILED.value,
+                   "error_explanation": f"The file could not be downloaded from WhatsApp: {error.human}"}
     except (KeyError, TypeError):
-        message.media_state = MediaState.FAILED.value
-        message.error_explanation = "WhatsApp answered without a download address for this file."
-        return
-    check = check_media(data, message.mime_type or info.get("mime_type"), message.sha256 or info.get("sha256"), kind)
-    message.file_size = check.size
-    if not check.ok:
-        message.media_state = MediaState.QUARANTINED.value
-        message.error_explanation = f"Quarantined: {check.reason}."
-        log.warning("quarantined media of message %s: %s", message.id, check.reason)
-        return
-    message.storage_key = store_media(data_dir, data)
-    message.mime_type = message.mime_type or check.sniffed
-    message.media_state = MediaState.READY.value
+        changes = {"media_state": MediaState.FAILED.value,
+                   "error_explanation": "WhatsApp answered without a download address for this file."}
+    else:
+        check = check_media(data, declared or info.get("mime_type"), expected or info.get("sha256"), kind)
+        if check.ok:
+            changes = {"storage_key": store_media(data_dir, data), "mime_type": declared or check.sniffed,
+                       "media_state": MediaState.READY.value, "file_size": check.size}
+        else:
+            log.warning("quarantined media of message %s: %s", message_id, check.reason)
+            changes = {"media_state": MediaState.QUARANTINED.value, "file_size": check.size,
+                       "error_explanation": f"Quarantined: {check.reason}."}
+    with write_lock(session):
+        session.execute(update(Message).where(Message.id == message_id).values(**changes))
+        session.commit()

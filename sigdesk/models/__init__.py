@@ -4,6 +4,7 @@ from sigdesk.models.audit import AuditEvent, LoginEvent
 from sigdesk.models.contact import Contact
 from sigdesk.models.conversation import Conversation, ConversationStatus
 from sigdesk.models.message import Direction, MediaState, Message, MessageStatus, MessageStatusEvent, Reaction
+from sigdesk.models.relay import RelayReceipt
 from sigdesk.models.setting import Setting
 from sigdesk.models.template import Template
 from sigdesk.models.user import ApiToken, RecoveryCode, Role, User
@@ -12,5 +13,5 @@ from sigdesk.models.webhook import AccountEvent, DeliverySource, DeliveryState, 
 __all__ = [
     "AccountEvent", "ApiToken", "AuditEvent", "Contact", "Conversation", "ConversationStatus", "DeliverySource",
     "DeliveryState", "Direction", "LoginEvent", "MediaState", "Message", "MessageStatus", "MessageStatusEvent",
-    "Reaction", "RecoveryCode", "Role", "Setting", "Template", "User", "WebhookCounter", "WebhookDelivery",
+    "Reaction", "RecoveryCode", "RelayReceipt", "Role", "Setting", "Template", "User", "WebhookCounter", "WebhookDelivery",
 ]

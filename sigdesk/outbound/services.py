@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from sigdesk.conversations.services import window_open
 from sigdesk.inbound.services import replay_statuses
-from sigdesk.db import utcnow
+from sigdesk.db import utcnow, write_lock
 from sigdesk.models import Contact, Conversation, Direction, Message, MessageStatus, Template
 from sigdesk.whatsapp.client import InvalidMessage, validate_message
 from sigdesk.whatsapp.errors import GraphError
@@ -166,44 +166,54 @@ def send_due(session: Session, sender_for: Callable[[Session], Sender | None], n
 
 
 def _send_claimed(session: Session, sender: Sender | None, due: list[int]) -> int:
+    session.commit()  # end the read that found the work: each write below starts its own transaction
     handled = 0
     for message_id in due:
-        claimed = session.execute(
-            update(Message)
-            .where(Message.id == message_id, Message.status == MessageStatus.QUEUED.value)
-            .values(status=MessageStatus.SENDING.value, attempts=Message.attempts + 1)
-        ).rowcount
-        session.commit()
+        with write_lock(session):
+            claimed = session.execute(
+                update(Message)
+                .where(Message.id == message_id, Message.status == MessageStatus.QUEUED.value)
+                .values(status=MessageStatus.SENDING.value, attempts=Message.attempts + 1)
+            ).rowcount
+            session.commit()
         if not claimed:
             continue
         handled += 1
-        message = session.get(Message, message_id)
-        session.refresh(message)
-        _attempt(session, sender, message)
+        payload = session.scalar(select(Message.payload).where(Message.id == message_id))
         session.commit()
+        outcome = _call(sender, payload)  # the network call holds no lock and no transaction
+        with write_lock(session):
+            message = session.get(Message, message_id)
+            session.refresh(message)
+            _record(session, message, outcome)
+            session.commit()
     return handled
 
 
-def _attempt(session: Session, sender: Sender | None, message: Message) -> None:
+def _call(sender: Sender | None, payload: str) -> str | Exception:
     if sender is None:
-        _fail(message, None, "WhatsApp is not connected: set the access token and phone number ID in Settings → WhatsApp.")
-        return
+        return ValueError("WhatsApp is not connected: set the access token and phone number ID in Settings → WhatsApp.")
     try:
-        wamid = sender.send_payload(json.loads(message.payload))
-    except GraphError as error:
-        if error.retryable and message.attempts < MAX_ATTEMPTS:
+        return sender.send_payload(json.loads(payload))
+    except (GraphError, ValueError) as error:
+        return error
+
+
+def _record(session: Session, message: Message, outcome: str | Exception) -> None:
+    if isinstance(outcome, GraphError):
+        if outcome.retryable and message.attempts < MAX_ATTEMPTS:
             message.status = MessageStatus.QUEUED.value
             message.next_attempt_at = utcnow() + backoff(message.attempts)
-            message.error_code = error.code
-            message.error_explanation = error.human
-            log.info("send of message %s deferred (code %s, attempt %s)", message.id, error.code, message.attempts)
+            message.error_code = outcome.code
+            message.error_explanation = outcome.human
+            log.info("send of message %s deferred (code %s, attempt %s)", message.id, outcome.code, message.attempts)
         else:
-            _fail(message, error.code, error.human, error.title)
+            _fail(message, outcome.code, outcome.human, outcome.title)
         return
-    except ValueError as error:
-        _fail(message, None, str(error))
+    if isinstance(outcome, Exception):
+        _fail(message, None, str(outcome))
         return
-    message.wamid = wamid
+    message.wamid = outcome
     message.status = MessageStatus.SENT.value
     message.next_attempt_at = None
     message.error_code = None
