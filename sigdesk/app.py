@@ -185,7 +185,8 @@ def _register_errors(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
         status = error.code or 500
-        message = messages.get(status) or error.description or "Request failed"
+        explicit = error.description and error.description != type(error).description
+        message = error.description if explicit else messages.get(status) or error.description or "Request failed"
         if status == 413:
             limit_mb = app.config["MAX_CONTENT_LENGTH"] / (1024 * 1024)
             message = f"The request body is larger than the {limit_mb:.0f} MB limit."

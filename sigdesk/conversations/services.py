@@ -20,7 +20,7 @@ MAX_PAGE = 200
 def visible(user: User) -> Select:
     """Agents see their own and unassigned conversations; admins and owners see all."""
     query = select(Conversation)
-    if not can(user.role, "team.manage"):
+    if not can(user.role, "conversations.view_all"):
         query = query.where(or_(Conversation.assignee_id == user.id, Conversation.assignee_id.is_(None)))
     return query
 

@@ -68,3 +68,35 @@ def test_token_is_created_in_the_account_page_and_shown_once(auth, client, owner
     token = re.search(r'id="api-token" class="secret">([^<]+)<', page).group(1)
     assert client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"}).status_code == 200
     assert token not in client.get("/account/").get_data(as_text=True)
+
+
+def test_agents_see_their_own_and_unassigned_conversations_only(app, auth, owner):
+    from sigdesk.models import Contact, Conversation, User
+
+    agent = auth.create_user("agent")
+    with app.extensions["sigdesk"].database.session() as session:
+        me = session.query(User).filter_by(email=agent.email).one()
+        boss = session.query(User).filter_by(email=owner.email).one()
+        ids = {}
+        for name, assignee in (("mine", me.id), ("free", None), ("theirs", boss.id)):
+            contact = Contact(wa_id=f"1555000{len(ids)}", profile_name=name)
+            session.add(contact)
+            session.flush()
+            conversation = Conversation(contact_id=contact.id, assignee_id=assignee)
+            session.add(conversation)
+            session.flush()
+            ids[name] = conversation.id
+        token = accounts.create_api_token(session, me, "agent")
+        owner_token = accounts.create_api_token(session, boss, "owner")
+    client = app.test_client()
+    seen = {c["contact"]["name"] for c in client.get("/api/v1/conversations", headers={"Authorization": f"Bearer {token}"}).get_json()["conversations"]}
+    assert seen == {"mine", "free"}
+    hidden = client.get(f"/api/v1/conversations/{ids['theirs']}/messages", headers={"Authorization": f"Bearer {token}"})
+    assert hidden.status_code == 404
+    everything = client.get("/api/v1/conversations", headers={"Authorization": f"Bearer {owner_token}"}).get_json()["conversations"]
+    assert len(everything) == 3
+
+
+def test_bad_paging_arguments_are_400(app, token):
+    response = app.test_client().get("/api/v1/conversations?limit=0", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 400 and "limit" in response.get_json()["error"]
