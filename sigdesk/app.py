@@ -142,6 +142,8 @@ def _register_blueprints(app: Flask) -> None:
     from sigdesk.admin.views import bp as admin_bp
     from sigdesk.api.views import bp as api_bp
     from sigdesk.auth.views import bp as auth_bp
+    from sigdesk.backup.views import bp as backups_bp
+    from sigdesk.exports.views import bp as exports_bp
     from sigdesk.connect.views import bp as connect_bp
     from sigdesk.deliveries.views import bp as deliveries_bp
     from sigdesk.health import bp as health_bp
@@ -151,7 +153,7 @@ def _register_blueprints(app: Flask) -> None:
     from sigdesk.message_templates.views import bp as templates_bp
     from sigdesk.relay.views import bp as relay_bp
 
-    for blueprint in (health_bp, auth_bp, account_bp, admin_bp, api_bp, home_bp, inbound_bp, connect_bp, media_bp, templates_bp, deliveries_bp, relay_bp):
+    for blueprint in (health_bp, auth_bp, account_bp, admin_bp, api_bp, home_bp, inbound_bp, connect_bp, media_bp, templates_bp, deliveries_bp, relay_bp, backups_bp, exports_bp):
         app.register_blueprint(blueprint)
 
 
@@ -160,6 +162,8 @@ def _register_jobs(app: Flask) -> None:
     from sigdesk.media.services import fetch_pending
     from sigdesk.outbound.services import recover_interrupted, send_due
     from sigdesk.relay.client import Puller
+    from sigdesk.backup.schedule import BackupLoop
+    from sigdesk.retention.services import run_daily
 
     state: AppState = app.extensions["sigdesk"]
 
@@ -169,6 +173,8 @@ def _register_jobs(app: Flask) -> None:
     state.worker.on_start("recover interrupted sends", recover_interrupted)
     state.worker.register("send messages", lambda session: send_due(session, client_for))
     state.worker.register("fetch media", lambda session: fetch_pending(session, client_for, state.config.data_dir))
+    state.worker.register("retention", lambda session: run_daily(session, state.cipher, state.config.data_dir))
+    state.worker.add_loop("backups", BackupLoop(state.database, state.config, state.cipher).run)
     puller = app.extensions["sigdesk.relay"] = Puller(state.database, state.cipher)
     state.worker.add_loop("relay", puller.run, puller.interrupt)
 

@@ -230,3 +230,16 @@ def settings_get(obj: Context, key: str, reveal: bool) -> None:
         click.echo("(set; use --reveal to print)" if value else "(not set)")
     else:
         click.echo(spec.to_text(value) if value is not None else "")
+
+
+from sigdesk.relay.cli import relay  # noqa: E402  (its own module: the relay server needs none of the CRM)
+
+main.add_command(relay)
+
+from sigdesk.backup.cli import backup  # noqa: E402
+
+main.add_command(backup)
+
+from sigdesk.exports.cli import export  # noqa: E402
+
+main.add_command(export)

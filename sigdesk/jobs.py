@@ -3,6 +3,9 @@
 Work lives in tables (queued messages, pending media), so a crash or a closed window loses
 nothing; the thread only decides when to look. Tasks are plain functions that take a session
 and return how many items they handled, so tests can run them directly with run_once().
+
+Loops (add_loop) are for work that blocks by nature, like the relay's long-poll: each gets its own
+thread, started and stopped with the worker, so it cannot hold up the tasks.
 """
 
 from __future__ import annotations
@@ -27,6 +30,17 @@ class Registered:
     run: Task
 
 
+@dataclass(frozen=True)
+class Loop:
+    name: str
+    run: Callable[[threading.Event], None]
+    interrupt: Callable[[], None] | None
+
+
+LOOP_RESTART_SECONDS = 5.0
+LOOP_JOIN_SECONDS = 1.0
+
+
 class Worker:
     def __init__(self, database: Database, idle_seconds: float = 2.0) -> None:
         self.database = database
@@ -36,6 +50,9 @@ class Worker:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.loops: list[Loop] = []
+        self._loop_threads: list[threading.Thread] = []
+        self._loop_stop = threading.Event()
 
     def register(self, name: str, task: Task) -> None:
         self.tasks.append(Registered(name, task))
@@ -43,6 +60,20 @@ class Worker:
     def on_start(self, name: str, task: Task) -> None:
         """Run once each time the worker starts, before the first pass (e.g. crash recovery)."""
         self.startup.append(Registered(name, task))
+
+    def add_loop(self, name: str, run: Callable[[threading.Event], None],
+                 interrupt: Callable[[], None] | None = None) -> None:
+        """`run(stop)` loops until `stop` is set; `interrupt` is called on stop to cut its waits short."""
+        self.loops.append(Loop(name, run, interrupt))
+
+    @staticmethod
+    def _run_loop(loop: Loop, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                loop.run(stop)
+            except Exception:  # noqa: BLE001 - a crashed loop restarts rather than silently ending
+                log.exception("background loop %s failed; restarting it", loop.name)
+                stop.wait(LOOP_RESTART_SECONDS)
 
     def wake(self) -> None:
         """Called after committing new work so it starts now rather than at the next tick."""
@@ -72,13 +103,29 @@ class Worker:
             self._stop.clear()
             self._thread = threading.Thread(target=self._loop, name="sigdesk-jobs", daemon=True)
             self._thread.start()
+            # a fresh event per start: a loop still blocked from an earlier run must not resume
+            self._loop_stop = threading.Event()
+            self._loop_threads = [
+                threading.Thread(target=self._run_loop, args=(loop, self._loop_stop), name=f"sigdesk-{loop.name}",
+                                 daemon=True)
+                for loop in self.loops
+            ]
+            for thread in self._loop_threads:
+                thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
         self._wake.set()
+        self._loop_stop.set()
+        for loop in self.loops:
+            if loop.interrupt is not None:
+                loop.interrupt()
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
+        for thread in self._loop_threads:
+            thread.join(LOOP_JOIN_SECONDS)  # a loop blocked in a network read may outlive this; it writes nothing after stop
+        self._loop_threads = []
 
     @property
     def running(self) -> bool:

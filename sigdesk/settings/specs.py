@@ -79,6 +79,34 @@ def parse_inbound_mode(text: str) -> str:
     return cleaned
 
 
+def parse_days(text: str) -> int:
+    days = parse_int(text)
+    if not 0 <= days <= 36500:
+        raise SettingError(f"'{text}' is not a number of days between 0 (keep forever) and 36500")
+    return days
+
+
+def parse_schedule(text: str) -> str:
+    cleaned = text.strip().lower()
+    if cleaned not in ("off", "daily", "weekly"):
+        raise SettingError(f"'{text}' is not a backup schedule (use off, daily or weekly)")
+    return cleaned
+
+
+def parse_clock(text: str) -> str:
+    cleaned = text.strip()
+    match = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", cleaned)
+    if not match:
+        raise SettingError(f"'{text}' is not a time of day like 02:30")
+    return f"{int(match.group(1)):02d}:{match.group(2)}"
+
+
+def parse_passphrase(text: str) -> str:
+    if len(text) < 8:
+        raise SettingError("Use a backup passphrase of at least 8 characters")
+    return text
+
+
 @dataclass(frozen=True)
 class Spec:
     key: str
@@ -111,6 +139,14 @@ SPECS: dict[str, Spec] = {
         Spec("relay.url", "Relay address", parse_http_url, None),
         Spec("relay.token", "Relay access token (from pairing)", parse_str, None, secret=True),
         Spec("relay.install", "Relay install ID (from pairing)", parse_str, None),
+        Spec("retention.messages_days", "Delete messages older than this many days (0 keeps them)", parse_days, 0),
+        Spec("retention.audit_days", "Delete audit log entries older than this many days (0 keeps them)", parse_days, 365),
+        Spec("retention.logins_days", "Delete sign-in history older than this many days (0 keeps it)", parse_days, 365),
+        Spec("retention.backups_days", "Delete backups in the backup folder older than this many days (0 keeps them)", parse_days, 30),
+        Spec("backup.folder", "Backup folder (e.g. a USB drive or a synced folder)", parse_str, None),
+        Spec("backup.schedule", "Automatic backups (off, daily or weekly)", parse_schedule, "off"),
+        Spec("backup.time", "Time of day for automatic backups (this computer's clock)", parse_clock, "02:00"),
+        Spec("backup.passphrase", "Passphrase for automatic backups", parse_passphrase, None, secret=True),
     ]
 }
 

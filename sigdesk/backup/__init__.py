@@ -1,0 +1,1 @@
+"""Encrypted, verifiable backups and restores, portable between SQLite and MySQL."""

@@ -1,0 +1,168 @@
+"""Automatic backups into the backup folder, daily or weekly at a set time, while the app runs.
+
+A backup is due when the latest scheduled moment has passed since the last successful one, so a
+computer that was off at 02:00 backs up at the next start (catch-up) rather than skipping a day.
+The passphrase is a secret setting, stored encrypted with the data key like every other secret.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy.orm import Session
+
+from sigdesk.audit.services import record
+from sigdesk.backup import services as backups
+from sigdesk.backup.format import BackupError, KdfParams
+from sigdesk.config import Config
+from sigdesk.crypto import Cipher
+from sigdesk.db import Database, utcnow
+from sigdesk.models import Setting
+from sigdesk.settings import services as settings
+
+log = logging.getLogger(__name__)
+
+LAST_RUN = "_internal.backup_last_run"
+LAST_ERROR = "_internal.backup_last_error"
+CHECK_SECONDS = 60.0
+RETRY_AFTER = timedelta(minutes=15)
+
+
+def latest_slot(now: datetime, clock: str) -> datetime:
+    """The most recent moment at `clock` (local time of this computer) not after now."""
+    local = now.astimezone()
+    hour, minute = (int(part) for part in clock.split(":"))
+    slot = local.replace(hour=hour, minute=minute, second=0, microsecond=0)
+    if slot > local:
+        slot -= timedelta(days=1)
+    return slot
+
+
+def _internal(session: Session, key: str) -> str | None:
+    row = session.get(Setting, key)
+    return row.value if row is not None else None
+
+
+def _set_internal(session: Session, key: str, value: str | None) -> None:
+    row = session.get(Setting, key)
+    if value is None:
+        if row is not None:
+            session.delete(row)
+    elif row is None:
+        session.add(Setting(key=key, value=value, is_secret=False))
+    else:
+        row.value = value
+    session.flush()
+
+
+def is_due(session: Session, cipher: Cipher, now: datetime) -> bool:
+    schedule = settings.get(session, cipher, "backup.schedule")
+    if schedule == "off":
+        return False
+    last = _internal(session, LAST_RUN)
+    if last is None:
+        return True
+    slot = latest_slot(now, settings.get(session, cipher, "backup.time"))
+    last_run = datetime.fromisoformat(last)
+    return last_run < (slot if schedule == "daily" else slot - timedelta(days=6))
+
+
+def run_scheduled(database: Database, config: Config, cipher: Cipher, now: datetime | None = None,
+                  kdf: KdfParams | None = None) -> Path | None:
+    """Make the backup if one is due; returns its path, or None when none was due."""
+    now = now or utcnow()
+    with database.session() as session:
+        if not is_due(session, cipher, now):
+            return None
+        folder = settings.get(session, cipher, "backup.folder")
+        passphrase = settings.get(session, cipher, "backup.passphrase")
+    try:
+        if not folder:
+            raise BackupError("Automatic backups are on but no backup folder is set")
+        if not passphrase:
+            raise BackupError("Automatic backups are on but no backup passphrase is set")
+        out = Path(folder) / f"sigdesk-{now.astimezone().strftime('%Y%m%d-%H%M%S')}.sigdesk-backup"
+        backups.create(database, config, passphrase, out, kdf=kdf)
+    except BackupError as exc:
+        with database.session() as session:
+            _set_internal(session, LAST_ERROR, f"{now.isoformat()} {exc}")
+            record(session, "backup.failed", detail={"scheduled": True, "error": str(exc)})
+        raise
+    with database.session() as session:
+        _set_internal(session, LAST_RUN, now.isoformat())
+        _set_internal(session, LAST_ERROR, None)
+        record(session, "backup.created", target=out.name, detail={"scheduled": True})
+    log.info("scheduled backup written: %s", out)
+    return out
+
+
+class BackupLoop:
+    """The worker loop that checks once a minute; a failure waits a while before the next try."""
+
+    def __init__(self, database: Database, config: Config, cipher: Cipher) -> None:
+        self.database, self.config, self.cipher = database, config, cipher
+        self.retry_at: datetime | None = None
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            now = utcnow()
+            if self.retry_at is None or now >= self.retry_at:
+                try:
+                    run_scheduled(self.database, self.config, self.cipher, now)
+                    self.retry_at = None
+                except BackupError as exc:
+                    log.warning("scheduled backup failed: %s", exc)
+                    self.retry_at = now + RETRY_AFTER
+            stop.wait(CHECK_SECONDS)
+
+
+class ManualBackup:
+    """"Back up now" from the admin page: one backup at a time on its own thread, with progress to poll."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self.state: dict = {"state": "idle"}
+
+    def status(self) -> dict:
+        with self._lock:
+            return dict(self.state)
+
+    def start(self, database: Database, config: Config, passphrase: str, out: Path, on_done=None) -> bool:
+        """False when a backup is already running."""
+        with self._lock:
+            if self._thread is not None and self._thread.is_alive():
+                return False
+            self.state = {"state": "running", "phase": "snapshot", "done": 0, "total": 1, "file": out.name}
+            self._thread = threading.Thread(target=self._run, args=(database, config, passphrase, out, on_done),
+                                            name="sigdesk-backup", daemon=True)
+            self._thread.start()
+            return True
+
+    def _progress(self, phase: str, done: int, total: int) -> None:
+        with self._lock:
+            self.state.update(phase=phase, done=done, total=total)
+
+    def _run(self, database: Database, config: Config, passphrase: str, out: Path, on_done) -> None:
+        try:
+            backups.create(database, config, passphrase, out, progress=self._progress)
+        except BackupError as exc:
+            with self._lock:
+                self.state = {"state": "failed", "file": out.name, "error": str(exc)}
+        except Exception:  # noqa: BLE001 - reported on the page; the details go to the log
+            log.exception("backup failed")
+            with self._lock:
+                self.state = {"state": "failed", "file": out.name, "error": "The backup failed; the details are in the log."}
+        else:
+            with self._lock:
+                self.state = {"state": "done", "file": out.name}
+        if on_done is not None:
+            on_done(self.status())
+
+    def wait(self, timeout: float | None = None) -> None:
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)

@@ -1,0 +1,1 @@
+"""Exports of the business data: JSON Lines and CSV."""

@@ -1,0 +1,43 @@
+"""`sigdesk export`: the business's data as JSON Lines or CSV files."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from sigdesk.exports.services import FORMATS, WHAT
+
+
+@click.command("export")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="csv", show_default=True)
+@click.option("--what", type=click.Choice(WHAT + ("orders",)), default="all", show_default=True)
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="File to write (a .zip for --what all).")
+@click.option("--bom", is_flag=True, help="Start CSV files with the byte-order mark Excel needs to read UTF-8.")
+@click.pass_obj
+def export(obj: Any, fmt: str, what: str, out: str, bom: bool) -> None:
+    """Export contacts, conversations, messages, templates or the audit log (or all of them, zipped)."""
+    from sigdesk.exports.services import ExportError, export as run_export
+
+    bar = None
+    shown = 0
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar, shown
+        if bar is None:
+            bar = click.progressbar(length=max(total, 1), label="Exporting", file=sys.stderr)
+            bar.__enter__()
+        bar.update(done - shown)
+        shown = done
+
+    try:
+        with obj.store() as (session, _cipher):
+            written = run_export(session, what, fmt, Path(out), bom=bom, progress=progress)
+    except ExportError as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
+    click.echo(f"Exported to {out}: " + ", ".join(f"{count} {kind}" for kind, count in written.items()) + ".")

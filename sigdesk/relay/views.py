@@ -1,0 +1,176 @@
+"""Settings → Inbound: how Meta's webhooks reach SigDesk (the relay, or directly), and how that is going."""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timezone
+
+from flask import Blueprint, current_app, flash, jsonify, redirect, render_template, request, url_for
+
+from sigdesk.audit.services import record
+from sigdesk.db import utcnow
+from sigdesk.inbound.services import write_lock
+from sigdesk.relay import client as relay, receive
+from sigdesk.settings import services as settings
+from sigdesk.settings.specs import SettingError, parse_http_url
+from sigdesk.web import actor, cipher, client_ip, db_session, error_response, requires
+
+bp = Blueprint("relay", __name__, url_prefix="/admin/inbound")
+
+LABELS = {
+    "starting": "starting", "off": "direct", "unpaired": "not paired", "waiting": "waiting for the app secret",
+    "connected": "connected", "reconnecting": "reconnecting", "offline": "offline", "refused": "token refused",
+}
+
+
+def _puller() -> relay.Puller:
+    return current_app.extensions["sigdesk.relay"]
+
+
+def _summary() -> dict:
+    session = db_session()
+    config = relay.read_config(session, cipher())
+    status = _puller().status
+    last_event = status.last_event_at or receive.last_relayed_at(session, config.install)
+    state = status.state
+    if config.mode != "relay":
+        state = "off"
+    elif not (config.url and config.token and config.install):
+        state = "unpaired"
+    return {
+        "mode": config.mode,
+        "state": state,
+        "label": LABELS.get(state, state),
+        "message": status.message,
+        "relay_url": config.url,
+        "paired": bool(config.url and config.token and config.install),
+        "last_event_at": last_event.isoformat() if last_event else None,
+        "last_event_age_seconds": round((utcnow() - last_event).total_seconds()) if last_event else None,
+        "last_contact_at": status.last_contact_at.isoformat() if status.last_contact_at else None,
+        "backlog": status.backlog,
+        "oldest_unacked_age_seconds": status.oldest_unacked_age,
+        "quarantined": receive.quarantined_count(session),
+    }
+
+
+@bp.get("/")
+@requires("settings.manage")
+def index():
+    return _page()
+
+
+def _page(error: str | None = None, status: int = 200):
+    return render_template(
+        "relay/index.html", summary=_summary(), error=error, form=request.form,
+        callback_url=request.url_root + "webhooks/whatsapp",
+    ), status
+
+
+@bp.get("/status.json")
+@requires("settings.manage")
+def status_json():
+    return jsonify(_summary())
+
+
+@bp.post("/pair")
+@requires("settings.manage")
+def pair():
+    code = (request.form.get("code") or "").strip()
+    try:
+        url = parse_http_url(request.form.get("relay_url") or "")
+    except SettingError as exc:
+        return _page(str(exc), 400)
+    if not code:
+        return _page("Enter the pairing code that 'sigdesk relay add-install' printed.", 400)
+    try:
+        pairing = relay.pair(url, code)
+    except relay.RelayProblem as exc:
+        return _page(f"Pairing failed: {exc}", 400)
+    session = db_session()
+    relay.save_pairing(session, cipher(), url, pairing)
+    record(session, "relay.paired", actor=actor(), target=pairing.name, ip=client_ip(), detail={"relay": url})
+    session.commit()
+    _puller().wake()
+    flash(f"Paired with the relay as '{pairing.name}'. Events now come through the relay.")
+    return redirect(url_for("relay.index"))
+
+
+@bp.post("/mode")
+@requires("settings.manage")
+def mode():
+    session = db_session()
+    wanted = request.form.get("mode", "")
+    try:
+        chosen = settings.set_text(session, cipher(), "inbound.mode", wanted)
+    except SettingError as exc:
+        session.rollback()
+        return _page(str(exc), 400)
+    if chosen == "relay" and not relay.read_config(session, cipher()).token:
+        session.rollback()
+        return _page("Pair with a relay first (relay address and pairing code below).", 400)
+    record(session, "settings.changed", actor=actor(), target="inbound.mode", ip=client_ip(), detail={"mode": chosen})
+    session.commit()
+    _puller().wake()
+    flash("Inbound webhooks now come through the relay." if chosen == "relay"
+          else "Inbound webhooks now come directly to this server.")
+    return redirect(url_for("relay.index"))
+
+
+@bp.post("/unpair")
+@requires("settings.manage")
+def unpair():
+    session = db_session()
+    settings.set_value(session, cipher(), "relay.token", "")
+    settings.set_value(session, cipher(), "inbound.mode", "direct")
+    record(session, "relay.unpaired", actor=actor(), ip=client_ip())
+    session.commit()
+    _puller().wake()
+    flash("Unpaired from the relay. Inbound webhooks now come directly to this server.")
+    return redirect(url_for("relay.index"))
+
+
+@bp.post("/replay")
+@requires("settings.manage")
+def replay():
+    text = (request.form.get("since") or "").strip()
+    try:
+        since = datetime.combine(datetime.strptime(text, "%Y-%m-%d").date(), time.min, tzinfo=timezone.utc)
+    except ValueError:
+        return _page("Pick the date to replay from (YYYY-MM-DD).", 400)
+    config = relay.read_config(db_session(), cipher())
+    if config.mode != "relay" or not (config.url and config.token):
+        return _page("Replay needs a paired relay.", 400)
+    try:
+        with relay.RelayClient(config.url, config.token) as client:
+            result = client.replay(since)
+    except relay.RelayProblem as exc:
+        return _page(f"Replay failed: {exc}", 400 if not isinstance(exc, relay.RelayUnavailable) else 502)
+    session = db_session()
+    record(session, "relay.replay", actor=actor(), ip=client_ip(), detail={"since": text})
+    session.commit()
+    _puller().wake()
+    count = result.get("redelivering", 0)
+    flash(f"The relay is sending {count} event{'s' if count != 1 else ''} again from {text}; "
+          "events SigDesk already has are skipped."
+          + (f" It keeps events from {result['oldest_kept'][:10]} on." if result.get("oldest_kept") else ""))
+    return redirect(url_for("relay.index"))
+
+
+@bp.post("/recheck")
+@requires("settings.manage")
+def recheck():
+    """After correcting the app secret: let through the relayed events that now verify."""
+    session = db_session()
+    secret = settings.get(session, cipher(), "whatsapp.app_secret")
+    if not secret:
+        return error_response(400, "Enter the Meta app secret first (Settings → WhatsApp).")
+    if session.in_transaction():
+        session.commit()
+    with write_lock(session):
+        released = receive.recheck_quarantined(session, secret)
+        session.commit()
+    relay.apply(session, released)
+    record(session, "relay.recheck", actor=actor(), ip=client_ip(), detail={"released": len(released)})
+    session.commit()
+    flash(f"{len(released)} quarantined event{'s' if len(released) != 1 else ''} now match the app secret "
+          "and were processed." if released else "No quarantined event matches the current app secret.")
+    return redirect(url_for("relay.index"))

@@ -1,0 +1,1 @@
+"""Retention: old messages, audit entries, sign-in history and backups removed on schedule."""

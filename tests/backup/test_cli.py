@@ -1,0 +1,139 @@
+"""`sigdesk backup`: the real command, real key derivation, a seeded SQLite data dir."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import text
+
+from sigdesk.app import create_app
+from sigdesk.cli import main
+from sigdesk.config import Config
+from sigdesk.db import Database
+from sigdesk.settings import services as settings
+from tests.backup.seed import SECRET, seed
+
+PASSPHRASE = "a long backup passphrase\n"
+
+
+@pytest.fixture
+def data_dir(app, monkeypatch) -> Path:
+    """A seeded data dir whose app is closed again, as when SigDesk is not running."""
+    monkeypatch.delenv("SIGDESK_DATABASE_URL", raising=False)
+    seed(app, contacts=2)
+    state = app.extensions["sigdesk"]
+    state.database.dispose()
+    return state.config.data_dir
+
+
+def run(data_dir: Path, *args: str, input: str | None = PASSPHRASE):
+    return CliRunner().invoke(main, ["--data-dir", str(data_dir), "backup", *args], input=input)
+
+
+def tree(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def contact_count(folder: Path) -> int:
+    database = Database(f"sqlite:///{folder / 'sigdesk.db'}")
+    try:
+        with database.engine.connect() as connection:
+            return connection.execute(text("SELECT count(*) FROM contacts")).scalar_one()
+    finally:
+        database.dispose()
+
+
+def test_create_verify_and_restore_into_a_new_folder(data_dir, tmp_path):
+    out = tmp_path / "office.sigdesk-backup"
+    created = run(data_dir, "create", "--out", str(out), "--passphrase-stdin")
+    assert created.exit_code == 0, created.output
+    assert "Backup written to" in created.output and out.is_file()
+
+    checked = run(data_dir, "verify", str(out), "--passphrase-stdin")
+    assert checked.exit_code == 0, checked.output
+    assert "Backup OK" in checked.output and "messages: 28 rows" in checked.output
+
+    target = tmp_path / "elsewhere"
+    restored = run(data_dir, "restore", str(out), "--into-data-dir", str(target), "--passphrase-stdin")
+    assert restored.exit_code == 0, restored.output
+    assert contact_count(target) == 2
+    app = create_app(Config(data_dir=target, database_url=f"sqlite:///{target / 'sigdesk.db'}", testing=True))
+    try:
+        with app.extensions["sigdesk"].database.session() as session:
+            assert settings.get(session, app.extensions["sigdesk"].cipher, "whatsapp.access_token") == SECRET
+    finally:
+        app.extensions["sigdesk"].database.dispose()
+
+
+def test_in_place_restore_swaps_the_data_dir_and_keeps_the_old_one(data_dir, tmp_path):
+    out = tmp_path / "office.sigdesk-backup"
+    assert run(data_dir, "create", "--out", str(out), "--passphrase-stdin").exit_code == 0
+    database = Database(f"sqlite:///{data_dir / 'sigdesk.db'}")
+    with database.engine.begin() as connection:
+        connection.execute(text("INSERT INTO contacts (wa_id, opted_out_marketing, created_at) VALUES ('new', 0, '2026-11-23 08:00:00')"))
+    database.dispose()
+
+    result = run(data_dir, "restore", str(out), "--passphrase-stdin")
+    assert result.exit_code == 0, result.output
+    kept = [p for p in tmp_path.iterdir() if p.name.startswith("data.before-restore-")]
+    assert len(kept) == 1 and str(kept[0]) in result.output
+    assert contact_count(data_dir) == 2
+    assert contact_count(kept[0]) == 3
+
+
+def test_wrong_passphrase_is_one_line_and_changes_nothing(data_dir, tmp_path):
+    out = tmp_path / "office.sigdesk-backup"
+    assert run(data_dir, "create", "--out", str(out), "--passphrase-stdin").exit_code == 0
+    before = tree(tmp_path)
+    for args in (["verify", str(out)], ["restore", str(out)], ["restore", str(out), "--into-data-dir", str(tmp_path / "x")]):
+        result = run(data_dir, *args, "--passphrase-stdin", input="guess guess guess\n")
+        assert result.exit_code == 1
+        assert result.output.strip().splitlines()[-1] == "Error: Wrong passphrase for this backup"
+        assert "Traceback" not in result.output
+    assert tree(tmp_path) == before
+
+
+def test_damaged_file_is_refused_with_the_data_dir_untouched(data_dir, tmp_path):
+    out = tmp_path / "office.sigdesk-backup"
+    assert run(data_dir, "create", "--out", str(out), "--passphrase-stdin").exit_code == 0
+    blob = bytearray(out.read_bytes())
+    blob[-30] ^= 0xFF
+    out.write_bytes(bytes(blob))
+    before = tree(data_dir)
+    result = run(data_dir, "restore", str(out), "--passphrase-stdin")
+    assert result.exit_code == 1 and "damaged" in result.output
+    assert tree(data_dir) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["data", "office.sigdesk-backup"])
+
+
+def test_create_refuses_a_short_or_empty_passphrase_and_writes_nothing(data_dir, tmp_path):
+    out = tmp_path / "office.sigdesk-backup"
+    for passphrase in ("\n", "short\n"):
+        result = run(data_dir, "create", "--out", str(out), "--passphrase-stdin", input=passphrase)
+        assert result.exit_code == 1 and "passphrase" in result.output
+    assert not out.exists()
+
+
+def test_create_prompts_twice_for_the_passphrase(data_dir, tmp_path):
+    out = tmp_path / "office.sigdesk-backup"
+    mismatch = run(data_dir, "create", "--out", str(out), input="first passphrase\nsecond passphrase\n")
+    assert mismatch.exit_code != 0 and not out.exists()
+
+
+def test_restore_into_a_folder_with_data_is_refused(data_dir, tmp_path):
+    out = tmp_path / "office.sigdesk-backup"
+    assert run(data_dir, "create", "--out", str(out), "--passphrase-stdin").exit_code == 0
+    result = run(data_dir, "restore", str(out), "--into-data-dir", str(data_dir), "--passphrase-stdin")
+    assert result.exit_code == 1 and "not empty" in result.output
+
+
+def test_in_place_restore_needs_a_target_database_when_not_on_sqlite(data_dir, tmp_path):
+    out = tmp_path / "office.sigdesk-backup"
+    assert run(data_dir, "create", "--out", str(out), "--passphrase-stdin").exit_code == 0
+    result = CliRunner().invoke(
+        main, ["--data-dir", str(data_dir), "--database-url", "mysql+pymysql://u@127.0.0.1:9/x", "backup", "restore", str(out), "--passphrase-stdin"],
+        input=PASSPHRASE,
+    )
+    assert result.exit_code == 1 and "--into-database-url" in result.output

@@ -1,0 +1,92 @@
+"""Automatic backups with the clock moved: due at the set time, once per period, caught up after a gap."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+from sqlalchemy import select
+
+from sigdesk.backup import services as backups
+from sigdesk.backup.format import BackupError, KdfParams
+from sigdesk.backup.schedule import LAST_ERROR, latest_slot, run_scheduled
+from sigdesk.models import AuditEvent, Setting
+from sigdesk.settings import services as settings
+
+FAST = KdfParams(log2_n=4, r=1, p=1)
+PASSPHRASE = "scheduled passphrase"
+
+
+def local(*args) -> datetime:
+    return datetime(*args).astimezone()
+
+
+def configure(app, **values) -> None:
+    state = app.extensions["sigdesk"]
+    with state.database.session() as session:
+        for key, value in values.items():
+            settings.set_text(session, state.cipher, key, str(value))
+
+
+def tick(app, now: datetime):
+    state = app.extensions["sigdesk"]
+    return run_scheduled(state.database, state.config, state.cipher, now, kdf=FAST)
+
+
+def test_latest_slot_is_today_after_the_time_and_yesterday_before_it():
+    assert latest_slot(local(2026, 11, 23, 3, 0), "02:30") == local(2026, 11, 23, 2, 30)
+    assert latest_slot(local(2026, 11, 23, 2, 0), "02:30") == local(2026, 11, 22, 2, 30)
+
+
+def test_nothing_happens_while_the_schedule_is_off(app, tmp_path):
+    folder = tmp_path / "usb"
+    folder.mkdir()
+    configure(app, **{"backup.folder": folder, "backup.passphrase": PASSPHRASE})
+    assert tick(app, local(2026, 11, 23, 3, 0)) is None
+    assert list(folder.iterdir()) == []
+
+
+def test_daily_backups_run_once_per_day_and_catch_up_after_a_gap(app, tmp_path):
+    configure(app, **{"backup.folder": tmp_path, "backup.passphrase": PASSPHRASE, "backup.schedule": "daily", "backup.time": "02:00"})
+    first = tick(app, local(2026, 11, 23, 9, 0))  # never backed up: at once
+    assert first is not None and first.parent == tmp_path
+    assert backups.verify(first, PASSPHRASE)["tables"]["settings"]["rows"] >= 4
+    assert tick(app, local(2026, 11, 23, 23, 0)) is None
+    assert tick(app, local(2026, 11, 24, 1, 59)) is None
+    assert tick(app, local(2026, 11, 24, 2, 1)) is not None
+    # The app was closed for three days: one backup at the next start, not three.
+    assert tick(app, local(2026, 11, 27, 18, 0)) is not None
+    assert tick(app, local(2026, 11, 27, 18, 1)) is None
+    assert len(list(tmp_path.glob("*.sigdesk-backup"))) == 3
+
+
+def test_weekly_backups_wait_a_week(app, tmp_path):
+    configure(app, **{"backup.folder": tmp_path, "backup.passphrase": PASSPHRASE, "backup.schedule": "weekly", "backup.time": "02:00"})
+    assert tick(app, local(2026, 11, 23, 2, 5)) is not None
+    assert tick(app, local(2026, 11, 29, 2, 5)) is None
+    assert tick(app, local(2026, 11, 30, 2, 5)) is not None
+
+
+def test_a_missing_folder_is_recorded_and_retried_later(app, tmp_path):
+    configure(app, **{"backup.folder": tmp_path / "unplugged-usb", "backup.passphrase": PASSPHRASE, "backup.schedule": "daily"})
+    with pytest.raises(BackupError, match="does not exist"):
+        tick(app, local(2026, 11, 23, 9, 0))
+    state = app.extensions["sigdesk"]
+    with state.database.session() as session:
+        assert "does not exist" in session.get(Setting, LAST_ERROR).value
+        assert session.scalars(select(AuditEvent).where(AuditEvent.action == "backup.failed")).one()
+    (tmp_path / "unplugged-usb").mkdir()
+    assert tick(app, local(2026, 11, 23, 9, 5)) is not None
+    with state.database.session() as session:
+        assert session.get(Setting, LAST_ERROR) is None
+
+
+def test_the_passphrase_is_stored_encrypted(app):
+    configure(app, **{"backup.passphrase": PASSPHRASE})
+    with app.extensions["sigdesk"].database.session() as session:
+        row = session.get(Setting, "backup.passphrase")
+        assert row.is_secret and PASSPHRASE not in row.value
+
+
+def test_the_backup_loop_runs_on_the_one_worker(app):
+    assert "backups" in [loop.name for loop in app.extensions["sigdesk"].worker.loops]

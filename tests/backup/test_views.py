@@ -1,0 +1,100 @@
+"""Admin → Backups through real HTTP requests with CSRF: settings, back up now, list, download, verify, delete."""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy import select
+
+from sigdesk.backup import services as backups
+from sigdesk.models import AuditEvent, Setting
+from tests.conftest import csrf_from
+
+PASSPHRASE = "office backup passphrase"
+
+
+def save(auth, **values):
+    return auth.post("/admin/backups/settings", values, form_page="/admin/backups/")
+
+
+def actions(app) -> list[str]:
+    with app.extensions["sigdesk"].database.session() as session:
+        return list(session.scalars(select(AuditEvent.action).order_by(AuditEvent.id)))
+
+
+def test_only_owners_see_backups(auth, owner):
+    assert auth.client.get("/admin/backups/").status_code == 200
+    admin = auth.create_user("admin")
+    auth.logout()
+    auth.login(admin)
+    assert auth.client.get("/admin/backups/").status_code == 403
+    assert auth.client.get("/admin/backups/status").status_code == 403
+
+
+def test_settings_are_saved_with_the_passphrase_encrypted_and_bad_values_refused(app, auth, owner, tmp_path):
+    response = save(auth, **{"backup.folder": str(tmp_path), "backup.schedule": "daily", "backup.time": "3:15",
+                             "backup.passphrase": PASSPHRASE, "retention.backups_days": "14"})
+    assert response.status_code == 302
+    with app.extensions["sigdesk"].database.session() as session:
+        row = session.get(Setting, "backup.passphrase")
+        assert row.is_secret and PASSPHRASE not in row.value
+        assert session.get(Setting, "backup.time").value == "03:15"
+    bad = save(auth, **{"backup.time": "25:00", "backup.folder": str(tmp_path / "nope")})
+    assert bad.status_code == 400
+    page = bad.get_data(as_text=True)
+    assert "not a time of day" in page and "does not exist" in page
+    blank = save(auth, **{"backup.passphrase": ""})
+    assert blank.status_code == 302
+    with app.extensions["sigdesk"].database.session() as session:
+        assert session.get(Setting, "backup.passphrase").value == row.value
+
+
+def test_back_up_now_then_list_download_verify_and_delete(app, auth, owner, tmp_path):
+    folder = tmp_path / "usb"
+    folder.mkdir()
+    save(auth, **{"backup.folder": str(folder), "backup.passphrase": PASSPHRASE})
+    page = auth.client.get("/admin/backups/").get_data(as_text=True)
+    response = auth.client.post("/admin/backups/create", data={"csrf_token": csrf_from(page)})
+    assert response.status_code == 302
+    deadline = time.monotonic() + 30
+    while (status := auth.client.get("/admin/backups/status").get_json())["state"] == "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert status["state"] == "done", status
+    name = status["file"]
+    assert backups.verify(folder / name, PASSPHRASE)["tables"]["users"]["rows"] == 1
+
+    page = auth.client.get("/admin/backups/").get_data(as_text=True)
+    assert name in page
+    download = auth.client.get(f"/admin/backups/file/{name}")
+    assert download.status_code == 200 and download.data == (folder / name).read_bytes()
+    assert "attachment" in download.headers["Content-Disposition"]
+
+    verified = auth.client.post(f"/admin/backups/file/{name}/verify", data={"csrf_token": csrf_from(page)}, follow_redirects=True)
+    assert "is intact" in verified.get_data(as_text=True)
+    gone = auth.client.post(f"/admin/backups/file/{name}/delete", data={"csrf_token": csrf_from(page)})
+    assert gone.status_code == 302 and not (folder / name).exists()
+    assert {"backup.started", "backup.created", "backup.downloaded", "backup.deleted"} <= set(actions(app))
+
+
+def test_back_up_now_needs_a_folder_and_a_passphrase(auth, owner, tmp_path):
+    page = auth.client.get("/admin/backups/").get_data(as_text=True)
+    response = auth.client.post("/admin/backups/create", data={"csrf_token": csrf_from(page)})
+    assert response.status_code == 400 and "backup folder" in response.get_data(as_text=True)
+    save(auth, **{"backup.folder": str(tmp_path)})
+    response = auth.client.post("/admin/backups/create", data={"csrf_token": csrf_from(page)})
+    assert response.status_code == 400 and "passphrase" in response.get_data(as_text=True)
+
+
+def test_files_outside_the_backup_folder_cannot_be_reached(auth, owner, tmp_path):
+    folder = tmp_path / "usb"
+    folder.mkdir()
+    (tmp_path / "secret.sigdesk-backup").write_bytes(b"x")
+    (folder / "notes.txt").write_bytes(b"x")
+    save(auth, **{"backup.folder": str(folder)})
+    for name in ("..%2Fsecret.sigdesk-backup", "notes.txt", "missing.sigdesk-backup"):
+        assert auth.client.get(f"/admin/backups/file/{name}").status_code == 404
+
+
+def test_posts_without_csrf_are_refused(auth, owner):
+    assert auth.client.post("/admin/backups/create").status_code == 400

@@ -1,0 +1,97 @@
+import pytest
+from sqlalchemy import func, select
+
+from sigdesk.inbound.services import process_stored
+from sigdesk.models import Message, RelayReceipt, WebhookDelivery
+from sigdesk.relay import receive
+from sigdesk.relay.receive import Relayed
+from sigdesk.whatsapp.webhook import signature_header
+from tests.relay.payloads import SECRET, delivery, wamid
+
+pytestmark = pytest.mark.database
+
+INSTALL = "a" * 32
+
+
+def relayed(seq: int, secret: str = SECRET, tag: str = "t") -> Relayed:
+    body = delivery(seq, tag)
+    return Relayed(seq, signature_header(secret, body), body)
+
+
+def store(app, events, secret=SECRET, process=True) -> receive.Stored:
+    with app.extensions["sigdesk"].database.session() as session:
+        stored = receive.store_relayed(session, INSTALL, events, secret)
+        session.commit()
+        if process:
+            for pending in stored.pending:
+                process_stored(session, pending.delivery_id, pending.raw)
+    return stored
+
+
+def count(app, model, *where) -> int:
+    with app.extensions["sigdesk"].database.session() as session:
+        return session.scalar(select(func.count()).select_from(model).where(*where))
+
+
+def test_relayed_events_are_stored_as_relay_deliveries_and_ingested(app):
+    stored = store(app, [relayed(1), relayed(2)])
+    assert (stored.new, stored.duplicates, stored.quarantined) == (2, 0, 0)
+    assert count(app, WebhookDelivery, WebhookDelivery.source == "relay", WebhookDelivery.state == "processed") == 2
+    assert count(app, Message, Message.wamid.in_([wamid(1), wamid(2)])) == 2
+    assert count(app, RelayReceipt) == 2
+
+
+def test_redelivered_event_is_recognised_and_not_stored_twice(app):
+    store(app, [relayed(1), relayed(2)])
+    again = store(app, [relayed(1), relayed(2), relayed(3)])
+    assert (again.new, again.duplicates) == (1, 2)
+    assert count(app, WebhookDelivery) == 3
+    assert count(app, Message) == 3
+
+
+def test_redelivered_event_that_was_never_processed_is_processed_now(app):
+    store(app, [relayed(1)], process=False)  # SigDesk stopped between the two commits
+    assert count(app, Message) == 0
+    again = store(app, [relayed(1)])
+    assert again.new == 0 and len(again.pending) == 1
+    assert count(app, Message) == 1 and count(app, WebhookDelivery) == 1
+
+
+def test_forged_event_is_quarantined_and_never_ingested(app):
+    stored = store(app, [relayed(1), relayed(2, secret="not-the-app-secret")])
+    assert stored.quarantined == 1
+    with app.extensions["sigdesk"].database.session() as session:
+        forged = session.scalars(select(WebhookDelivery).where(WebhookDelivery.state == "quarantined")).one()
+        assert forged.source == "relay" and forged.error == receive.SIGNATURE_MISMATCH
+        assert forged.raw == delivery(2)
+        assert receive.quarantined_count(session) == 1
+    assert count(app, Message, Message.wamid == wamid(2)) == 0
+
+
+def test_quarantined_events_are_released_once_the_app_secret_is_corrected(app):
+    store(app, [relayed(1, secret="the-real-secret"), relayed(2, secret="someone-else")], secret="a-wrong-secret")
+    with app.extensions["sigdesk"].database.session() as session:
+        released = receive.recheck_quarantined(session, "the-real-secret")
+        session.commit()
+        for pending in released:
+            process_stored(session, pending.delivery_id, pending.raw)
+        assert [pending.raw for pending in released] == [delivery(1)]
+        assert receive.quarantined_count(session) == 1
+    assert count(app, Message, Message.wamid == wamid(1)) == 1
+
+
+def test_replayed_quarantined_event_is_let_through_when_it_now_verifies(app):
+    store(app, [relayed(1)], secret="a-wrong-secret")
+    again = store(app, [relayed(1)])
+    assert len(again.pending) == 1
+    assert count(app, Message, Message.wamid == wamid(1)) == 1
+    assert count(app, WebhookDelivery) == 1
+
+
+def test_last_relayed_at_follows_the_newest_receipt(app):
+    with app.extensions["sigdesk"].database.session() as session:
+        assert receive.last_relayed_at(session, INSTALL) is None
+        assert receive.last_relayed_at(session, None) is None
+    store(app, [relayed(1)])
+    with app.extensions["sigdesk"].database.session() as session:
+        assert receive.last_relayed_at(session, INSTALL) is not None

@@ -1,0 +1,131 @@
+import httpx
+import pytest
+from sqlalchemy import select
+
+from sigdesk.models import AuditEvent, Message
+from sigdesk.relay import client as relay
+from sigdesk.settings import services as settings
+from tests.conftest import csrf_from
+from tests.relay.payloads import SECRET, delivery, signed, wamid
+
+PAGE = "/admin/inbound/"
+
+
+def setting(app, key):
+    state = app.extensions["sigdesk"]
+    with state.database.session() as session:
+        return settings.get(session, state.cipher, key)
+
+
+def form(auth, path, data):
+    return auth.post(path, data, form_page=PAGE)
+
+
+def pair(auth, relay_server, install):
+    return form(auth, "/admin/inbound/pair", {"relay_url": relay_server.url, "code": install.credentials.pairing_code})
+
+
+def test_inbound_page_shows_both_modes(app, auth, owner):
+    page = auth.client.get(PAGE)
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert "http://localhost/webhooks/whatsapp" in html
+    assert 'name="code"' in html and 'id="pair"' in html
+
+
+def test_agents_cannot_open_the_inbound_page(app, auth, owner):
+    agent = auth.create_user("agent")
+    auth.logout()
+    auth.login(agent)
+    assert auth.client.get(PAGE).status_code == 403
+    assert auth.client.get("/admin/inbound/status.json").status_code == 403
+
+
+def test_pairing_from_the_page_switches_inbound_to_the_relay(app, auth, owner, relay_server, make_install):
+    install = make_install(pair=False)
+    response = pair(auth, relay_server, install)
+    assert response.status_code == 302
+    assert setting(app, "inbound.mode") == "relay"
+    assert setting(app, "relay.url") == relay_server.url
+    assert setting(app, "relay.install") == install.uid
+    assert setting(app, "relay.token").startswith("sdr_")
+    with app.extensions["sigdesk"].database.session() as session:
+        assert session.scalar(select(AuditEvent.action).where(AuditEvent.action == "relay.paired"))
+    summary = auth.client.get("/admin/inbound/status.json").get_json()
+    assert summary["mode"] == "relay" and summary["paired"] is True
+
+
+def test_pairing_with_a_used_code_or_bad_address_shows_an_error(app, auth, owner, relay_server, make_install):
+    install = make_install(pair=False)
+    assert pair(auth, relay_server, install).status_code == 302
+    again = pair(auth, relay_server, install)
+    assert again.status_code == 400 and "Pairing failed" in again.get_data(as_text=True)
+    bad = form(auth, "/admin/inbound/pair", {"relay_url": "ftp://relay", "code": "X"})
+    assert bad.status_code == 400
+    assert setting(app, "relay.url") == relay_server.url
+
+
+def test_switching_modes_and_unpairing(app, auth, owner, relay_server, make_install):
+    refused = form(auth, "/admin/inbound/mode", {"mode": "relay"})
+    assert refused.status_code == 400 and "Pair with a relay first" in refused.get_data(as_text=True)
+    pair(auth, relay_server, make_install(pair=False))
+    assert form(auth, "/admin/inbound/mode", {"mode": "direct"}).status_code == 302
+    assert setting(app, "inbound.mode") == "direct"
+    assert form(auth, "/admin/inbound/mode", {"mode": "sideways"}).status_code == 400
+    assert form(auth, "/admin/inbound/mode", {"mode": "relay"}).status_code == 302
+    assert form(auth, "/admin/inbound/unpair", {}).status_code == 302
+    assert setting(app, "inbound.mode") == "direct" and not setting(app, "relay.token")
+
+
+@pytest.mark.database
+def test_replay_from_date_asks_the_relay_to_send_again(app, auth, owner, relay_server, make_install):
+    state = app.extensions["sigdesk"]
+    with state.database.session() as session:
+        settings.set_value(session, state.cipher, "whatsapp.app_secret", SECRET)
+    install = make_install(pair=False)
+    pair(auth, relay_server, install)
+    for serial in range(3):
+        body = delivery(serial)
+        assert httpx.post(relay_server.url + install.hook, content=body, headers=signed(body)).status_code == 200
+    puller = relay.Puller(state.database, state.cipher, wait=0.1)
+    puller.step()
+    page = auth.client.get(PAGE).get_data(as_text=True)
+    response = auth.client.post("/admin/inbound/replay", data={"since": "2000-01-01", "csrf_token": csrf_from(page)})
+    assert response.status_code == 302
+    assert "sending 3 events again" in auth.client.get(PAGE).get_data(as_text=True)
+    puller.step()
+    with state.database.session() as session:
+        assert len(session.scalars(select(Message.id)).all()) == 3
+    bad = auth.client.post("/admin/inbound/replay", data={"since": "soon", "csrf_token": csrf_from(page)})
+    assert bad.status_code == 400
+
+
+def test_recheck_releases_quarantined_events_after_the_secret_is_fixed(app, auth, owner, relay_server, make_install):
+    state = app.extensions["sigdesk"]
+    with state.database.session() as session:
+        settings.set_value(session, state.cipher, "whatsapp.app_secret", "a-wrong-secret")
+    install = make_install(pair=False)
+    pair(auth, relay_server, install)
+    body = delivery(7)
+    httpx.post(relay_server.url + install.hook, content=body, headers=signed(body))
+    relay.Puller(state.database, state.cipher, wait=0.1).step()
+    page = auth.client.get(PAGE).get_data(as_text=True)
+    assert 'id="recheck"' in page
+    assert auth.client.get("/admin/inbound/status.json").get_json()["quarantined"] == 1
+    with state.database.session() as session:
+        settings.set_value(session, state.cipher, "whatsapp.app_secret", SECRET)
+    response = auth.client.post("/admin/inbound/recheck", data={"csrf_token": csrf_from(page)})
+    assert response.status_code == 302
+    assert auth.client.get("/admin/inbound/status.json").get_json()["quarantined"] == 0
+    with state.database.session() as session:
+        assert session.scalar(select(Message.wamid).where(Message.wamid == wamid(7)))
+
+
+def test_header_indicator_is_there_for_admins_only(app, auth, owner):
+    html = auth.client.get("/").get_data(as_text=True)
+    assert 'id="inbound-status"' in html and "js/inbound-status.js" in html
+    agent = auth.create_user("agent")
+    auth.logout()
+    auth.login(agent)
+    html = auth.client.get("/").get_data(as_text=True)
+    assert 'id="inbound-status"' not in html and "inbound-status.js" not in html
