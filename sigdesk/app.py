@@ -197,6 +197,7 @@ def _register_errors(app: Flask) -> None:
             limit_mb = app.config["MAX_CONTENT_LENGTH"] / (1024 * 1024)
             message = f"The request body is larger than the {limit_mb:.0f} MB limit."
         if status == 429:
+            message = messages[429]
             log.warning("rate limit hit on %s", request.endpoint)
         return error_response(status, message)
 
