@@ -13,7 +13,9 @@ if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   missing=""
   [ -x /usr/lib/chromium/chromium ] || missing="$missing chromium"
   command -v xvfb-run >/dev/null 2>&1 || missing="$missing xvfb"
-  dpkg -s libxcb-cursor0 >/dev/null 2>&1 || missing="$missing libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxkbcommon-x11-0"
+  for pkg in libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxkbcommon-x11-0; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing="$missing $pkg"
+  done
   if [ -n "$missing" ]; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
