@@ -118,6 +118,20 @@ _APPLY_FAILED_STATUS = Prepared(_APPLY_STATUS_STMT.values(
 ))
 
 
+@dataclass(frozen=True)
+class Change:
+    """Something an open inbox must show: a new message, or a change to one known only by Meta's id."""
+
+    kind: str  # MESSAGE_CREATED or MESSAGE_UPDATED
+    conversation_id: int | None = None
+    message_id: int | None = None
+    wamid: str | None = None
+
+
+MESSAGE_CREATED = "message.created"
+MESSAGE_UPDATED = "message.updated"
+
+
 @dataclass
 class IngestResult:
     messages: int = 0
@@ -128,6 +142,7 @@ class IngestResult:
     templates: int = 0
     preferences: int = 0
     others: int = 0
+    changes: list[Change] = field(default_factory=list)
 
 
 @dataclass
@@ -346,14 +361,18 @@ def _ingest_message(state: _State, message: wa.Message) -> None:
     if isinstance(content, wa.Reaction):
         if _ingest_reaction(state, row, message, content, at):
             state.result.reactions += 1
+            state.result.changes.append(Change(MESSAGE_UPDATED, wamid=_cut(content.message_id, 255)))
             _learn_name(state, row, name)
         if inbound:
             _touch(state, row, at, inbound=True, unread=False, message=False)
         return
-    if insert_ignore(state.conn, _messages, _message_values(state, row, message, at)) is None:
+    values = _message_values(state, row, message, at)
+    message_id = insert_ignore(state.conn, _messages, values)
+    if message_id is None:
         state.result.duplicate_messages += 1
         return
     state.result.messages += 1
+    state.result.changes.append(Change(MESSAGE_CREATED, values["conversation_id"], message_id))
     _learn_name(state, row, name)
     if isinstance(content, wa.Edit):
         _apply_edit(state, row, message, content, at)
@@ -531,6 +550,7 @@ def _apply_edit(state: _State, row: _ContactRow, message: wa.Message, edit: wa.E
         unchanged = m.edited_at.is_(None) if target.edited_at is None else m.edited_at == target.edited_at
         stmt = update(_messages).where(m.id == target.id, m.revoked_at.is_(None), unchanged).values(**values)
         if state.conn.execute(stmt).rowcount:
+            state.result.changes.append(Change(MESSAGE_UPDATED, message_id=target.id))
             return
 
 
@@ -539,11 +559,14 @@ def _apply_revoke(state: _State, row: _ContactRow, revoke: wa.Revoke, at: dateti
     if not revoke.original_wamid:
         return
     m = _messages.c
-    state.conn.execute(
+    wamid = _cut(revoke.original_wamid, 255)
+    revoked = state.conn.execute(
         update(_messages)
-        .where(m.wamid == _cut(revoke.original_wamid, 255), m.contact_id == row.id, m.revoked_at.is_(None))
+        .where(m.wamid == wamid, m.contact_id == row.id, m.revoked_at.is_(None))
         .values(revoked_at=at, text=None, caption=None)
-    )
+    ).rowcount
+    if revoked:
+        state.result.changes.append(Change(MESSAGE_UPDATED, wamid=wamid))
 
 
 def _apply_system(state: _State, row: _ContactRow, system: wa.System) -> None:
@@ -584,7 +607,8 @@ def _ingest_status(state: _State, status: wa.Status) -> None:
     state.result.statuses += 1
     if status.biz_opaque_callback_data:
         _adopt_interrupted_send(state.conn, values["wamid"], status.biz_opaque_callback_data)
-    _apply_status(state.conn, values["wamid"], values["status"], status.errors[0] if status.errors else None)
+    if _apply_status(state.conn, values["wamid"], values["status"], status.errors[0] if status.errors else None):
+        state.result.changes.append(Change(MESSAGE_UPDATED, wamid=values["wamid"]))
 
 
 def _adopt_interrupted_send(conn: Connection, wamid: str, client_ref: str) -> None:

@@ -28,23 +28,25 @@ import logging
 import random
 import secrets
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, insert, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError, StatementError
 from sqlalchemy.orm import Session
 
 from sigdesk.crypto import Cipher
 from sigdesk.db import UTCDateTime, utcnow, write_lock
-from sigdesk.inbound.ingest import IngestResult, ingest, ingest_on, replay_statuses
+from sigdesk.inbound.ingest import Change, IngestResult, ingest, ingest_on, replay_statuses
 from sigdesk.inbound.prepared import Prepared, insert_ignore
-from sigdesk.models import DeliveryState, WebhookCounter, WebhookDelivery
+from sigdesk.models import Conversation, DeliveryState, Message, WebhookCounter, WebhookDelivery
 from sigdesk.settings import services as settings
 from sigdesk.whatsapp import types as wa
 from sigdesk.whatsapp.webhook import MalformedDelivery, parse
 
 __all__ = [
-    "IngestResult", "app_secret", "count_rejected", "describe_error", "ensure_verify_token", "ingest", "is_transient",
+    "Applied", "Change", "Incoming", "IngestResult", "Pending", "app_secret", "process_batch", "store_and_apply", "count_rejected", "describe_error", "ensure_verify_token", "ingest", "is_transient",
     "mark_failed", "process_delivery", "process_stored", "rejected_count", "replay_statuses", "store_delivery",
     "write_lock",
 ]
@@ -53,6 +55,7 @@ log = logging.getLogger(__name__)
 
 BAD_SIGNATURE = "bad_signature"
 PROCESS_ATTEMPTS = 5
+PROCESS_CHUNK = 100
 MAX_ERROR_CHARS = 2000
 
 _deliveries = WebhookDelivery.__table__
@@ -135,7 +138,8 @@ def store_delivery(session: Session, raw: bytes, signature: str | None, source: 
 
 
 def process_delivery(
-    session: Session, delivery_id: int, raw: bytes | None = None, parsed: wa.Delivery | None = None
+    session: Session, delivery_id: int, raw: bytes | None = None, parsed: wa.Delivery | None = None,
+    changes: list[Change] | None = None,
 ) -> str:
     """Parse (unless the caller already did) and apply a stored delivery; returns its new state.
 
@@ -167,7 +171,9 @@ def process_delivery(
         _SET_RESULT(conn, params)
     if parsed is None:
         return DeliveryState.QUARANTINED.value
-    ingest_on(session, conn, parsed, delivery_id)
+    result = ingest_on(session, conn, parsed, delivery_id)
+    if changes is not None:
+        changes.extend(result.changes)
     return DeliveryState.PROCESSED.value
 
 
@@ -181,7 +187,8 @@ def _connection(session: Session):
 
 
 def process_stored(
-    session: Session, delivery_id: int, raw: bytes | None = None, parsed: wa.Delivery | None = None
+    session: Session, delivery_id: int, raw: bytes | None = None, parsed: wa.Delivery | None = None,
+    changes: list[Change] | None = None,
 ) -> str:
     """Apply a committed delivery in its own transaction, again after a deadlock; never lose the stored copy.
 
@@ -189,9 +196,12 @@ def process_stored(
     because a retry needs a rollback: callers commit `store_delivery` first, then call this.
     """
     for attempt in range(1, PROCESS_ATTEMPTS + 1):
+        found: list[Change] = []
         try:
-            state = process_delivery(session, delivery_id, raw, parsed)
+            state = process_delivery(session, delivery_id, raw, parsed, found)
             session.commit()
+            if changes is not None:
+                changes.extend(found)
             return state
         except Exception as exc:  # noqa: BLE001 - whatever broke, the delivery must end up marked
             session.rollback()
@@ -206,6 +216,101 @@ def process_stored(
                 log.error("webhook delivery %s: could not record the failure: %s", delivery_id, describe_error(again))
             return DeliveryState.FAILED.value
     return DeliveryState.FAILED.value  # pragma: no cover - the loop always returns
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """A signed delivery as it came in; `parsed` is None when the caller could not parse it."""
+
+    raw: bytes
+    signature: str | None
+    parsed: wa.Delivery | None = None
+    source: str = "direct"
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A committed delivery still to be applied."""
+
+    delivery_id: int
+    raw: bytes
+    parsed: wa.Delivery | None = None
+
+
+@dataclass
+class Applied:
+    states: list[str] = field(default_factory=list)
+    changes: list[Change] = field(default_factory=list)
+
+
+def store_and_apply(session: Session, incoming: Sequence[Incoming]) -> tuple[list[int], Applied]:
+    """Commit the raw deliveries together, then apply them together; returns their ids and outcome."""
+    with write_lock(session):
+        ids = [store_delivery(session, item.raw, item.signature, item.source) for item in incoming]
+        session.commit()
+    applied = process_batch(session, [Pending(i, item.raw, item.parsed) for i, item in zip(ids, incoming)])
+    return ids, applied
+
+
+def process_batch(session: Session, pending: Sequence[Pending]) -> Applied:
+    """Apply committed deliveries a chunk per transaction: one commit instead of a hundred.
+
+    A chunk that fails is rolled back and applied one by one through process_stored, which retries
+    deadlocks and marks what still fails, so one bad delivery never holds back the others.
+    """
+    applied = Applied()
+    for start in range(0, len(pending), PROCESS_CHUNK):
+        chunk = pending[start:start + PROCESS_CHUNK]
+        with write_lock(session):
+            states: list[str] = []
+            changes: list[Change] = []
+            try:
+                for item in chunk:
+                    states.append(process_delivery(session, item.delivery_id, item.raw, item.parsed, changes))
+                session.commit()
+                applied.states.extend(states)
+                applied.changes.extend(changes)
+                continue
+            except Exception as exc:  # noqa: BLE001 - applied one by one just below
+                session.rollback()
+                log.info("a chunk of %d deliveries failed together (%s); applying them one by one",
+                         len(chunk), type(exc).__name__)
+        for item in chunk:
+            with write_lock(session):
+                applied.states.append(process_stored(session, item.delivery_id, item.raw, item.parsed, applied.changes))
+    return applied
+
+
+def resolve_changes(session: Session, changes: Sequence[Change]) -> list[tuple[Change, int | None]]:
+    """Fill in the conversation (and message) behind each change, with the conversation's assignee,
+    so an inbox can be told what moved and who may see it. Changes for messages we do not hold drop out."""
+    wamids = {change.wamid for change in changes if change.wamid and change.conversation_id is None}
+    ids = {change.message_id for change in changes if change.message_id and change.conversation_id is None}
+    by_wamid: dict[str, tuple[int, int]] = {}
+    by_id: dict[int, int] = {}
+    if wamids or ids:
+        rows = session.execute(
+            select(Message.id, Message.wamid, Message.conversation_id)
+            .where(or_(Message.wamid.in_(wamids), Message.id.in_(ids)))
+        ).all()
+        for message_id, wamid, conversation_id in rows:
+            by_id[message_id] = conversation_id
+            if wamid:
+                by_wamid[wamid] = (message_id, conversation_id)
+    resolved: list[Change] = []
+    for change in changes:
+        if change.conversation_id is not None:
+            resolved.append(change)
+        elif change.wamid and change.wamid in by_wamid:
+            message_id, conversation_id = by_wamid[change.wamid]
+            resolved.append(Change(change.kind, conversation_id, message_id, change.wamid))
+        elif change.message_id in by_id:
+            resolved.append(Change(change.kind, by_id[change.message_id], change.message_id))
+    conversation_ids = {change.conversation_id for change in resolved}
+    assignees = dict(session.execute(
+        select(Conversation.id, Conversation.assignee_id).where(Conversation.id.in_(conversation_ids))
+    ).all()) if conversation_ids else {}
+    return [(change, assignees.get(change.conversation_id)) for change in dict.fromkeys(resolved)]
 
 
 def mark_failed(session: Session, delivery_id: int, error: BaseException | str) -> None:

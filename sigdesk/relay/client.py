@@ -26,7 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sigdesk import __version__
 from sigdesk.crypto import Cipher
 from sigdesk.db import Database, utcnow
-from sigdesk.inbound.services import process_delivery, process_stored, write_lock
+from sigdesk.inbound.services import Applied, Pending, process_batch, write_lock
 from sigdesk.relay import receive
 from sigdesk.settings import services as settings
 from sigdesk.whatsapp.webhook import MalformedDelivery, parse
@@ -41,7 +41,6 @@ REFUSED_SECONDS = 60.0
 MAX_BACKOFF_SECONDS = 60.0
 OFFLINE_AFTER_FAILURES = 3
 STATUS_EVERY_SECONDS = 15.0
-PROCESS_CHUNK = 100
 
 
 class RelayProblem(Exception):
@@ -344,26 +343,9 @@ class Puller:
             self._client_key = None
 
 
-def apply(session, pending: list[receive.Pending]) -> None:
-    """Apply committed deliveries a chunk per transaction: one commit instead of a hundred makes a
-    backlog drain two to three times faster. A chunk that fails is rolled back and applied one by
-    one through process_stored, which retries deadlocks and marks what still fails."""
-    for start in range(0, len(pending), PROCESS_CHUNK):
-        chunk = pending[start:start + PROCESS_CHUNK]
-        parsed = [_parsed(item.raw) for item in chunk]
-        with write_lock(session):
-            try:
-                for item, delivery in zip(chunk, parsed, strict=True):
-                    process_delivery(session, item.delivery_id, item.raw, delivery)
-                session.commit()
-                continue
-            except Exception as exc:  # noqa: BLE001 - retried one by one just below
-                session.rollback()
-                log.info("relay: a chunk of %d deliveries failed together (%s); applying them one by one",
-                         len(chunk), type(exc).__name__)
-        for item, delivery in zip(chunk, parsed, strict=True):
-            with write_lock(session):
-                process_stored(session, item.delivery_id, item.raw, delivery)
+def apply(session, pending: list[Pending]) -> Applied:
+    """Parse outside the write lock, then apply in chunks (see process_batch)."""
+    return process_batch(session, [replace(item, parsed=_parsed(item.raw)) for item in pending])
 
 
 def _parsed(raw: bytes):

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from sigdesk.db import utcnow
 from sigdesk.inbound.prepared import insert_ignore
-from sigdesk.inbound.services import store_delivery
+from sigdesk.inbound.services import Pending, store_delivery
 from sigdesk.models import DeliverySource, DeliveryState, RelayReceipt, WebhookDelivery
 from sigdesk.whatsapp.webhook import verify_signature
 
@@ -39,12 +39,6 @@ class Relayed:
     seq: int
     signature: str | None
     body: bytes
-
-
-@dataclass(frozen=True)
-class Pending:
-    delivery_id: int
-    raw: bytes
 
 
 @dataclass

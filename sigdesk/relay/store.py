@@ -25,6 +25,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Integer, bindparam, delete, event, func, insert, select, update
 
+from sigdesk.batching import BatchFailed, GroupCommit
 from sigdesk.db import WRITER_OPTION, Database, UTCDateTime, utcnow, write_lock
 from sigdesk.inbound.prepared import Prepared
 from sigdesk.relay.installs import digest, same_digest
@@ -158,15 +159,13 @@ class _Compiled:
 class _Pending:
     """One POST's event waiting for the commit that stores it."""
 
-    __slots__ = ("install_id", "body", "signature", "seq", "error", "done")
+    __slots__ = ("install_id", "body", "signature", "seq")
 
     def __init__(self, install_id: int, body: bytes, signature: str | None) -> None:
         self.install_id = install_id
         self.body = body
         self.signature = signature
         self.seq: int | None = None
-        self.error: BaseException | None = None
-        self.done = False
 
 
 class _SqliteAppender:
@@ -260,8 +259,7 @@ class RelayStore:
         self._appender = _SqliteAppender(self.engine) if self._sqlite else None
         self._writer = self.engine.execution_options(**{WRITER_OPTION: True})
         self._lock = write_lock(self.engine)
-        self._queue: list[_Pending] = []
-        self._queue_lock = threading.Lock()
+        self._batches: GroupCommit[_Pending, int | None] = GroupCommit(self._write_batch, self._lock)
         self._hooks: dict[str, Hook] = {}
         self._poll_stamps: dict[int, float] = {}
         self._purge_lock = threading.Lock()
@@ -333,28 +331,23 @@ class RelayStore:
             })
             return result.lastrowid
 
+    def _write_batch(self, batch: list[_Pending]) -> list[int | None]:
+        try:
+            self._appender.write(batch, utcnow())
+        except Exception as exc:
+            log.error("could not store %d deliveries: %s: %s", len(batch), type(exc).__name__, exc)
+            raise
+        self._commits += 1
+        return [item.seq for item in batch]
+
     def _group_commit(self, item: _Pending) -> int | None:
-        with self._queue_lock:
-            self._queue.append(item)
-        with self._lock:
-            if not item.done:  # nobody wrote it while we waited: write it and whatever else is queued
-                with self._queue_lock:
-                    batch, self._queue = self._queue, []
-                try:
-                    self._appender.write(batch, utcnow())
-                    self._commits += 1
-                except Exception as exc:  # noqa: BLE001 - every waiting request must answer 503
-                    log.error("could not store %d deliveries: %s: %s", len(batch), type(exc).__name__, exc)
-                    for pending in batch:
-                        pending.error = exc
-                finally:
-                    for pending in batch:
-                        pending.done = True
-        if item.error is not None:
-            raise StoreUnavailable(f"{type(item.error).__name__}: {item.error}") from item.error
+        try:
+            seq = self._batches.submit(item)
+        except BatchFailed as exc:
+            raise StoreUnavailable(str(exc)) from exc
         if self._commits >= CHECKPOINT_EVERY_COMMITS:
             self.checkpoint()
-        return item.seq
+        return seq
 
     def checkpoint(self) -> None:
         """Copy the WAL into the database file, outside the write lock, by one request at a time.

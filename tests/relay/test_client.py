@@ -166,7 +166,7 @@ def test_a_chunk_that_fails_together_is_applied_one_by_one(desktop, caplog):
     from sigdesk.inbound.services import store_delivery
     from sigdesk.relay.receive import Pending
 
-    caplog.set_level("INFO", logger="sigdesk.relay.client")
+    caplog.set_level("INFO", logger="sigdesk.inbound.services")
     database = desktop.extensions["sigdesk"].database
     session = database.writer()
     try:
