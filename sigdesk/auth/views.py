@@ -12,6 +12,7 @@ from sigdesk.audit.services import record, record_login
 from sigdesk.auth import services as accounts
 from sigdesk.extensions import limiter, login_rate_limit
 from sigdesk.models import Role, User
+from sigdesk.onboarding import services as onboarding
 from sigdesk.security import invalidate_policy
 from sigdesk.web import LoginUser, app_config, cipher, client_ip, db_session, public, requires
 
@@ -27,7 +28,7 @@ def _safe_next(target: str | None) -> str:
     return url_for("home.index")
 
 
-def _finish_login(user: User, method: str):
+def _finish_login(user: User, method: str, landing: str | None = None):
     dbs = db_session()
     accounts.record_successful_login(dbs, user)
     record_login(dbs, user.email, user, client_ip(), request.user_agent.string, True, method)
@@ -35,7 +36,7 @@ def _finish_login(user: User, method: str):
     dbs.commit()
     session.clear()
     login_user(LoginUser(user))
-    return redirect(_safe_next(request.args.get("next")))
+    return redirect(landing or _safe_next(request.args.get("next")))
 
 
 @bp.route("/setup", methods=["GET", "POST"])
@@ -56,9 +57,10 @@ def setup():
                     form.get("password", ""), app_config().bcrypt_rounds,
                 )
                 record(dbs, "setup.owner_created", actor=owner, target=owner.email, ip=client_ip())
+                onboarding.start(dbs, cipher())
                 dbs.commit()
                 invalidate_policy()
-                return _finish_login(owner, "setup")
+                return _finish_login(owner, "setup", landing=url_for("onboarding.index"))
             except accounts.AccountError as exc:
                 dbs.rollback()
                 error = str(exc)

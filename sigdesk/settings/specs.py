@@ -107,6 +107,16 @@ def parse_passphrase(text: str) -> str:
     return text
 
 
+ONBOARDING_STEPS = ("welcome", "whatsapp", "inbound", "backup", "done")
+
+
+def parse_onboarding_step(text: str) -> str:
+    cleaned = text.strip().lower()
+    if cleaned not in ONBOARDING_STEPS:
+        raise SettingError(f"'{text}' is not a first-run step (use one of {', '.join(ONBOARDING_STEPS)})")
+    return cleaned
+
+
 @dataclass(frozen=True)
 class Spec:
     key: str
@@ -147,6 +157,8 @@ SPECS: dict[str, Spec] = {
         Spec("backup.schedule", "Automatic backups (off, daily or weekly)", parse_schedule, "off"),
         Spec("backup.time", "Time of day for automatic backups (this computer's clock)", parse_clock, "02:00"),
         Spec("backup.passphrase", "Passphrase for automatic backups", parse_passphrase, None, secret=True),
+        Spec("inbox.agents_see_all", "Agents see every conversation, not only their own and unassigned ones", parse_bool, False),
+        Spec("onboarding.step", "First-run setup: the step to resume at (done once finished)", parse_onboarding_step, None),
     ]
 }
 

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# A tarball for distributions without dpkg: the bundle plus install.sh (per user, no root needed).
+# Usage: build-tarball.sh BUNDLE_DIR OUT_DIR VERSION
+set -euo pipefail
+BUNDLE=$(cd "$1" && pwd); OUT=$2; VERSION=$3
+HERE=$(cd "$(dirname "$0")" && pwd)
+NAME="sigdesk-$VERSION-linux-$(uname -m)"
+STAGE=$(mktemp -d); trap 'rm -rf "$STAGE"' EXIT
+mkdir -p "$STAGE/$NAME"
+cp -a "$BUNDLE" "$STAGE/$NAME/sigdesk"
+install -m 0644 "$HERE/sigdesk.desktop" "$HERE/../icons/sigdesk.png" "$STAGE/$NAME/"
+install -m 0755 "$HERE/install.sh" "$STAGE/$NAME/"
+mkdir -p "$OUT"
+tar -C "$STAGE" -czf "$OUT/$NAME.tar.gz" "$NAME"
+echo "tarball: $OUT/$NAME.tar.gz ($(du -m "$OUT/$NAME.tar.gz" | cut -f1) MB)"

@@ -1,0 +1,214 @@
+"""The first run, after the owner account exists: connect WhatsApp, choose how webhooks arrive, set up backups.
+
+Every step stores through the pages that own those settings (connect, relay, backup services and
+the one settings store), can be skipped, and is remembered, so the wizard resumes where the owner
+left it and never shows again once finished.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+
+from sigdesk.audit.services import record
+from sigdesk.connect import services as connect
+from sigdesk.onboarding import services as onboarding
+from sigdesk.relay import client as relay
+from sigdesk.settings import services as settings
+from sigdesk.settings.specs import SPECS, SettingError, parse_http_url
+from sigdesk.web import actor, cipher, client_ip, db_session, error_response, requires, wants_json
+
+bp = Blueprint("onboarding", __name__, url_prefix="/welcome")
+
+PERMISSION = "security.manage"  # owner only: the last step sets up backups, which hold everything
+WHATSAPP_KEYS = ("whatsapp.phone_number_id", "whatsapp.waba_id", "whatsapp.access_token", "whatsapp.app_secret")
+SCHEDULES = ("daily", "weekly", "off")
+LABELS = {"welcome": "Welcome", "whatsapp": "WhatsApp", "inbound": "Inbound messages", "backup": "Backups"}
+
+
+def _finished_redirect():
+    return redirect(url_for("home.index"))
+
+
+def _page(step: str, status: int = 200, error: str | None = None, errors: dict[str, str] | None = None):
+    if error and wants_json():
+        return error_response(status, error)
+    session = db_session()
+    reached = onboarding.STEPS.index(onboarding.step(session, cipher()) or onboarding.STEPS[0])
+    context = {
+        "step": step,
+        "steps": [
+            {"name": name, "label": LABELS[name],
+             "state": "current" if name == step else "done" if index < reached else ""}
+            for index, name in enumerate(onboarding.STEPS)
+        ],
+        "error": error,
+        "errors": errors or {},
+        "form": request.form,
+        "callback_url": request.url_root + "webhooks/whatsapp",
+    }
+    if step == "whatsapp":
+        context["fields"] = [(SPECS[key], settings.is_set(session, key)) for key in WHATSAPP_KEYS]
+        context["secret_keys"] = connect.SECRET_KEYS
+    elif step == "inbound":
+        context["mode"] = settings.get(session, cipher(), "inbound.mode")
+        context["relay_url"] = settings.get(session, cipher(), "relay.url")
+    elif step == "backup":
+        context["folder"] = settings.get(session, cipher(), "backup.folder") or ""
+        context["suggested_folder"] = str(onboarding.suggested_backup_folder())
+        context["schedule"] = settings.get(session, cipher(), "backup.schedule")
+        context["passphrase_set"] = settings.is_set(session, "backup.passphrase")
+    return render_template(f"onboarding/{step}.html", **context), status
+
+
+def _next(past: str):
+    session = db_session()
+    following = onboarding.advance(session, cipher(), past)
+    if following == onboarding.DONE:
+        return _finish("SigDesk is set up. You can change any of this later under WhatsApp, Inbound and Backups.")
+    session.commit()
+    return redirect(url_for("onboarding.show", step=following))
+
+
+def _finish(message: str):
+    session = db_session()
+    onboarding.finish(session, cipher())
+    record(session, "onboarding.finished", actor=actor(), ip=client_ip())
+    session.commit()
+    flash(message)
+    return redirect(url_for("home.index"))
+
+
+@bp.get("/")
+@requires(PERMISSION)
+def index():
+    session = db_session()
+    current = onboarding.step(session, cipher())
+    if current == onboarding.DONE:
+        return _finished_redirect()
+    if current is None:
+        onboarding.start(session, cipher())
+        session.commit()
+    return redirect(url_for("onboarding.show", step=current or onboarding.STEPS[0]))
+
+
+@bp.get("/<step>")
+@requires(PERMISSION)
+def show(step: str):
+    if step not in onboarding.STEPS:
+        return error_response(404, "There is no such first-run step.")
+    if onboarding.is_finished(db_session(), cipher()):
+        return _finished_redirect()
+    return _page(step)
+
+
+@bp.post("/skip")
+@requires(PERMISSION)
+def skip_all():
+    if onboarding.is_finished(db_session(), cipher()):
+        return _finished_redirect()
+    return _finish("First-run setup skipped. WhatsApp, Inbound and Backups are in the menu whenever you are ready.")
+
+
+@bp.post("/<step>")
+@requires(PERMISSION)
+def submit(step: str):
+    if step not in onboarding.STEPS:
+        return error_response(404, "There is no such first-run step.")
+    if onboarding.is_finished(db_session(), cipher()):
+        return _finished_redirect()
+    if step == "welcome" or request.form.get("action") == "skip":
+        return _next(step)
+    return {"whatsapp": _save_whatsapp, "inbound": _save_inbound, "backup": _save_backup}[step]()
+
+
+def _save_whatsapp():
+    session = db_session()
+    changed, errors = settings.apply_form(session, cipher(), WHATSAPP_KEYS, request.form, blank_keeps=True)
+    if not errors and connect.missing(session, cipher()):
+        errors["whatsapp.access_token"] = "Enter at least the phone number ID and the access token, or skip this step."
+    if errors:
+        session.rollback()
+        return _page("whatsapp", 400, error=next(iter(errors.values())), errors=errors)
+    if not settings.is_set(session, "whatsapp.verify_token"):
+        connect.generate_verify_token(session, cipher())
+        changed.append("whatsapp.verify_token")
+    for key in changed:
+        record(session, "settings.changed", actor=actor(), target=key, ip=client_ip(), detail={"via": "first run"})
+    session.commit()
+    from sigdesk.inbound.views import invalidate_app_secret
+
+    invalidate_app_secret()
+    return _next("whatsapp")
+
+
+def _save_inbound():
+    session = db_session()
+    mode = (request.form.get("mode") or "").strip().lower()
+    if mode == "relay":
+        code = (request.form.get("code") or "").strip()
+        try:
+            url = parse_http_url(request.form.get("relay_url") or "")
+        except SettingError as exc:
+            return _page("inbound", 400, error=str(exc))
+        if not code:
+            return _page("inbound", 400, error="Enter the pairing code that 'sigdesk relay add-install' printed.")
+        try:
+            pairing = relay.pair(url, code)
+        except relay.RelayProblem as exc:
+            return _page("inbound", 400, error=f"Pairing failed: {exc}")
+        relay.save_pairing(session, cipher(), url, pairing)
+        record(session, "relay.paired", actor=actor(), target=pairing.name, ip=client_ip(), detail={"relay": url})
+    else:
+        try:
+            settings.set_text(session, cipher(), "inbound.mode", mode)
+        except SettingError as exc:
+            session.rollback()
+            return _page("inbound", 400, error=str(exc))
+        record(session, "settings.changed", actor=actor(), target="inbound.mode", ip=client_ip(), detail={"mode": mode})
+    session.commit()
+    puller = current_app.extensions.get("sigdesk.relay")
+    if puller is not None:
+        puller.wake()
+    return _next("inbound")
+
+
+def _save_backup():
+    session = db_session()
+    form = request.form
+    errors: dict[str, str] = {}
+    try:
+        folder = onboarding.check_backup_folder(form.get("backup.folder", ""), may_create=onboarding.suggested_backup_folder())
+    except onboarding.OnboardingError as exc:
+        errors["backup.folder"] = str(exc)
+    keeps_passphrase = settings.is_set(session, "backup.passphrase") and not form.get("passphrase")
+    if not keeps_passphrase:
+        try:
+            passphrase = onboarding.check_passphrase(form.get("passphrase", ""), form.get("passphrase_confirm", ""))
+        except onboarding.OnboardingError as exc:
+            errors["passphrase"] = str(exc)
+    schedule = form.get("backup.schedule", "daily")
+    if schedule not in SCHEDULES:
+        errors["backup.schedule"] = f"'{schedule}' is not a backup schedule (use daily, weekly or off)"
+    if errors:
+        return _page("backup", 400, error=next(iter(errors.values())), errors=errors)
+    settings.set_text(session, cipher(), "backup.folder", str(folder))
+    settings.set_text(session, cipher(), "backup.schedule", schedule)
+    changed = ["backup.folder", "backup.schedule"]
+    if not keeps_passphrase:
+        settings.set_text(session, cipher(), "backup.passphrase", passphrase)
+        changed.append("backup.passphrase")
+    for key in changed:
+        record(session, "settings.changed", actor=actor(), target=key, ip=client_ip(), detail={"via": "first run"})
+    return _next("backup")
+
+
+@bp.app_context_processor
+def resume_link() -> dict:
+    """Where an owner who left the first run halfway can pick it up again (shown in the page header)."""
+    if request.blueprint == "onboarding" or not current_user.is_authenticated or current_user.role != "owner":
+        return {}
+    current = onboarding.step(db_session(), cipher())
+    if current is None or current == onboarding.DONE:
+        return {}
+    return {"onboarding_resume_url": url_for("onboarding.show", step=current)}
