@@ -1,11 +1,13 @@
 """Core statements compiled once per database dialect, for the webhook's hot path.
 
 SQLAlchemy spends about 150-200 µs per Core execution on caching, parameter processing and result
-set-up, more than SQLite spends running the statement. The ingest runs several statements per
-delivery while holding SQLite's single write lock, so that overhead caps throughput. A Prepared
+set-up, several times what SQLite spends running the statement. The ingest runs several statements
+per delivery while holding SQLite's single write lock, so that overhead caps throughput. A Prepared
 statement keeps SQLAlchemy as the author of the SQL (and of the type conversions, through the
-columns' own bind processors) but runs it with `exec_driver_sql`, which still goes through the
-connection's transaction, events and error wrapping.
+columns' own bind processors) but runs it on the DBAPI cursor of the connection it is given, inside
+that connection's transaction. Driver errors are wrapped the way SQLAlchemy wraps them
+(IntegrityError, OperationalError, ...), without the parameters, which may hold message bodies.
+What it returns is the DBAPI cursor: rowcount, lastrowid, and iteration over plain tuples.
 
 `insert_ignore` builds on it: an INSERT that leaves an existing row alone (ON CONFLICT DO NOTHING on
 SQLite, INSERT IGNORE on MySQL), so races on unique keys are settled by the database.
@@ -20,9 +22,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, CursorResult, Table, insert
+from sqlalchemy import Connection, Table, insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine.interfaces import Dialect
+from sqlalchemy.engine.interfaces import DBAPICursor, Dialect
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import Executable
 
 _MISSING = object()
@@ -69,17 +72,24 @@ class Prepared:
             self._plans[dialect.name] = plan
         return plan
 
-    def __call__(self, conn: Connection, params: Mapping[str, Any]) -> CursorResult:
-        plan = self._plan(conn.dialect)
+    def __call__(self, conn: Connection, params: Mapping[str, Any]) -> DBAPICursor:
+        dialect = conn.dialect
+        plan = self._plan(dialect)
         values = []
         for name, default, processor in zip(plan.names, plan.defaults, plan.processors):
             value = params.get(name, default)
             if value is _MISSING:
                 raise KeyError(f"missing value for {name}")
             values.append(processor(value) if processor is not None and value is not None else value)
-        if plan.keys is None:
-            return conn.exec_driver_sql(plan.sql, tuple(values))
-        return conn.exec_driver_sql(plan.sql, dict(zip(plan.keys, values)))
+        bound = tuple(values) if plan.keys is None else dict(zip(plan.keys, values))
+        cursor = conn.connection.dbapi_connection.cursor()
+        try:
+            cursor.execute(plan.sql, bound)
+        except dialect.loaded_dbapi.Error as exc:
+            raise DBAPIError.instance(
+                plan.sql, None, exc, dialect.loaded_dbapi.Error, hide_parameters=True, dialect=dialect,
+            ) from exc
+        return cursor
 
 
 _INSERT_IGNORE: dict[tuple[str, tuple[str, ...]], Prepared] = {}
