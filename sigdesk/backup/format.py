@@ -1,5 +1,9 @@
 """The backup file format: a short plain header, then AES-256-GCM chunks of a tar stream.
 
+The format number in the header says what the tar stream holds: 1 = a logical dump of every
+table (written by SigDesk before the SQLite file snapshot existed); 2 = the same, or the SQLite
+database file itself. The container around it is the same for both, so both are read here.
+
 Header (big-endian, HEADER_SIZE bytes):
     magic "SIGDESKB" | format u16 | kdf u8 (1 = scrypt) | log2(n) u8 | r u8 | p u8 |
     chunk size u32 | salt 16 | nonce prefix 8 | passphrase check 32
@@ -8,7 +12,7 @@ The key and a check value come from one scrypt derivation of the passphrase; the
 wrong passphrase be told apart from a damaged file. Each chunk is sealed with nonce = prefix +
 counter and associated data = header + chunk index + final flag, so a flipped byte, swapped
 chunks, a changed header or a file cut at a chunk boundary all fail authentication. Memory stays
-at about two chunks whatever the size of the backup.
+at a few chunks whatever the size of the backup.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import hmac
 import io
 import os
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -25,13 +30,14 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 MAGIC = b"SIGDESKB"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+OLDEST_FORMAT = 1
 KDF_SCRYPT = 1
 SALT_BYTES = 16
 PREFIX_BYTES = 8
 CHECK_BYTES = 32
 TAG_BYTES = 16
-DEFAULT_CHUNK = 1024 * 1024
+DEFAULT_CHUNK = 4 * 1024 * 1024  # few enough chunks that per-chunk work is lost in the noise
 MAX_CHUNK = 16 * 1024 * 1024
 _FIXED = struct.Struct(">8sHBBBBI")
 HEADER_SIZE = _FIXED.size + SALT_BYTES + PREFIX_BYTES + CHECK_BYTES
@@ -103,7 +109,7 @@ class Header:
                 f"This backup was made by a newer SigDesk (backup format {version}; this SigDesk reads "
                 f"up to {FORMAT_VERSION}). Update SigDesk, then restore it."
             )
-        if version < 1 or kdf != KDF_SCRYPT or not (1024 <= chunk <= MAX_CHUNK):
+        if version < OLDEST_FORMAT or kdf != KDF_SCRYPT or not (1024 <= chunk <= MAX_CHUNK):
             raise DamagedBackup("The backup header is damaged")
         params = KdfParams(log2_n, r, p)
         params.check()
@@ -120,19 +126,44 @@ def _nonce(prefix: bytes, index: int) -> bytes:
     return prefix + index.to_bytes(4, "big")
 
 
-class EncryptingWriter(io.RawIOBase):
-    """A write-only file object: what is written comes out encrypted on `sink`. close() seals the last chunk."""
+@dataclass(frozen=True)
+class SealingKey:
+    """A header and its key, derived ahead of time so the slow KDF can run while other work goes on."""
 
-    def __init__(self, sink: BinaryIO, passphrase: str, kdf: KdfParams | None = None, chunk_size: int = DEFAULT_CHUNK) -> None:
+    header: Header
+    key: bytes
+
+
+def sealing_key(passphrase: str, kdf: KdfParams | None = None, chunk_size: int = DEFAULT_CHUNK) -> SealingKey:
+    if not 1024 <= chunk_size <= MAX_CHUNK:
+        raise BackupError(f"Chunk size {chunk_size} is outside 1 KiB..16 MiB")
+    kdf = kdf or KdfParams()
+    salt = os.urandom(SALT_BYTES)
+    key, check = derive(passphrase, salt, kdf)
+    return SealingKey(Header(FORMAT_VERSION, kdf, chunk_size, salt, os.urandom(PREFIX_BYTES), check), key)
+
+
+class EncryptingWriter(io.RawIOBase):
+    """A write-only file object: what is written comes out encrypted on `sink`. close() seals the last chunk.
+
+    Whole chunks are sealed straight from the caller's buffer; only a partial chunk is copied and held."""
+
+    def __init__(
+        self,
+        sink: BinaryIO,
+        passphrase: str | SealingKey,
+        kdf: KdfParams | None = None,
+        chunk_size: int = DEFAULT_CHUNK,
+    ) -> None:
         super().__init__()
-        kdf = kdf or KdfParams()
-        salt = os.urandom(SALT_BYTES)
-        key, check = derive(passphrase, salt, kdf)
-        self.header = Header(FORMAT_VERSION, kdf, chunk_size, salt, os.urandom(PREFIX_BYTES), check)
+        sealed = passphrase if isinstance(passphrase, SealingKey) else sealing_key(passphrase, kdf, chunk_size)
+        self.header = sealed.header
         self._header_bytes = self.header.pack()
-        self._aead = AESGCM(key)
+        self._aead = AESGCM(sealed.key)
         self._sink = sink
-        self._buffer = bytearray()
+        self._size = self.header.chunk_size
+        self._buffer = bytearray(self._size)  # reused: encrypt() copies out of it before it changes
+        self._held = 0
         self._index = 0
         self.plain_bytes = 0
         sink.write(self._header_bytes)
@@ -144,27 +175,37 @@ class EncryptingWriter(io.RawIOBase):
         if self.closed:
             raise ValueError("write to a closed backup")
         view = memoryview(data).cast("B")
-        self._buffer += view
-        self.plain_bytes += len(view)
-        size = self.header.chunk_size
+        length = len(view)
+        self.plain_bytes += length
+        size = self._size
         # Hold back at least one byte: only close() knows which chunk is the final one.
+        if self._held:
+            take = min(size - self._held, length)
+            self._buffer[self._held : self._held + take] = view[:take]
+            self._held += take
+            view = view[take:]
+            if not view:
+                return length
+            self._seal(self._buffer, final=False)
+            self._held = 0
         start = 0
-        while len(self._buffer) - start > size:
-            self._seal(bytes(self._buffer[start : start + size]), final=False)
+        while len(view) - start > size:
+            self._seal(view[start : start + size], final=False)
             start += size
-        if start:
-            del self._buffer[:start]
-        return len(view)
+        rest = len(view) - start
+        self._buffer[:rest] = view[start:]
+        self._held = rest
+        return length
 
-    def _seal(self, plain: bytes, final: bool) -> None:
+    def _seal(self, plain, final: bool) -> None:
         aad = self._header_bytes + _AAD.pack(self._index, 1 if final else 0)
         self._sink.write(self._aead.encrypt(_nonce(self.header.prefix, self._index), plain, aad))
         self._index += 1
 
     def close(self) -> None:
         if not self.closed:
-            self._seal(bytes(self._buffer), final=True)
-            self._buffer.clear()
+            self._seal(memoryview(self._buffer)[: self._held], final=True)
+            self._held = 0
             self._sink.flush()
         super().close()
 
@@ -229,6 +270,15 @@ class DecryptingReader(io.RawIOBase):
         except InvalidTag:
             return False
         return True
+
+    def chunks(self) -> Iterator[bytes]:
+        """The rest of the plaintext, one authenticated chunk at a time, without copying it again."""
+        if self._pos < len(self._plain):
+            yield self._plain[self._pos :]
+            self._pos = len(self._plain)
+        while self._open_next():
+            self._pos = len(self._plain)
+            yield self._plain
 
     def readinto(self, buffer) -> int:
         view = memoryview(buffer).cast("B")

@@ -10,7 +10,7 @@ from hypothesis import given, settings, strategies as st
 
 from sigdesk.backup.format import (
     FORMAT_VERSION, HEADER_SIZE, MAGIC, DamagedBackup, DecryptingReader, EncryptingWriter, KdfParams,
-    NewerBackup, WrongPassphrase,
+    NewerBackup, WrongPassphrase, sealing_key,
 )
 
 FAST = KdfParams(log2_n=4, r=1, p=1)
@@ -115,3 +115,29 @@ def test_impossible_kdf_cost_in_header_is_refused_before_deriving():
     blob[len(MAGIC) + 3] = 60  # log2(n)
     with pytest.raises(DamagedBackup, match="key-derivation"):
         unseal(bytes(blob))
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=5000), max_size=8))
+def test_writes_of_any_size_seal_the_same_chunks_and_read_back_whole(sizes):
+    data = os.urandom(sum(sizes))
+    sink = io.BytesIO()
+    writer = EncryptingWriter(sink, "pass phrase", FAST, chunk_size=CHUNK)
+    at = 0
+    for size in sizes:
+        writer.write(memoryview(data)[at : at + size])
+        at += size
+    writer.close()
+    blob = sink.getvalue()
+    assert len(blob) == HEADER_SIZE + len(data) + 16 * max(1, -(-len(data) // CHUNK))
+    reader = DecryptingReader(io.BytesIO(blob), "pass phrase")
+    assert b"".join(reader.chunks()) == data
+
+
+def test_key_derived_ahead_of_time_seals_a_readable_backup():
+    sealed = sealing_key("pass phrase", FAST, CHUNK)
+    sink = io.BytesIO()
+    writer = EncryptingWriter(sink, sealed)
+    writer.write(b"made while the snapshot was taken" * 100)
+    writer.close()
+    assert unseal(sink.getvalue()) == b"made while the snapshot was taken" * 100

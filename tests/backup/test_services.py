@@ -91,7 +91,9 @@ def test_verify_checks_everything_and_writes_nothing(backup_file, tmp_path):
     assert manifest["format"] == FORMAT_VERSION
     assert manifest["alembic_revision"]
     assert manifest["media"]["files"] == 15
-    assert set(manifest["members"]) >= {"data.key", "database/messages.jsonl", "database/settings.jsonl"}
+    assert set(manifest["members"]) >= {"data.key", "database/sigdesk.db"}
+    assert manifest["database"] == "sqlite"
+    assert manifest["tables"]["messages"]["rows"] == 3 * len(MESSAGE_TYPES)
     assert tree(tmp_path) == before
 
 
@@ -247,3 +249,148 @@ def drop_everything(url: str) -> None:
             connection.execute(text(f"DROP TABLE `{name}`"))
         connection.execute(text("SET FOREIGN_KEY_CHECKS=1"))
     engine.dispose()
+
+
+FORMAT_1 = Path(__file__).parent / "data" / "format-1.sigdesk-backup"
+
+
+def test_backup_in_format_1_still_verifies_restores_and_is_upgraded(tmp_path):
+    """Made by SigDesk 0.1 at schema 0003, when the database went in as JSON Lines per table."""
+    manifest = backups.verify(FORMAT_1, PASSPHRASE)
+    assert manifest["format"] == 1 and manifest["alembic_revision"] == "0003"
+    assert "database" not in manifest and "database/messages.jsonl" in manifest["members"]
+
+    target = tmp_path / "restored"
+    backups.restore(FORMAT_1, PASSPHRASE, target)
+    assert len(media_files(target)) == 15
+    app = create_app(restored_config(target))
+    state = app.extensions["sigdesk"]
+    try:
+        assert backups.current_revision(state.database.engine) == backups._scripts(state.config.migrations_dir).get_current_head()
+        with state.database.session() as session:
+            assert settings.get(session, state.cipher, "whatsapp.access_token") == SECRET
+            assert session.query(Contact).count() == 3
+            assert session.execute(text("SELECT count(*) FROM messages")).scalar() == 3 * len(MESSAGE_TYPES)
+    finally:
+        state.database.dispose()
+
+
+def test_sqlite_backup_holds_the_database_file_and_restores_it_byte_for_byte(seeded, backup_file, tmp_path):
+    state = seeded.extensions["sigdesk"]
+    manifest = backups.verify(backup_file, PASSPHRASE)
+    assert manifest["database"] == "sqlite" and manifest["format"] == FORMAT_VERSION
+    assert not [name for name in manifest["members"] if name.endswith(".jsonl")]
+    target = tmp_path / "restored"
+    backups.restore(backup_file, PASSPHRASE, target)
+    restored = Database(f"sqlite:///{target / 'sigdesk.db'}")
+    try:
+        with restored.engine.connect() as connection:
+            assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+            assert connection.execute(text("PRAGMA integrity_check")).scalar() == "ok"
+        assert snapshot(restored.engine) == snapshot(state.database.engine)
+    finally:
+        restored.dispose()
+    assert not list(state.config.data_dir.glob(".backup-*")), "the snapshot's temp folder is removed"
+
+
+def rewrite_database_member(backup_file: Path, out: Path, damage) -> None:
+    """Re-seal a backup whose database file was changed before sealing, with matching checksums:
+    what a backup of an already-damaged database would look like."""
+    from concurrent.futures import ThreadPoolExecutor
+    import hashlib
+    import io
+    import json
+
+    from sigdesk.backup.archive import ArchiveWriter, Pipeline, entries
+    from sigdesk.backup.format import DecryptingReader, EncryptingWriter
+
+    members = {}
+    with open(backup_file, "rb") as handle:
+        reader = DecryptingReader(handle, PASSPHRASE)
+        for entry in entries(reader.chunks(), backups._member_name):
+            members[entry.name] = entry.read_all()
+    members["database/sigdesk.db"] = damage(bytearray(members["database/sigdesk.db"]))
+    manifest = json.loads(members.pop("manifest.json"))
+    blob = members["database/sigdesk.db"]
+    manifest["members"]["database/sigdesk.db"] = {"size": len(blob), "sha256": hashlib.sha256(blob).hexdigest()}
+    with open(out, "wb") as sink, ThreadPoolExecutor(1) as helper:
+        writer = EncryptingWriter(sink, PASSPHRASE, FAST, chunk_size=CHUNK)
+        archive = ArchiveWriter(writer, Pipeline(helper))
+        for name, data in members.items():
+            archive.add_file(name, io.BytesIO(bytes(data)), len(data), lambda _n: None)
+        archive.add_bytes("manifest.json", json.dumps(manifest).encode())
+        archive.close()
+        writer.close()
+
+
+def scramble_last_pages(blob: bytearray) -> bytes:
+    page = int.from_bytes(blob[16:18], "big")
+    for offset in range(len(blob) - 3 * page, len(blob), 7):
+        blob[offset] ^= 0x5A
+    return bytes(blob)
+
+
+def test_database_file_that_sqlite_finds_damaged_is_refused_and_nothing_is_created(backup_file, tmp_path):
+    damaged = tmp_path / "damaged.bak"
+    rewrite_database_member(backup_file, damaged, scramble_last_pages)
+    backups.verify(damaged, PASSPHRASE)  # the checksums match: only SQLite's own check can tell
+    listing = sorted(p.name for p in tmp_path.iterdir())
+    with pytest.raises(DamagedBackup, match="fails SQLite.s check"):
+        backups.restore(damaged, PASSPHRASE, tmp_path / "restored")
+    assert sorted(p.name for p in tmp_path.iterdir()) == listing
+
+
+def test_database_file_with_other_row_counts_than_its_manifest_is_refused(backup_file, tmp_path):
+    import sqlite3
+
+    def drop_a_contact(blob: bytearray) -> bytes:
+        path = tmp_path / "edit.db"
+        path.write_bytes(bytes(blob))
+        connection = sqlite3.connect(path)
+        connection.execute("PRAGMA foreign_keys=OFF")
+        connection.execute("DELETE FROM reactions WHERE id = (SELECT max(id) FROM reactions)")
+        connection.commit()
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        connection.close()
+        data = path.read_bytes()
+        path.unlink()
+        return data
+
+    edited = tmp_path / "edited.bak"
+    rewrite_database_member(backup_file, edited, drop_a_contact)
+    with pytest.raises(DamagedBackup, match="Table reactions: the backup lists 3 rows but 2 were restored"):
+        backups.restore(edited, PASSPHRASE, tmp_path / "restored")
+    assert not (tmp_path / "restored").exists()
+
+
+@pytest.mark.skipif(not os.environ.get("SIGDESK_TEST_DATABASE_URL"), reason="needs SIGDESK_TEST_DATABASE_URL (MariaDB)")
+def test_format_1_backup_restores_into_mariadb(tmp_path, mysql_url):
+    drop_everything(mysql_url)
+    backups.restore(FORMAT_1, PASSPHRASE, tmp_path / "on-maria", target_database_url=mysql_url)
+    maria = Database(mysql_url)
+    try:
+        with maria.engine.connect() as connection:
+            assert connection.execute(text("SELECT count(*) FROM messages")).scalar() == 3 * len(MESSAGE_TYPES)
+    finally:
+        maria.dispose()
+    drop_everything(mysql_url)
+
+
+def test_restore_into_a_sqlite_file_elsewhere_writes_it_there_and_cleans_up_on_failure(seeded, backup_file, tmp_path):
+    state = seeded.extensions["sigdesk"]
+    elsewhere = tmp_path / "db-disk" / "office.db"
+    elsewhere.parent.mkdir()
+    url = f"sqlite:///{elsewhere}"
+
+    damaged = damaged_copies(backup_file, tmp_path)["flipped"][0]
+    with pytest.raises(DamagedBackup):
+        backups.restore(damaged, PASSPHRASE, tmp_path / "restored", target_database_url=url)
+    assert list(elsewhere.parent.iterdir()) == [] and not (tmp_path / "restored").exists()
+
+    backups.restore(backup_file, PASSPHRASE, tmp_path / "restored", target_database_url=url)
+    assert not (tmp_path / "restored" / "sigdesk.db").exists()
+    restored = Database(url)
+    try:
+        assert snapshot(restored.engine) == snapshot(state.database.engine)
+    finally:
+        restored.dispose()
