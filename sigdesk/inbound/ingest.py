@@ -69,10 +69,17 @@ def _later(column, name: str):
 # contact and conversation rows through the foreign keys, and two deliveries that both hold those
 # and then update the rows deadlock. Taking the write locks first makes the second one wait instead.
 _CONTACT_BY_IDS = Prepared(
-    select(_contacts.c.id, _contacts.c.wa_id, _contacts.c.user_id, _contacts.c.profile_name, _conversations.c.id)
+    select(_contacts.c.id, _contacts.c.wa_id, _contacts.c.user_id, _contacts.c.profile_name, _conversations.c.id,
+           _conversations.c.assignee_id)
     .select_from(_contacts.outerjoin(_conversations, _conversations.c.contact_id == _contacts.c.id))
     .where(or_(_contacts.c.wa_id == bindparam("b_wa_id"), _contacts.c.user_id == bindparam("b_user_id")))
     .with_for_update()
+)
+# Where a message sits, for telling open inboxes about a change to it.
+_PLACE = Prepared(
+    select(_messages.c.id, _messages.c.conversation_id, _conversations.c.assignee_id)
+    .select_from(_messages.join(_conversations, _conversations.c.id == _messages.c.conversation_id))
+    .where(_messages.c.wamid == bindparam("b_wamid"))
 )
 _REOPEN = (ConversationStatus.RESOLVED.value, ConversationStatus.SNOOZED.value)
 _TOUCH_CONVERSATION = Prepared(
@@ -120,12 +127,12 @@ _APPLY_FAILED_STATUS = Prepared(_APPLY_STATUS_STMT.values(
 
 @dataclass(frozen=True)
 class Change:
-    """Something an open inbox must show: a new message, or a change to one known only by Meta's id."""
+    """Something open inboxes must show; the assignee decides who may see it."""
 
     kind: str  # MESSAGE_CREATED or MESSAGE_UPDATED
-    conversation_id: int | None = None
-    message_id: int | None = None
-    wamid: str | None = None
+    conversation_id: int
+    message_id: int
+    assignee_id: int | None
 
 
 MESSAGE_CREATED = "message.created"
@@ -152,6 +159,7 @@ class _ContactRow:
     user_id: str | None
     profile_name: str | None
     conversation_id: int | None
+    assignee_id: int | None = None
 
 
 @dataclass
@@ -361,7 +369,7 @@ def _ingest_message(state: _State, message: wa.Message) -> None:
     if isinstance(content, wa.Reaction):
         if _ingest_reaction(state, row, message, content, at):
             state.result.reactions += 1
-            state.result.changes.append(Change(MESSAGE_UPDATED, wamid=_cut(content.message_id, 255)))
+            _changed(state, _cut(content.message_id, 255))
             _learn_name(state, row, name)
         if inbound:
             _touch(state, row, at, inbound=True, unread=False, message=False)
@@ -372,7 +380,7 @@ def _ingest_message(state: _State, message: wa.Message) -> None:
         state.result.duplicate_messages += 1
         return
     state.result.messages += 1
-    state.result.changes.append(Change(MESSAGE_CREATED, values["conversation_id"], message_id))
+    state.result.changes.append(Change(MESSAGE_CREATED, values["conversation_id"], message_id, row.assignee_id))
     _learn_name(state, row, name)
     if isinstance(content, wa.Edit):
         _apply_edit(state, row, message, content, at)
@@ -382,6 +390,14 @@ def _ingest_message(state: _State, message: wa.Message) -> None:
         _apply_system(state, row, content)
     visible = message.type not in NOT_UNREAD
     _touch(state, row, at, inbound=inbound, unread=inbound and visible, message=visible)
+
+
+def _changed(state: _State, wamid: str | None) -> None:
+    """Note an update to a message we may only know by Meta's id (a status, reaction or revoke)."""
+    if not wamid:
+        return
+    for message_id, conversation_id, assignee_id in _PLACE(state.conn, {"b_wamid": wamid}):
+        state.result.changes.append(Change(MESSAGE_UPDATED, conversation_id, message_id, assignee_id))
 
 
 def _already_stored(state: _State, message: wa.Message) -> bool:
@@ -550,7 +566,7 @@ def _apply_edit(state: _State, row: _ContactRow, message: wa.Message, edit: wa.E
         unchanged = m.edited_at.is_(None) if target.edited_at is None else m.edited_at == target.edited_at
         stmt = update(_messages).where(m.id == target.id, m.revoked_at.is_(None), unchanged).values(**values)
         if state.conn.execute(stmt).rowcount:
-            state.result.changes.append(Change(MESSAGE_UPDATED, message_id=target.id))
+            state.result.changes.append(Change(MESSAGE_UPDATED, _conversation_id(state, row), target.id, row.assignee_id))
             return
 
 
@@ -566,7 +582,7 @@ def _apply_revoke(state: _State, row: _ContactRow, revoke: wa.Revoke, at: dateti
         .values(revoked_at=at, text=None, caption=None)
     ).rowcount
     if revoked:
-        state.result.changes.append(Change(MESSAGE_UPDATED, wamid=wamid))
+        _changed(state, wamid)
 
 
 def _apply_system(state: _State, row: _ContactRow, system: wa.System) -> None:
@@ -608,7 +624,7 @@ def _ingest_status(state: _State, status: wa.Status) -> None:
     if status.biz_opaque_callback_data:
         _adopt_interrupted_send(state.conn, values["wamid"], status.biz_opaque_callback_data)
     if _apply_status(state.conn, values["wamid"], values["status"], status.errors[0] if status.errors else None):
-        state.result.changes.append(Change(MESSAGE_UPDATED, wamid=values["wamid"]))
+        _changed(state, values["wamid"])
 
 
 def _adopt_interrupted_send(conn: Connection, wamid: str, client_ref: str) -> None:

@@ -32,21 +32,23 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import bindparam, insert, or_, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError, StatementError
 from sqlalchemy.orm import Session
 
 from sigdesk.crypto import Cipher
 from sigdesk.db import UTCDateTime, utcnow, write_lock
+from sigdesk.events.bus import EventBus
 from sigdesk.inbound.ingest import Change, IngestResult, ingest, ingest_on, replay_statuses
 from sigdesk.inbound.prepared import Prepared, insert_ignore
-from sigdesk.models import Conversation, DeliveryState, Message, WebhookCounter, WebhookDelivery
+from sigdesk.models import DeliveryState, WebhookCounter, WebhookDelivery
 from sigdesk.settings import services as settings
 from sigdesk.whatsapp import types as wa
 from sigdesk.whatsapp.webhook import MalformedDelivery, parse
 
 __all__ = [
-    "Applied", "Change", "Incoming", "IngestResult", "Pending", "app_secret", "process_batch", "store_and_apply", "count_rejected", "describe_error", "ensure_verify_token", "ingest", "is_transient",
+    "Applied", "Change", "Incoming", "IngestResult", "Pending", "app_secret", "process_batch", "publish_changes",
+    "store_and_apply", "count_rejected", "describe_error", "ensure_verify_token", "ingest", "is_transient",
     "mark_failed", "process_delivery", "process_stored", "rejected_count", "replay_statuses", "store_delivery",
     "write_lock",
 ]
@@ -244,12 +246,29 @@ class Applied:
 
 
 def store_and_apply(session: Session, incoming: Sequence[Incoming]) -> tuple[list[int], Applied]:
-    """Commit the raw deliveries together, then apply them together; returns their ids and outcome."""
+    """Store the raw deliveries and apply them in one transaction; returns their ids and outcome.
+
+    Usually everything applies, and one commit keeps both. When anything fails, all of it is rolled
+    back and done the careful way: the raw copies committed first, then applied one by one where
+    needed, so a delivery that cannot be applied is still kept (marked failed). Callers answer Meta
+    only after this returns, so a crash in between loses nothing: Meta sends it again.
+    """
+    with write_lock(session):
+        _connection(session)
+        ids = [store_delivery(session, item.raw, item.signature, item.source) for item in incoming]
+        applied = Applied()
+        try:
+            for delivery_id, item in zip(ids, incoming):
+                applied.states.append(process_delivery(session, delivery_id, item.raw, item.parsed, applied.changes))
+            session.commit()
+            return ids, applied
+        except Exception as exc:  # noqa: BLE001 - done again the careful way just below
+            session.rollback()
+            log.info("%d deliveries could not be applied together (%s); storing them first", len(ids), type(exc).__name__)
     with write_lock(session):
         ids = [store_delivery(session, item.raw, item.signature, item.source) for item in incoming]
         session.commit()
-    applied = process_batch(session, [Pending(i, item.raw, item.parsed) for i, item in zip(ids, incoming)])
-    return ids, applied
+    return ids, process_batch(session, [Pending(i, item.raw, item.parsed) for i, item in zip(ids, incoming)])
 
 
 def process_batch(session: Session, pending: Sequence[Pending]) -> Applied:
@@ -281,36 +300,12 @@ def process_batch(session: Session, pending: Sequence[Pending]) -> Applied:
     return applied
 
 
-def resolve_changes(session: Session, changes: Sequence[Change]) -> list[tuple[Change, int | None]]:
-    """Fill in the conversation (and message) behind each change, with the conversation's assignee,
-    so an inbox can be told what moved and who may see it. Changes for messages we do not hold drop out."""
-    wamids = {change.wamid for change in changes if change.wamid and change.conversation_id is None}
-    ids = {change.message_id for change in changes if change.message_id and change.conversation_id is None}
-    by_wamid: dict[str, tuple[int, int]] = {}
-    by_id: dict[int, int] = {}
-    if wamids or ids:
-        rows = session.execute(
-            select(Message.id, Message.wamid, Message.conversation_id)
-            .where(or_(Message.wamid.in_(wamids), Message.id.in_(ids)))
-        ).all()
-        for message_id, wamid, conversation_id in rows:
-            by_id[message_id] = conversation_id
-            if wamid:
-                by_wamid[wamid] = (message_id, conversation_id)
-    resolved: list[Change] = []
-    for change in changes:
-        if change.conversation_id is not None:
-            resolved.append(change)
-        elif change.wamid and change.wamid in by_wamid:
-            message_id, conversation_id = by_wamid[change.wamid]
-            resolved.append(Change(change.kind, conversation_id, message_id, change.wamid))
-        elif change.message_id in by_id:
-            resolved.append(Change(change.kind, by_id[change.message_id], change.message_id))
-    conversation_ids = {change.conversation_id for change in resolved}
-    assignees = dict(session.execute(
-        select(Conversation.id, Conversation.assignee_id).where(Conversation.id.in_(conversation_ids))
-    ).all()) if conversation_ids else {}
-    return [(change, assignees.get(change.conversation_id)) for change in dict.fromkeys(resolved)]
+def publish_changes(bus: EventBus | None, changes: Sequence[Change]) -> None:
+    """After the commit: tell open inboxes what moved, each change once."""
+    if bus is None:
+        return
+    for change in dict.fromkeys(changes):
+        bus.publish(change.kind, change.conversation_id, change.assignee_id, message_id=change.message_id)
 
 
 def mark_failed(session: Session, delivery_id: int, error: BaseException | str) -> None:

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import logging
 import time
+from functools import partial
 
 from flask import Blueprint, Response, current_app, jsonify, request
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from sigdesk.batching import BatchFailed, GroupCommit
 from sigdesk.extensions import limiter
 from sigdesk.inbound import services
 from sigdesk.settings import services as settings
@@ -78,6 +80,27 @@ def handshake():
 handshake.csrf_exempt = True
 
 
+def _intake() -> GroupCommit:
+    """The app's one group commit for webhook deliveries (see sigdesk.batching)."""
+    state = current_app.extensions["sigdesk"]
+    intake = current_app.extensions.get("sigdesk.inbound.intake")
+    if intake is None:
+        intake = current_app.extensions.setdefault(
+            "sigdesk.inbound.intake", GroupCommit(partial(_store_and_apply, state.database, state.events))
+        )
+    return intake
+
+
+def _store_and_apply(database, events, batch: list[services.Incoming]) -> list[tuple[int, str]]:
+    session = database.writer()
+    try:
+        ids, applied = services.store_and_apply(session, batch)
+    finally:
+        session.close()
+    services.publish_changes(events, applied.changes)
+    return list(zip(ids, applied.states))
+
+
 @bp.post("/webhooks/whatsapp")
 @public
 @internet_facing
@@ -93,7 +116,7 @@ def receive():
     session = db_session()
     secret = _app_secret(session)
     if session.in_transaction():
-        session.commit()  # end any read transaction: the insert below must start a fresh one
+        session.commit()  # end any read transaction before writing
     signature = request.headers.get(SIGNATURE_HEADER)
     if not verify_signature(secret, raw, signature):
         log.warning("refused a webhook: %s", "signature missing or wrong" if secret else "no app secret is set")
@@ -102,13 +125,14 @@ def receive():
             session.commit()
         return error_response(403, "The webhook signature is missing or does not match the app secret.")
     try:
-        parsed = parse(raw)  # before taking the lock; SQLite has one writer at a time
+        parsed = parse(raw)  # here, not in the batch: only one thread at a time writes
     except Exception:  # noqa: BLE001 - process_delivery parses again and records what went wrong
         parsed = None
-    with services.write_lock(session):
-        delivery_id = services.store_delivery(session, raw, signature, source="direct")
-        session.commit()
-        state = services.process_stored(session, delivery_id, raw, parsed)
+    try:
+        delivery_id, state = _intake().submit(services.Incoming(raw, signature, parsed))
+    except BatchFailed as exc:
+        log.error("could not store a webhook delivery: %s", exc)
+        return error_response(503, "SigDesk could not store the delivery; Meta will send it again.", retry_after=5)
     return jsonify(status=state, delivery=delivery_id)
 
 

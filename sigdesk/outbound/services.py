@@ -146,8 +146,14 @@ def recover_interrupted(session: Session) -> int:
     return result.rowcount or 0
 
 
-def send_due(session: Session, sender_for: Callable[[Session], Sender | None], now: datetime | None = None) -> int:
-    """One worker pass: claim due messages, mark them 'sending' (committed), then call Meta."""
+Sent = Callable[[Message, int | None], None]
+
+
+def send_due(session: Session, sender_for: Callable[[Session], Sender | None], now: datetime | None = None,
+             sent: Sent | None = None) -> int:
+    """One worker pass: claim due messages, mark them 'sending' (committed), then call Meta.
+
+    `sent(message, assignee_id)` hears of each message whose send was recorded, after the commit."""
     now = now or utcnow()
     due = list(session.scalars(
         select(Message.id)
@@ -159,13 +165,13 @@ def send_due(session: Session, sender_for: Callable[[Session], Sender | None], n
         return 0
     sender = sender_for(session)
     try:
-        return _send_claimed(session, sender, due)
+        return _send_claimed(session, sender, due, sent)
     finally:
         if sender is not None and hasattr(sender, "close"):
             sender.close()
 
 
-def _send_claimed(session: Session, sender: Sender | None, due: list[int]) -> int:
+def _send_claimed(session: Session, sender: Sender | None, due: list[int], sent: Sent | None = None) -> int:
     session.commit()  # end the read that found the work: each write below starts its own transaction
     handled = 0
     for message_id in due:
@@ -186,7 +192,10 @@ def _send_claimed(session: Session, sender: Sender | None, due: list[int]) -> in
             message = session.get(Message, message_id)
             session.refresh(message)
             _record(session, message, outcome)
+            assignee_id = session.scalar(select(Conversation.assignee_id).where(Conversation.id == message.conversation_id))
             session.commit()
+        if sent is not None:
+            sent(message, assignee_id)
     return handled
 
 

@@ -254,3 +254,40 @@ def test_live_concurrent_deliveries_all_land_once(configured, live_server):
     assert rows(configured, Message) == 32
     assert rows(configured, Contact) == 4
     assert rows(configured, WebhookDelivery, WebhookDelivery.state == "processed") == 48
+
+
+# --- live updates ------------------------------------------------------------------------------
+
+
+def test_a_new_message_is_announced_to_open_inboxes_after_it_is_stored(configured, client):
+    subscription = configured.extensions["sigdesk"].events.subscribe()
+    raw = body_of("message_text")
+    assert client.post(URL, data=raw, headers=signed(raw)).status_code == 200
+    events = subscription.get(timeout=1)
+    with configured.extensions["sigdesk"].database.session() as session:
+        message = session.scalars(select(Message)).one()
+    assert [(e.kind, e.conversation_id, e.data["message_id"]) for e in events] == [
+        ("message.created", message.conversation_id, message.id)
+    ]
+    assert client.post(URL, data=raw, headers=signed(raw)).status_code == 200
+    assert subscription.get(timeout=0.2) == []  # a redelivery changes nothing, so says nothing
+
+
+def test_a_status_for_our_message_is_announced_and_one_for_an_unknown_message_is_not(configured, client):
+    state = configured.extensions["sigdesk"]
+    raw_in = body_of("message_text")
+    client.post(URL, data=raw_in, headers=signed(raw_in))
+    with state.database.session() as session:
+        customer = session.scalars(select(Message)).one()
+        ours = Message(wamid="wamid.FIX.out.1", conversation_id=customer.conversation_id, contact_id=customer.contact_id,
+                       direction="out", type="text", text="hello", status="sent")
+        session.add(ours)
+        session.flush()
+        ours_id = ours.id
+    subscription = state.events.subscribe()
+    raw = body_of("status_delivered")
+    assert client.post(URL, data=raw, headers=signed(raw)).status_code == 200
+    assert [(e.kind, e.data["message_id"]) for e in subscription.get(timeout=1)] == [("message.updated", ours_id)]
+    raw = body_of("status_delivered").replace(b"wamid.FIX.out.1", b"wamid.FIX.out.unknown")
+    assert client.post(URL, data=raw, headers=signed(raw)).status_code == 200
+    assert subscription.get(timeout=0.2) == []

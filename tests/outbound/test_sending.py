@@ -273,3 +273,16 @@ def test_a_failed_message_can_be_sent_again_by_a_person(api, fake_graph):
     again = api.post(f"/conversations/{conversation['id']}/messages/{message_id}/retry")
     assert again.status_code == 422 and "Only failed" in again.json()["error"]
     assert api.post(f"/conversations/{conversation['id']}/messages/99999/retry").status_code == 404
+
+
+def test_open_inboxes_hear_when_the_worker_has_sent_a_message(api, app, fake_graph):
+    post_webhook(api.live_server.url, inbound("wamid.IN2"))
+    conversation = first_conversation(api)
+    subscription = app.extensions["sigdesk"].events.subscribe()
+    message_id = api.post(f"/conversations/{conversation['id']}/messages", json={"text": "On its way"}).json()["id"]
+    deadline = time.monotonic() + 10
+    heard = []
+    while time.monotonic() < deadline and ("message.updated", message_id) not in heard:
+        heard += [(event.kind, event.data.get("message_id")) for event in subscription.get(timeout=0.5)]
+    assert ("message.updated", message_id) in heard
+    assert message_status(api, conversation["id"], message_id)["status"] == "sent"
