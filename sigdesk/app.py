@@ -17,7 +17,8 @@ from sigdesk import __version__
 from sigdesk.config import Config
 from sigdesk.crypto import Cipher
 from sigdesk.db import Database, upgrade_to_head
-from sigdesk.extensions import csrf, limiter, login_manager
+from sigdesk.events.bus import EventBus
+from sigdesk.extensions import csrf, init_limiter, login_manager
 from sigdesk.jobs import Worker
 from sigdesk.models import User
 from sigdesk.security import CachedPolicy, install as install_security
@@ -34,6 +35,7 @@ class AppState:
     cipher: Cipher
     worker: Worker
     policy: CachedPolicy = field(default_factory=CachedPolicy)
+    events: EventBus = field(default_factory=EventBus)
 
 
 def _session_key(path: Path) -> bytes:
@@ -81,7 +83,7 @@ def create_app(config: Config | None = None) -> Flask:
 
     _init_login(app)
     csrf.init_app(app)
-    limiter.init_app(app)
+    init_limiter(app)
     install_security(app)
     _mark_static_public(app)
     _register_blueprints(app)
@@ -152,8 +154,15 @@ def _register_blueprints(app: Flask) -> None:
     from sigdesk.media.views import bp as media_bp
     from sigdesk.message_templates.views import bp as templates_bp
     from sigdesk.relay.views import bp as relay_bp
+    from sigdesk.events.views import bp as events_bp
+    from sigdesk.inbox.views import bp as inbox_bp
+    from sigdesk.onboarding.views import bp as onboarding_bp
+    from sigdesk.search.views import bp as search_bp
 
-    for blueprint in (health_bp, auth_bp, account_bp, admin_bp, api_bp, home_bp, inbound_bp, connect_bp, media_bp, templates_bp, deliveries_bp, relay_bp, backups_bp, exports_bp):
+    for blueprint in (
+        health_bp, auth_bp, account_bp, admin_bp, api_bp, home_bp, inbox_bp, events_bp, search_bp, onboarding_bp,
+        inbound_bp, connect_bp, media_bp, templates_bp, deliveries_bp, relay_bp, backups_bp, exports_bp,
+    ):
         app.register_blueprint(blueprint)
 
 
@@ -163,6 +172,7 @@ def _register_jobs(app: Flask) -> None:
     from sigdesk.outbound.services import recover_interrupted, send_due
     from sigdesk.relay.client import Puller
     from sigdesk.backup.schedule import BackupLoop
+    from sigdesk.inbox.services import SnoozeWaker
     from sigdesk.retention.services import run_daily
 
     state: AppState = app.extensions["sigdesk"]
@@ -171,12 +181,22 @@ def _register_jobs(app: Flask) -> None:
         return client_or_none(session, state.cipher)
 
     state.worker.on_start("recover interrupted sends", recover_interrupted)
-    state.worker.register("send messages", lambda session: send_due(session, client_for))
+
+    def sent(message, assignee_id):
+        state.events.publish("message.updated", message.conversation_id, assignee_id, message_id=message.id)
+
+    state.worker.register("send messages", lambda session: send_due(session, client_for, sent=sent))
     state.worker.register("fetch media", lambda session: fetch_pending(session, client_for, state.config.data_dir))
     state.worker.register("retention", lambda session: run_daily(session, state.cipher, state.config.data_dir))
     state.worker.add_loop("backups", BackupLoop(state.database, state.config, state.cipher).run)
-    puller = app.extensions["sigdesk.relay"] = Puller(state.database, state.cipher)
+    puller = app.extensions["sigdesk.relay"] = Puller(state.database, state.cipher, events=state.events)
     state.worker.add_loop("relay", puller.run, puller.interrupt)
+
+    def reopened(rows):
+        for conversation_id, assignee_id in rows:
+            state.events.publish("conversation.updated", conversation_id, assignee_id)
+
+    state.worker.register("reopen snoozed conversations", SnoozeWaker(reopened))
 
 
 def _register_errors(app: Flask) -> None:

@@ -1,7 +1,8 @@
-"""The landing page after login."""
+"""The landing page after login: the team inbox, where people spend their day."""
 
-from flask import Blueprint, render_template
+from flask import Blueprint
 
+from sigdesk.inbox.views import index as inbox
 from sigdesk.web import requires
 
 bp = Blueprint("home", __name__)
@@ -10,4 +11,4 @@ bp = Blueprint("home", __name__)
 @bp.get("/")
 @requires("app.use")
 def index():
-    return render_template("home/index.html")
+    return inbox()

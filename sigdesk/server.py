@@ -14,6 +14,8 @@ from flask import Flask
 from waitress import wasyncore
 from waitress.server import create_server
 
+from sigdesk.events.bus import MAX_STREAMS
+
 if TYPE_CHECKING:
     from cheroot.wsgi import Server as CherootServer
 
@@ -28,16 +30,14 @@ class ServerThread:
     """A waitress server on its own thread, stoppable from the thread that started it."""
 
     def __init__(self, app: Flask, host: str = "127.0.0.1", port: int = 0, threads: int = 8) -> None:
-        self.server = create_server(
-            app, host=host, port=port, threads=threads, ident="SigDesk",
-            max_request_body_size=app.config["MAX_CONTENT_LENGTH"] + 65536, clear_untrusted_proxy_headers=True,
-        )
+        self.server = _waitress(app, host, port, threads)
         self.host = host
         self.port = self.server.effective_port
         self.thread = threading.Thread(target=self._run, name="sigdesk-server", daemon=True)
         # Thread.is_alive() and join() are wrong after Ctrl+C interrupted a join() (CPython before 3.13)
         self.stopped = threading.Event()
         self.worker = app.extensions["sigdesk"].worker
+        self.events = app.extensions["sigdesk"].events
 
     @property
     def url(self) -> str:
@@ -62,14 +62,27 @@ class ServerThread:
     def stop(self) -> None:
         """Finish requests in progress, then close keep-alive connections too (the loop runs while any is open)."""
         self.worker.stop()
+        self.events.disconnect_all()
         if self.thread.ident is None or self.stopped.is_set():
             self.server.close()
             self.server.task_dispatcher.shutdown()
             return
         self.server.accepting = False
         self.server.task_dispatcher.shutdown()
-        self.server.trigger.pull_trigger(lambda: wasyncore.close_all(self.server._map))
+        try:
+            self.server.trigger.pull_trigger(lambda: wasyncore.close_all(self.server._map))
+        except OSError:
+            log.warning("the server's wake-up pipe was already closed; waiting for its loop to end")
         self.stopped.wait(timeout=10)
+
+
+def _waitress(app: Flask, host: str, port: int, threads: int):
+    """Live-update streams each hold a thread for as long as they are open: they get threads of their
+    own on top, and the lookahead lets a stream notice a closed browser tab without writing to it."""
+    return create_server(
+        app, host=host, port=port, threads=threads + MAX_STREAMS, ident="SigDesk", channel_request_lookahead=1,
+        max_request_body_size=app.config["MAX_CONTENT_LENGTH"] + 65536, clear_untrusted_proxy_headers=True,
+    )
 
 
 def wait_until_up(url: str, timeout: float = 30.0) -> None:
@@ -109,14 +122,12 @@ def run_until_interrupted(app: Flask, run: Callable[[], object], close: Callable
         echo("Stopping SigDesk.")
     finally:
         worker.stop()
+        app.extensions["sigdesk"].events.disconnect_all()
         close()
 
 
 def serve(app: Flask, host: str, port: int, threads: int = 8, echo=print) -> None:
-    server = create_server(
-        app, host=host, port=port, threads=threads, ident="SigDesk",
-        max_request_body_size=app.config["MAX_CONTENT_LENGTH"] + 65536, clear_untrusted_proxy_headers=True,
-    )
+    server = _waitress(app, host, port, threads)
     actual = server.effective_port
     echo(f"SigDesk is running on http://127.0.0.1:{actual}/")
     if host in ("0.0.0.0", "::"):
@@ -137,7 +148,7 @@ def https_server(app: Flask, host: str, port: int, pair: CertificatePair, thread
     from cheroot import wsgi
     from cheroot.ssl.builtin import BuiltinSSLAdapter
 
-    server = wsgi.Server((host, port), app, numthreads=threads, server_name="SigDesk")
+    server = wsgi.Server((host, port), app, numthreads=threads + MAX_STREAMS, server_name="SigDesk")
     server.error_log = _log_from_cheroot  # into SigDesk's log rather than bare on stderr
     server.ssl_adapter = BuiltinSSLAdapter(str(pair.cert_file), str(pair.key_file))
     server.max_request_body_size = app.config["MAX_CONTENT_LENGTH"] + 65536

@@ -98,3 +98,8 @@ class LoginUser:
 
     def get_id(self) -> str:
         return f"{self.user.id}:{self.user.session_version}"
+
+
+def publish_event(kind: str, conversation_id: int | None, assignee_id: int | None = None, **data: Any):
+    """Tell every open window about a change; call it after the commit, so readers find what it names."""
+    return current_app.extensions["sigdesk"].events.publish(kind, conversation_id, assignee_id, **data)

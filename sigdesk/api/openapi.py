@@ -135,6 +135,24 @@ def _messaging_paths() -> dict[str, Any]:
                                "type": {"type": "string", "enum": ["image", "video", "audio", "document", "sticker"]}}}}}},
             "responses": {"201": {"description": "Uploaded; use the id in a media message"}, **_errors(400, 401, 409, 422, 502)},
         }},
+        "/search": {"get": {
+            "summary": "Full-text search of message text and contacts you may see, newest first", "operationId": "search",
+            "parameters": [
+                {"name": "q", "in": "query", "required": True, "schema": {"type": "string", "maxLength": 200},
+                 "description": "Plain words; every word must match, the last one as a prefix"},
+                {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 50, "default": 20}},
+            ],
+            "responses": {"200": {"description": "Message hits (snippet_html is HTML-escaped, hits in <mark>) and contact hits",
+                                  "content": {"application/json": {"schema": {"type": "object", "properties": {
+                "query": {"type": "string"},
+                "messages": {"type": "array", "items": {"type": "object", "properties": {
+                    "message_id": {"type": "integer"}, "conversation_id": {"type": "integer"}, "contact_name": {"type": "string"},
+                    "snippet_html": {"type": "string"}, "timestamp": {"type": ["string", "null"], "format": "date-time"}}}},
+                "contacts": {"type": "array", "items": {"type": "object", "properties": {
+                    "contact_id": {"type": "integer"}, "conversation_id": {"type": "integer"}, "name": {"type": "string"},
+                    "wa_id": {"type": ["string", "null"]}}}}}}}}},
+                **_errors(400, 401)},
+        }},
         "/templates": {"get": {
             "summary": "Message templates synced from Meta", "operationId": "listTemplates",
             "responses": {"200": {"description": "Templates", "content": {"application/json": {"schema": {"type": "object", "properties": {

@@ -12,21 +12,40 @@ from sqlalchemy.orm import Session
 from sigdesk.auth.roles import can
 from sigdesk.db import utcnow
 from sigdesk.models import Contact, Conversation, Message, Reaction, User
+from sigdesk.settings import services as settings
 
 SERVICE_WINDOW = timedelta(hours=24)
 MAX_PAGE = 200
 
 
-def visible(user: User) -> Select:
-    """Agents see their own and unassigned conversations; admins and owners see all."""
+AGENTS_SEE_ALL = "inbox.agents_see_all"
+
+
+def agents_see_all(session: Session) -> bool:
+    """The setting that widens what agents see to every conversation (a plain setting: no cipher needed)."""
+    return bool(settings.get(session, None, AGENTS_SEE_ALL))  # type: ignore[arg-type]
+
+
+def sees_all(user: User, widened: bool = False) -> bool:
+    """`widened` is agents_see_all(session): pass it wherever a session is at hand."""
+    return widened or can(user.role, "conversations.view_all")
+
+
+def may_see(user: User, assignee_id: int | None, widened: bool = False) -> bool:
+    """The visibility rule for one conversation, for code that has no query (live events); visible() is the same rule."""
+    return sees_all(user, widened) or assignee_id is None or assignee_id == user.id
+
+
+def visible(user: User, widened: bool = False) -> Select:
+    """Agents see their own and unassigned conversations (all of them when the setting widens it); admins and owners see all."""
     query = select(Conversation)
-    if not can(user.role, "conversations.view_all"):
+    if not sees_all(user, widened):
         query = query.where(or_(Conversation.assignee_id == user.id, Conversation.assignee_id.is_(None)))
     return query
 
 
 def get_visible(session: Session, user: User, conversation_id: int) -> Conversation | None:
-    return session.scalar(visible(user).where(Conversation.id == conversation_id))
+    return session.scalar(visible(user, agents_see_all(session)).where(Conversation.id == conversation_id))
 
 
 def window_closes_at(conversation: Conversation) -> datetime | None:
@@ -43,7 +62,7 @@ def window_open(conversation: Conversation, now: datetime | None = None) -> bool
 
 def list_conversations(session: Session, user: User, limit: int = 50, before_id: int | None = None) -> list[tuple[Conversation, Contact]]:
     query = (
-        visible(user)
+        visible(user, agents_see_all(session))
         .join(Contact, Contact.id == Conversation.contact_id)
         .add_columns(Contact)
         .order_by(Conversation.last_message_at.desc(), Conversation.id.desc())

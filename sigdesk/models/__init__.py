@@ -3,6 +3,7 @@
 from sigdesk.models.audit import AuditEvent, LoginEvent
 from sigdesk.models.contact import Contact
 from sigdesk.models.conversation import Conversation, ConversationStatus
+from sigdesk.models.inbox import CannedResponse, ConversationLabel, Label, Note
 from sigdesk.models.message import Direction, MediaState, Message, MessageStatus, MessageStatusEvent, Reaction
 from sigdesk.models.relay import RelayReceipt
 from sigdesk.models.setting import Setting
@@ -11,7 +12,7 @@ from sigdesk.models.user import ApiToken, RecoveryCode, Role, User
 from sigdesk.models.webhook import AccountEvent, DeliverySource, DeliveryState, WebhookCounter, WebhookDelivery
 
 __all__ = [
-    "AccountEvent", "ApiToken", "AuditEvent", "Contact", "Conversation", "ConversationStatus", "DeliverySource",
+    "AccountEvent", "ApiToken", "AuditEvent", "CannedResponse", "Contact", "ConversationLabel", "Label", "Note", "Conversation", "ConversationStatus", "DeliverySource",
     "DeliveryState", "Direction", "LoginEvent", "MediaState", "Message", "MessageStatus", "MessageStatusEvent",
     "Reaction", "RecoveryCode", "RelayReceipt", "Role", "Setting", "Template", "User", "WebhookCounter", "WebhookDelivery",
 ]

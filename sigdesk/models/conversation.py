@@ -22,6 +22,9 @@ class Conversation(Base):
     __tablename__ = "conversations"
     __table_args__ = (
         Index("ix_conversations_status_last_message_at", "status", "last_message_at"),
+        Index("ix_conversations_last_message_at", "last_message_at"),
+        Index("ix_conversations_assignee_id_status_last_message_at", "assignee_id", "status", "last_message_at"),
+        Index("ix_conversations_unread_count_assignee_id", "unread_count", "assignee_id"),
         MYSQL_TABLE_OPTIONS,
     )
 
@@ -33,3 +36,4 @@ class Conversation(Base):
     last_inbound_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     unread_count: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    snoozed_until: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)

@@ -50,6 +50,8 @@ class Message(Base):
     __tablename__ = "messages"
     __table_args__ = (
         Index("ix_messages_conversation_id_timestamp", "conversation_id", "timestamp"),
+        Index("ix_messages_conversation_id_id", "conversation_id", "id"),
+        Index("ix_messages_media_state_id", "media_state", "id"),  # the media fetcher's queue
         MYSQL_TABLE_OPTIONS,
     )
 

@@ -28,7 +28,8 @@ def set_up_owner(browse: Browse) -> None:
     page.fill("input[name=password_confirm]", PASSWORD)
     with page.expect_navigation():
         page.click("button[type=submit]")
-    page.wait_for_url("**/welcome/welcome")  # the first-run wizard; skipped here
+    page.locator("#skip-setup").wait_for()  # the first-run wizard; skipped here
+    assert page.url.endswith("/welcome/welcome")
     with page.expect_navigation():
         page.click("#skip-setup")
     assert page.url == browse.base_url + "/"
@@ -92,9 +93,6 @@ def test_owner_sets_up_signs_in_enrols_two_factor_and_signs_in_with_a_code(brows
     page.fill("input[name=code]", totp.generate_otp(totp.timecode(datetime.now()) + 1))
     with page.expect_navigation():
         page.click("button[type=submit]")
-    page.wait_for_url("**/welcome/welcome")  # the first-run wizard; skipped here
-    with page.expect_navigation():
-        page.click("#skip-setup")
     assert page.url == browse.base_url + "/"
     assert page.inner_text("h1") == f"Hello, {OWNER_NAME}"
     assert not page.is_visible("text=turn on two-factor authentication")
@@ -140,7 +138,7 @@ def test_desktop_width_shows_the_full_navigation(browse):
     browse.goto("/admin/team")
     assert page.viewport_size == DESKTOP
     assert page.is_hidden("label.nav-toggle-label")
-    for link in ("Home", "Team", "Audit log", "Settings", OWNER_NAME):
+    for link in ("Inbox", "Team", "Audit log", "Settings", OWNER_NAME):
         assert page.is_visible(f"nav.nav >> text={link}")
     page.fill("input[name=name]", "Ada Agent")
     page.fill("input[name=email]", "ada@example.com")

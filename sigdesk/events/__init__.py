@@ -1,0 +1,1 @@
+"""Live updates: an in-process event bus and the server-sent events stream."""

@@ -1,0 +1,338 @@
+"""Search message text and contacts, newest first, within the conversations the user may see.
+
+User input never reaches the full-text engine as syntax: it is cut into words (letters and digits),
+each quoted; the last word matches as a prefix, so results appear while someone is still typing.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import threading
+import unicodedata
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, column, func, literal_column, or_, select, table, text
+from sqlalchemy.dialects.mysql import match
+from sqlalchemy.orm import Session
+
+from sigdesk.conversations.services import agents_see_all, visible
+from sigdesk.models import Contact, Conversation, Message, User
+
+MAX_QUERY_LENGTH = 200
+MAX_TERMS = 8
+MAX_LIMIT = 50
+SNIPPET_CONTEXT = 60
+
+WORD = re.compile(r"[^\W_]+")
+PHONE = re.compile(r"^\+?[\d\s().-]{3,}$")
+
+
+@dataclass(frozen=True)
+class Query:
+    terms: list[str]
+    digits: str | None  # the query read as (part of) a phone number
+
+    @classmethod
+    def parse(cls, raw: str) -> "Query":
+        terms = WORD.findall(raw)[:MAX_TERMS]
+        digits = re.sub(r"\D", "", raw) if PHONE.match(raw.strip()) else None
+        return cls(terms, digits if digits and len(digits) >= 3 else None)
+
+
+class InvalidQuery(ValueError):
+    pass
+
+
+def check_query(raw: str | None) -> str:
+    query = (raw or "").strip()
+    if not query:
+        raise InvalidQuery("Type something to search for.")
+    if len(query) > MAX_QUERY_LENGTH:
+        raise InvalidQuery(f"The search is too long: at most {MAX_QUERY_LENGTH} characters.")
+    return query
+
+
+def search(session: Session, user: User, query: str, limit: int = 20) -> dict[str, list[dict[str, Any]]]:
+    """Message hits (with highlighted, HTML-escaped snippets) and contact hits, for the search box."""
+    parsed = Query.parse(check_query(query))
+    limit = min(max(limit, 1), MAX_LIMIT)
+    if not parsed.terms:
+        return {"messages": [], "contacts": []}
+    backend = _backend(session)
+    widened = agents_see_all(session)
+    return {
+        "messages": backend.messages(session, user, widened, parsed, limit),
+        "contacts": backend.contacts(session, user, widened, parsed, limit),
+    }
+
+
+# ---- results ----------------------------------------------------------------------------------
+
+
+def _contact_name(display_name, profile_name, wa_id, user_id, contact_id) -> str:
+    return display_name or profile_name or wa_id or user_id or f"Contact {contact_id}"
+
+
+MESSAGE_COLUMNS = (
+    Message.id, Message.conversation_id, Message.timestamp, Message.text, Message.caption,
+    Contact.id, Contact.display_name, Contact.profile_name, Contact.wa_id, Contact.user_id,
+)
+CONTACT_COLUMNS = (Contact.id, Contact.display_name, Contact.profile_name, Contact.wa_id, Contact.user_id, Conversation.id)
+
+
+def _message_hit(row, terms: list[str]) -> dict[str, Any]:
+    message_id, conversation_id, timestamp, body, caption, contact_id, display_name, profile_name, wa_id, user_id = row
+    source = body if body and _find(body, terms) else caption or body or ""
+    return {
+        "message_id": message_id,
+        "conversation_id": conversation_id,
+        "contact_name": _contact_name(display_name, profile_name, wa_id, user_id, contact_id),
+        "snippet_html": snippet_html(source, terms),
+        "timestamp": timestamp.isoformat() if timestamp else None,
+    }
+
+
+def _contact_hit(row) -> dict[str, Any]:
+    contact_id, display_name, profile_name, wa_id, user_id, conversation_id = row
+    return {
+        "contact_id": contact_id,
+        "conversation_id": conversation_id,
+        "name": _contact_name(display_name, profile_name, wa_id, user_id, contact_id),
+        "wa_id": wa_id,
+    }
+
+
+def _visible_messages(user: User, widened: bool):
+    """visible() is the one visibility rule; these queries only add columns and joins to it."""
+    return (
+        visible(user, widened)
+        .with_only_columns(*MESSAGE_COLUMNS)
+        .join_from(Message, Conversation, Conversation.id == Message.conversation_id)
+        .join(Contact, Contact.id == Conversation.contact_id)
+        .where(Message.revoked_at.is_(None))
+    )
+
+
+def _visible_contacts(user: User, widened: bool):
+    return (
+        visible(user, widened)
+        .with_only_columns(*CONTACT_COLUMNS)
+        .join_from(Contact, Conversation, Conversation.contact_id == Contact.id)
+    )
+
+
+def _like(value: str) -> str:
+    return "%" + value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+# ---- SQLite: FTS5 -----------------------------------------------------------------------------
+
+
+class SQLiteSearch:
+    messages_fts = table("messages_fts", column("rowid"))
+    contacts_fts = table("contacts_fts", column("rowid"))
+
+    @staticmethod
+    def expression(terms: list[str]) -> str:
+        quoted = ['"' + term.replace('"', '""') + '"' for term in terms]
+        quoted[-1] += "*"
+        return " ".join(quoted)
+
+    def messages(self, session: Session, user: User, widened: bool, query: Query, limit: int) -> list[dict[str, Any]]:
+        fts = self.messages_fts
+        statement = (
+            _visible_messages(user, widened)
+            .join(fts, fts.c.rowid == Message.id)
+            .where(literal_column("messages_fts").op("MATCH")(self.expression(query.terms)))
+            .order_by(fts.c.rowid.desc())
+            .limit(limit)
+        )
+        return [_message_hit(row, query.terms) for row in session.execute(statement)]
+
+    def contacts(self, session: Session, user: User, widened: bool, query: Query, limit: int) -> list[dict[str, Any]]:
+        fts = self.contacts_fts
+        statement = (
+            _visible_contacts(user, widened)
+            .join(fts, fts.c.rowid == Contact.id)
+            .where(literal_column("contacts_fts").op("MATCH")(self.expression(query.terms)))
+            .order_by(Conversation.last_message_at.desc(), Contact.id.desc())
+            .limit(limit)
+        )
+        rows = list(session.execute(statement))
+        return _with_phone_matches(session, user, widened, query, rows, limit)
+
+
+def _with_phone_matches(session: Session, user: User, widened: bool, query: Query, rows: list, limit: int) -> list[dict[str, Any]]:
+    """A number typed in any format finds the contact whose number contains it."""
+    if query.digits and len(rows) < limit:
+        seen = {row[0] for row in rows}
+        statement = (
+            _visible_contacts(user, widened)
+            .where(Contact.wa_id.like(_like(query.digits), escape="\\"))
+            .order_by(Conversation.last_message_at.desc(), Contact.id.desc())
+            .limit(limit)
+        )
+        rows += [row for row in session.execute(statement) if row[0] not in seen][: limit - len(rows)]
+    return [_contact_hit(row) for row in rows]
+
+
+# ---- MySQL / MariaDB: FULLTEXT ----------------------------------------------------------------
+
+
+class MySQLSearch:
+    """InnoDB indexes no word shorter than innodb_ft_min_token_size (3) and none of its stopwords;
+    a required word it never indexed would match nothing, so such words are checked with LIKE.
+
+    InnoDB's FULLTEXT cannot give the newest hits first without fetching every matching row (seconds
+    for a common word over a million messages), so the newest messages are scanned first: a common
+    word fills the page there at once, and only a rarer one, cheap for FULLTEXT, goes to the index.
+    """
+
+    RECENT_WINDOW = 20_000
+
+    def __init__(self, min_token: int, stopwords: frozenset[str]) -> None:
+        self.min_token = min_token
+        self.stopwords = stopwords
+
+    def split(self, terms: list[str]) -> tuple[str, list[str]]:
+        indexed, unindexed = [], []
+        for position, term in enumerate(terms):
+            last = position == len(terms) - 1
+            if len(term) < self.min_token or term.casefold() in self.stopwords:
+                unindexed.append(term)
+            else:
+                indexed.append(f"+{term}*" if last else f"+{term}")
+        return " ".join(indexed), unindexed
+
+    def messages(self, session: Session, user: User, widened: bool, query: Query, limit: int) -> list[dict[str, Any]]:
+        recent = self.recent_messages(session, user, widened, query, limit)
+        if recent is not None:
+            return recent
+        against, unindexed = self.split(query.terms)
+        statement = _visible_messages(user, widened)
+        if against:
+            statement = statement.where(match(Message.text, Message.caption, against=against).in_boolean_mode())
+        for term in unindexed:
+            pattern = _like(term)
+            statement = statement.where(or_(Message.text.like(pattern, escape="\\"), Message.caption.like(pattern, escape="\\")))
+        statement = statement.order_by(Message.id.desc()).limit(limit)
+        return [_message_hit(row, query.terms) for row in session.execute(statement)]
+
+    def recent_messages(self, session: Session, user: User, widened: bool, query: Query, limit: int) -> list[dict[str, Any]] | None:
+        """The hits among the newest messages, or None when they do not fill the page."""
+        newest = session.scalar(select(func.max(Message.id)))
+        if newest is None:
+            return []
+        statement = _visible_messages(user, widened).where(Message.id > newest - self.RECENT_WINDOW)
+        for term in query.terms:
+            pattern = _like(term)
+            statement = statement.where(or_(Message.text.like(pattern, escape="\\"), Message.caption.like(pattern, escape="\\")))
+        rows = list(session.execute(statement.order_by(Message.id.desc()).limit(4 * limit)))
+        # LIKE finds the words anywhere; keep those where they start a word, as the index would
+        hits = [_message_hit(row, query.terms) for row in rows
+                if _matches_all(row[3] or "", query.terms) or _matches_all(row[4] or "", query.terms)]
+        if len(hits) >= limit or (len(rows) < 4 * limit and newest <= self.RECENT_WINDOW):
+            return hits[:limit]
+        return None
+
+    def contacts(self, session: Session, user: User, widened: bool, query: Query, limit: int) -> list[dict[str, Any]]:
+        against, unindexed = self.split(query.terms)
+        statement = _visible_contacts(user, widened)
+        if against:
+            statement = statement.where(match(Contact.display_name, Contact.profile_name, Contact.wa_id, against=against).in_boolean_mode())
+        for term in unindexed:
+            pattern = _like(term)
+            statement = statement.where(or_(
+                Contact.display_name.like(pattern, escape="\\"), Contact.profile_name.like(pattern, escape="\\"),
+                Contact.wa_id.like(pattern, escape="\\"),
+            ))
+        statement = statement.order_by(Conversation.last_message_at.desc(), Contact.id.desc()).limit(limit)
+        return _with_phone_matches(session, user, widened, query, list(session.execute(statement)), limit)
+
+
+_mysql_settings: dict[str, tuple[int, frozenset[str]]] = {}
+_mysql_settings_lock = threading.Lock()
+
+
+def _backend(session: Session):
+    bind: Engine = session.get_bind()
+    if bind.dialect.name == "sqlite":
+        return SQLiteSearch()
+    key = bind.url.render_as_string(hide_password=True)
+    with _mysql_settings_lock:
+        if key not in _mysql_settings:
+            _mysql_settings[key] = _read_mysql_settings(session)
+    return MySQLSearch(*_mysql_settings[key])
+
+
+def _read_mysql_settings(session: Session) -> tuple[int, frozenset[str]]:
+    min_token, enabled, custom = session.execute(
+        text("SELECT @@innodb_ft_min_token_size, @@innodb_ft_enable_stopword, @@innodb_ft_server_stopword_table")
+    ).one()
+    stopwords: frozenset[str] = frozenset()
+    if enabled:
+        if custom:
+            schema, _, name = str(custom).partition("/")
+            rows = session.execute(text(f"SELECT value FROM `{schema}`.`{name}`"))
+        else:
+            rows = session.execute(text("SELECT value FROM information_schema.INNODB_FT_DEFAULT_STOPWORD"))
+        stopwords = frozenset(str(value).casefold() for (value,) in rows)
+    return int(min_token), stopwords
+
+
+# ---- snippets ---------------------------------------------------------------------------------
+
+
+def _fold(value: str) -> tuple[str, list[int]]:
+    """Lower case without accents, with each folded character's index in the original, so a
+    match found the way the search engines compare (cafe = Café) is highlighted in the original."""
+    folded: list[str] = []
+    origin: list[int] = []
+    for index, char in enumerate(value):
+        base = "".join(part for part in unicodedata.normalize("NFD", char) if not unicodedata.combining(part)).casefold()
+        for part in base or char:
+            folded.append(part)
+            origin.append(index)
+    return "".join(folded), origin
+
+
+def _pattern(terms: list[str]) -> re.Pattern[str]:
+    words = sorted({_fold(term)[0] for term in terms}, key=len, reverse=True)
+    return re.compile(r"(?<![^\W_])(?:" + "|".join(re.escape(word) for word in words) + r")[^\W_]*")
+
+
+def _find(value: str, terms: list[str]) -> bool:
+    return bool(terms) and _pattern(terms).search(_fold(value)[0]) is not None
+
+
+def _matches_all(value: str, terms: list[str]) -> bool:
+    return bool(value) and all(_find(value, [term]) for term in terms)
+
+
+def snippet_html(value: str, terms: list[str], context: int = SNIPPET_CONTEXT) -> str:
+    """A short excerpt around the first hit, HTML-escaped, with every hit wrapped in <mark>."""
+    folded, origin = _fold(value)
+    spans = [(origin[m.start()], origin[m.end() - 1] + 1) for m in _pattern(terms).finditer(folded)] if terms and value else []
+    first = spans[0][0] if spans else 0
+    start = max(0, first - context)
+    end = min(len(value), first + 2 * context)
+    if start > 0:
+        space = value.rfind(" ", start, first)
+        start = space + 1 if space != -1 else start
+    if end < len(value):
+        space = value.find(" ", max(end - 15, first), end + 15)
+        end = space if space != -1 else end
+    parts = ["…" if start > 0 else ""]
+    position = start
+    for begin, finish in spans:
+        if finish <= start or begin >= end:
+            continue
+        begin, finish = max(begin, start), min(finish, end)
+        parts.append(html.escape(value[position:begin]))
+        parts.append("<mark>" + html.escape(value[begin:finish]) + "</mark>")
+        position = finish
+    parts.append(html.escape(value[position:end]))
+    parts.append("…" if end < len(value) else "")
+    return "".join(parts)

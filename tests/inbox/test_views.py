@@ -1,0 +1,267 @@
+"""The inbox pages and calls as the browser uses them: session cookie, CSRF header, JSON or HTML fragments."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from sigdesk.connect.services import client_or_none
+from sigdesk.db import utcnow
+from sigdesk.models import CannedResponse, Conversation, Message, Note, Template
+from sigdesk.outbound import services as outbound
+from sigdesk.settings import services as settings
+from tests.fakes.graph import PHONE_NUMBER_ID, TOKEN, WABA_ID
+from tests.inbox.helpers import FIXTURES, assign, customer_writes, deliver_fixtures, hours_ago, user_id
+
+
+class Browser:
+    """A signed-in person's calls, with the CSRF token from the page's meta tag."""
+
+    def __init__(self, client):
+        self.client = client
+        page = client.get("/inbox/").get_data(as_text=True)
+        self.token = re.search(r'name="csrf-token" content="([^"]+)"', page).group(1)
+
+    def post(self, path: str, body=None, **kwargs):
+        return self.client.post(path, json=body if body is not None else {}, headers={"X-CSRFToken": self.token}, **kwargs)
+
+    def get(self, path: str, **kwargs):
+        return self.client.get(path, **kwargs)
+
+
+@pytest.fixture
+def database(app):
+    return app.extensions["sigdesk"].database
+
+
+@pytest.fixture
+def owner_browser(owner, client):
+    return Browser(client)
+
+
+def agent_browser(app, auth, email="ada@example.com"):
+    person = auth.create_user("agent", email, "Ada Agent")
+    client = app.test_client()
+    from tests.conftest import Auth
+
+    Auth(app, client).login(person)
+    return Browser(client)
+
+
+def connect(app, fake_graph):
+    state = app.extensions["sigdesk"]
+    with state.database.session() as session:
+        for key, value in {"whatsapp.access_token": TOKEN, "whatsapp.phone_number_id": PHONE_NUMBER_ID,
+                           "whatsapp.waba_id": WABA_ID, "whatsapp.graph_base_url": fake_graph.url}.items():
+            settings.set_text(session, state.cipher, key, value)
+
+
+def run_sender(app):
+    state = app.extensions["sigdesk"]
+    with state.database.session() as session:
+        return outbound.send_due(session, lambda s: client_or_none(s, state.cipher))
+
+
+def test_signing_in_lands_in_the_inbox(owner, client, database):
+    customer_writes(database, "15557770000", "hi", name="Rosa Rossi")
+    for path in ("/", "/inbox/"):
+        page = client.get(path).get_data(as_text=True)
+        assert 'id="conversation-list"' in page and "js/inbox.js" in page and "Keyboard shortcuts" in page
+        assert "Hello, Olive Owner" in page and "turn on two-factor authentication" in page and "Rosa Rossi" in page
+
+
+def test_the_list_shows_rows_with_preview_unread_and_window_badge(owner_browser, database):
+    conversation_id = customer_writes(database, "15557770001", "Do you deliver on *Sundays*?", name="Rosa Rossi")
+    html = owner_browser.get("/inbox/list?view=all&status=open").get_data(as_text=True)
+    assert f'id="conv-{conversation_id}"' in html and "Rosa Rossi" in html and ">RR<" in html
+    assert "Do you deliver on Sundays?" in html and 'class="count"' in html and "badge window open" in html
+    response = owner_browser.get("/inbox/list")
+    assert response.headers["X-Unread-Total"] == "1"
+
+
+def test_agents_list_only_their_own_and_unassigned(app, auth, owner, database):
+    mine = customer_writes(database, "15557770002", "mine")
+    other = customer_writes(database, "15557770003", "other")
+    agent = agent_browser(app, auth)
+    assign(database, mine, user_id(database, "ada@example.com"))
+    assign(database, other, user_id(database, "owner@example.com"))
+    html = agent.get("/inbox/list").get_data(as_text=True)
+    assert f'id="conv-{mine}"' in html and f'id="conv-{other}"' not in html
+    assert agent.get(f"/inbox/c/{other}").status_code == 404
+    assert agent.post(f"/inbox/c/{other}/notes", {"body": "peek"}).status_code == 404
+
+
+def test_bad_requests_get_clear_4xx_answers(owner_browser, database):
+    conversation_id = customer_writes(database, "15557770004", "hi")
+    cases = [
+        (owner_browser.get("/inbox/c/99999", headers={"Accept": "application/json"}), 404, "No such conversation"),
+        (owner_browser.post(f"/inbox/c/{conversation_id}/status", {"status": "sleeping"}), 400, "Status must be one of"),
+        (owner_browser.post(f"/inbox/c/{conversation_id}/status", {"status": "snoozed",
+                                                                   "snoozed_until": (utcnow() - timedelta(hours=1)).isoformat()}), 400, "in the past"),
+        (owner_browser.post(f"/inbox/c/{conversation_id}/status", {"status": "snoozed", "snoozed_until": "tomorrow"}), 400, "date and time"),
+        (owner_browser.post(f"/inbox/c/{conversation_id}/notes", {"body": "  "}), 400, "needs some text"),
+        (owner_browser.post(f"/inbox/c/{conversation_id}/assign", {"assignee_id": 424242}), 400, "no active team member"),
+        (owner_browser.post(f"/inbox/c/{conversation_id}/send", {"text": ""}), 400, "Write a message"),
+        (owner_browser.get("/inbox/list?status=nope", headers={"Accept": "application/json"}), 400, "'status' must be"),
+        (owner_browser.get("/inbox/list?before=garbage", headers={"Accept": "application/json"}), 400, "list position"),
+        (owner_browser.get(f"/inbox/c/{conversation_id}?around=999999", headers={"Accept": "application/json"}), 404, "No such message"),
+    ]
+    for response, status, words in cases:
+        assert response.status_code == status, response.get_data(as_text=True)
+        assert words in response.get_json()["error"]
+    with owner_browser.client.application.extensions["sigdesk"].database.session() as session:
+        conversation = session.get(Conversation, conversation_id)
+        assert conversation.status == "open" and session.scalar(select(Note.id)) is None
+
+
+def test_status_snooze_assignment_and_labels_change_and_are_recorded(owner_browser, database):
+    conversation_id = customer_writes(database, "15557770005", "hi")
+    until = (utcnow() + timedelta(hours=2)).isoformat()
+    assert owner_browser.post(f"/inbox/c/{conversation_id}/status", {"status": "snoozed", "snoozed_until": until}).status_code == 200
+    assert owner_browser.post(f"/inbox/c/{conversation_id}/assign", {"assignee_id": "me"}).get_json()["assignee_id"]
+    label = owner_browser.post("/inbox/labels", {"name": "VIP"}).get_json()["id"]
+    assert owner_browser.post(f"/inbox/c/{conversation_id}/labels", {"label_id": label, "on": True}).status_code == 200
+    with database.session() as session:
+        conversation = session.get(Conversation, conversation_id)
+        assert conversation.status == "snoozed" and conversation.snoozed_until is not None
+    panel = owner_browser.get(f"/inbox/c/{conversation_id}/panel").get_data(as_text=True)
+    assert "snoozed this until" in panel and "assigned this to Olive Owner" in panel and "checked" in panel
+    assert "snoozed" in owner_browser.get("/inbox/list?status=snoozed").get_data(as_text=True)
+    assert "VIP" in owner_browser.get(f"/inbox/list?status=any&label={label}").get_data(as_text=True)
+
+
+def test_a_thread_renders_every_message_type(owner_browser, database):
+    deliver_fixtures(database, *[path.stem for path in sorted(FIXTURES.glob("message_*.json"))])
+    with database.session() as session:
+        conversation_ids = set(session.scalars(select(Conversation.id)))
+    html = "".join(owner_browser.get(f"/inbox/c/{cid}").get_data(as_text=True) for cid in conversation_ids)
+    for expected in [
+        "Hello, is the shop open", "🎤 Voice message", "invoice-2024-11.pdf", "Dora Delivery", "+1 555 123 0004",
+        "openstreetmap.org/?mlat=52.520008", "Alexanderplatz 1, Berlin", "Tapped a button", "Yes, confirm",
+        "Chose from the list", "Morning slot", "Filled in a form", "rating", "{not json", "Call permission",
+        "Tapped a template button", "Stop promotions", "37.60 EUR", "SKU-TEA", "Please deliver after 5pm",
+        "The customer deleted this message", "Sticker", "(animated)", "changed from 15551230002", "cannot be shown",
+        "(poll)", "Forwarded many times", "From an ad", "Red mugs", "Asked about product", "🎥 Video", "Unboxing",
+        "Phone app", "Replying" ,
+    ]:
+        assert expected in html, expected
+    assert "wamid.FIX.edit.1" not in html and "wamid.FIX.revoke.1" not in html  # notices show on their target
+
+
+def test_customer_text_is_escaped_then_formatted(owner_browser, database):
+    conversation_id = customer_writes(database, "15557770006", "<script>alert(1)</script> *big* _slanted_ ~gone~ ```x<y```")
+    html = owner_browser.get(f"/inbox/c/{conversation_id}").get_data(as_text=True)
+    assert "<script>alert(1)" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "<strong>big</strong> <em>slanted</em> <s>gone</s>" in html and '<code class="mono">x&lt;y</code>' in html
+
+
+def test_jump_to_message_centres_the_page_on_it(owner_browser, database):
+    conversation_id = None
+    for n in range(80):
+        conversation_id = customer_writes(database, "15557770007", f"line {n}", at=hours_ago(3) + timedelta(seconds=n))
+    with database.session() as session:
+        target = session.scalar(select(Message.id).where(Message.text == "line 5"))
+    html = owner_browser.get(f"/inbox/c/{conversation_id}?around={target}").get_data(as_text=True)
+    assert f'id="msg-{target}"' in html and "focus" in html and "Jump to the latest messages" in html
+    older = owner_browser.get(f"/inbox/c/{conversation_id}/messages?before={target}").get_data(as_text=True)
+    assert "line 4" in older and "line 5" not in older
+
+
+def test_a_reply_is_queued_and_reaches_the_graph_api(app, owner_browser, database, fake_graph):
+    connect(app, fake_graph)
+    conversation_id = customer_writes(database, "15557770008", "Is my cake ready?")
+    response = owner_browser.post(f"/inbox/c/{conversation_id}/send", {"text": "Yes, *today* at 5"})
+    assert response.status_code == 202
+    assert run_sender(app) == 1
+    assert [sent["text"]["body"] for sent in fake_graph.sent] == ["Yes, *today* at 5"]
+    html = owner_browser.get(f"/inbox/c/{conversation_id}").get_data(as_text=True)
+    assert "Olive Owner" in html and 'class="tick sent"' in html
+
+
+def test_private_notes_never_reach_whatsapp(app, owner_browser, database, fake_graph):
+    connect(app, fake_graph)
+    conversation_id = customer_writes(database, "15557770009", "hello")
+    response = owner_browser.post(f"/inbox/c/{conversation_id}/notes", {"body": "Customer is *rude*, be patient"})
+    assert response.status_code == 201
+    note_id = response.get_json()["note_id"]
+    assert run_sender(app) == 0
+    assert fake_graph.requests == []
+    html = owner_browser.get(f"/inbox/c/{conversation_id}/notes/{note_id}").get_data(as_text=True)
+    assert "Private note" in html and "<strong>rude</strong>" in html
+    with database.session() as session:
+        assert session.scalar(select(Message.id).where(Message.direction == "out")) is None
+
+
+def test_free_text_is_refused_when_the_window_closed_and_a_template_is_offered(app, owner_browser, database, fake_graph):
+    connect(app, fake_graph)
+    conversation_id = customer_writes(database, "15557770010", "hello", at=hours_ago(30))
+    with database.session() as session:
+        session.add(Template(name="order_ready", language="en", status="APPROVED", category="UTILITY", components=json.dumps(
+            [{"type": "BODY", "text": "Hi {{1}}, your order {{2}} is ready."}])))
+        session.add(Template(name="draft", language="en", status="PENDING", components="[]"))
+    html = owner_browser.get(f"/inbox/c/{conversation_id}").get_data(as_text=True)
+    assert "24h window closed" in html and 'id="template-select"' in html and "order_ready" in html and ">draft" not in html
+    refused = owner_browser.post(f"/inbox/c/{conversation_id}/send", {"text": "hi"})
+    assert refused.status_code == 422 and "window is closed" in refused.get_json()["error"]
+    with database.session() as session:
+        template_id = session.scalar(select(Template.id).where(Template.name == "order_ready"))
+    missing = owner_browser.post(f"/inbox/c/{conversation_id}/template", {"template_id": template_id, "params": {"body": ["Rosa"]}})
+    assert missing.status_code == 400 and "all 2 variables" in missing.get_json()["error"]
+    sent = owner_browser.post(f"/inbox/c/{conversation_id}/template", {"template_id": template_id, "params": {"body": ["Rosa", "#12"]}})
+    assert sent.status_code == 202
+    run_sender(app)
+    assert fake_graph.sent[-1]["template"]["components"][0]["parameters"][1]["text"] == "#12"
+    html = owner_browser.get(f"/inbox/c/{conversation_id}").get_data(as_text=True)
+    assert "Hi Rosa, your order #12 is ready." in html
+
+
+def test_opening_marks_read(owner_browser, database):
+    conversation_id = customer_writes(database, "15557770011", "hello")
+    assert owner_browser.post(f"/inbox/c/{conversation_id}/read").status_code == 200
+    with database.session() as session:
+        assert session.get(Conversation, conversation_id).unread_count == 0
+
+
+def test_admins_manage_canned_responses_and_duplicates_conflict(owner_browser, database):
+    created = owner_browser.post("/inbox/canned", {"shortcut": "hours", "body": "We open at 9, {{name}}."})
+    assert created.status_code == 201
+    duplicate = owner_browser.post("/inbox/canned", {"shortcut": "/hours", "body": "again"})
+    assert duplicate.status_code == 409 and "already taken" in duplicate.get_json()["error"]
+    canned_id = created.get_json()["id"]
+    assert owner_browser.post(f"/inbox/canned/{canned_id}", {"shortcut": "opening", "body": "9 to 5"}).status_code == 200
+    assert owner_browser.get("/inbox/canned?q=/op").get_json()["canned"] == [{"id": canned_id, "shortcut": "opening", "body": "9 to 5"}]
+    assert "opening" in owner_browser.get("/inbox/settings").get_data(as_text=True)
+    assert owner_browser.post(f"/inbox/canned/{canned_id}/delete").status_code == 200
+    with database.session() as session:
+        assert session.scalar(select(CannedResponse.id)) is None
+
+
+def test_agents_use_but_cannot_manage_canned_responses(app, auth, owner, database):
+    with database.session() as session:
+        session.add(CannedResponse(shortcut="hi", body="Hello!"))
+    agent = agent_browser(app, auth)
+    assert agent.get("/inbox/canned").get_json()["canned"][0]["shortcut"] == "hi"
+    assert agent.post("/inbox/canned", {"shortcut": "mine", "body": "x"}).status_code == 403
+    assert agent.post("/inbox/labels", {"name": "x"}).status_code == 403
+    assert agent.get("/inbox/settings").status_code == 403
+    assert agent.post("/inbox/settings/visibility", {"inbox.agents_see_all": True}).status_code == 403
+
+
+def test_the_visibility_setting_is_changed_by_admins(app, auth, owner_browser, database):
+    other = customer_writes(database, "15557770012", "other")
+    assign(database, other, user_id(database, "owner@example.com"))
+    agent = agent_browser(app, auth)
+    assert agent.get(f"/inbox/c/{other}").status_code == 404
+    assert owner_browser.post("/inbox/settings/visibility", {"inbox.agents_see_all": True}).get_json()["agents_see_all"]
+    assert agent.get(f"/inbox/c/{other}").status_code == 200
+    assert agent.get(f"/media/999999").status_code == 404
+
+
+def test_changes_are_refused_without_the_csrf_token(owner_browser, database):
+    conversation_id = customer_writes(database, "15557770013", "hello")
+    response = owner_browser.client.post(f"/inbox/c/{conversation_id}/notes", json={"body": "x"})
+    assert response.status_code == 400

@@ -1,0 +1,53 @@
+"""GET /api/v1/search: JSON for the search box and API clients; bad input gets a 4xx with a message."""
+
+from __future__ import annotations
+
+import pytest
+
+from sigdesk.auth import services as accounts
+from sigdesk.models import User
+from tests.search.test_services import add_conversation
+
+pytestmark = pytest.mark.database
+
+
+@pytest.fixture
+def signed_in(app, auth, owner):
+    with app.extensions["sigdesk"].database.session() as session:
+        add_conversation(session, "Zoë Müller", "4915112345678", ["Is my <b>order</b> ready?"])
+    return owner
+
+
+def test_the_search_box_gets_messages_and_contacts_as_json(client, signed_in):
+    response = client.get("/api/v1/search", query_string={"q": "order"})
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["query"] == "order"
+    [hit] = body["messages"]
+    assert hit["snippet_html"] == "Is my &lt;b&gt;<mark>order</mark>&lt;/b&gt; ready?"
+    assert body["contacts"] == []
+    assert client.get("/api/v1/search?q=zoe").get_json()["contacts"][0]["name"] == "Zoë Müller"
+
+
+@pytest.mark.parametrize(("query", "message"), [
+    ({"q": ""}, "Type something"),
+    ({}, "Type something"),
+    ({"q": "x" * 201}, "too long"),
+    ({"q": "order", "limit": "0"}, "'limit'"),
+    ({"q": "order", "limit": "abc"}, "'limit'"),
+    ({"q": "order", "limit": "51"}, "'limit'"),
+])
+def test_bad_queries_get_400_with_a_reason(client, signed_in, query, message):
+    response = client.get("/api/v1/search", query_string=query)
+    assert response.status_code == 400
+    assert message in response.get_json()["error"]
+
+
+def test_search_needs_a_signed_in_user_or_a_token(app, client, signed_in, auth):
+    auth.logout()
+    assert client.get("/api/v1/search?q=order").status_code == 401
+    with app.extensions["sigdesk"].database.session() as session:
+        owner = session.query(User).filter_by(email=signed_in.email).one()
+        token = accounts.create_api_token(session, owner, "script")
+    response = client.get("/api/v1/search?q=order", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 200 and len(response.get_json()["messages"]) == 1
