@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from flask import current_app, g, jsonify, render_template, request
@@ -11,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from sigdesk.config import Config
 from sigdesk.crypto import Cipher
+from sigdesk.db import WRITER_OPTION, write_lock
 from sigdesk.models import User
 
 View = TypeVar("View", bound=Callable[..., Any])
@@ -22,6 +24,28 @@ def db_session() -> Session:
     if "db_session" not in g:
         g.db_session = current_app.extensions["sigdesk"].database.sessionmaker()
     return g.db_session
+
+
+@contextmanager
+def writing() -> Iterator[Session]:
+    """A view's write, in a fresh transaction that takes SQLite's write lock up front.
+
+    The request's session reads without locking; a transaction that read and then writes fails at
+    once on SQLite when a background writer (webhook ingest, the worker) committed in between.
+    Here the process's write mutex is held and the transaction begins IMMEDIATE, so it waits its
+    turn instead. Commits at the end; keep network calls out of the block.
+    """
+    session = db_session()
+    if session.in_transaction():
+        session.commit()
+    with write_lock(session):
+        session.connection(execution_options={WRITER_OPTION: True})
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
 
 
 def close_db_session(_exc: BaseException | None = None) -> None:

@@ -14,7 +14,6 @@ from sqlalchemy.orm import Session
 from sigdesk.auth.roles import can
 from sigdesk.connect.services import NotConnected, client_or_none, graph_client
 from sigdesk.conversations.services import AGENTS_SEE_ALL, agents_see_all, window_closes_at, window_open
-from sigdesk.db import write_lock
 from sigdesk.inbox import format as fmt
 from sigdesk.inbox import services
 from sigdesk.inbox.services import InboxError
@@ -22,7 +21,7 @@ from sigdesk.message_templates.services import variables as template_variables
 from sigdesk.models import Conversation, MediaState, Message, User
 from sigdesk.outbound import services as outbound
 from sigdesk.settings import services as settings
-from sigdesk.web import actor, app_config, cipher, db_session, error_response, publish_event, requires
+from sigdesk.web import actor, app_config, cipher, db_session, error_response, publish_event, requires, writing
 from sigdesk.whatsapp.client import InvalidMessage
 from sigdesk.whatsapp.errors import GraphError
 from sigdesk.whatsapp.media import LIMITS, check_media, kind_for_mime, store_media
@@ -66,13 +65,8 @@ def _publish(kind: str, conversation: Conversation, **data: Any) -> None:
 
 def _write(change: Callable[[Session], T]) -> T:
     """Run a change under the SQLite write lock in a fresh transaction and commit it."""
-    session = db_session()
-    if session.in_transaction():
-        session.commit()
-    with write_lock(session):
-        result = change(session)
-        session.commit()
-    return result
+    with writing() as session:
+        return change(session)
 
 
 def _body() -> dict[str, Any]:
