@@ -13,6 +13,9 @@ install -d "$STAGE/opt" "$STAGE/usr/bin" "$STAGE/usr/share/applications" \
   "$STAGE/usr/share/icons/hicolor/256x256/apps" "$STAGE/usr/share/icons/hicolor/scalable/apps" \
   "$STAGE/usr/share/doc/sigdesk" "$STAGE/DEBIAN"
 cp -a "$BUNDLE" "$STAGE/opt/sigdesk"
+# Qt WebEngine creates this empty folder at first start when it is missing: shipping it keeps the
+# install folder read-only in practice (and lets the package manager remove it again).
+[ -d "$STAGE/opt/sigdesk"/_internal/PySide6/Qt/resources ] && install -d "$STAGE/opt/sigdesk"/_internal/PySide6/Qt/resources/locales
 install -m 0755 "$HERE/sigdesk-wrapper.sh" "$STAGE/usr/bin/sigdesk"
 install -m 0644 "$HERE/sigdesk.desktop" "$STAGE/usr/share/applications/sigdesk.desktop"
 install -m 0644 "$ICONS/sigdesk.png" "$STAGE/usr/share/icons/hicolor/256x256/apps/sigdesk.png"

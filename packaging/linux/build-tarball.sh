@@ -8,6 +8,9 @@ NAME="sigdesk-$VERSION-linux-$(uname -m)"
 STAGE=$(mktemp -d); trap 'rm -rf "$STAGE"' EXIT
 mkdir -p "$STAGE/$NAME"
 cp -a "$BUNDLE" "$STAGE/$NAME/sigdesk"
+# Qt WebEngine creates this empty folder at first start when it is missing: shipping it keeps the
+# install folder read-only in practice (and lets the package manager remove it again).
+[ -d "$STAGE/$NAME/sigdesk"/_internal/PySide6/Qt/resources ] && install -d "$STAGE/$NAME/sigdesk"/_internal/PySide6/Qt/resources/locales
 install -m 0644 "$HERE/sigdesk.desktop" "$HERE/../icons/sigdesk.png" "$STAGE/$NAME/"
 install -m 0755 "$HERE/install.sh" "$STAGE/$NAME/"
 mkdir -p "$OUT"

@@ -5,16 +5,15 @@ from __future__ import annotations
 from flask import Blueprint, abort, current_app, jsonify, request
 
 from sigdesk.api.openapi import document
-from sigdesk.connect.services import NotConnected, client_or_none, graph_client
+from sigdesk.connect.services import client_or_none
+from sigdesk.media.services import UploadRefused, upload_checked
 from sigdesk.conversations import services as conversations
 from sigdesk.message_templates import services as templates
 from sigdesk.models import Message
 from sigdesk.outbound import services as outbound
 from sigdesk.settings import services as settings
 from sigdesk.web import actor, cipher, db_session, error_response, public, requires
-from sigdesk.whatsapp.client import InvalidMessage
-from sigdesk.whatsapp.errors import GraphError
-from sigdesk.whatsapp.media import LIMITS, check_media
+from sigdesk.whatsapp.media import LIMITS
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -156,17 +155,8 @@ def upload_media():
     if upload is None or kind not in LIMITS:
         abort(400, description=f"Send multipart form data with 'file' and 'type' (one of {', '.join(LIMITS)})")
     data = upload.read(LIMITS[kind] + 1)
-    check = check_media(data, upload.mimetype, None, kind)
-    if not check.ok:
-        return error_response(422, f"This file cannot be sent as {kind}: {check.reason}.")
-    session = db_session()
     try:
-        with graph_client(session, cipher()) as client:
-            media_id = client.upload_media(data, upload.mimetype or check.sniffed, upload.filename or kind)
-    except NotConnected as exc:
-        return error_response(409, str(exc))
-    except InvalidMessage as exc:
-        return error_response(422, f"This file cannot be sent as {kind}: {exc}")
-    except GraphError as exc:
-        return error_response(502, exc.human)
+        media_id, check = upload_checked(db_session(), cipher(), data, upload.mimetype, upload.filename, kind)
+    except UploadRefused as exc:
+        return error_response(exc.status, str(exc))
     return jsonify(id=media_id, mime_type=upload.mimetype, size=check.size), 201

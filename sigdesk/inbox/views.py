@@ -12,7 +12,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from sigdesk.auth.roles import can
-from sigdesk.connect.services import NotConnected, client_or_none, graph_client
+from sigdesk.connect.services import client_or_none
+from sigdesk.media.services import UploadRefused, upload_checked
 from sigdesk.conversations.services import AGENTS_SEE_ALL, agents_see_all, window_closes_at, window_open
 from sigdesk.inbox import format as fmt
 from sigdesk.inbox import services
@@ -22,9 +23,7 @@ from sigdesk.models import Conversation, MediaState, Message, User
 from sigdesk.outbound import services as outbound
 from sigdesk.settings import services as settings
 from sigdesk.web import actor, app_config, cipher, db_session, error_response, publish_event, requires, writing
-from sigdesk.whatsapp.client import InvalidMessage
-from sigdesk.whatsapp.errors import GraphError
-from sigdesk.whatsapp.media import LIMITS, check_media, kind_for_mime, store_media
+from sigdesk.whatsapp.media import LIMITS, kind_for_mime, store_media
 
 log = logging.getLogger(__name__)
 
@@ -288,22 +287,13 @@ def attachment(conversation_id: int):
     _conversation(session, conversation_id)
     kind = kind_for_mime(upload.mimetype)
     data = upload.read(LIMITS[kind] + 1)
-    check = check_media(data, upload.mimetype, None, kind)
-    if not check.ok:
-        return error_response(422, f"This file cannot be sent as {'a' if kind != 'image' else 'an'} {kind}: {check.reason}.")
     caption = (request.form.get("caption") or "").strip()
     reply_to = request.form.get("reply_to") or None
-    mime = upload.mimetype or check.sniffed or "application/octet-stream"
     try:
-        with graph_client(session, cipher()) as client:
-            session.commit()  # no transaction is held across the upload
-            media_id = client.upload_media(data, mime, upload.filename)
-    except NotConnected as exc:
-        return error_response(409, str(exc))
-    except InvalidMessage as exc:
-        return error_response(422, f"This file cannot be sent: {exc}")
-    except GraphError as exc:
-        return error_response(502, exc.human)
+        media_id, check = upload_checked(session, cipher(), data, upload.mimetype, upload.filename, kind)
+    except UploadRefused as exc:
+        return error_response(exc.status, str(exc))
+    mime = upload.mimetype or check.sniffed or "application/octet-stream"
     key = store_media(app_config().data_dir, data)
     content: dict[str, Any] = {"id": media_id}
     if caption and kind in CAPTIONED:

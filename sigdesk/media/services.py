@@ -9,17 +9,50 @@ from pathlib import Path
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from sigdesk.connect.services import NotConnected, graph_client
+from sigdesk.crypto import Cipher
 from sigdesk.db import write_lock
 from sigdesk.models import Direction, MediaState, Message
-from sigdesk.whatsapp.client import GraphClient
+from sigdesk.whatsapp.client import GraphClient, InvalidMessage
 from sigdesk.whatsapp.errors import GraphError
-from sigdesk.whatsapp.media import LIMITS, check_media, store_media
+from sigdesk.whatsapp.media import LIMITS, MediaCheck, check_media, store_media
 
 log = logging.getLogger(__name__)
 
 BATCH = 5
 MAX_FETCH_ATTEMPTS = 5
 FETCHING = "fetching"
+
+
+class UploadRefused(Exception):
+    """An attachment that cannot go to Meta; `status` is the HTTP answer that fits."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def upload_checked(
+    session: Session, cipher: Cipher, data: bytes, mimetype: str | None, filename: str | None, kind: str,
+) -> tuple[str, MediaCheck]:
+    """The one upload path: check the bytes here (real type, size) before Meta sees them, then
+    upload; returns Meta's media id. Ends the session's transaction first: none is held across
+    the network call."""
+    check = check_media(data, mimetype, None, kind)
+    article = "an" if kind[:1] in "aeiou" else "a"
+    if not check.ok:
+        raise UploadRefused(422, f"This file cannot be sent as {article} {kind}: {check.reason}.")
+    try:
+        with graph_client(session, cipher) as client:
+            session.commit()
+            media_id = client.upload_media(data, mimetype or check.sniffed or "application/octet-stream", filename or kind)
+    except NotConnected as exc:
+        raise UploadRefused(409, str(exc)) from exc
+    except InvalidMessage as exc:
+        raise UploadRefused(422, f"This file cannot be sent as {article} {kind}: {exc}") from exc
+    except GraphError as exc:
+        raise UploadRefused(502, exc.human) from exc
+    return media_id, check
 
 
 def fetch_pending(session: Session, client_for: Callable[[Session], GraphClient | None], data_dir: Path) -> int:

@@ -24,6 +24,7 @@ from tests.browser.conftest import ARTIFACTS, DESKTOP, TIMEOUT_MS, Watch, _is_lo
 from tests.conftest import PASSWORD
 from tests.fakes.graph import PHONE_NUMBER_ID, TOKEN, WABA_ID
 from tests.inbox.helpers import deliver_fixtures
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.browser
 
@@ -73,15 +74,6 @@ def inbound(wa_id: str, wamid: str, text: str, name: str) -> bytes:
         "messages": [{"from": wa_id, "id": wamid, "timestamp": str(int(time.time())), "type": "text", "text": {"body": text}}],
     }}]}]}).encode()
 
-
-def wait_for(predicate, timeout: float = 10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from sigdesk.models import Conversation, Message, Template
 from sigdesk.outbound import services as outbound
 from sigdesk.settings import services as settings
 from tests.fakes.graph import PHONE_NUMBER_ID, TOKEN, WABA_ID
+from tests.waiting import wait_for
 
 APP_SECRET = "test-app-secret"
 CUSTOMER = "15550001111"
@@ -44,15 +45,6 @@ def post_webhook(base_url, raw):
     assert response.status_code == 200, response.text
     return response
 
-
-def wait_for(predicate, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 @pytest.fixture
