@@ -131,8 +131,10 @@ def receive():
     try:
         delivery_id, state = _intake().submit(services.Incoming(raw, signature, parsed))
     except BatchFailed as exc:
-        log.error("could not store a webhook delivery: %s", exc)
-        return error_response(503, "SigDesk could not store the delivery; Meta will send it again.", retry_after=5)
+        log.error("could not store a webhook delivery: %s", services.describe_error(exc.__cause__ or exc))
+        response, status = error_response(503, "SigDesk could not store the delivery; Meta will send it again.")
+        response.headers["Retry-After"] = "5"
+        return response, status
     return jsonify(status=state, delivery=delivery_id)
 
 

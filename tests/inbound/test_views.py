@@ -291,3 +291,20 @@ def test_a_status_for_our_message_is_announced_and_one_for_an_unknown_message_is
     raw = body_of("status_delivered").replace(b"wamid.FIX.out.1", b"wamid.FIX.out.unknown")
     assert client.post(URL, data=raw, headers=signed(raw)).status_code == 200
     assert subscription.get(timeout=0.2) == []
+
+
+def test_a_delivery_the_database_refuses_gets_503_and_leaves_nothing_half_stored(configured, client, caplog):
+    database = configured.extensions["sigdesk"].database
+    with database.engine.begin() as connection:
+        connection.execute(text(
+            "CREATE TRIGGER refuse BEFORE INSERT ON webhook_deliveries BEGIN SELECT RAISE(ABORT, 'disk trouble'); END"))
+    raw = body_of("message_text")
+    response = client.post(URL, data=raw, headers=signed(raw))
+    assert response.status_code == 503 and response.headers["Retry-After"] == "5"
+    assert "Meta will send it again" in response.get_json()["error"]
+    assert rows(configured, WebhookDelivery) == 0 and rows(configured, Message) == 0
+    assert "Hello" not in caplog.text  # the message body stays out of the log
+    with database.engine.begin() as connection:
+        connection.execute(text("DROP TRIGGER refuse"))
+    assert client.post(URL, data=raw, headers=signed(raw)).status_code == 200  # Meta's retry lands
+    assert rows(configured, Message) == 1
