@@ -33,7 +33,9 @@ def writing() -> Iterator[Session]:
     The request's session reads without locking; a transaction that read and then writes fails at
     once on SQLite when a background writer (webhook ingest, the worker) committed in between.
     Here the process's write mutex is held and the transaction begins IMMEDIATE, so it waits its
-    turn instead. Commits at the end; keep network calls out of the block.
+    turn instead. Rows read before the block are read again on first use inside it, so what the
+    block decides rests on what it writes over. Commits at the end; keep bcrypt, network calls and
+    file streaming out of the block (the mutex holds up every other writer meanwhile).
     """
     session = db_session()
     if session.in_transaction():
@@ -41,11 +43,22 @@ def writing() -> Iterator[Session]:
     with write_lock(session):
         session.connection(execution_options={WRITER_OPTION: True})
         try:
+            session.flush()
+            session.expire_all()
             yield session
             session.commit()
         except BaseException:
             session.rollback()
             raise
+
+
+class Rejected(Exception):
+    """Raise inside writing() to undo what the block wrote when the input turns out wrong; `detail`
+    (form errors, a message) is for the page the view answers with instead."""
+
+    def __init__(self, detail: Any = None) -> None:
+        super().__init__()
+        self.detail = detail
 
 
 def close_db_session(_exc: BaseException | None = None) -> None:

@@ -11,7 +11,7 @@ from markupsafe import Markup
 
 from sigdesk.audit.services import record
 from sigdesk.auth import services as accounts
-from sigdesk.web import actor, app_config, cipher, client_ip, db_session, requires
+from sigdesk.web import actor, app_config, cipher, client_ip, requires, writing
 
 bp = Blueprint("account", __name__, url_prefix="/account")
 
@@ -43,9 +43,11 @@ def two_factor():
     user = actor()
     if user.totp_enabled:
         return redirect(url_for("account.index"))
-    dbs = db_session()
-    secret = accounts.begin_totp_enrolment(dbs, cipher(), user)
-    dbs.commit()
+    try:
+        with writing() as dbs:
+            secret = accounts.begin_totp_enrolment(dbs, cipher(), user)
+    except accounts.AccountError:  # turned on in another window meanwhile
+        return redirect(url_for("account.index"))
     uri = accounts.provisioning_uri(user, secret)
     return render_template("account/two_factor.html", secret=secret, qr=qr_svg(uri), error=None)
 
@@ -54,17 +56,16 @@ def two_factor():
 @requires("account.manage")
 def two_factor_confirm():
     user = actor()
-    dbs = db_session()
     try:
-        codes = accounts.confirm_totp_enrolment(dbs, cipher(), user, request.form.get("code", ""))
+        with writing() as dbs:
+            codes = accounts.confirm_totp_enrolment(dbs, cipher(), user, request.form.get("code", ""))
+            record(dbs, "2fa.enabled", actor=user, target=user.email, ip=client_ip())
     except accounts.AccountError as exc:
         secret = accounts.pending_totp_secret(cipher(), user)
         if secret is None:
             return redirect(url_for("account.two_factor"))
         uri = accounts.provisioning_uri(user, secret)
         return render_template("account/two_factor.html", secret=secret, qr=qr_svg(uri), error=str(exc)), 400
-    record(dbs, "2fa.enabled", actor=user, target=user.email, ip=client_ip())
-    dbs.commit()
     return render_template("account/recovery_codes.html", codes=codes)
 
 
@@ -72,35 +73,39 @@ def two_factor_confirm():
 @requires("account.manage")
 def new_recovery_codes():
     user = actor()
-    if not user.totp_enabled:
+    enabled, checked, codes = user.totp_enabled, user.password_hash, None
+    if enabled and accounts.check_password(request.form.get("password", ""), checked):
+        with writing() as dbs:
+            enabled = user.totp_enabled  # it, or the password, may have changed while bcrypt ran
+            if enabled and user.password_hash == checked:
+                codes = accounts.regenerate_recovery_codes(dbs, user)
+                record(dbs, "2fa.recovery_codes_regenerated", actor=user, target=user.email, ip=client_ip())
+    if codes is not None:
+        return render_template("account/recovery_codes.html", codes=codes)
+    if not enabled:
         flash("Turn on two-factor authentication first.")
         return redirect(url_for("account.index"))
-    dbs = db_session()
-    if not accounts.check_password(request.form.get("password", ""), user.password_hash):
-        flash("The password is not correct.")
-        return redirect(url_for("account.index")), 303
-    codes = accounts.regenerate_recovery_codes(dbs, user)
-    record(dbs, "2fa.recovery_codes_regenerated", actor=user, target=user.email, ip=client_ip())
-    dbs.commit()
-    return render_template("account/recovery_codes.html", codes=codes)
+    flash("The password is not correct.")
+    return redirect(url_for("account.index")), 303
 
 
 @bp.post("/password")
 @requires("account.manage")
 def change_password():
     user = actor()
-    dbs = db_session()
     form = request.form
     if form.get("new_password") != form.get("new_password_confirm"):
         flash("The two new passwords do not match.")
         return redirect(url_for("account.index"))
     try:
-        accounts.change_password(dbs, user, form.get("current_password", ""), form.get("new_password", ""), app_config().bcrypt_rounds)
+        change = accounts.prepare_password_change(user, form.get("current_password", ""), form.get("new_password", ""),
+                                                  app_config().bcrypt_rounds)
+        with writing() as dbs:
+            accounts.change_password(dbs, user, change)
+            record(dbs, "password.changed", actor=user, target=user.email, ip=client_ip())
     except accounts.AccountError as exc:
         flash(str(exc))
         return redirect(url_for("account.index"))
-    record(dbs, "password.changed", actor=user, target=user.email, ip=client_ip())
-    dbs.commit()
     flash("Password changed. Please sign in again.")
     return redirect(url_for("auth.login"))
 
@@ -109,11 +114,10 @@ def change_password():
 @requires("api.use")
 def create_token():
     user = actor()
-    dbs = db_session()
     name = request.form.get("name", "").strip() or "API token"
-    token = accounts.create_api_token(dbs, user, name)
-    record(dbs, "api_token.created", actor=user, target=name, ip=client_ip())
-    dbs.commit()
+    with writing() as dbs:
+        token = accounts.create_api_token(dbs, user, name)
+        record(dbs, "api_token.created", actor=user, target=name, ip=client_ip())
     return render_template("account/token_created.html", token=token, name=name)
 
 
@@ -121,14 +125,10 @@ def create_token():
 @requires("api.use")
 def revoke_token(token_id: int):
     user = actor()
-    dbs = db_session()
-    for token in user.api_tokens:
-        if token.id == token_id and token.revoked_at is None:
-            accounts.revoke_api_token(dbs, token)
-            record(dbs, "api_token.revoked", actor=user, target=token.name, ip=client_ip())
-            dbs.commit()
-            flash("Token revoked.")
-            break
-    else:
-        flash("No such token.")
+    with writing() as dbs:
+        revoked = next((token for token in user.api_tokens if token.id == token_id and token.revoked_at is None), None)
+        if revoked is not None:
+            accounts.revoke_api_token(dbs, revoked)
+            record(dbs, "api_token.revoked", actor=user, target=revoked.name, ip=client_ip())
+    flash("Token revoked." if revoked is not None else "No such token.")
     return redirect(url_for("account.index"))

@@ -13,7 +13,7 @@ from sigdesk.models import Role, User
 from sigdesk.security import invalidate_policy
 from sigdesk.settings import services as settings
 from sigdesk.settings.specs import SPECS
-from sigdesk.web import actor, app_config, cipher, client_ip, db_session, requires
+from sigdesk.web import Rejected, actor, app_config, cipher, client_ip, db_session, requires, writing
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -45,34 +45,31 @@ def team():
 @bp.post("/team")
 @requires("team.manage")
 def add_member():
-    dbs = db_session()
     form = request.form
     try:
-        user = accounts.add_team_member(
-            dbs, actor(), form.get("email", ""), form.get("name", ""), form.get("role", "agent"),
+        new = accounts.new_team_member(
+            actor(), form.get("email", ""), form.get("name", ""), form.get("role", "agent"),
             form.get("password", ""), app_config().bcrypt_rounds,
         )
+        with writing() as dbs:
+            user = accounts.add_team_member(dbs, actor(), new)
+            audit.record(dbs, "team.user_added", actor=actor(), target=user.email, ip=client_ip(), detail={"role": user.role})
     except accounts.AccountError as exc:
-        dbs.rollback()
         flash(str(exc))
         return redirect(url_for("admin.team"))
-    audit.record(dbs, "team.user_added", actor=actor(), target=user.email, ip=client_ip(), detail={"role": user.role})
-    dbs.commit()
     flash(f"{user.name} can now sign in as {user.role}.")
     return redirect(url_for("admin.team"))
 
 
 def _team_change(user_id: int, change, action: str, message: str, **detail):
-    dbs = db_session()
-    target = _target(user_id)
     try:
-        extra = change(dbs, target) or {}
+        with writing() as dbs:
+            target = _target(user_id)
+            extra = change(dbs, target) or {}
+            audit.record(dbs, action, actor=actor(), target=target.email, ip=client_ip(), detail={**detail, **extra} or None)
     except accounts.AccountError as exc:
-        dbs.rollback()
         flash(str(exc))
         return redirect(url_for("admin.team"))
-    audit.record(dbs, action, actor=actor(), target=target.email, ip=client_ip(), detail={**detail, **extra} or None)
-    dbs.commit()
     flash(message.format(name=target.name))
     return redirect(url_for("admin.team"))
 
@@ -147,16 +144,19 @@ def general_settings():
     editable = EDITABLE_SETTINGS + (OWNER_SETTINGS if me.role == Role.OWNER.value else ())
     errors: dict[str, str] = {}
     if request.method == "POST":
-        turning_on_2fa = bool(request.form.get("security.require_2fa")) and not settings.get(dbs, cipher(), "security.require_2fa")
-        changed, errors = settings.apply_form(dbs, cipher(), editable, request.form)
-        if "security.require_2fa" in changed and turning_on_2fa and not me.totp_enabled:
-            errors["security.require_2fa"] = "Turn on two-factor authentication for your own account first, so you are not locked out."
-        if errors:
-            dbs.rollback()
+        try:
+            with writing() as dbs:
+                turning_on_2fa = bool(request.form.get("security.require_2fa")) and not settings.get(dbs, cipher(), "security.require_2fa")
+                changed, errors = settings.apply_form(dbs, cipher(), editable, request.form)
+                if "security.require_2fa" in changed and turning_on_2fa and not me.totp_enabled:
+                    errors["security.require_2fa"] = "Turn on two-factor authentication for your own account first, so you are not locked out."
+                if errors:
+                    raise Rejected(errors)
+                for key in changed:
+                    audit.record(dbs, "settings.changed", actor=me, target=key, ip=client_ip())
+        except Rejected as rejected:
+            errors = rejected.detail
         else:
-            for key in changed:
-                audit.record(dbs, "settings.changed", actor=me, target=key, ip=client_ip())
-            dbs.commit()
             invalidate_policy()
             flash("Settings saved." if changed else "Nothing changed.")
             return redirect(url_for("admin.general_settings"))

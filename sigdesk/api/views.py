@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from flask import Blueprint, abort, current_app, jsonify, request
+from sqlalchemy.orm import Session
 
 from sigdesk.api.openapi import document
 from sigdesk.connect.services import client_or_none
@@ -12,7 +15,7 @@ from sigdesk.message_templates import services as templates
 from sigdesk.models import Message
 from sigdesk.outbound import services as outbound
 from sigdesk.settings import services as settings
-from sigdesk.web import actor, cipher, db_session, error_response, public, requires
+from sigdesk.web import actor, cipher, db_session, error_response, public, requires, writing
 from sigdesk.whatsapp.media import LIMITS
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -102,19 +105,17 @@ def send_message(conversation_id: int):
     reply_to = body.get("reply_to")
     if reply_to is not None and not isinstance(reply_to, str):
         abort(400, description="'reply_to' must be a message's wamid")
-    session = db_session()
-    return _queued(lambda: outbound.queue(session, conversation, kind, content, author_id=actor().id, reply_to_wamid=reply_to))
+    return _queued(lambda session: outbound.queue(session, conversation, kind, content, author_id=actor().id,
+                                                  reply_to_wamid=reply_to))
 
 
-def _queued(queue):
+def _queued(queue: Callable[[Session], Message]):
     """Commit a queued message and wake the worker; the rule it broke becomes a 422 in words."""
-    session = db_session()
     try:
-        message = queue()
+        with writing() as session:
+            message = queue(session)
     except outbound.SendRefused as exc:
-        session.rollback()
         return error_response(422, str(exc))
-    session.commit()
     current_app.extensions["sigdesk"].worker.wake()
     return jsonify(conversations.message_data(message)), 202
 
@@ -123,15 +124,13 @@ def _queued(queue):
 @requires("api.use")
 def mark_read(conversation_id: int):
     conversation = _visible_conversation(conversation_id)
-    session = db_session()
+    with writing() as session:
+        outbound.mark_read(session, conversation, None, False)
     receipts = settings.get(session, cipher(), "whatsapp.read_receipts")
     client = client_or_none(session, cipher()) if receipts else None
-    try:
-        outbound.mark_read(session, conversation, client, receipts)
-    finally:
-        if client is not None:
-            client.close()
-    session.commit()
+    if client is not None:
+        with client:
+            outbound.send_read_receipt(session, conversation, client)  # a network call: after the write
     return jsonify(id=conversation.id, unread_count=0, receipt_sent=bool(client))
 
 
@@ -143,7 +142,7 @@ def retry_message(conversation_id: int, message_id: int):
     message = session.get(Message, message_id)
     if message is None or message.conversation_id != conversation.id:
         abort(404, description="No such message in this conversation")
-    return _queued(lambda: outbound.retry(session, message) or message)
+    return _queued(lambda session: outbound.retry(session, message) or message)
 
 
 @bp.post("/media")

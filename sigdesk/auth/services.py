@@ -78,25 +78,44 @@ def find_user(session: Session, email: str) -> User | None:
     return session.scalar(select(User).where(User.email == email.strip().lower()))
 
 
-def create_user(session: Session, email: str, name: str, role: str, password: str, rounds: int = 12) -> User:
+@dataclass(frozen=True)
+class NewUser:
+    """A user checked and hashed before the write: bcrypt is slow, and the write lock holds up every writer."""
+
+    email: str
+    name: str
+    role: str
+    password_hash: str
+
+
+def new_user(email: str, name: str, role: str, password: str, rounds: int = 12) -> NewUser:
     email = normalise_email(email)
     role = parse_role(role)
     name = (name or "").strip()
     if not name or len(name) > 120:
         raise AccountError("Enter a name of 1 to 120 characters")
     validate_password(password)
-    if find_user(session, email):
-        raise AccountError(f"A user with the email {email} already exists")
-    user = User(email=email, name=name, role=role, password_hash=hash_password(password, rounds))
+    return NewUser(email, name, role, hash_password(password, rounds))
+
+
+def insert_user(session: Session, new: NewUser) -> User:
+    if find_user(session, new.email):
+        raise AccountError(f"A user with the email {new.email} already exists")
+    user = User(email=new.email, name=new.name, role=new.role, password_hash=new.password_hash)
     session.add(user)
     session.flush()
     return user
+
+
+def create_user(session: Session, email: str, name: str, role: str, password: str, rounds: int = 12) -> User:
+    return insert_user(session, new_user(email, name, role, password, rounds))
 
 
 @dataclass
 class LoginResult:
     user: User | None
     reason: str | None
+    checked_hash: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -113,14 +132,41 @@ def authenticate(session: Session, email: str, password: str) -> LoginResult:
         return LoginResult(user, "wrong_password")
     if not user.is_active:
         return LoginResult(user, "deactivated")
-    return LoginResult(user, None)
+    return LoginResult(user, None, user.password_hash)
 
 
-def change_password(session: Session, user: User, current: str, new: str, rounds: int = 12) -> None:
-    if not check_password(current, user.password_hash):
+def recheck_login(result: LoginResult) -> LoginResult:
+    """authenticate() runs bcrypt before the write lock is taken; under it, with the user read again,
+    a password changed or an account deactivated in the meantime refuses the login after all."""
+    if not result.ok:
+        return result
+    if result.user.password_hash != result.checked_hash:
+        return LoginResult(result.user, "wrong_password")
+    if not result.user.is_active:
+        return LoginResult(result.user, "deactivated")
+    return result
+
+
+@dataclass(frozen=True)
+class PasswordChange:
+    """A password change with its bcrypt work done, so storing it holds the write lock only briefly."""
+
+    checked_hash: str
+    new_hash: str
+
+
+def prepare_password_change(user: User, current: str, new: str, rounds: int = 12) -> PasswordChange:
+    checked = user.password_hash
+    if not check_password(current, checked):
         raise AccountError("The current password is not correct")
     validate_password(new)
-    user.password_hash = hash_password(new, rounds)
+    return PasswordChange(checked, hash_password(new, rounds))
+
+
+def change_password(session: Session, user: User, change: PasswordChange) -> None:
+    if user.password_hash != change.checked_hash:  # changed elsewhere since the current one was checked
+        raise AccountError("The current password is not correct")
+    user.password_hash = change.new_hash
     user.session_version += 1
     session.flush()
 
@@ -288,11 +334,20 @@ def _guard(actor: User, target: User, new_role: str | None = None) -> None:
         raise AccountError("You are not allowed to change this user")
 
 
-def add_team_member(session: Session, actor: User, email: str, name: str, role: str, password: str, rounds: int = 12) -> User:
-    role = parse_role(role)
+def _may_add(actor: User, role: str) -> None:
     if not may_manage(actor.role, Role.AGENT.value, role):
         raise AccountError(f"You are not allowed to add a user with the role {role}")
-    return create_user(session, email, name, role, password, rounds)
+
+
+def new_team_member(actor: User, email: str, name: str, role: str, password: str, rounds: int = 12) -> NewUser:
+    _may_add(actor, parse_role(role))
+    return new_user(email, name, role, password, rounds)
+
+
+def add_team_member(session: Session, actor: User, new: NewUser) -> User:
+    """Checks the actor again: their role may have changed while the password was hashed."""
+    _may_add(actor, new.role)
+    return insert_user(session, new)
 
 
 def change_role(session: Session, actor: User, target: User, new_role: str) -> str:

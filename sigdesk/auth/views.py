@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask_login import login_user, logout_user
+from sqlalchemy.orm import Session
 
 from sigdesk.audit.services import record, record_login
 from sigdesk.auth import services as accounts
@@ -14,7 +15,7 @@ from sigdesk.extensions import limiter, login_rate_limit
 from sigdesk.models import Role, User
 from sigdesk.onboarding import services as onboarding
 from sigdesk.security import invalidate_policy
-from sigdesk.web import LoginUser, app_config, cipher, client_ip, db_session, public, requires
+from sigdesk.web import LoginUser, app_config, cipher, client_ip, db_session, public, requires, writing
 
 bp = Blueprint("auth", __name__)
 
@@ -28,22 +29,28 @@ def _safe_next(target: str | None) -> str:
     return url_for("home.index")
 
 
-def _finish_login(user: User, method: str, landing: str | None = None):
-    dbs = db_session()
+def _record_login(dbs: Session, user: User, method: str) -> None:
     accounts.record_successful_login(dbs, user)
     record_login(dbs, user.email, user, client_ip(), request.user_agent.string, True, method)
     record(dbs, "login", actor=user, ip=client_ip(), detail={"method": method})
-    dbs.commit()
+
+
+def _signed_in(user: User, landing: str | None = None):
+    """After the login was recorded and committed."""
     session.clear()
     login_user(LoginUser(user))
     return redirect(landing or _safe_next(request.args.get("next")))
 
 
+def _record_failure(dbs: Session, email: str, user: User | None, reason: str) -> None:
+    record_login(dbs, email, user, client_ip(), request.user_agent.string, False, reason)
+    record(dbs, "login.failed", target=email[:254], ip=client_ip(), detail={"reason": reason})
+
+
 @bp.route("/setup", methods=["GET", "POST"])
 @public
 def setup():
-    dbs = db_session()
-    if accounts.user_count(dbs) > 0:
+    if accounts.user_count(db_session()) > 0:
         return redirect(url_for("auth.login"))
     error = None
     form = request.form
@@ -52,18 +59,22 @@ def setup():
             error = "The two passwords do not match"
         else:
             try:
-                owner = accounts.create_user(
-                    dbs, form.get("email", ""), form.get("name", ""), Role.OWNER.value,
-                    form.get("password", ""), app_config().bcrypt_rounds,
-                )
-                record(dbs, "setup.owner_created", actor=owner, target=owner.email, ip=client_ip())
-                onboarding.start(dbs, cipher())
-                dbs.commit()
-                invalidate_policy()
-                return _finish_login(owner, "setup", landing=url_for("onboarding.index"))
+                new = accounts.new_user(form.get("email", ""), form.get("name", ""), Role.OWNER.value,
+                                        form.get("password", ""), app_config().bcrypt_rounds)
+                with writing() as dbs:
+                    owner = None
+                    if accounts.user_count(dbs) == 0:  # another window may have finished setup meanwhile
+                        owner = accounts.insert_user(dbs, new)
+                        record(dbs, "setup.owner_created", actor=owner, target=owner.email, ip=client_ip())
+                        onboarding.start(dbs, cipher())
+                        _record_login(dbs, owner, "setup")
             except accounts.AccountError as exc:
-                dbs.rollback()
                 error = str(exc)
+            else:
+                if owner is None:
+                    return redirect(url_for("auth.login"))
+                invalidate_policy()
+                return _signed_in(owner, landing=url_for("onboarding.index"))
     return render_template("auth/setup.html", error=error, form=form), (400 if error else 200)
 
 
@@ -74,27 +85,24 @@ def login():
     error = None
     email = request.form.get("email", "")
     if request.method == "POST":
-        dbs = db_session()
-        result = accounts.authenticate(dbs, email, request.form.get("password", ""))
-        if not result.ok:
-            record_login(dbs, email, result.user, client_ip(), request.user_agent.string, False, result.reason)
-            record(dbs, "login.failed", target=email[:254], ip=client_ip(), detail={"reason": result.reason})
-            dbs.commit()
-            error = "This account is deactivated" if result.reason == "deactivated" else "Wrong email or password"
-        elif result.user.totp_enabled:
+        result = accounts.authenticate(db_session(), email, request.form.get("password", ""))
+        if result.ok and result.user.totp_enabled:
             session[PENDING_KEY] = {"id": result.user.id, "v": result.user.session_version, "at": time.time()}
             return redirect(url_for("auth.verify", next=request.args.get("next")))
-        else:
-            return _finish_login(result.user, "password")
+        with writing() as dbs:
+            result = accounts.recheck_login(result)
+            if result.ok:
+                _record_login(dbs, result.user, "password")
+            else:
+                _record_failure(dbs, email, result.user, result.reason)
+        if result.ok:
+            return _signed_in(result.user)
+        error = "This account is deactivated" if result.reason == "deactivated" else "Wrong email or password"
     return render_template("auth/login.html", error=error, email=email), (401 if error else 200)
 
 
-@bp.route("/login/verify", methods=["GET", "POST"])
-@public
-@limiter.limit(login_rate_limit, methods=["POST"])
-def verify():
-    pending = session.get(PENDING_KEY)
-    dbs = db_session()
+def _pending_user(dbs: Session, pending: dict | None) -> User | None:
+    """The user who gave the right password a moment ago, while that still counts."""
     user = dbs.get(User, pending["id"]) if pending else None
     if (
         user is None
@@ -102,21 +110,48 @@ def verify():
         or user.session_version != pending.get("v")
         or time.time() - pending.get("at", 0) > PENDING_SECONDS
     ):
-        session.pop(PENDING_KEY, None)
-        flash("Please sign in again.")
-        return redirect(url_for("auth.login"))
+        return None
+    return user
+
+
+def _sign_in_again():
+    session.pop(PENDING_KEY, None)
+    flash("Please sign in again.")
+    return redirect(url_for("auth.login"))
+
+
+def _second_factor(dbs: Session, user: User, code: str) -> str | None:
+    """Which second factor the code is (None: neither); records the attempt either way."""
+    if accounts.verify_totp(dbs, cipher(), user, code):
+        method = "totp"
+    elif accounts.use_recovery_code(dbs, user, code):
+        record(dbs, "login.recovery_code_used", actor=user, ip=client_ip(),
+               detail={"remaining": accounts.remaining_recovery_codes(user)})
+        method = "recovery_code"
+    else:
+        _record_failure(dbs, user.email, user, "wrong_second_factor")
+        return None
+    _record_login(dbs, user, method)
+    return method
+
+
+@bp.route("/login/verify", methods=["GET", "POST"])
+@public
+@limiter.limit(login_rate_limit, methods=["POST"])
+def verify():
+    pending = session.get(PENDING_KEY)
+    if _pending_user(db_session(), pending) is None:
+        return _sign_in_again()
     error = None
     if request.method == "POST":
         code = request.form.get("code", "")
-        if accounts.verify_totp(dbs, cipher(), user, code):
-            return _finish_login(user, "totp")
-        if accounts.use_recovery_code(dbs, user, code):
-            record(dbs, "login.recovery_code_used", actor=user, ip=client_ip(),
-                   detail={"remaining": accounts.remaining_recovery_codes(user)})
-            return _finish_login(user, "recovery_code")
-        record_login(dbs, user.email, user, client_ip(), request.user_agent.string, False, "wrong_second_factor")
-        record(dbs, "login.failed", target=user.email, ip=client_ip(), detail={"reason": "wrong_second_factor"})
-        dbs.commit()
+        with writing() as dbs:
+            user = _pending_user(dbs, pending)
+            method = _second_factor(dbs, user, code) if user is not None else None
+        if user is None:
+            return _sign_in_again()
+        if method is not None:
+            return _signed_in(user)
         error = "That code is not valid (codes work once; recovery codes too)"
     return render_template("auth/verify.html", error=error), (401 if error else 200)
 

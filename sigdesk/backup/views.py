@@ -15,10 +15,11 @@ from sigdesk.audit import services as audit
 from sigdesk.backup import services as backups
 from sigdesk.backup.format import BackupError
 from sigdesk.backup.schedule import LAST_ERROR, LAST_RUN, ManualBackup
+from sigdesk.db import write_lock
 from sigdesk.models import Setting
 from sigdesk.settings import services as settings
 from sigdesk.settings.specs import SPECS
-from sigdesk.web import actor, app_config, cipher, client_ip, db_session, error_response, requires
+from sigdesk.web import Rejected, actor, app_config, cipher, client_ip, db_session, error_response, requires, writing
 
 bp = Blueprint("backups", __name__, url_prefix="/admin/backups")
 
@@ -72,22 +73,24 @@ def index():
 @bp.post("/settings")
 @requires(PERMISSION)
 def save_settings():
-    dbs = db_session()
-    changed, errors = settings.apply_form(dbs, cipher(), SETTING_KEYS, request.form, blank_keeps=True)
     folder = request.form.get("backup.folder", "").strip()
-    if folder and not Path(folder).is_dir():
-        errors["backup.folder"] = f"The folder {folder} does not exist (is the drive plugged in?)"
-    if errors:
-        dbs.rollback()
+    folder_missing = bool(folder) and not Path(folder).is_dir()  # a drive may be slow to answer: before the lock
+    try:
+        with writing() as dbs:
+            changed, errors = settings.apply_form(dbs, cipher(), SETTING_KEYS, request.form, blank_keeps=True)
+            if folder_missing:
+                errors["backup.folder"] = f"The folder {folder} does not exist (is the drive plugged in?)"
+            if errors:
+                raise Rejected(errors)
+            for key in changed:
+                audit.record(dbs, "settings.changed", actor=actor(), target=key, ip=client_ip())
+    except Rejected as rejected:
         values = {key: request.form.get(key, "") for key in SETTING_KEYS if key != "backup.passphrase"}
         return render_template(
-            "backup/index.html", specs=[SPECS[key] for key in SETTING_KEYS], values=values, errors=errors,
-            passphrase_set=settings.is_set(dbs, "backup.passphrase"), files=[], folder_missing=False,
+            "backup/index.html", specs=[SPECS[key] for key in SETTING_KEYS], values=values, errors=rejected.detail,
+            passphrase_set=settings.is_set(db_session(), "backup.passphrase"), files=[], folder_missing=False,
             status=_runner().status(), last_run="", last_error="",
         ), 400
-    for key in changed:
-        audit.record(dbs, "settings.changed", actor=actor(), target=key, ip=client_ip())
-    dbs.commit()
     flash("Backup settings saved." if changed else "Nothing changed.")
     return redirect(url_for("backups.index"))
 
@@ -105,13 +108,14 @@ def create_now():
     state = current_app.extensions["sigdesk"]
     out = folder / f"sigdesk-{datetime.now().astimezone().strftime('%Y%m%d-%H%M%S')}.sigdesk-backup"
     me = actor()
-    audit.record(dbs, "backup.started", actor=me, target=out.name, ip=client_ip())
-    dbs.commit()
+    with writing() as session:
+        audit.record(session, "backup.started", actor=me, target=out.name, ip=client_ip())
+    by = me.email
 
     def finished(status: dict) -> None:
-        with state.database.session() as session:
+        with write_lock(state.database.engine), state.database.session() as session:
             audit.record(session, "backup.created" if status["state"] == "done" else "backup.failed",
-                         target=out.name, detail={"by": me.email, "error": status.get("error")})
+                         target=out.name, detail={"by": by, "error": status.get("error")})
 
     if not _runner().start(state.database, app_config(), passphrase, out, finished):
         return error_response(409, "A backup is already running.")
@@ -129,8 +133,8 @@ def status():
 @requires(PERMISSION)
 def download(name: str):
     path = _file(name)
-    audit.record(db_session(), "backup.downloaded", actor=actor(), target=name, ip=client_ip())
-    db_session().commit()
+    with writing() as session:
+        audit.record(session, "backup.downloaded", actor=actor(), target=name, ip=client_ip())
     return send_from_directory(path.parent, path.name, as_attachment=True, mimetype="application/octet-stream")
 
 
@@ -156,7 +160,7 @@ def verify(name: str):
 def delete(name: str):
     path = _file(name)
     path.unlink()
-    audit.record(db_session(), "backup.deleted", actor=actor(), target=name, ip=client_ip())
-    db_session().commit()
+    with writing() as session:
+        audit.record(session, "backup.deleted", actor=actor(), target=name, ip=client_ip())
     flash(f"Deleted {name}.")
     return redirect(url_for("backups.index"))

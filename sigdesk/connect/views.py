@@ -8,7 +8,7 @@ from sigdesk.audit.services import record
 from sigdesk.connect import services as connect
 from sigdesk.settings import services as settings
 from sigdesk.settings.specs import SPECS
-from sigdesk.web import actor, cipher, client_ip, db_session, requires
+from sigdesk.web import Rejected, actor, cipher, client_ip, db_session, requires, writing
 
 bp = Blueprint("connect", __name__, url_prefix="/admin/whatsapp")
 
@@ -35,14 +35,15 @@ def index():
 @bp.post("/")
 @requires("settings.manage")
 def save():
-    session = db_session()
-    changed, errors = settings.apply_form(session, cipher(), connect.PLAIN_KEYS + connect.SECRET_KEYS, request.form, blank_keeps=True)
-    if errors:
-        session.rollback()
-        return _page(errors, status=400)
-    for key in changed:
-        record(session, "settings.changed", actor=actor(), target=key, ip=client_ip())
-    session.commit()
+    try:
+        with writing() as session:
+            changed, errors = settings.apply_form(session, cipher(), connect.PLAIN_KEYS + connect.SECRET_KEYS, request.form, blank_keeps=True)
+            if errors:
+                raise Rejected(errors)
+            for key in changed:
+                record(session, "settings.changed", actor=actor(), target=key, ip=client_ip())
+    except Rejected as rejected:
+        return _page(rejected.detail, status=400)
     _settings_changed()
     flash("WhatsApp settings saved." if changed else "Nothing changed.")
     return redirect(url_for("connect.index"))
@@ -51,10 +52,9 @@ def save():
 @bp.post("/verify-token")
 @requires("settings.manage")
 def new_verify_token():
-    session = db_session()
-    connect.generate_verify_token(session, cipher())
-    record(session, "settings.changed", actor=actor(), target="whatsapp.verify_token", ip=client_ip())
-    session.commit()
+    with writing() as session:
+        connect.generate_verify_token(session, cipher())
+        record(session, "settings.changed", actor=actor(), target="whatsapp.verify_token", ip=client_ip())
     _settings_changed()
     return render_template("connect/verify_token.html", token=settings.get(session, cipher(), "whatsapp.verify_token"),
                            callback_url=request.url_root + "webhooks/whatsapp")

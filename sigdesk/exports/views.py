@@ -11,7 +11,7 @@ from flask import Blueprint, flash, redirect, render_template, request, send_fil
 from sigdesk.audit import services as audit
 from sigdesk.exports import personal
 from sigdesk.exports.services import FORMATS, WHAT, ExportError, export
-from sigdesk.web import actor, app_config, client_ip, db_session, error_response, requires
+from sigdesk.web import actor, app_config, client_ip, db_session, error_response, requires, writing
 
 bp = Blueprint("exports", __name__, url_prefix="/admin/exports")
 
@@ -48,8 +48,8 @@ def download():
         written = export(db_session(), what, fmt, path, bom=bool(request.form.get("bom")))
     except ExportError as exc:
         return error_response(400, str(exc))
-    audit.record(db_session(), "export.downloaded", actor=actor(), target=what, ip=client_ip(), detail={"format": fmt, "rows": written})
-    db_session().commit()
+    with writing() as session:
+        audit.record(session, "export.downloaded", actor=actor(), target=what, ip=client_ip(), detail={"format": fmt, "rows": written})
     stamp = datetime.now().strftime("%Y%m%d-%H%M")
     mimetype = "application/zip" if zipped else ("text/csv" if fmt == "csv" else "application/x-ndjson")
     return _send(path, f"sigdesk-{what}-{stamp}{suffix}", mimetype)
@@ -71,8 +71,8 @@ def contact_download():
         personal.export_contact(db_session(), contact_id, path, app_config().data_dir)
     except ExportError as exc:
         return error_response(404, str(exc))
-    audit.record(db_session(), "export.contact", actor=actor(), target=f"contact {contact_id}", ip=client_ip())
-    db_session().commit()
+    with writing() as session:
+        audit.record(session, "export.contact", actor=actor(), target=f"contact {contact_id}", ip=client_ip())
     return _send(path, f"sigdesk-contact-{contact_id}.zip", "application/zip")
 
 
@@ -84,12 +84,11 @@ def contact_anonymise():
         return error_response(400, "Give the contact's number (ID).")
     if request.form.get("confirm") != "ANONYMISE":
         return error_response(400, "Type ANONYMISE to confirm: this cannot be undone.")
-    dbs = db_session()
     try:
-        doomed = personal.anonymise_contact(dbs, contact_id, app_config().data_dir, actor=actor())
+        with writing() as session:
+            doomed = personal.anonymise_contact(session, contact_id, app_config().data_dir, actor=actor())
     except ExportError as exc:
         return error_response(404, str(exc))
-    dbs.commit()
     removed = personal.remove_files(doomed)
     flash(f"Contact {contact_id} anonymised; {removed} media files deleted.")
     return redirect(url_for("exports.index"))

@@ -326,8 +326,7 @@ def mark_read(conversation_id: int):
         client = client_or_none(session, cipher())
         if client is not None:
             with client:
-                outbound.mark_read(session, found, client, True)  # unread is 0 already: this only tells WhatsApp
-        session.commit()
+                outbound.send_read_receipt(session, found, client)
     _publish("conversation.updated", found)
     return jsonify(id=found.id, unread_count=0)
 

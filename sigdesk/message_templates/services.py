@@ -9,14 +9,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from sigdesk.models import Template
-from sigdesk.whatsapp.client import GraphClient
 
 
-def sync(session: Session, client: GraphClient) -> int:
-    """Insert or update every template the WABA has; ones deleted at Meta are marked DELETED."""
+def sync(session: Session, listed: list[dict[str, Any]]) -> int:
+    """Insert or update every template the WABA has; ones deleted at Meta are marked DELETED.
+
+    `listed` is GraphClient.list_templates(), fetched before the write: Meta can take seconds to answer.
+    """
     seen: set[tuple[str, str]] = set()
     existing = {(row.name, row.language): row for row in session.scalars(select(Template))}
-    for item in client.list_templates():
+    for item in listed:
         key = (str(item.get("name", ""))[:255], str(item.get("language", ""))[:32])
         if not all(key):
             continue

@@ -5,7 +5,7 @@ from flask import Blueprint, flash, redirect, render_template, url_for
 from sigdesk.audit.services import record
 from sigdesk.connect.services import NotConnected, graph_client
 from sigdesk.message_templates import services as templates
-from sigdesk.web import actor, cipher, client_ip, db_session, requires
+from sigdesk.web import actor, cipher, client_ip, db_session, requires, writing
 from sigdesk.whatsapp.errors import GraphError
 
 bp = Blueprint("message_templates", __name__, url_prefix="/admin/templates")
@@ -21,15 +21,14 @@ def index():
 @bp.post("/sync")
 @requires("settings.manage")
 def sync():
-    session = db_session()
     try:
-        with graph_client(session, cipher()) as client:
-            count = templates.sync(session, client)
+        with graph_client(db_session(), cipher()) as client:
+            listed = client.list_templates()
     except (NotConnected, GraphError) as exc:
-        session.rollback()
         flash(exc.human if isinstance(exc, GraphError) else str(exc))
         return redirect(url_for("message_templates.index"))
-    record(session, "templates.synced", actor=actor(), ip=client_ip(), detail={"count": count})
-    session.commit()
+    with writing() as session:
+        count = templates.sync(session, listed)
+        record(session, "templates.synced", actor=actor(), ip=client_ip(), detail={"count": count})
     flash(f"{count} templates synced from Meta.")
     return redirect(url_for("message_templates.index"))

@@ -7,8 +7,11 @@ left it and never shows again once finished.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
+from sqlalchemy.orm import Session
 
 from sigdesk.audit.services import record
 from sigdesk.connect import services as connect
@@ -16,7 +19,7 @@ from sigdesk.onboarding import services as onboarding
 from sigdesk.relay import client as relay
 from sigdesk.settings import services as settings
 from sigdesk.settings.specs import SPECS, SettingError, parse_http_url
-from sigdesk.web import actor, cipher, client_ip, db_session, error_response, requires, wants_json
+from sigdesk.web import Rejected, actor, cipher, client_ip, db_session, error_response, requires, wants_json, writing
 
 bp = Blueprint("onboarding", __name__, url_prefix="/welcome")
 
@@ -61,20 +64,28 @@ def _page(step: str, status: int = 200, error: str | None = None, errors: dict[s
     return render_template(f"onboarding/{step}.html", **context), status
 
 
-def _next(past: str):
-    session = db_session()
-    following = onboarding.advance(session, cipher(), past)
+def _next(past: str, save: Callable[[Session], None] | None = None):
+    """The step's settings (save) and the wizard's progress go in one write: a refused save never moves it on."""
+    with writing() as session:
+        if save is not None:
+            save(session)
+        following = onboarding.advance(session, cipher(), past)
+        if following == onboarding.DONE:
+            _finished(session)
     if following == onboarding.DONE:
-        return _finish("SigDesk is set up. You can change any of this later under WhatsApp, Inbound and Backups.")
-    session.commit()
+        flash("SigDesk is set up. You can change any of this later under WhatsApp, Inbound and Backups.")
+        return redirect(url_for("home.index"))
     return redirect(url_for("onboarding.show", step=following))
 
 
-def _finish(message: str):
-    session = db_session()
+def _finished(session: Session) -> None:
     onboarding.finish(session, cipher())
     record(session, "onboarding.finished", actor=actor(), ip=client_ip())
-    session.commit()
+
+
+def _finish(message: str):
+    with writing() as session:
+        _finished(session)
     flash(message)
     return redirect(url_for("home.index"))
 
@@ -87,8 +98,8 @@ def index():
     if current == onboarding.DONE:
         return _finished_redirect()
     if current is None:
-        onboarding.start(session, cipher())
-        session.commit()
+        with writing() as session:
+            onboarding.start(session, cipher())
     return redirect(url_for("onboarding.show", step=current or onboarding.STEPS[0]))
 
 
@@ -123,27 +134,29 @@ def submit(step: str):
 
 
 def _save_whatsapp():
-    session = db_session()
-    changed, errors = settings.apply_form(session, cipher(), WHATSAPP_KEYS, request.form, blank_keeps=True)
-    if not errors and connect.missing(session, cipher()):
-        errors["whatsapp.access_token"] = "Enter at least the phone number ID and the access token, or skip this step."
-    if errors:
-        session.rollback()
-        return _page("whatsapp", 400, error=next(iter(errors.values())), errors=errors)
-    if not settings.is_set(session, "whatsapp.verify_token"):
-        connect.generate_verify_token(session, cipher())
-        changed.append("whatsapp.verify_token")
-    for key in changed:
-        record(session, "settings.changed", actor=actor(), target=key, ip=client_ip(), detail={"via": "first run"})
-    session.commit()
+    def save(session: Session) -> None:
+        changed, errors = settings.apply_form(session, cipher(), WHATSAPP_KEYS, request.form, blank_keeps=True)
+        if not errors and connect.missing(session, cipher()):
+            errors["whatsapp.access_token"] = "Enter at least the phone number ID and the access token, or skip this step."
+        if errors:
+            raise Rejected(errors)
+        if not settings.is_set(session, "whatsapp.verify_token"):
+            connect.generate_verify_token(session, cipher())
+            changed.append("whatsapp.verify_token")
+        for key in changed:
+            record(session, "settings.changed", actor=actor(), target=key, ip=client_ip(), detail={"via": "first run"})
+
+    try:
+        response = _next("whatsapp", save)
+    except Rejected as rejected:
+        return _page("whatsapp", 400, error=next(iter(rejected.detail.values())), errors=rejected.detail)
     from sigdesk.inbound.views import invalidate_app_secret
 
     invalidate_app_secret()
-    return _next("whatsapp")
+    return response
 
 
 def _save_inbound():
-    session = db_session()
     mode = (request.form.get("mode") or "").strip().lower()
     if mode == "relay":
         code = (request.form.get("code") or "").strip()
@@ -157,31 +170,32 @@ def _save_inbound():
             pairing = relay.pair(url, code)
         except relay.RelayProblem as exc:
             return _page("inbound", 400, error=f"Pairing failed: {exc}")
-        relay.save_pairing(session, cipher(), url, pairing)
-        record(session, "relay.paired", actor=actor(), target=pairing.name, ip=client_ip(), detail={"relay": url})
+
+        def save(session: Session) -> None:
+            relay.save_pairing(session, cipher(), url, pairing)
+            record(session, "relay.paired", actor=actor(), target=pairing.name, ip=client_ip(), detail={"relay": url})
     else:
-        try:
+        def save(session: Session) -> None:
             settings.set_text(session, cipher(), "inbound.mode", mode)
-        except SettingError as exc:
-            session.rollback()
-            return _page("inbound", 400, error=str(exc))
-        record(session, "settings.changed", actor=actor(), target="inbound.mode", ip=client_ip(), detail={"mode": mode})
-    session.commit()
+            record(session, "settings.changed", actor=actor(), target="inbound.mode", ip=client_ip(), detail={"mode": mode})
+    try:
+        response = _next("inbound", save)
+    except SettingError as exc:
+        return _page("inbound", 400, error=str(exc))
     puller = current_app.extensions.get("sigdesk.relay")
     if puller is not None:
         puller.wake()
-    return _next("inbound")
+    return response
 
 
 def _save_backup():
-    session = db_session()
     form = request.form
     errors: dict[str, str] = {}
     try:
         folder = onboarding.check_backup_folder(form.get("backup.folder", ""), may_create=onboarding.suggested_backup_folder())
     except onboarding.OnboardingError as exc:
         errors["backup.folder"] = str(exc)
-    keeps_passphrase = settings.is_set(session, "backup.passphrase") and not form.get("passphrase")
+    keeps_passphrase = settings.is_set(db_session(), "backup.passphrase") and not form.get("passphrase")
     if not keeps_passphrase:
         try:
             passphrase = onboarding.check_passphrase(form.get("passphrase", ""), form.get("passphrase_confirm", ""))
@@ -192,15 +206,18 @@ def _save_backup():
         errors["backup.schedule"] = f"'{schedule}' is not a backup schedule (use daily, weekly or off)"
     if errors:
         return _page("backup", 400, error=next(iter(errors.values())), errors=errors)
-    settings.set_text(session, cipher(), "backup.folder", str(folder))
-    settings.set_text(session, cipher(), "backup.schedule", schedule)
-    changed = ["backup.folder", "backup.schedule"]
-    if not keeps_passphrase:
-        settings.set_text(session, cipher(), "backup.passphrase", passphrase)
-        changed.append("backup.passphrase")
-    for key in changed:
-        record(session, "settings.changed", actor=actor(), target=key, ip=client_ip(), detail={"via": "first run"})
-    return _next("backup")
+
+    def save(session: Session) -> None:
+        settings.set_text(session, cipher(), "backup.folder", str(folder))
+        settings.set_text(session, cipher(), "backup.schedule", schedule)
+        changed = ["backup.folder", "backup.schedule"]
+        if not keeps_passphrase:
+            settings.set_text(session, cipher(), "backup.passphrase", passphrase)
+            changed.append("backup.passphrase")
+        for key in changed:
+            record(session, "settings.changed", actor=actor(), target=key, ip=client_ip(), detail={"via": "first run"})
+
+    return _next("backup", save)
 
 
 @bp.app_context_processor

@@ -263,8 +263,12 @@ def mark_read(session: Session, conversation: Conversation, sender: Sender | Non
     """Clear the unread count; tell the customer only when the business wants read receipts."""
     conversation.unread_count = 0
     session.flush()
-    if not receipts or sender is None:
-        return
+    if receipts and sender is not None:
+        send_read_receipt(session, conversation, sender)
+
+
+def send_read_receipt(session: Session, conversation: Conversation, sender: Sender) -> None:
+    """Tell the customer their latest message was read; a network call, so keep it outside writes."""
     latest = session.scalar(
         select(Message.wamid)
         .where(Message.conversation_id == conversation.id, Message.direction == Direction.IN.value, Message.wamid.is_not(None))

@@ -8,11 +8,10 @@ from flask import Blueprint, current_app, flash, jsonify, redirect, render_templ
 
 from sigdesk.audit.services import record
 from sigdesk.db import utcnow
-from sigdesk.inbound.services import write_lock
 from sigdesk.relay import client as relay, receive
 from sigdesk.settings import services as settings
 from sigdesk.settings.specs import SettingError, parse_http_url
-from sigdesk.web import actor, cipher, client_ip, db_session, error_response, requires
+from sigdesk.web import Rejected, actor, cipher, client_ip, db_session, error_response, requires, writing
 
 bp = Blueprint("relay", __name__, url_prefix="/admin/inbound")
 
@@ -85,10 +84,9 @@ def pair():
         pairing = relay.pair(url, code)
     except relay.RelayProblem as exc:
         return _page(f"Pairing failed: {exc}", 400)
-    session = db_session()
-    relay.save_pairing(session, cipher(), url, pairing)
-    record(session, "relay.paired", actor=actor(), target=pairing.name, ip=client_ip(), detail={"relay": url})
-    session.commit()
+    with writing() as session:
+        relay.save_pairing(session, cipher(), url, pairing)
+        record(session, "relay.paired", actor=actor(), target=pairing.name, ip=client_ip(), detail={"relay": url})
     _puller().wake()
     flash(f"Paired with the relay as '{pairing.name}'. Events now come through the relay.")
     return redirect(url_for("relay.index"))
@@ -97,18 +95,17 @@ def pair():
 @bp.post("/mode")
 @requires("settings.manage")
 def mode():
-    session = db_session()
     wanted = request.form.get("mode", "")
     try:
-        chosen = settings.set_text(session, cipher(), "inbound.mode", wanted)
+        with writing() as session:
+            chosen = settings.set_text(session, cipher(), "inbound.mode", wanted)
+            if chosen == "relay" and not relay.read_config(session, cipher()).token:
+                raise Rejected("Pair with a relay first (relay address and pairing code below).")
+            record(session, "settings.changed", actor=actor(), target="inbound.mode", ip=client_ip(), detail={"mode": chosen})
     except SettingError as exc:
-        session.rollback()
         return _page(str(exc), 400)
-    if chosen == "relay" and not relay.read_config(session, cipher()).token:
-        session.rollback()
-        return _page("Pair with a relay first (relay address and pairing code below).", 400)
-    record(session, "settings.changed", actor=actor(), target="inbound.mode", ip=client_ip(), detail={"mode": chosen})
-    session.commit()
+    except Rejected as rejected:
+        return _page(rejected.detail, 400)
     _puller().wake()
     flash("Inbound webhooks now come through the relay." if chosen == "relay"
           else "Inbound webhooks now come directly to this server.")
@@ -118,11 +115,10 @@ def mode():
 @bp.post("/unpair")
 @requires("settings.manage")
 def unpair():
-    session = db_session()
-    settings.set_value(session, cipher(), "relay.token", "")
-    settings.set_value(session, cipher(), "inbound.mode", "direct")
-    record(session, "relay.unpaired", actor=actor(), ip=client_ip())
-    session.commit()
+    with writing() as session:
+        settings.set_value(session, cipher(), "relay.token", "")
+        settings.set_value(session, cipher(), "inbound.mode", "direct")
+        record(session, "relay.unpaired", actor=actor(), ip=client_ip())
     _puller().wake()
     flash("Unpaired from the relay. Inbound webhooks now come directly to this server.")
     return redirect(url_for("relay.index"))
@@ -144,9 +140,8 @@ def replay():
             result = client.replay(since)
     except relay.RelayProblem as exc:
         return _page(f"Replay failed: {exc}", 400 if not isinstance(exc, relay.RelayUnavailable) else 502)
-    session = db_session()
-    record(session, "relay.replay", actor=actor(), ip=client_ip(), detail={"since": text})
-    session.commit()
+    with writing() as session:
+        record(session, "relay.replay", actor=actor(), ip=client_ip(), detail={"since": text})
     _puller().wake()
     count = result.get("redelivering", 0)
     flash(f"The relay is sending {count} event{'s' if count != 1 else ''} again from {text}; "
@@ -159,18 +154,13 @@ def replay():
 @requires("settings.manage")
 def recheck():
     """After correcting the app secret: let through the relayed events that now verify."""
-    session = db_session()
-    secret = settings.get(session, cipher(), "whatsapp.app_secret")
-    if not secret:
+    if not settings.get(db_session(), cipher(), "whatsapp.app_secret"):
         return error_response(400, "Enter the Meta app secret first (Settings → WhatsApp).")
-    if session.in_transaction():
-        session.commit()
-    with write_lock(session):
-        released = receive.recheck_quarantined(session, secret)
-        session.commit()
-    relay.apply(session, released)
-    record(session, "relay.recheck", actor=actor(), ip=client_ip(), detail={"released": len(released)})
-    session.commit()
+    with writing() as session:
+        released = receive.recheck_quarantined(session, settings.get(session, cipher(), "whatsapp.app_secret"))
+    relay.apply(session, released)  # takes the write lock itself, a chunk at a time
+    with writing() as session:
+        record(session, "relay.recheck", actor=actor(), ip=client_ip(), detail={"released": len(released)})
     flash(f"{len(released)} quarantined event{'s' if len(released) != 1 else ''} now match the app secret "
           "and were processed." if released else "No quarantined event matches the current app secret.")
     return redirect(url_for("relay.index"))

@@ -62,6 +62,29 @@ def test_wrong_password_and_unknown_email_are_told_apart_only_in_the_log(store):
     assert accounts.authenticate(session, "nobody@example.com", "wrong").reason == "unknown_email"
 
 
+def test_a_password_change_or_deactivation_during_the_bcrypt_check_refuses_the_login(store):
+    session, _ = store
+    user = make_user(session)
+    checked = accounts.authenticate(session, "amy@example.com", "long enough password")
+    assert accounts.recheck_login(checked).ok
+    user.is_active = False
+    assert accounts.recheck_login(checked).reason == "deactivated"
+    user.is_active = True
+    accounts.change_password(session, user, accounts.prepare_password_change(user, "long enough password", "a new long password", 4))
+    assert accounts.recheck_login(checked).reason == "wrong_password"
+
+
+def test_of_two_password_changes_prepared_together_only_the_first_is_stored(store):
+    session, _ = store
+    user = make_user(session)
+    first = accounts.prepare_password_change(user, "long enough password", "the first new password", 4)
+    second = accounts.prepare_password_change(user, "long enough password", "the second new password", 4)
+    accounts.change_password(session, user, first)
+    with pytest.raises(accounts.AccountError, match="current password is not correct"):
+        accounts.change_password(session, user, second)
+    assert accounts.check_password("the first new password", user.password_hash)
+
+
 def enrol(session, cipher, user):
     secret = accounts.begin_totp_enrolment(session, cipher, user)
     totp = pyotp.TOTP(secret)
