@@ -16,7 +16,7 @@ from werkzeug.exceptions import HTTPException
 from sigdesk import __version__
 from sigdesk.config import Config
 from sigdesk.crypto import Cipher
-from sigdesk.db import Database, upgrade_to_head
+from sigdesk.db import Database, upgrade_to_head, write_lock
 from sigdesk.events.bus import EventBus
 from sigdesk.extensions import csrf, init_limiter, login_manager
 from sigdesk.jobs import Worker
@@ -123,7 +123,8 @@ def _init_login(app: Flask) -> None:
         row = token_for(db_session(), auth.token)
         if row is None:
             return None
-        with app.extensions["sigdesk"].database.session() as writer:
+        database = app.extensions["sigdesk"].database
+        with write_lock(database.engine), database.session() as writer:  # the lock outlives the commit
             touch_token(writer, row.id)
         g.token_user_id = row.user.id
         return LoginUser(row.user)
@@ -150,7 +151,7 @@ def _register_blueprints(app: Flask) -> None:
     from sigdesk.deliveries.views import bp as deliveries_bp
     from sigdesk.health import bp as health_bp
     from sigdesk.home import bp as home_bp
-    from sigdesk.inbound.views import bp as inbound_bp
+    from sigdesk.inbound.views import bp as inbound_bp, install_intake
     from sigdesk.media.views import bp as media_bp
     from sigdesk.message_templates.views import bp as templates_bp
     from sigdesk.relay.views import bp as relay_bp
@@ -164,6 +165,7 @@ def _register_blueprints(app: Flask) -> None:
         inbound_bp, connect_bp, media_bp, templates_bp, deliveries_bp, relay_bp, backups_bp, exports_bp,
     ):
         app.register_blueprint(blueprint)
+    install_intake(app)
 
 
 def _register_jobs(app: Flask) -> None:

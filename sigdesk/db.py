@@ -153,7 +153,8 @@ class Database:
         self.url = url
         self.engine = make_engine(url)
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
-        self.writer = sessionmaker(self.engine.execution_options(**{WRITER_OPTION: True}), expire_on_commit=False)
+        self.writer_engine = self.engine.execution_options(**{WRITER_OPTION: True})
+        self.writer = sessionmaker(self.writer_engine, expire_on_commit=False)
 
     @contextmanager
     def session(self, write: bool = True) -> Iterator[Session]:

@@ -70,3 +70,54 @@ def test_batches_are_capped():
     for thread in threads:
         thread.join()
     assert sum(sizes) == 10 and max(sizes) <= 3
+
+
+def test_one_batch_is_written_at_a_time_even_when_the_queue_outgrows_a_batch():
+    writing = threading.Lock()
+    overlaps = 0
+
+    def write(items: list[int]) -> list[int]:
+        nonlocal overlaps
+        if not writing.acquire(blocking=False):
+            overlaps += 1
+            return items
+        try:
+            time.sleep(0.002)
+            return items
+        finally:
+            writing.release()
+
+    group = GroupCommit(write, max_batch=2)
+    results: list[int] = []
+    threads = [threading.Thread(target=lambda n=n: results.append(group.submit(n))) for n in range(30)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == list(range(30)) and overlaps == 0
+
+
+def test_idle_is_called_once_a_run_of_batches_ends_and_never_during_a_write():
+    busy = threading.Lock()
+    events: list[str] = []
+
+    def write(items: list[int]) -> list[int]:
+        assert busy.acquire(blocking=False), "a write overlapped another step"
+        time.sleep(0.002)
+        events.append("write")
+        busy.release()
+        return items
+
+    def idle() -> None:
+        assert busy.acquire(blocking=False), "idle overlapped a write"
+        events.append("idle")
+        busy.release()
+
+    group = GroupCommit(write, idle=idle)
+    threads = [threading.Thread(target=group.submit, args=(n,)) for n in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert events[-1] == "idle" and "write" in events
+    assert group.submit(99) == 99 and events[-2:] == ["write", "idle"]

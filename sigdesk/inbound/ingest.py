@@ -96,14 +96,15 @@ _TOUCH_CONVERSATION = Prepared(
         ),
     )
 )
-_TOUCH_CONTACT = Prepared(
+# Two statements, not one with a CASE: naming profile_name in SET rewrites the contact's full-text
+# entry (an UPDATE OF trigger), and the name rarely changes while last_inbound_at always does.
+_CONTACT_SEEN_STMT = (
     update(_contacts)
     .where(_contacts.c.id == bindparam("b_id"))
-    .values(
-        last_inbound_at=_later(_contacts.c.last_inbound_at, "b_inbound_at"),
-        profile_name=case((bindparam("b_name").is_(None), _contacts.c.profile_name), else_=bindparam("b_name")),
-    )
+    .values(last_inbound_at=_later(_contacts.c.last_inbound_at, "b_inbound_at"))
 )
+_CONTACT_SEEN = Prepared(_CONTACT_SEEN_STMT)
+_CONTACT_RENAMED = Prepared(_CONTACT_SEEN_STMT.values(profile_name=bindparam("b_name")))
 
 
 def _rank_of(column):
@@ -343,10 +344,12 @@ def _apply_touches(state: _State) -> None:
             "b_inbound_at": touch.last_inbound_at, "b_unread": touch.unread,
         })
         name = state.names.pop(touch.contact_id, None)
-        if touch.last_inbound_at is not None or name is not None:
-            _TOUCH_CONTACT(state.conn, {"b_id": touch.contact_id, "b_inbound_at": touch.last_inbound_at, "b_name": name})
+        if name is not None:
+            _CONTACT_RENAMED(state.conn, {"b_id": touch.contact_id, "b_inbound_at": touch.last_inbound_at, "b_name": name})
+        elif touch.last_inbound_at is not None:
+            _CONTACT_SEEN(state.conn, {"b_id": touch.contact_id, "b_inbound_at": touch.last_inbound_at})
     for contact_id, name in state.names.items():
-        _TOUCH_CONTACT(state.conn, {"b_id": contact_id, "b_inbound_at": None, "b_name": name})
+        _CONTACT_RENAMED(state.conn, {"b_id": contact_id, "b_inbound_at": None, "b_name": name})
 
 
 # --- messages ----------------------------------------------------------------------------------

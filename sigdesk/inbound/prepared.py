@@ -34,10 +34,13 @@ _MISSING = object()
 @dataclass(frozen=True)
 class _Plan:
     sql: str
-    names: tuple[str, ...]
+    names: tuple[str, ...]  # each bound name once
     keys: tuple[str, ...] | None  # driver-side names for named paramstyles; None when positional
     defaults: tuple[Any, ...]
     processors: tuple[Callable[[Any], Any] | None, ...]
+    # positional SQL repeats a value used twice (x = max(x, :t) names :t three times): its position
+    # in `names` for each placeholder, so each value is converted once; None when nothing repeats
+    order: tuple[int, ...] | None
 
 
 class Prepared:
@@ -55,8 +58,11 @@ class Prepared:
             compiled = stmt.compile(dialect=dialect, column_keys=self._column_keys)
             if "POSTCOMPILE" in compiled.string:
                 raise RuntimeError("Prepared statements cannot hold IN lists")
+            order = None
             if compiled.positiontup is not None:
-                names, keys = tuple(compiled.positiontup), None
+                names, keys = tuple(dict.fromkeys(compiled.positiontup)), None
+                if len(names) != len(compiled.positiontup):
+                    order = tuple(names.index(name) for name in compiled.positiontup)
             else:
                 names = tuple(compiled.binds)
                 escaped = compiled.escaped_bind_names or {}
@@ -68,6 +74,7 @@ class Prepared:
                 keys=keys,
                 defaults=tuple(_MISSING if bind.required or bind.callable else bind.effective_value for bind in binds),
                 processors=tuple(bind.type.dialect_impl(dialect).bind_processor(dialect) for bind in binds),
+                order=order,
             )
             self._plans[dialect.name] = plan
         return plan
@@ -81,7 +88,10 @@ class Prepared:
             if value is _MISSING:
                 raise KeyError(f"missing value for {name}")
             values.append(processor(value) if processor is not None and value is not None else value)
-        bound = tuple(values) if plan.keys is None else dict(zip(plan.keys, values))
+        if plan.keys is not None:
+            bound = dict(zip(plan.keys, values))
+        else:
+            bound = tuple(values) if plan.order is None else tuple(values[index] for index in plan.order)
         cursor = conn.connection.dbapi_connection.cursor()
         try:
             cursor.execute(plan.sql, bound)

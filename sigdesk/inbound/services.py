@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError, StatementError
 from sqlalchemy.orm import Session
 
@@ -59,6 +59,7 @@ BAD_SIGNATURE = "bad_signature"
 PROCESS_ATTEMPTS = 5
 PROCESS_CHUNK = 100
 MAX_ERROR_CHARS = 2000
+INTAKE_ISOLATION = "READ COMMITTED"  # on MySQL; see _connection
 
 _deliveries = WebhookDelivery.__table__
 _counters = WebhookCounter.__table__
@@ -85,7 +86,9 @@ _MARK_FAILED = Prepared(
     .where(_deliveries.c.id == bindparam("b_id"))
     .values(state=DeliveryState.FAILED.value, error=bindparam("b_error"), processed_at=_when("b_now"))
 )
-_STORE_COLUMNS = ("raw", "signature", "size", "source", "state", "error", "attempts", "event_count", "received_at")
+_STORE_COLUMNS = (
+    "raw", "signature", "size", "source", "state", "error", "attempts", "event_count", "received_at", "processed_at",
+)
 _STORE = Prepared(insert(_deliveries), column_keys=_STORE_COLUMNS)
 
 
@@ -125,18 +128,40 @@ def rejected_count(session: Session, name: str = BAD_SIGNATURE) -> int:
 
 def store_delivery(session: Session, raw: bytes, signature: str | None, source: str = "direct") -> int:
     """Keep the exact bytes first and return the delivery's id; commit before processing it."""
-    result = _STORE(session.connection(), {
+    return _insert_delivery(session.connection(), raw, signature, source, DeliveryState.RECEIVED.value)
+
+
+def _insert_delivery(conn, raw: bytes, signature: str | None, source: str, state: str, error: str | None = None,
+                     event_count: int = 0, processed: bool = False) -> int:
+    now = utcnow()
+    return _STORE(conn, {
         "raw": raw,
         "signature": signature[:100] if signature else None,
         "size": len(raw),
         "source": source,
-        "state": DeliveryState.RECEIVED.value,
-        "error": None,
-        "attempts": 0,
-        "event_count": 0,
-        "received_at": utcnow(),
-    })
-    return result.lastrowid
+        "state": state,
+        "error": error,
+        "attempts": 1 if processed else 0,
+        "event_count": event_count,
+        "received_at": now,
+        "processed_at": now if processed else None,
+    }).lastrowid
+
+
+def _store_applied(session: Session, conn, item: Incoming, changes: list[Change]) -> tuple[int, str]:
+    """Store a delivery already marked with its outcome and apply it: one statement fewer than
+    storing, then marking, when both happen in the same transaction anyway."""
+    parsed, state, error = item.parsed, DeliveryState.PROCESSED.value, None
+    if parsed is None:
+        try:
+            parsed = parse(item.raw)
+        except MalformedDelivery as exc:
+            state, error = DeliveryState.QUARANTINED.value, str(exc)
+    delivery_id = _insert_delivery(conn, item.raw, item.signature, item.source, state, error,
+                                   parsed.event_count if parsed is not None else 0, processed=True)
+    if parsed is not None:
+        changes.extend(ingest_on(session, conn, parsed, delivery_id).changes)
+    return delivery_id, state
 
 
 def process_delivery(
@@ -184,7 +209,9 @@ def _connection(session: Session):
     nothing, like a status for an unknown wamid) deadlock concurrent deliveries. Every decision here
     rests on unique keys and single-statement updates, which need no gap locks."""
     if session.get_bind().dialect.name in ("mysql", "mariadb") and not session.in_transaction():
-        return session.connection(execution_options={"isolation_level": "READ COMMITTED"})
+        bind = session.bind
+        if not (isinstance(bind, Connection) and bind.get_execution_options().get("isolation_level") == INTAKE_ISOLATION):
+            return session.connection(execution_options={"isolation_level": INTAKE_ISOLATION})
     return session.connection()
 
 
@@ -254,17 +281,20 @@ def store_and_apply(session: Session, incoming: Sequence[Incoming]) -> tuple[lis
     only after this returns, so a crash in between loses nothing: Meta sends it again.
     """
     with write_lock(session):
-        _connection(session)
-        ids = [store_delivery(session, item.raw, item.signature, item.source) for item in incoming]
+        conn = _connection(session)
+        ids: list[int] = []
         applied = Applied()
         try:
-            for delivery_id, item in zip(ids, incoming):
-                applied.states.append(process_delivery(session, delivery_id, item.raw, item.parsed, applied.changes))
+            for item in incoming:
+                delivery_id, state = _store_applied(session, conn, item, applied.changes)
+                ids.append(delivery_id)
+                applied.states.append(state)
             session.commit()
             return ids, applied
         except Exception as exc:  # noqa: BLE001 - done again the careful way just below
             session.rollback()
-            log.info("%d deliveries could not be applied together (%s); storing them first", len(ids), type(exc).__name__)
+            log.info("%d deliveries could not be applied together (%s); storing them first",
+                     len(incoming), type(exc).__name__)
     with write_lock(session):
         ids = [store_delivery(session, item.raw, item.signature, item.source) for item in incoming]
         session.commit()

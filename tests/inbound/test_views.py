@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import func, select, text
 
 from sigdesk.inbound import services
-from sigdesk.inbound.views import MAX_WEBHOOK_BYTES
+from sigdesk.inbound.intake import MAX_WEBHOOK_BYTES
 from sigdesk.models import Contact, Message, MessageStatusEvent, WebhookDelivery
 from sigdesk.settings import services as settings
 from sigdesk.whatsapp.webhook import signature_header
@@ -162,6 +162,22 @@ def test_form_encoded_body_is_read_raw_not_parsed_as_a_form(configured, client):
     assert response.status_code == 200
     with configured.extensions["sigdesk"].database.session() as session:
         assert session.scalar(select(WebhookDelivery.raw)) == raw
+
+
+def test_deliveries_are_answered_before_flask_with_no_cookie_and_nothing_to_sniff(configured, client):
+    raw = body_of("message_text")
+    response = client.post(URL, data=raw, headers=signed(raw))
+    assert response.status_code == 200 and response.get_json()["status"] == "processed"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert "Set-Cookie" not in response.headers
+
+
+def test_other_methods_and_paths_are_left_to_flask(configured, client):
+    raw = body_of("message_text")
+    for response in (client.put(URL, data=raw, headers=signed(raw)),
+                     client.post(URL + "/again", data=raw, headers=signed(raw))):
+        assert response.status_code == 400 and "CSRF" in response.get_json()["error"]  # Flask's own checks
+    assert rows(configured, WebhookDelivery) == 0
 
 
 def test_webhook_needs_no_csrf_token_or_login(configured, client):
