@@ -191,9 +191,24 @@ def ingest(session: Session, delivery: wa.Delivery, delivery_id: int | None = No
     return ingest_on(session, session.connection(), delivery, delivery_id)
 
 
-def ingest_on(session: Session, conn: Connection, delivery: wa.Delivery, delivery_id: int | None) -> IngestResult:
-    """`ingest` on a connection the caller already holds (saves a lookup per delivery)."""
-    state = _State(session=session, conn=conn, now=utcnow(), delivery_id=delivery_id)
+@dataclass
+class KnownContacts:
+    """Senders already looked up (and locked) in this transaction; None marks one looked up and not
+    found. Deliveries applied in one transaction share it: most come from a few busy senders."""
+
+    by_wa: dict[str, _ContactRow | None] = field(default_factory=dict)
+    by_user: dict[str, _ContactRow | None] = field(default_factory=dict)
+
+
+def ingest_on(
+    session: Session, conn: Connection, delivery: wa.Delivery, delivery_id: int | None,
+    known: KnownContacts | None = None,
+) -> IngestResult:
+    """`ingest` on a connection the caller already holds (saves a lookup per delivery); `known`
+    only ever within the one transaction it was filled in."""
+    known = known if known is not None else KnownContacts()
+    state = _State(session=session, conn=conn, now=utcnow(), delivery_id=delivery_id,
+                   by_wa=known.by_wa, by_user=known.by_user)
     _prefetch_contacts(state, delivery)
     for message in delivery.messages:
         _ingest_message(state, message)
@@ -218,7 +233,7 @@ def _prefetch_contacts(state: _State, delivery: wa.Delivery) -> None:
     """Load each sender once per delivery, however many messages they sent in it."""
     keys = {(_cut(item.wa_id, 64), _cut(item.user_id, 64)) for item in (*delivery.messages, *delivery.preferences)}
     for wa_id, user_id in sorted(keys, key=lambda key: (key[0] or "", key[1] or "")):  # one lock order for all
-        if wa_id or user_id:
+        if (wa_id and wa_id not in state.by_wa) or (user_id and user_id not in state.by_user):
             _load_contacts(state, wa_id, user_id)
 
 

@@ -39,7 +39,7 @@ from sqlalchemy.orm import Session
 from sigdesk.crypto import Cipher
 from sigdesk.db import UTCDateTime, utcnow, write_lock
 from sigdesk.events.bus import EventBus
-from sigdesk.inbound.ingest import Change, IngestResult, ingest, ingest_on, replay_statuses
+from sigdesk.inbound.ingest import Change, IngestResult, KnownContacts, ingest, ingest_on, replay_statuses
 from sigdesk.inbound.prepared import Prepared, insert_ignore
 from sigdesk.models import DeliveryState, WebhookCounter, WebhookDelivery
 from sigdesk.settings import services as settings
@@ -148,7 +148,9 @@ def _insert_delivery(conn, raw: bytes, signature: str | None, source: str, state
     }).lastrowid
 
 
-def _store_applied(session: Session, conn, item: Incoming, changes: list[Change]) -> tuple[int, str]:
+def _store_applied(
+    session: Session, conn, item: Incoming, changes: list[Change], known: KnownContacts,
+) -> tuple[int, str]:
     """Store a delivery already marked with its outcome and apply it: one statement fewer than
     storing, then marking, when both happen in the same transaction anyway."""
     parsed, state, error = item.parsed, DeliveryState.PROCESSED.value, None
@@ -160,13 +162,13 @@ def _store_applied(session: Session, conn, item: Incoming, changes: list[Change]
     delivery_id = _insert_delivery(conn, item.raw, item.signature, item.source, state, error,
                                    parsed.event_count if parsed is not None else 0, processed=True)
     if parsed is not None:
-        changes.extend(ingest_on(session, conn, parsed, delivery_id).changes)
+        changes.extend(ingest_on(session, conn, parsed, delivery_id, known).changes)
     return delivery_id, state
 
 
 def process_delivery(
     session: Session, delivery_id: int, raw: bytes | None = None, parsed: wa.Delivery | None = None,
-    changes: list[Change] | None = None,
+    changes: list[Change] | None = None, known: KnownContacts | None = None,
 ) -> str:
     """Parse (unless the caller already did) and apply a stored delivery; returns its new state.
 
@@ -198,7 +200,7 @@ def process_delivery(
         _SET_RESULT(conn, params)
     if parsed is None:
         return DeliveryState.QUARANTINED.value
-    result = ingest_on(session, conn, parsed, delivery_id)
+    result = ingest_on(session, conn, parsed, delivery_id, known)
     if changes is not None:
         changes.extend(result.changes)
     return DeliveryState.PROCESSED.value
@@ -284,9 +286,10 @@ def store_and_apply(session: Session, incoming: Sequence[Incoming]) -> tuple[lis
         conn = _connection(session)
         ids: list[int] = []
         applied = Applied()
+        known = KnownContacts()
         try:
             for item in incoming:
-                delivery_id, state = _store_applied(session, conn, item, applied.changes)
+                delivery_id, state = _store_applied(session, conn, item, applied.changes, known)
                 ids.append(delivery_id)
                 applied.states.append(state)
             session.commit()
@@ -313,9 +316,10 @@ def process_batch(session: Session, pending: Sequence[Pending]) -> Applied:
         with write_lock(session):
             states: list[str] = []
             changes: list[Change] = []
+            known = KnownContacts()
             try:
                 for item in chunk:
-                    states.append(process_delivery(session, item.delivery_id, item.raw, item.parsed, changes))
+                    states.append(process_delivery(session, item.delivery_id, item.raw, item.parsed, changes, known))
                 session.commit()
                 applied.states.extend(states)
                 applied.changes.extend(changes)
