@@ -11,10 +11,11 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime, timezone
 from pathlib import Path
 
-from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy import Connection, DateTime, Engine, MetaData, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.pool import Pool
 from sqlalchemy.types import TypeDecorator
 
 from sigdesk.config import ConfigError
@@ -124,11 +125,11 @@ def _sqlite_begin(connection) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE" if writer else "BEGIN")
 
 
-_write_locks: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
+_write_locks: weakref.WeakKeyDictionary[Pool, threading.Lock] = weakref.WeakKeyDictionary()
 _write_locks_guard = threading.Lock()
 
 
-def write_lock(session_or_engine: Session | Engine) -> AbstractContextManager:
+def write_lock(session_or_engine: Session | Engine | Connection) -> AbstractContextManager:
     """Hold around a write transaction on SQLite, from its first statement to its commit.
 
     SQLite has one writer at a time: a transaction that read first and then writes fails at once
@@ -136,13 +137,14 @@ def write_lock(session_or_engine: Session | Engine) -> AbstractContextManager:
     in growing steps. Queueing this process's writers on a mutex avoids both. MySQL locks rows, so
     there it is a no-op. Never hold it across a network call.
     """
-    engine = session_or_engine.get_bind() if isinstance(session_or_engine, Session) else session_or_engine
-    if engine.dialect.name != "sqlite":
+    bind = session_or_engine.get_bind() if isinstance(session_or_engine, Session) else session_or_engine
+    if bind.dialect.name != "sqlite":
         return nullcontext()
+    pool = bind.engine.pool  # one per database: shared by the writer engine, sessions and connections
     with _write_locks_guard:
-        lock = _write_locks.get(engine)
+        lock = _write_locks.get(pool)
         if lock is None:
-            lock = _write_locks[engine] = threading.Lock()
+            lock = _write_locks[pool] = threading.Lock()
     return lock
 
 

@@ -2,7 +2,7 @@ import pytest
 from sqlalchemy import text
 
 from sigdesk.config import ConfigError
-from sigdesk.db import Database, parse_url
+from sigdesk.db import Database, parse_url, write_lock
 from sigdesk.models import User
 
 
@@ -44,3 +44,17 @@ def test_emoji_and_non_latin_text_round_trip(app):
     with database.session() as session:
         stored = session.query(User).filter_by(email="emoji@example.com").one()
         assert stored.name == name
+
+
+def test_every_writer_to_one_sqlite_database_queues_on_the_same_lock(app):
+    database = app.extensions["sigdesk"].database
+    if database.engine.dialect.name != "sqlite":
+        pytest.skip("MySQL locks rows; there is no process-wide write lock")
+    reader, writer = database.sessionmaker(), database.writer()
+    with database.writer_engine.connect() as connection:
+        locks = {id(write_lock(database.engine)), id(write_lock(database.writer_engine)), id(write_lock(reader)),
+                 id(write_lock(writer)), id(write_lock(connection))}
+    reader.close()
+    writer.close()
+    assert len(locks) == 1
+    assert write_lock(Database("sqlite://").engine) is not write_lock(database.engine)
