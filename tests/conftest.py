@@ -20,6 +20,7 @@ from sigdesk.auth import services as accounts
 from sigdesk.config import Config
 from sigdesk.db import Base
 from sigdesk.server import ServerThread
+from tests.mysql import drop_database, recreate_database
 
 MYSQL_ENV = "SIGDESK_TEST_DATABASE_URL"
 BACKENDS = ["sqlite"] + (["mysql"] if os.environ.get(MYSQL_ENV) else [])
@@ -35,16 +36,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 @pytest.fixture(scope="session")
 def mysql_url(worker_id: str) -> Iterator[str]:
     """A database of this test worker's own on the MariaDB server, emptied before each test."""
-    base = make_url(os.environ[MYSQL_ENV])
     name = f"sigdesk_test_{re.sub(r'[^a-z0-9]', '', worker_id)}"
-    admin = create_engine(base.set(query={"charset": "utf8mb4"}), isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f"DROP DATABASE IF EXISTS {name}"))
-        connection.execute(text(f"CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"))
-    yield base.set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as connection:
-        connection.execute(text(f"DROP DATABASE IF EXISTS {name}"))
-    admin.dispose()
+    url = make_url(os.environ[MYSQL_ENV]).set(database=name).render_as_string(hide_password=False)
+    recreate_database(url)
+    yield url
+    drop_database(url)
 
 
 def empty_mysql(url: str) -> None:

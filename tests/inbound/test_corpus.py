@@ -11,10 +11,10 @@ from sqlalchemy import delete, func, select
 
 from sigdesk.config import Config
 from sigdesk.db import Base, Database, upgrade_to_head
-from sigdesk.inbound import services
 from sigdesk.models import AccountEvent, Contact, Message, MessageStatusEvent, Reaction, Template, WebhookDelivery
 from sigdesk.whatsapp.webhook import TEMPLATE_FIELDS
 from tests.conftest import SHARED_DIR
+from tests.inbox.helpers import deliver
 
 CORPUS = SHARED_DIR / "meta-webhooks"
 FILES = sorted(CORPUS.rglob("*.json")) if CORPUS.is_dir() else []
@@ -61,13 +61,6 @@ def empty(database: Database) -> None:
         for table in reversed(Base.metadata.sorted_tables):
             if table.name not in KEEP:
                 session.execute(delete(table))
-
-
-def deliver(database: Database, raw: bytes) -> str:
-    with database.session() as session:
-        delivery_id = services.store_delivery(session, raw, None)
-    with database.session() as session:
-        return services.process_delivery(session, delivery_id, raw)
 
 
 @pytest.mark.parametrize("path", FILES or [None], ids=lambda path: path.relative_to(CORPUS).as_posix() if path else "absent")

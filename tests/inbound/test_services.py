@@ -18,6 +18,7 @@ from sigdesk.models import (
     Template,
     WebhookDelivery,
 )
+from tests.inbox.helpers import deliver
 
 pytestmark = pytest.mark.database
 
@@ -27,15 +28,6 @@ ADA = "15551230001"
 
 def body_of(name: str) -> bytes:
     return (FIXTURES / f"{name}.json").read_bytes()
-
-
-def deliver(database, body) -> str:
-    """What the webhook does: store and commit, then process in a second transaction."""
-    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-    with database.session() as session:
-        delivery_id = services.store_delivery(session, raw, "sha256=test")
-    with database.session() as session:
-        return services.process_delivery(session, delivery_id, raw)
 
 
 def count(session, model, *where) -> int:

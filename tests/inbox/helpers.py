@@ -15,6 +15,7 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "webhooks"
 
 
 def deliver(database, body) -> str:
+    """The careful path of the webhook: store and commit, then process in a second transaction."""
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
     with database.session() as session:
         delivery_id = inbound.store_delivery(session, raw, "sha256=test")

@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from sigdesk.whatsapp.webhook import parse, signature_header  # noqa: E402
+from tests.mysql import recreate_database  # noqa: E402
 
 SECRET = "bench-app-secret"
 SHARED = ROOT.parent / "shared" / "meta-webhooks"
@@ -355,18 +356,6 @@ def count_rows(db_url: str) -> dict[str, int]:
     return counts
 
 
-def reset_mysql(url: str) -> None:
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    parsed = make_url(url)
-    admin = create_engine(parsed.set(database="mysql", query={"charset": "utf8mb4"}), isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f"DROP DATABASE IF EXISTS `{parsed.database}`"))
-        connection.execute(text(f"CREATE DATABASE `{parsed.database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"))
-    admin.dispose()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--count", type=int, default=20000)
@@ -387,7 +376,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="sigdesk-bench-") as tmp:
         db_url = args.db or f"sqlite:///{Path(tmp) / 'sigdesk.db'}"
         if db_url.startswith("mysql"):
-            reset_mysql(db_url)
+            recreate_database(db_url)
         results = {}
         cpu: dict[str, float] = {}
         for kind in ("bare", "sigdesk"):

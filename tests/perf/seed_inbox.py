@@ -80,16 +80,10 @@ def stamp(value: datetime, sqlite: bool):
 
 
 def prepare(data_dir: Path, db_url: str | None):
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
+    from tests.mysql import recreate_database
 
     if db_url and db_url.startswith("mysql"):
-        url = make_url(db_url)
-        admin = create_engine(url.set(database="", query={"charset": "utf8mb4"}), isolation_level="AUTOCOMMIT")
-        with admin.connect() as connection:
-            connection.execute(text(f"DROP DATABASE IF EXISTS `{url.database}`"))
-            connection.execute(text(f"CREATE DATABASE `{url.database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"))
-        admin.dispose()
+        recreate_database(db_url)
     elif (data_dir / "sigdesk.db").exists():
         raise SystemExit(f"{data_dir / 'sigdesk.db'} exists; give a new --data-dir")
 

@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from waitress import wasyncore
 from waitress.server import create_server
@@ -17,6 +16,7 @@ from sigdesk.relay import installs
 from sigdesk.relay.schema import open_relay_database
 from sigdesk.relay.server import RelayApp
 from sigdesk.relay.store import RelayStore
+from tests.mysql import drop_database, recreate_database
 
 
 @pytest.fixture
@@ -27,15 +27,10 @@ def relay_db_url(database_url: str, tmp_path) -> Iterator[str]:
         yield f"sqlite:///{tmp_path / 'relay' / 'relay.db'}"
         return
     url = make_url(database_url)
-    relay_url = url.set(database=f"{url.database}_relay")
-    admin = create_engine(url.set(database=None), isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f"DROP DATABASE IF EXISTS `{relay_url.database}`"))
-        connection.execute(text(f"CREATE DATABASE `{relay_url.database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"))
-    yield relay_url.render_as_string(hide_password=False)
-    with admin.connect() as connection:
-        connection.execute(text(f"DROP DATABASE IF EXISTS `{relay_url.database}`"))
-    admin.dispose()
+    relay_url = url.set(database=f"{url.database}_relay").render_as_string(hide_password=False)
+    recreate_database(relay_url)
+    yield relay_url
+    drop_database(relay_url)
 
 
 @pytest.fixture
