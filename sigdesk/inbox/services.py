@@ -500,11 +500,16 @@ def create_label(session: Session, name: str, color: int | None = None) -> Label
     count = session.scalar(select(func.count()).select_from(Label)) or 0
     label = Label(name=name, color=(color if color is not None else count) % LABEL_COLORS, created_at=utcnow())
     session.add(label)
+    _flush_unique(session, f"There already is a label '{name}'")
+    return label
+
+
+def _flush_unique(session: Session, taken: str) -> None:
+    """The checks before it find a clash in the usual case; this catches one that raced past them."""
     try:
         session.flush()
     except IntegrityError as exc:
-        raise InboxError(f"There already is a label '{name}'", 409) from exc
-    return label
+        raise InboxError(taken, 409) from exc
 
 
 def delete_label(session: Session, label_id: int) -> None:
@@ -556,10 +561,7 @@ def create_canned(session: Session, shortcut: str, body: str, author: User | Non
     now = utcnow()
     canned = CannedResponse(shortcut=shortcut, body=body, created_by=author.id if author else None, created_at=now, updated_at=now)
     session.add(canned)
-    try:
-        session.flush()
-    except IntegrityError as exc:
-        raise InboxError(f"The shortcut /{shortcut} is already taken", 409) from exc
+    _flush_unique(session, f"The shortcut /{shortcut} is already taken")
     return canned
 
 
@@ -572,7 +574,7 @@ def update_canned(session: Session, canned_id: int, shortcut: str, body: str) ->
     if clash is not None:
         raise InboxError(f"The shortcut /{shortcut} is already taken", 409)
     canned.shortcut, canned.body, canned.updated_at = shortcut, body, utcnow()
-    session.flush()
+    _flush_unique(session, f"The shortcut /{shortcut} is already taken")
     return canned
 
 
