@@ -131,21 +131,22 @@ class Card:
     data: dict[str, Any] = field(default_factory=dict)
 
 
-def _load(details: str | None) -> dict[str, Any]:
+def json_object(text: str | None) -> dict[str, Any]:
+    """A stored JSON column as a dict; anything else (empty, broken, a list) as an empty one."""
     try:
-        value = json.loads(details) if details else {}
+        value = json.loads(text) if text else {}
     except ValueError:
         return {}
     return value if isinstance(value, dict) else {}
 
 
 def details_of(message: Message) -> dict[str, Any]:
-    return _load(message.details)
+    return json_object(message.details)
 
 
 def card(message: Message, template_text: str | None = None) -> Card:
     """Normalise inbound details (keyed by type) and outbound ones (Meta's send object) into one shape."""
-    details = _load(message.details)
+    details = json_object(message.details)
     ours = message.payload is not None  # sent through SigDesk: details hold what we sent
     kind = message.type
     part = details if ours else details.get(kind) if isinstance(details.get(kind), dict) else {}
@@ -262,7 +263,7 @@ def _money(value: Decimal | None) -> str:
 
 
 def referral(message: Message) -> dict[str, Any] | None:
-    ref = _load(message.details).get("referral")
+    ref = json_object(message.details).get("referral")
     if not isinstance(ref, dict):
         return None
     return {"headline": ref.get("headline"), "body": ref.get("body"), "source_type": ref.get("source_type"),
@@ -270,13 +271,13 @@ def referral(message: Message) -> dict[str, Any] | None:
 
 
 def referred_product(message: Message) -> dict[str, Any] | None:
-    context = _load(message.details).get("context")
+    context = json_object(message.details).get("context")
     product = context.get("referred_product") if isinstance(context, dict) else None
     return product if isinstance(product, dict) else None
 
 
 def edited_from(message: Message) -> str | None:
-    original = _load(message.details).get("original")
+    original = json_object(message.details).get("original")
     if message.edited_at is None or not isinstance(original, dict):
         return None
     return original.get("text") or original.get("caption")

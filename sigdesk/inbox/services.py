@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from sigdesk.conversations.services import agents_see_all, visible
 from sigdesk.db import utcnow, write_lock
+from sigdesk.inbox.format import json_object
 from sigdesk.models import (
     CannedResponse,
     Contact,
@@ -333,7 +334,7 @@ def _attach(session: Session, conversation: Conversation, page: Thread, notes: b
             )
             latest: dict[str, str | None] = {}
             for (details,) in ours:
-                content = _json(details)
+                content = json_object(details)
                 if content.get("message_id"):
                     latest[content["message_id"]] = content.get("emoji") or None
             for target, emoji in latest.items():
@@ -347,21 +348,13 @@ def _attach(session: Session, conversation: Conversation, page: Thread, notes: b
     author_ids |= {note.author_id for note in page.notes if note.author_id}
     if author_ids:
         page.authors = dict(session.execute(select(User.id, User.name).where(User.id.in_(author_ids))).all())
-    sent = {message.id: _json(message.details) for message in messages if message.type == "template" and message.payload}
+    sent = {message.id: json_object(message.details) for message in messages if message.type == "template" and message.payload}
     names = {content.get("name") for content in sent.values() if isinstance(content.get("name"), str)}
     if names:
         known = {(row.name, row.language): row for row in session.scalars(select(Template).where(Template.name.in_(names)))}
         for message_id, content in sent.items():
             language = content.get("language") if isinstance(content.get("language"), dict) else {}
             page.template_texts[message_id] = template_text(known.get((content.get("name"), language.get("code"))), content)
-
-
-def _json(text: str | None) -> dict[str, Any]:
-    try:
-        value = json.loads(text) if text else {}
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
 
 
 # --- changes -----------------------------------------------------------------------------------
