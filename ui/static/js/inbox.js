@@ -204,13 +204,18 @@
       loadPanel();
       markRead();
     }).catch(function () {
-      threadPane.innerHTML = "";
-      var note = document.createElement("div");
-      note.className = "empty-state";
-      note.textContent = "This conversation cannot be opened (it may be assigned to someone else now).";
-      threadPane.appendChild(note);
-      panel.innerHTML = "";
+      showInstead("empty-state", "This conversation cannot be opened (it may be assigned to someone else now).");
     });
+  }
+
+  function showInstead(className, text) {
+    // a note in place of the thread, and an empty side panel
+    threadPane.innerHTML = "";
+    var note = document.createElement("div");
+    note.className = className;
+    note.textContent = text;
+    threadPane.appendChild(note);
+    panel.innerHTML = "";
   }
 
   function afterThread(around) {
@@ -245,12 +250,7 @@
   function lost(id) {
     // the conversation left this person's view (assigned to someone else): say so instead of failing
     if (state.selected !== String(id)) return;
-    threadPane.innerHTML = "";
-    var note = document.createElement("div");
-    note.className = "empty-state lost";
-    note.textContent = "This conversation is no longer visible to you (it was assigned to someone else).";
-    threadPane.appendChild(note);
-    panel.innerHTML = "";
+    showInstead("empty-state lost", "This conversation is no longer visible to you (it was assigned to someone else).");
     state.selected = null;
     scheduleList();
   }
