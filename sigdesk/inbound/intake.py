@@ -153,10 +153,7 @@ class _Writer:
 
     def write(self, batch: list[services.Incoming]) -> list[tuple[int, str]]:
         if self._session is None:
-            connection = self._database.writer_engine.connect()
-            if connection.dialect.name in ("mysql", "mariadb"):
-                connection.execution_options(isolation_level=services.INTAKE_ISOLATION)
-            self._session = Session(bind=connection, expire_on_commit=False)
+            self._session = Session(bind=self._database.writer_engine.connect(), expire_on_commit=False)
         try:
             ids, applied = services.store_and_apply(self._session, batch)
         except BaseException:
