@@ -17,6 +17,7 @@ from sigdesk import __version__
 from sigdesk.config import Config
 from sigdesk.crypto import Cipher
 from sigdesk.db import Database, upgrade_to_head, write_lock
+from sigdesk.errors import UserError
 from sigdesk.events.bus import EventBus
 from sigdesk.extensions import csrf, init_limiter, login_manager
 from sigdesk.jobs import Worker
@@ -222,6 +223,15 @@ def _register_errors(app: Flask) -> None:
             message = messages[429]
             log.warning("rate limit hit on %s", request.endpoint)
         return error_response(status, message)
+
+    @app.errorhandler(UserError)
+    def user_error(error: UserError):
+        """Every refusal a service raises, answered the same way whichever page or call led to it."""
+        session = g.get("db_session")
+        if session is not None:
+            session.rollback()
+        extra = {"field": error.field} if error.field else {}
+        return error_response(error.status, str(error), **extra)
 
     @app.errorhandler(OperationalError)
     def database_busy(error: OperationalError):

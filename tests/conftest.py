@@ -36,7 +36,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 @pytest.fixture(scope="session")
 def mysql_url(worker_id: str) -> Iterator[str]:
     """A database of this test worker's own on the MariaDB server, emptied before each test."""
-    name = f"sigdesk_test_{re.sub(r'[^a-z0-9]', '', worker_id)}"
+    tag = re.sub(r"[^a-z0-9]", "", os.environ.get("SIGDESK_TEST_DB_TAG", "").lower())  # parallel runs on one server
+    name = f"sigdesk_test_{tag}{re.sub(r'[^a-z0-9]', '', worker_id)}"
     url = make_url(os.environ[MYSQL_ENV]).set(database=name).render_as_string(hide_password=False)
     recreate_database(url)
     yield url

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from sigdesk.conversations.services import agents_see_all, visible
 from sigdesk.db import utcnow, write_lock
+from sigdesk.errors import UserError
 from sigdesk.inbox.format import json_object
 from sigdesk.models import (
     CannedResponse,
@@ -51,12 +52,11 @@ SHORTCUT = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 LABEL_COLORS = 8
 
 
-class InboxError(ValueError):
+class InboxError(UserError):
     """A request the inbox cannot carry out; `status` is the HTTP status that says why."""
 
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
+    def __init__(self, message: str, status: int = 400, field: str | None = None) -> None:
+        super().__init__(message, status, field)
 
 
 # --- the conversation list ---------------------------------------------------------------------

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from sigdesk.connect.services import NotConnected, graph_client
 from sigdesk.crypto import Cipher
 from sigdesk.db import write_lock
+from sigdesk.errors import UserError
 from sigdesk.models import Direction, MediaState, Message
 from sigdesk.whatsapp.client import GraphClient, InvalidMessage
 from sigdesk.whatsapp.errors import GraphError
@@ -24,12 +25,11 @@ MAX_FETCH_ATTEMPTS = 5
 FETCHING = "fetching"
 
 
-class UploadRefused(Exception):
+class UploadRefused(UserError):
     """An attachment that cannot go to Meta; `status` is the HTTP answer that fits."""
 
     def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
+        super().__init__(message, status, "file")
 
 
 def upload_checked(

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from sigdesk.conversations.services import window_open
 from sigdesk.inbound.services import replay_statuses
 from sigdesk.db import utcnow, write_lock
+from sigdesk.errors import Refused
 from sigdesk.models import Contact, Conversation, Direction, Message, MessageStatus, Template
 from sigdesk.whatsapp.client import InvalidMessage, validate_message
 from sigdesk.whatsapp.errors import GraphError
@@ -37,7 +38,7 @@ WINDOW_CLOSED = (
 FREE_FORM = {"text", "image", "video", "audio", "document", "sticker", "interactive", "reaction", "location", "contacts"}
 
 
-class SendRefused(ValueError):
+class SendRefused(Refused):
     """The message cannot be sent as asked; the text tells the user what to do instead."""
 
 
