@@ -12,7 +12,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # (source folder in the repository, folder inside the bundle): sigdesk.config.resource_root() finds
 # both under sys._MEIPASS when frozen, and under the repository root from source.
-DATA_FOLDERS = (("ui", "ui"), ("migrations", "migrations"))
+DATA_FOLDERS = (
+    ("ui", "ui"), ("migrations", "migrations"),
+    ("sigdesk/relay/migrations", "sigdesk/relay/migrations"),  # found beside sigdesk/relay/schema.py
+)
 
 # Loaded by name at run time, so PyInstaller cannot see them being imported.
 HIDDEN_IMPORTS = [

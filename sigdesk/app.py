@@ -19,7 +19,10 @@ from sigdesk.crypto import Cipher
 from sigdesk.db import Database, upgrade_to_head, write_lock
 from sigdesk.errors import UserError
 from sigdesk.events.bus import EventBus
+from sigdesk.events.catalogue import CATALOGUE
+from sigdesk.events.outbox import Dispatcher, Outbox, attach
 from sigdesk.extensions import csrf, init_limiter, login_manager
+from sigdesk.features import init_features
 from sigdesk.jobs import Worker
 from sigdesk.models import User
 from sigdesk.security import CachedPolicy, install as install_security
@@ -37,6 +40,8 @@ class AppState:
     worker: Worker
     policy: CachedPolicy = field(default_factory=CachedPolicy)
     events: EventBus = field(default_factory=EventBus)
+    dispatcher: Dispatcher = field(default_factory=Dispatcher)
+    outbox: Outbox = field(default_factory=Outbox)
 
 
 def _session_key(path: Path) -> bytes:
@@ -79,7 +84,10 @@ def create_app(config: Config | None = None) -> Flask:
         SIGDESK_LOGIN_RATE_LIMIT=config.login_rate_limit,
         TESTING=config.testing,
     )
-    app.extensions["sigdesk"] = AppState(config=config, database=database, cipher=cipher, worker=Worker(database))
+    state = app.extensions["sigdesk"] = AppState(config=config, database=database, cipher=cipher, worker=Worker(database))
+    state.dispatcher.bus, state.dispatcher.wake = state.events, state.worker.wake
+    attach(database.engine, state.dispatcher)
+    state.dispatcher.subscribe("settings.changed", lambda _event: state.policy.invalidate())
     app.teardown_appcontext(close_db_session)
 
     _init_login(app)
@@ -87,9 +95,11 @@ def create_app(config: Config | None = None) -> Flask:
     init_limiter(app)
     install_security(app)
     _mark_static_public(app)
-    _register_blueprints(app)
     _register_errors(app)
-    _register_jobs(app)
+    init_features(app)
+    state.worker.register("outbox consumers", state.outbox)
+    wanted = state.outbox.names
+    state.dispatcher.wake_on |= set(CATALOGUE) if wanted is None else wanted
 
     @app.context_processor
     def globals_for_templates():
@@ -127,7 +137,7 @@ def _init_login(app: Flask) -> None:
         database = app.extensions["sigdesk"].database
         with write_lock(database.engine), database.session() as writer:  # the lock outlives the commit
             touch_token(writer, row.id)
-        g.token_user_id = row.user.id
+        g.token_user_id, g.token_id = row.user.id, row.id
         return LoginUser(row.user)
 
 
@@ -139,67 +149,6 @@ def _mark_static_public(app: Flask) -> None:
         return send(filename=filename)
 
     app.view_functions["static"] = public(static)
-
-
-def _register_blueprints(app: Flask) -> None:
-    from sigdesk.account.views import bp as account_bp
-    from sigdesk.admin.views import bp as admin_bp
-    from sigdesk.api.views import bp as api_bp
-    from sigdesk.auth.views import bp as auth_bp
-    from sigdesk.backup.views import bp as backups_bp
-    from sigdesk.exports.views import bp as exports_bp
-    from sigdesk.connect.views import bp as connect_bp
-    from sigdesk.deliveries.views import bp as deliveries_bp
-    from sigdesk.health import bp as health_bp
-    from sigdesk.home import bp as home_bp
-    from sigdesk.inbound.views import bp as inbound_bp, install_intake
-    from sigdesk.media.views import bp as media_bp
-    from sigdesk.message_templates.views import bp as templates_bp
-    from sigdesk.relay.views import bp as relay_bp
-    from sigdesk.events.views import bp as events_bp
-    from sigdesk.inbox.views import bp as inbox_bp
-    from sigdesk.onboarding.views import bp as onboarding_bp
-    from sigdesk.search.views import bp as search_bp
-
-    for blueprint in (
-        health_bp, auth_bp, account_bp, admin_bp, api_bp, home_bp, inbox_bp, events_bp, search_bp, onboarding_bp,
-        inbound_bp, connect_bp, media_bp, templates_bp, deliveries_bp, relay_bp, backups_bp, exports_bp,
-    ):
-        app.register_blueprint(blueprint)
-    install_intake(app)
-
-
-def _register_jobs(app: Flask) -> None:
-    from sigdesk.connect.services import client_or_none
-    from sigdesk.media.services import fetch_pending
-    from sigdesk.outbound.services import recover_interrupted, send_due
-    from sigdesk.relay.client import Puller
-    from sigdesk.backup.schedule import BackupLoop
-    from sigdesk.inbox.services import SnoozeWaker
-    from sigdesk.retention.services import run_daily
-
-    state: AppState = app.extensions["sigdesk"]
-
-    def client_for(session):
-        return client_or_none(session, state.cipher)
-
-    state.worker.on_start("recover interrupted sends", recover_interrupted)
-
-    def sent(message, assignee_id):
-        state.events.publish("message.updated", message.conversation_id, assignee_id, message_id=message.id)
-
-    state.worker.register("send messages", lambda session: send_due(session, client_for, sent=sent))
-    state.worker.register("fetch media", lambda session: fetch_pending(session, client_for, state.config.data_dir))
-    state.worker.register("retention", lambda session: run_daily(session, state.cipher, state.config.data_dir))
-    state.worker.add_loop("backups", BackupLoop(state.database, state.config, state.cipher).run)
-    puller = app.extensions["sigdesk.relay"] = Puller(state.database, state.cipher, events=state.events)
-    state.worker.add_loop("relay", puller.run, puller.interrupt)
-
-    def reopened(rows):
-        for conversation_id, assignee_id in rows:
-            state.events.publish("conversation.updated", conversation_id, assignee_id)
-
-    state.worker.register("reopen snoozed conversations", SnoozeWaker(reopened))
 
 
 def _register_errors(app: Flask) -> None:
@@ -222,7 +171,8 @@ def _register_errors(app: Flask) -> None:
         if status == 429:
             message = messages[429]
             log.warning("rate limit hit on %s", request.endpoint)
-        return error_response(status, message)
+        allowed = getattr(error, "valid_methods", None)  # a 405 names what the address does accept (RFC 9110)
+        return *error_response(status, message), ({"Allow": ", ".join(allowed)} if allowed else {})
 
     @app.errorhandler(UserError)
     def user_error(error: UserError):

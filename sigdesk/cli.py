@@ -4,20 +4,32 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import click
-from sqlalchemy.orm import Session
 
 from sigdesk import __version__
-from sigdesk.auth.services import AccountError
-from sigdesk.config import ConfigError
-from sigdesk.crypto import Cipher, DataKeyError, DecryptionError
-from sigdesk.settings.specs import SettingError
 
-USER_ERRORS = (ConfigError, DataKeyError, DecryptionError, AccountError, SettingError)
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from sigdesk.crypto import Cipher
+    from sigdesk.db import Database
+
+# Named, not imported: `sigdesk relay ...` on the relay's server must load none of the CRM. An error
+# can only have been raised if its module was imported, so only those already loaded are looked up.
+USER_ERRORS = (
+    ("sigdesk.config", "ConfigError"), ("sigdesk.crypto", "DataKeyError"), ("sigdesk.crypto", "DecryptionError"),
+    ("sigdesk.auth.services", "AccountError"), ("sigdesk.settings.specs", "SettingError"),
+    ("sigdesk.errors", "UserError"),
+)
+
+
+def user_errors() -> tuple[type[Exception], ...]:
+    return tuple(getattr(sys.modules[module], name) for module, name in USER_ERRORS if module in sys.modules)
 
 
 @dataclass
@@ -36,30 +48,49 @@ class Context:
         return create_app(self.config(**overrides))
 
     @contextmanager
-    def store(self) -> Iterator[tuple[Session, Cipher]]:
-        """The database (upgraded to head) and the data key, for commands that change data."""
+    def database(self) -> Iterator[Database]:
+        """The database, upgraded to head, for commands that open their own sessions."""
         from sigdesk.db import Database, upgrade_to_head
-        from sigdesk.settings.services import open_cipher
 
         config = self.config()
         config.ensure_data_dir()
         database = Database(config.database_url)
         try:
             upgrade_to_head(database, config.migrations_dir)
-            with database.session() as session:
-                yield session, open_cipher(session, config.data_key_file)
+            yield database
         finally:
             database.dispose()
 
+    @contextmanager
+    def store(self) -> Iterator[tuple[Session, Cipher]]:
+        """The database (upgraded to head) and the data key, for commands that change data."""
+        from sigdesk.settings.services import open_cipher
+
+        with self.database() as database, database.session() as session:
+            yield session, open_cipher(session, self.config().data_key_file)
+
 
 class FriendlyGroup(click.Group):
-    """Turns the errors a user can fix into one line and exit 1, instead of a traceback."""
+    """Turns the errors a user can fix into one line and exit 1, instead of a traceback; imports the
+    command groups of LAZY_COMMANDS only when one of them is run."""
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
-        except USER_ERRORS as exc:
-            raise click.ClickException(str(exc)) from exc
+        except Exception as exc:
+            if isinstance(exc, user_errors()):
+                raise click.ClickException(str(exc)) from exc
+            raise
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        command = super().get_command(ctx, name)
+        if command is None and name in LAZY_COMMANDS:
+            command = LAZY_COMMANDS[name]()
+            self.add_command(command, name)
+        return command
 
 
 pass_context = click.make_pass_decorator(Context)
@@ -152,16 +183,16 @@ def user() -> None:
 @pass_context
 def user_create(obj: Context, email: str, name: str, role: str, password_stdin: bool) -> None:
     """Create a user (the password comes from stdin or a hidden prompt, never the command line)."""
-    from sigdesk.audit.services import record
-    from sigdesk.auth.services import create_user
+    from sigdesk.actor import Actor
+    from sigdesk.auth.services import add_user, new_user
 
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    new = new_user(email, name, role, password)
     with obj.store() as (session, _cipher):
-        created = create_user(session, email, name, role, password)
-        record(session, "user.created_cli", target=created.email, detail={"role": role})
+        created = add_user(session, Actor.system("cli"), new)
     click.echo(f"Created {role} {created.email}.")
 
 
@@ -176,15 +207,14 @@ def token() -> None:
 @pass_context
 def token_create(obj: Context, email: str, name: str) -> None:
     """Print a new API token for a user (shown once)."""
-    from sigdesk.audit.services import record
-    from sigdesk.auth.services import create_api_token, find_user
+    from sigdesk.actor import Actor
+    from sigdesk.auth.services import find_user, issue_api_token
 
     with obj.store() as (session, _cipher):
         owner = find_user(session, email)
         if owner is None:
             raise click.ClickException(f"No user with the email {email}")
-        value = create_api_token(session, owner, name)
-        record(session, "api_token.created", actor=owner, target=name, detail={"via": "cli"})
+        value = issue_api_token(session, Actor.system("cli"), owner, name)
     click.echo(value)
 
 
@@ -200,8 +230,8 @@ def settings() -> None:
 @pass_context
 def settings_set(obj: Context, key: str, value: str | None, from_stdin: bool) -> None:
     """Set KEY to VALUE (or to what stdin holds)."""
-    from sigdesk.audit.services import record
-    from sigdesk.settings import services as store
+    from sigdesk.actor import Actor
+    from sigdesk.settings.commands import save
     from sigdesk.settings.specs import spec_for
 
     if from_stdin == (value is not None):
@@ -209,8 +239,7 @@ def settings_set(obj: Context, key: str, value: str | None, from_stdin: bool) ->
     spec = spec_for(key)
     text = sys.stdin.read().rstrip("\r\n") if from_stdin else value
     with obj.store() as (session, cipher):
-        store.set_text(session, cipher, key, text)
-        record(session, "settings.changed", target=key, detail={"via": "cli"})
+        save(session, Actor.system("cli"), cipher, {key: text})
     click.echo(f"{key} saved{' (encrypted)' if spec.secret else ''}.")
 
 
@@ -232,14 +261,25 @@ def settings_get(obj: Context, key: str, reveal: bool) -> None:
         click.echo(spec.to_text(value) if value is not None else "")
 
 
-from sigdesk.relay.cli import relay  # noqa: E402  (its own module: the relay server needs none of the CRM)
+def _relay() -> click.Command:
+    """The relay service's commands (no CRM), plus the desktop's `pair`, which imports the CRM only when run."""
+    from sigdesk.relay.cli import relay
+    from sigdesk.relay_client.cli import pair
 
-main.add_command(relay)
+    relay.add_command(pair)
+    return relay
 
-from sigdesk.backup.cli import backup  # noqa: E402
 
-main.add_command(backup)
+def _backup() -> click.Command:
+    from sigdesk.backup.cli import backup
 
-from sigdesk.exports.cli import export  # noqa: E402
+    return backup
 
-main.add_command(export)
+
+def _export() -> click.Command:
+    from sigdesk.exports.cli import export
+
+    return export
+
+
+LAZY_COMMANDS: dict[str, Callable[[], click.Command]] = {"relay": _relay, "backup": _backup, "export": _export}

@@ -13,12 +13,13 @@ from pathlib import Path
 
 from sqlalchemy import Connection, DateTime, Engine, MetaData, create_engine, event
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import Pool
 from sqlalchemy.types import TypeDecorator
 
 from sigdesk.config import ConfigError
+from sigdesk.errors import Conflict
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +147,15 @@ def write_lock(session_or_engine: Session | Engine | Connection) -> AbstractCont
         if lock is None:
             lock = _write_locks[pool] = threading.Lock()
     return lock
+
+
+def flush_unique(session: Session, taken: str, field: str | None = None) -> None:
+    """Flush, turning a unique-key clash into a 409 that says what is taken: the checks before it find a
+    clash in the usual case; this catches one that raced past them."""
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        raise Conflict(taken, field=field) from exc
 
 
 class Database:

@@ -12,3 +12,7 @@ bp = Blueprint("health", __name__)
 @public
 def healthz():
     return jsonify(status="ok", version=__version__)
+
+
+def init_app(app) -> None:
+    app.register_blueprint(bp)

@@ -12,3 +12,7 @@ bp = Blueprint("home", __name__)
 @requires("app.use")
 def index():
     return inbox()
+
+
+def init_app(app) -> None:
+    app.register_blueprint(bp)

@@ -35,6 +35,10 @@ class CachedPolicy:
         self.require_2fa = False
         self.has_users = False
 
+    def invalidate(self) -> None:
+        """Saved settings count on the next request (called on settings.changed, see sigdesk.app)."""
+        self.loaded_at = 0.0
+
     def refresh(self, force: bool = False) -> "CachedPolicy":
         if force or time.monotonic() - self.loaded_at > SETTINGS_TTL_SECONDS or not self.has_users:
             session = db_session()
@@ -50,10 +54,6 @@ class CachedPolicy:
 
 def policy() -> CachedPolicy:
     return current_app.extensions["sigdesk"].policy.refresh()
-
-
-def invalidate_policy() -> None:
-    current_app.extensions["sigdesk"].policy.loaded_at = 0.0
 
 
 def _ip_allowed(address: str | None, networks) -> bool:

@@ -10,6 +10,7 @@ from flask import current_app, g, jsonify, render_template, request
 from flask_login import current_user
 from sqlalchemy.orm import Session
 
+from sigdesk.actor import Actor
 from sigdesk.config import Config
 from sigdesk.crypto import Cipher
 from sigdesk.db import WRITER_OPTION, write_lock
@@ -115,6 +116,13 @@ def error_response(status: int, message: str, **extra: Any):
 def actor() -> User | None:
     """The signed-in user's row, for services and the audit log."""
     return current_user.user if current_user.is_authenticated else None
+
+
+def acting(channel: str | None = None) -> Actor:
+    """Who acts in this request, for commands: the user, the API token they used, their address, the way in."""
+    user = actor()
+    token_id = g.get("token_id")
+    return Actor(user, channel or ("api" if token_id is not None else "web"), client_ip(), token_id)
 
 
 class LoginUser:

@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
             if grab is not None:
                 time.sleep(PAINT_WAIT_SECONDS)
                 report["screenshot_saved"] = grab(window)
-        except Exception as exc:  # the report must still be printed and the window closed
+        except Exception as exc:  # noqa: BLE001 - the report must still be printed and the window closed
             report["error"] = repr(exc)
         finally:
             window.destroy()

@@ -49,18 +49,15 @@ def test_json_callers_get_json_errors(client, owner):
 
 
 def test_only_metas_webhook_is_reachable_from_outside_the_allow_list(app, client, owner):
-    import hashlib
-    import hmac
-
     from sigdesk.settings import services as settings
+    from tests import factories
 
     state = app.extensions["sigdesk"]
     with state.database.session() as session:
         settings.set_text(session, state.cipher, "whatsapp.app_secret", "outside-secret")
-    raw = b'{"object":"whatsapp_business_account","entry":[]}'
-    signature = "sha256=" + hmac.new(b"outside-secret", raw, hashlib.sha256).hexdigest()
+    raw, headers = factories.signed(factories.webhook(), "outside-secret")
     meta = {"REMOTE_ADDR": "157.240.1.1"}
-    assert client.post("/webhooks/whatsapp", data=raw, headers={"X-Hub-Signature-256": signature}, environ_base=meta).status_code == 200
+    assert client.post("/webhooks/whatsapp", data=raw, headers=headers, environ_base=meta).status_code == 200
     assert client.post("/webhooks/whatsapp", data=raw, headers={"X-Hub-Signature-256": "sha256=00"}, environ_base=meta).status_code == 403
     assert client.get("/healthz", environ_base=meta).status_code == 403
     assert client.get("/login", environ_base=meta).status_code == 403

@@ -9,9 +9,8 @@ import qrcode.image.svg
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from markupsafe import Markup
 
-from sigdesk.audit.services import record
 from sigdesk.auth import services as accounts
-from sigdesk.web import actor, app_config, cipher, client_ip, requires, writing
+from sigdesk.web import acting, actor, app_config, cipher, requires, writing
 
 bp = Blueprint("account", __name__, url_prefix="/account")
 
@@ -58,8 +57,7 @@ def two_factor_confirm():
     user = actor()
     try:
         with writing() as dbs:
-            codes = accounts.confirm_totp_enrolment(dbs, cipher(), user, request.form.get("code", ""))
-            record(dbs, "2fa.enabled", actor=user, target=user.email, ip=client_ip())
+            codes = accounts.enable_two_factor(dbs, acting(), cipher(), user, request.form.get("code", ""))
     except accounts.AccountError as exc:
         secret = accounts.pending_totp_secret(cipher(), user)
         if secret is None:
@@ -78,14 +76,13 @@ def new_recovery_codes():
         with writing() as dbs:
             enabled = user.totp_enabled  # it, or the password, may have changed while bcrypt ran
             if enabled and user.password_hash == checked:
-                codes = accounts.regenerate_recovery_codes(dbs, user)
-                record(dbs, "2fa.recovery_codes_regenerated", actor=user, target=user.email, ip=client_ip())
+                codes = accounts.new_recovery_codes(dbs, acting(), user)
     if codes is not None:
         return render_template("account/recovery_codes.html", codes=codes)
     if not enabled:
-        flash("Turn on two-factor authentication first.")
+        flash("Turn on two-factor authentication first.", "warning")
         return redirect(url_for("account.index"))
-    flash("The password is not correct.")
+    flash("The password is not correct.", "error")
     return redirect(url_for("account.index")), 303
 
 
@@ -95,16 +92,15 @@ def change_password():
     user = actor()
     form = request.form
     if form.get("new_password") != form.get("new_password_confirm"):
-        flash("The two new passwords do not match.")
+        flash("The two new passwords do not match.", "error")
         return redirect(url_for("account.index"))
     try:
         change = accounts.prepare_password_change(user, form.get("current_password", ""), form.get("new_password", ""),
                                                   app_config().bcrypt_rounds)
         with writing() as dbs:
-            accounts.change_password(dbs, user, change)
-            record(dbs, "password.changed", actor=user, target=user.email, ip=client_ip())
+            accounts.set_password(dbs, acting(), user, change)
     except accounts.AccountError as exc:
-        flash(str(exc))
+        flash(str(exc), "error")
         return redirect(url_for("account.index"))
     flash("Password changed. Please sign in again.")
     return redirect(url_for("auth.login"))
@@ -116,8 +112,7 @@ def create_token():
     user = actor()
     name = request.form.get("name", "").strip() or "API token"
     with writing() as dbs:
-        token = accounts.create_api_token(dbs, user, name)
-        record(dbs, "api_token.created", actor=user, target=name, ip=client_ip())
+        token = accounts.issue_api_token(dbs, acting(), user, name)
     return render_template("account/token_created.html", token=token, name=name)
 
 
@@ -128,7 +123,6 @@ def revoke_token(token_id: int):
     with writing() as dbs:
         revoked = next((token for token in user.api_tokens if token.id == token_id and token.revoked_at is None), None)
         if revoked is not None:
-            accounts.revoke_api_token(dbs, revoked)
-            record(dbs, "api_token.revoked", actor=user, target=revoked.name, ip=client_ip())
-    flash("Token revoked." if revoked is not None else "No such token.")
+            accounts.revoke_token(dbs, acting(), revoked)
+    flash("Token revoked." if revoked is not None else "No such token.", "success" if revoked is not None else "error")
     return redirect(url_for("account.index"))

@@ -10,10 +10,9 @@ from sigdesk.audit import services as audit
 from sigdesk.auth import services as accounts
 from sigdesk.auth.roles import may_manage
 from sigdesk.models import Role, User
-from sigdesk.security import invalidate_policy
-from sigdesk.settings import services as settings
+from sigdesk.settings import commands as settings_commands, services as settings
 from sigdesk.settings.specs import SPECS
-from sigdesk.web import Rejected, actor, app_config, cipher, client_ip, db_session, requires, writing
+from sigdesk.web import acting, actor, app_config, cipher, db_session, requires, writing
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -52,23 +51,21 @@ def add_member():
             form.get("password", ""), app_config().bcrypt_rounds,
         )
         with writing() as dbs:
-            user = accounts.add_team_member(dbs, actor(), new)
-            audit.record(dbs, "team.user_added", actor=actor(), target=user.email, ip=client_ip(), detail={"role": user.role})
+            user = accounts.add_user(dbs, acting(), new)
     except accounts.AccountError as exc:
-        flash(str(exc))
+        flash(str(exc), "error")
         return redirect(url_for("admin.team"))
     flash(f"{user.name} can now sign in as {user.role}.")
     return redirect(url_for("admin.team"))
 
 
-def _team_change(user_id: int, change, action: str, message: str, **detail):
+def _team_change(user_id: int, change, message: str):
     try:
         with writing() as dbs:
             target = _target(user_id)
-            extra = change(dbs, target) or {}
-            audit.record(dbs, action, actor=actor(), target=target.email, ip=client_ip(), detail={**detail, **extra} or None)
+            change(dbs, target)
     except accounts.AccountError as exc:
-        flash(str(exc))
+        flash(str(exc), "error")
         return redirect(url_for("admin.team"))
     flash(message.format(name=target.name))
     return redirect(url_for("admin.team"))
@@ -78,38 +75,29 @@ def _team_change(user_id: int, change, action: str, message: str, **detail):
 @requires("team.manage")
 def change_role(user_id: int):
     new_role = request.form.get("role", "")
-
-    def change(dbs, target):
-        return {"from": accounts.change_role(dbs, actor(), target, new_role)}
-
-    return _team_change(user_id, change, "team.role_changed", "{name}'s role is now " + new_role, to=new_role)
+    return _team_change(user_id, lambda dbs, target: accounts.change_role(dbs, acting(), target, new_role),
+                        "{name}'s role is now " + new_role)
 
 
 @bp.post("/team/<int:user_id>/deactivate")
 @requires("team.manage")
 def deactivate(user_id: int):
-    return _team_change(
-        user_id, lambda dbs, target: accounts.set_active(dbs, actor(), target, False),
-        "team.user_deactivated", "{name} can no longer sign in.",
-    )
+    return _team_change(user_id, lambda dbs, target: accounts.set_active(dbs, acting(), target, False),
+                        "{name} can no longer sign in.")
 
 
 @bp.post("/team/<int:user_id>/activate")
 @requires("team.manage")
 def activate(user_id: int):
-    return _team_change(
-        user_id, lambda dbs, target: accounts.set_active(dbs, actor(), target, True),
-        "team.user_activated", "{name} can sign in again.",
-    )
+    return _team_change(user_id, lambda dbs, target: accounts.set_active(dbs, acting(), target, True),
+                        "{name} can sign in again.")
 
 
 @bp.post("/team/<int:user_id>/reset-2fa")
 @requires("team.manage")
 def reset_two_factor(user_id: int):
-    return _team_change(
-        user_id, lambda dbs, target: accounts.admin_reset_totp(dbs, actor(), target),
-        "team.2fa_reset", "{name}'s two-factor authentication was reset.",
-    )
+    return _team_change(user_id, lambda dbs, target: accounts.reset_two_factor(dbs, acting(), target),
+                        "{name}'s two-factor authentication was reset.")
 
 
 def _parse_day(text: str | None) -> datetime | None:
@@ -146,18 +134,10 @@ def general_settings():
     if request.method == "POST":
         try:
             with writing() as dbs:
-                turning_on_2fa = bool(request.form.get("security.require_2fa")) and not settings.get(dbs, cipher(), "security.require_2fa")
-                changed, errors = settings.apply_form(dbs, cipher(), editable, request.form)
-                if "security.require_2fa" in changed and turning_on_2fa and not me.totp_enabled:
-                    errors["security.require_2fa"] = "Turn on two-factor authentication for your own account first, so you are not locked out."
-                if errors:
-                    raise Rejected(errors)
-                for key in changed:
-                    audit.record(dbs, "settings.changed", actor=me, target=key, ip=client_ip())
-        except Rejected as rejected:
-            errors = rejected.detail
+                changed = settings_commands.save(dbs, acting(), cipher(), settings_commands.from_form(editable, request.form))
+        except settings_commands.SettingsRejected as rejected:
+            errors = rejected.errors
         else:
-            invalidate_policy()
             flash("Settings saved." if changed else "Nothing changed.")
             return redirect(url_for("admin.general_settings"))
     values = {key: (request.form.get(key) if key in errors else settings.get(dbs, cipher(), key)) for key in editable}

@@ -1,161 +1,178 @@
-"""The OpenAPI document for /api/v1; each capability adds its paths here."""
+"""The API's declared schemas: checked on the way in, and the OpenAPI 3.1 document made from them.
+
+Each operation is declared once, with pydantic v2 models, by `operation()`; spectree validates the
+query string, JSON and multipart bodies and the answers against those models and builds the
+document from the same models, so the document cannot drift from what the code accepts.
+
+Why spectree: it decorates the existing Flask views where they are, on plain blueprints, and leaves
+the app factory alone, so `requires()` (the access hook reads `view.permission`), the CSRF hook and
+bearer-token sign-in work as before. flask-openapi3 and APIFlask each want their own app and
+blueprint classes (APIFlask also its marshmallow schemas and its own auth and error answers).
+
+Two things spectree leaves to us: path parameters (it only reads the URL converters' types, and
+Werkzeug's int converter takes "١٢" and ids past 2**63), and its error shape. Path parameters are
+routed as text, validated here against a model and documented from it; every validation error
+becomes a UserError, answered by the app's one handler as {"error", "status", "field"}.
+"""
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Callable, Sequence
+from functools import wraps
 from typing import Any
 
+from flask import request
+from pydantic import BaseModel, ValidationError
+from spectree import Response, SecurityScheme, SecuritySchemeData, SpecTree
+
 from sigdesk import __version__
+from sigdesk.errors import UserError
 
-ERROR = {"$ref": "#/components/schemas/Error"}
+PREFIX = "/api/v1"
+JSON_TYPES = frozenset({"application/json"})
+FORM_TYPES = frozenset({"multipart/form-data"})
+ERROR_TEXT = {
+    400: "The input is not what this operation takes; `field` names the part at fault",
+    401: "Missing or invalid token",
+    403: "Your role does not allow this, or your address is not on the allow-list",
+    404: "Not found (or assigned to someone else)",
+    409: "WhatsApp is not connected",
+    413: "The request body is too large",
+    422: "Well-formed but against a rule (WhatsApp's or the business's); the message says which",
+    429: "Too many requests",
+    502: "Meta refused the request",
+    503: "SigDesk is busy or not set up yet; try again",
+}
+COMMON_ERRORS = (400, 401, 403, 413, 429, 503)
 
 
-def _errors(*codes: int) -> dict[str, Any]:
-    text = {400: "Bad request", 401: "Missing or invalid token", 403: "Not allowed", 404: "Not found",
-            409: "WhatsApp is not connected", 422: "Refused by WhatsApp's rules (the message says why)",
-            502: "Meta refused the request"}
-    return {str(code): {"description": text[code], "content": {"application/json": {"schema": ERROR}}} for code in codes}
+class Error(BaseModel):
+    """Every refusal: what to tell the user, the HTTP status, and the input at fault if one is."""
+
+    error: str
+    status: int
+    field: str | None = None
+
+
+def _refuse_invalid(_request: Any, _response: Any, error: Exception | None, _instance: Any, _adapter: Any) -> None:
+    if isinstance(error, ValidationError):
+        raise invalid(error)
+
+
+def invalid(error: ValidationError) -> UserError:
+    """pydantic's first complaint as one sentence that names the field ("limit: ...")."""
+    first = error.errors(include_url=False)[0]
+    loc = [str(part) for part in first["loc"]]
+    if len(loc) > 1 and loc[0] in TAGS:
+        loc = loc[1:]
+    field = loc[0] if loc else ("type" if first["type"].startswith("union_tag") else "body")
+    where = ".".join(loc) or field
+    return UserError(f"'{where}': {first['msg']}", 400, field)
+
+
+TAGS: set[str] = set()  # union tags that pydantic puts at the start of an error's location
+
+
+def _name(model: Any) -> str:
+    return model.__name__.removesuffix("Data")
+
+
+spec = SpecTree(
+    "flask",
+    mode="strict",
+    title="SigDesk API",
+    version=__version__,
+    servers=[{"url": PREFIX}],
+    security_schemes=[SecurityScheme(name="bearerAuth", data=SecuritySchemeData(
+        type="http", scheme="bearer", description="Personal API token (sigdesk token create)"))],
+    security={"bearerAuth": []},
+    before=_refuse_invalid,
+    validation_error_status=400,
+    validation_error_model=Error,
+    naming_strategy=_name,
+    nested_naming_strategy=lambda _parent, child: child.removesuffix("Data"),
+    annotations=False,
+)
+PATH_MODELS: dict[str, type[BaseModel]] = {}
+
+
+def operation(
+    operation_id: str,
+    ok: tuple[int, type[BaseModel] | None],
+    *,
+    path: type[BaseModel] | None = None,
+    query: type[BaseModel] | None = None,
+    json: type[BaseModel] | None = None,
+    form: type[BaseModel] | None = None,
+    errors: Sequence[int] = (),
+) -> Callable[[Callable], Callable]:
+    """Declare an API operation: its inputs, its answer and the refusals it may give.
+
+    The view gets the validated path parameters as keyword arguments and finds the query and body
+    models on `request.context`.
+    """
+    status, model = ok
+    codes = sorted(set(errors) | set(COMMON_ERRORS))
+    responses: dict[str, Any] = {f"HTTP_{status}": model, **{f"HTTP_{code}": (Error, ERROR_TEXT[code]) for code in codes}}
+
+    def decorate(view: Callable) -> Callable:
+        validated = spec.validate(query=query, json=json, form=form, resp=Response(**responses), operation_id=operation_id)(view)
+        if path is not None:
+            PATH_MODELS[operation_id] = path
+
+        @wraps(validated)
+        def checked(**view_args: Any):
+            _check_content_type(json, form)
+            if path is not None:
+                try:
+                    view_args = path.model_validate(view_args).model_dump()
+                except ValidationError as exc:
+                    raise invalid(exc) from exc
+            return validated(**view_args)
+
+        return checked
+
+    return decorate
+
+
+def _check_content_type(json: type[BaseModel] | None, form: type[BaseModel] | None) -> None:
+    """spectree skips a body sent as another media type; here that is a refusal instead."""
+    if json is not None and not isinstance(request.get_json(silent=True), dict):
+        raise UserError("Send a JSON object with Content-Type: application/json", 400, "body")
+    if form is not None and request.mimetype not in FORM_TYPES:
+        raise UserError("Send multipart/form-data", 400, "body")
+    if form is not None:  # spectree's own answer to a bad form fails to serialize the uploaded file
+        try:
+            form.model_validate({**request.form.to_dict(), **request.files.to_dict()})
+        except ValidationError as exc:
+            raise invalid(exc) from exc
 
 
 def document() -> dict[str, Any]:
-    return {
-        "openapi": "3.1.0",
-        "info": {"title": "SigDesk API", "version": __version__},
-        "servers": [{"url": "/api/v1"}],
-        "security": [{"bearerAuth": []}],
-        "components": {
-            "securitySchemes": {
-                "bearerAuth": {"type": "http", "scheme": "bearer", "description": "Personal API token (sigdesk token create)"}
-            },
-            "schemas": {
-                "Error": {
-                    "type": "object",
-                    "required": ["error", "status"],
-                    "properties": {"error": {"type": "string"}, "status": {"type": "integer"}},
-                },
-                "Conversation": {"type": "object", "properties": {
-                    "id": {"type": "integer"}, "status": {"type": "string", "enum": ["open", "pending", "snoozed", "resolved"]},
-                    "assignee_id": {"type": ["integer", "null"]}, "unread_count": {"type": "integer"},
-                    "last_message_at": {"type": ["string", "null"], "format": "date-time"},
-                    "window_open": {"type": "boolean"}, "window_closes_at": {"type": ["string", "null"], "format": "date-time"},
-                    "contact": {"type": "object"}}},
-                "Message": {"type": "object", "properties": {
-                    "id": {"type": "integer"}, "wamid": {"type": ["string", "null"]}, "direction": {"type": "string", "enum": ["in", "out"]},
-                    "type": {"type": "string"}, "text": {"type": ["string", "null"]}, "caption": {"type": ["string", "null"]},
-                    "media": {"type": ["object", "null"]}, "details": {}, "reply_to_wamid": {"type": ["string", "null"]},
-                    "forwarded": {"type": "boolean"},
-                    "status": {"type": ["string", "null"], "enum": ["queued", "sending", "sent", "delivered", "read", "played", "failed", None]},
-                    "error": {"type": ["object", "null"]}, "reactions": {"type": "array", "items": {"type": "string"}},
-                    "timestamp": {"type": "string", "format": "date-time"}}},
-                "SendMessage": {"type": "object", "description": "Either 'text', or 'type' plus an object named after it, shaped as in Meta's Cloud API (text, image, video, audio, document, sticker, interactive, reaction, location, contacts, template).",
-                    "properties": {"text": {"type": "string", "maxLength": 4096}, "preview_url": {"type": "boolean"},
-                                   "type": {"type": "string"}, "reply_to": {"type": "string", "description": "wamid of the message to quote"}}},
-                "Template": {"type": "object", "properties": {
-                    "id": {"type": "integer"}, "name": {"type": "string"}, "language": {"type": "string"},
-                    "category": {"type": ["string", "null"]}, "status": {"type": ["string", "null"]},
-                    "components": {"type": "array"}, "variables": {"type": "object"}}},
-                "Me": {
-                    "type": "object",
-                    "required": ["id", "email", "name", "role", "two_factor"],
-                    "properties": {
-                        "id": {"type": "integer"},
-                        "email": {"type": "string", "format": "email"},
-                        "name": {"type": "string"},
-                        "role": {"type": "string", "enum": ["owner", "admin", "agent"]},
-                        "two_factor": {"type": "boolean"},
-                    },
-                },
-            },
-        },
-        "paths": {**_messaging_paths(),
-            "/me": {
-                "get": {
-                    "summary": "The user the token belongs to",
-                    "operationId": "getMe",
-                    "responses": {
-                        "200": {"description": "The user", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Me"}}}},
-                        **_errors(401, 403),
-                    },
-                }
-            }
-        },
-    }
+    """The document as served: paths relative to the /api/v1 server, path parameters from their models."""
+    generated = copy.deepcopy(spec.spec)
+    paths = {}
+    for path, operations in generated["paths"].items():
+        for item in operations.values():
+            _describe_path_parameters(item)
+            if not item.get("tags"):
+                item.pop("tags", None)
+        paths[path.removeprefix(PREFIX)] = operations
+    generated["paths"] = dict(sorted(paths.items()))
+    if not generated.get("tags"):
+        generated.pop("tags", None)
+    return generated
 
 
-def _json(schema: str) -> dict[str, Any]:
-    return {"content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}}}
-
-
-def _paged(name: str, schema: str) -> dict[str, Any]:
-    return {"content": {"application/json": {"schema": {"type": "object", "properties": {
-        name: {"type": "array", "items": {"$ref": f"#/components/schemas/{schema}"}},
-        "next_before": {"type": ["integer", "null"]}}}}}}
-
-
-PAGING = [
-    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}},
-    {"name": "before", "in": "query", "schema": {"type": "integer"}, "description": "id from next_before"},
-]
-CONVERSATION_ID = {"name": "conversation_id", "in": "path", "required": True, "schema": {"type": "integer"}}
-
-
-def _messaging_paths() -> dict[str, Any]:
-    return {
-        "/conversations": {"get": {
-            "summary": "Conversations you may see, latest activity first", "operationId": "listConversations",
-            "parameters": PAGING,
-            "responses": {"200": {"description": "A page of conversations", **_paged("conversations", "Conversation")}, **_errors(400, 401)},
-        }},
-        "/conversations/{conversation_id}/messages": {
-            "get": {
-                "summary": "Messages of a conversation, newest first", "operationId": "listMessages",
-                "parameters": [CONVERSATION_ID, *PAGING],
-                "responses": {"200": {"description": "A page of messages", **_paged("messages", "Message")}, **_errors(400, 401, 404)},
-            },
-            "post": {
-                "summary": "Queue a WhatsApp message (sent in the background)", "operationId": "sendMessage",
-                "parameters": [CONVERSATION_ID],
-                "requestBody": {"required": True, **_json("SendMessage")},
-                "responses": {"202": {"description": "Queued", **_json("Message")}, **_errors(400, 401, 404, 422)},
-            },
-        },
-        "/conversations/{conversation_id}/messages/{message_id}/retry": {"post": {
-            "summary": "Send a failed message again", "operationId": "retryMessage",
-            "parameters": [CONVERSATION_ID, {"name": "message_id", "in": "path", "required": True, "schema": {"type": "integer"}}],
-            "responses": {"202": {"description": "Queued again", **_json("Message")}, **_errors(401, 404, 422)},
-        }},
-        "/conversations/{conversation_id}/read": {"post": {
-            "summary": "Mark the conversation read (and send a read receipt when enabled)", "operationId": "markRead",
-            "parameters": [CONVERSATION_ID],
-            "responses": {"200": {"description": "Marked read"}, **_errors(401, 404)},
-        }},
-        "/media": {"post": {
-            "summary": "Upload an attachment after checking its real type and size", "operationId": "uploadMedia",
-            "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {"type": "object", "required": ["file", "type"],
-                "properties": {"file": {"type": "string", "format": "binary"},
-                               "type": {"type": "string", "enum": ["image", "video", "audio", "document", "sticker"]}}}}}},
-            "responses": {"201": {"description": "Uploaded; use the id in a media message"}, **_errors(400, 401, 409, 422, 502)},
-        }},
-        "/search": {"get": {
-            "summary": "Full-text search of message text and contacts you may see, newest first", "operationId": "search",
-            "parameters": [
-                {"name": "q", "in": "query", "required": True, "schema": {"type": "string", "maxLength": 200},
-                 "description": "Plain words; every word must match, the last one as a prefix"},
-                {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 50, "default": 20}},
-            ],
-            "responses": {"200": {"description": "Message hits (snippet_html is HTML-escaped, hits in <mark>) and contact hits",
-                                  "content": {"application/json": {"schema": {"type": "object", "properties": {
-                "query": {"type": "string"},
-                "messages": {"type": "array", "items": {"type": "object", "properties": {
-                    "message_id": {"type": "integer"}, "conversation_id": {"type": "integer"}, "contact_name": {"type": "string"},
-                    "snippet_html": {"type": "string"}, "timestamp": {"type": ["string", "null"], "format": "date-time"}}}},
-                "contacts": {"type": "array", "items": {"type": "object", "properties": {
-                    "contact_id": {"type": "integer"}, "conversation_id": {"type": "integer"}, "name": {"type": "string"},
-                    "wa_id": {"type": ["string", "null"]}}}}}}}}},
-                **_errors(400, 401)},
-        }},
-        "/templates": {"get": {
-            "summary": "Message templates synced from Meta", "operationId": "listTemplates",
-            "responses": {"200": {"description": "Templates", "content": {"application/json": {"schema": {"type": "object", "properties": {
-                "templates": {"type": "array", "items": {"$ref": "#/components/schemas/Template"}}}}}}}, **_errors(401)},
-        }},
-    }
+def _describe_path_parameters(item: dict[str, Any]) -> None:
+    model = PATH_MODELS.get(item["operationId"])
+    if model is None:
+        return
+    schema = model.model_json_schema()["properties"]
+    for parameter in item["parameters"]:
+        if parameter["in"] == "path":
+            declared = dict(schema[parameter["name"]])
+            parameter["description"] = declared.pop("description", "")
+            declared.pop("title", None)
+            parameter["schema"] = declared

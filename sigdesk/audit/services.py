@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
+from sigdesk.actor import Actor
 from sigdesk.models import AuditEvent, LoginEvent, User
 
 
@@ -19,6 +20,7 @@ def record(
     target: str | None = None,
     ip: str | None = None,
     detail: dict[str, Any] | None = None,
+    channel: str | None = None,
 ) -> AuditEvent:
     event = AuditEvent(
         action=action,
@@ -26,11 +28,20 @@ def record(
         actor_email=actor.email if actor else None,
         target=target,
         ip=ip,
+        channel=channel,
         detail=json.dumps(detail, sort_keys=True) if detail else None,
     )
     session.add(event)
     session.flush()
     return event
+
+
+def record_by(session: Session, actor: Actor, action: str, target: str | None = None,
+              detail: dict[str, Any] | None = None) -> AuditEvent:
+    """The audit entry of a command: who (and through which token), from where, by which way in."""
+    if actor.token_id is not None:
+        detail = {**(detail or {}), "token_id": actor.token_id}
+    return record(session, action, actor.user, target, actor.ip, detail, actor.channel)
 
 
 def record_login(

@@ -15,9 +15,13 @@ import pyotp
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from sigdesk.actor import Actor
+from sigdesk.audit.services import record_by
 from sigdesk.auth.roles import may_manage
 from sigdesk.crypto import Cipher
 from sigdesk.db import utcnow
+from sigdesk.events.catalogue import TokenChanged, UserChanged
+from sigdesk.events.outbox import record
 from sigdesk.models import ApiToken, RecoveryCode, Role, User
 
 MIN_PASSWORD_LENGTH = 10
@@ -201,7 +205,7 @@ def pending_totp_secret(cipher: Cipher, user: User) -> str | None:
 
 def _matching_counter(secret: str, code: str) -> int | None:
     code = (code or "").strip().replace(" ", "")
-    if not code.isdigit() or len(code) != 6:
+    if not (code.isascii() and code.isdigit()) or len(code) != 6:  # "١٢٣٤٥٦" is isdigit() too
         return None
     totp = pyotp.TOTP(secret)
     now = utcnow()
@@ -321,6 +325,9 @@ def touch_token(session: Session, token_id: int, every: timedelta = TOKEN_TOUCH_
 
 
 # --- Team management --------------------------------------------------------------------------
+# The commands below are what the team page, the account page, first-run setup and the CLI call: each
+# checks the actor's rights (a person's; the CLI and SigDesk itself act as the owner of the machine),
+# writes, audits and records its event. The caller commits.
 
 
 def _owner_count(session: Session) -> int:
@@ -329,28 +336,35 @@ def _owner_count(session: Session) -> int:
     ) or 0
 
 
-def _guard(actor: User, target: User, new_role: str | None = None) -> None:
-    if not may_manage(actor.role, target.role, new_role):
+def _guard(actor: Actor, target: User, new_role: str | None = None) -> None:
+    if actor.user is not None and not may_manage(actor.user.role, target.role, new_role):
         raise AccountError("You are not allowed to change this user")
 
 
-def _may_add(actor: User, role: str) -> None:
-    if not may_manage(actor.role, Role.AGENT.value, role):
+def _may_add(actor: User | None, role: str) -> None:
+    if actor is not None and not may_manage(actor.role, Role.AGENT.value, role):
         raise AccountError(f"You are not allowed to add a user with the role {role}")
 
 
-def new_team_member(actor: User, email: str, name: str, role: str, password: str, rounds: int = 12) -> NewUser:
+def _user_changed(session: Session, actor: Actor, action: str, target: User, change: str, **detail) -> None:
+    record_by(session, actor, action, target.email, detail or None)
+    record(session, UserChanged(target.id, change))
+
+
+def new_team_member(actor: User | None, email: str, name: str, role: str, password: str, rounds: int = 12) -> NewUser:
     _may_add(actor, parse_role(role))
     return new_user(email, name, role, password, rounds)
 
 
-def add_team_member(session: Session, actor: User, new: NewUser) -> User:
+def add_user(session: Session, actor: Actor, new: NewUser) -> User:
     """Checks the actor again: their role may have changed while the password was hashed."""
-    _may_add(actor, new.role)
-    return insert_user(session, new)
+    _may_add(actor.user, new.role)
+    user = insert_user(session, new)
+    _user_changed(session, actor, "team.user_added", user, "created", role=user.role)
+    return user
 
 
-def change_role(session: Session, actor: User, target: User, new_role: str) -> str:
+def change_role(session: Session, actor: Actor, target: User, new_role: str) -> str:
     new_role = parse_role(new_role)
     _guard(actor, target, new_role)
     old = target.role
@@ -359,27 +373,70 @@ def change_role(session: Session, actor: User, target: User, new_role: str) -> s
     target.role = new_role
     target.session_version += 1
     session.flush()
+    _user_changed(session, actor, "team.role_changed", target, "role", to=new_role, **{"from": old})
     return old
 
 
-def set_active(session: Session, actor: User, target: User, active: bool) -> None:
+def set_active(session: Session, actor: Actor, target: User, active: bool) -> None:
     _guard(actor, target)
-    if target.id == actor.id and not active:
+    if actor.user is not None and target.id == actor.user.id and not active:
         raise AccountError("You cannot deactivate yourself")
     if not active and target.role == Role.OWNER.value and _owner_count(session) <= 1:
         raise AccountError("SigDesk needs at least one active owner")
     target.is_active = active
     target.session_version += 1
     session.flush()
+    _user_changed(session, actor, "team.user_activated" if active else "team.user_deactivated", target,
+                  "activated" if active else "deactivated")
 
 
-def admin_reset_totp(session: Session, actor: User, target: User) -> None:
+def reset_two_factor(session: Session, actor: Actor, target: User) -> None:
+    """An owner or admin turns off someone's two-factor (a lost phone); they enrol again at next sign-in."""
     _guard(actor, target)
     reset_totp(session, target)
+    _user_changed(session, actor, "team.2fa_reset", target, "two_factor")
+
+
+def enable_two_factor(session: Session, actor: Actor, cipher: Cipher, user: User, code: str) -> list[str]:
+    """Confirm the enrolment with a first code; returns the recovery codes (shown once)."""
+    codes = confirm_totp_enrolment(session, cipher, user, code)
+    _user_changed(session, actor, "2fa.enabled", user, "two_factor")
+    return codes
+
+
+def new_recovery_codes(session: Session, actor: Actor, user: User) -> list[str]:
+    if not user.totp_enabled:
+        raise AccountError("Turn on two-factor authentication first")
+    codes = regenerate_recovery_codes(session, user)
+    _user_changed(session, actor, "2fa.recovery_codes_regenerated", user, "two_factor")
+    return codes
+
+
+def set_password(session: Session, actor: Actor, user: User, change: PasswordChange) -> None:
+    """Store a prepared password change; every other session of the user ends."""
+    change_password(session, user, change)
+    _user_changed(session, actor, "password.changed", user, "password")
 
 
 def list_users(session: Session) -> list[User]:
     return list(session.scalars(select(User).order_by(User.name, User.id)))
+
+
+def issue_api_token(session: Session, actor: Actor, user: User, name: str = "API token") -> str:
+    """A new token for `user`, returned once (only its hash is kept)."""
+    value = create_api_token(session, user, name)
+    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == _token_hash(value)))
+    record_by(session, actor, "api_token.created", row.name, {"api_token_id": row.id, "user": user.email})
+    record(session, TokenChanged(row.id, user.id, "created"))
+    return value
+
+
+def revoke_token(session: Session, actor: Actor, token: ApiToken) -> None:
+    if token.revoked_at is not None:
+        return
+    revoke_api_token(session, token)
+    record_by(session, actor, "api_token.revoked", token.name, {"api_token_id": token.id, "user": token.user.email})
+    record(session, TokenChanged(token.id, token.user_id, "revoked"))
 
 
 def revoke_api_token(session: Session, token: ApiToken) -> None:

@@ -14,8 +14,7 @@ from sigdesk.auth import services as accounts
 from sigdesk.extensions import limiter, login_rate_limit
 from sigdesk.models import Role, User
 from sigdesk.onboarding import services as onboarding
-from sigdesk.security import invalidate_policy
-from sigdesk.web import LoginUser, app_config, cipher, client_ip, db_session, public, requires, writing
+from sigdesk.web import LoginUser, acting, app_config, cipher, client_ip, db_session, public, requires, writing
 
 bp = Blueprint("auth", __name__)
 
@@ -64,8 +63,7 @@ def setup():
                 with writing() as dbs:
                     owner = None
                     if accounts.user_count(dbs) == 0:  # another window may have finished setup meanwhile
-                        owner = accounts.insert_user(dbs, new)
-                        record(dbs, "setup.owner_created", actor=owner, target=owner.email, ip=client_ip())
+                        owner = accounts.add_user(dbs, acting(), new)
                         onboarding.start(dbs, cipher())
                         _record_login(dbs, owner, "setup")
             except accounts.AccountError as exc:
@@ -73,7 +71,6 @@ def setup():
             else:
                 if owner is None:
                     return redirect(url_for("auth.login"))
-                invalidate_policy()
                 return _signed_in(owner, landing=url_for("onboarding.index"))
     return render_template("auth/setup.html", error=error, form=form), (400 if error else 200)
 

@@ -83,6 +83,7 @@ def backup() -> None:
 @click.pass_obj
 def backup_create(obj: Any, out: str | None, passphrase_stdin: bool) -> None:
     """Write an encrypted backup file; keep the passphrase safe, without it the backup cannot be read."""
+    from sigdesk.actor import Actor
     from sigdesk.backup import services as backups
     from sigdesk.db import Database, upgrade_to_head
 
@@ -95,7 +96,7 @@ def backup_create(obj: Any, out: str | None, passphrase_stdin: bool) -> None:
         database = Database(config.database_url)
         try:
             upgrade_to_head(database, config.migrations_dir)
-            manifest = backups.create(database, config, passphrase, target, progress=bars)
+            manifest = backups.run(database, config, Actor.system("cli"), passphrase, target, progress=bars)
         finally:
             database.dispose()
     rows = sum(entry["rows"] for entry in manifest["tables"].values())

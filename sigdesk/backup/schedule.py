@@ -14,12 +14,12 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from sigdesk.audit.services import record
+from sigdesk.actor import Actor
 from sigdesk.backup import services as backups
 from sigdesk.backup.format import BackupError, KdfParams
 from sigdesk.config import Config
 from sigdesk.crypto import Cipher
-from sigdesk.db import Database, utcnow
+from sigdesk.db import Database, utcnow, write_lock
 from sigdesk.models import Setting
 from sigdesk.settings import services as settings
 
@@ -79,24 +79,32 @@ def run_scheduled(database: Database, config: Config, cipher: Cipher, now: datet
             return None
         folder = settings.get(session, cipher, "backup.folder")
         passphrase = settings.get(session, cipher, "backup.passphrase")
+    worker = Actor.system("worker")
     try:
         if not folder:
             raise BackupError("Automatic backups are on but no backup folder is set")
         if not passphrase:
             raise BackupError("Automatic backups are on but no backup passphrase is set")
-        out = Path(folder) / f"sigdesk-{now.astimezone().strftime('%Y%m%d-%H%M%S')}.sigdesk-backup"
-        backups.create(database, config, passphrase, out, kdf=kdf)
     except BackupError as exc:
-        with database.session() as session:
-            _set_internal(session, LAST_ERROR, f"{now.isoformat()} {exc}")
-            record(session, "backup.failed", detail={"scheduled": True, "error": str(exc)})
+        backups.failed(database, worker, None, exc)
+        _remember_error(database, now, exc)
         raise
-    with database.session() as session:
+    out = Path(folder) / f"sigdesk-{now.astimezone().strftime('%Y%m%d-%H%M%S')}.sigdesk-backup"
+    try:
+        backups.run(database, config, worker, passphrase, out, kdf=kdf)
+    except BackupError as exc:
+        _remember_error(database, now, exc)
+        raise
+    with write_lock(database.engine), database.session() as session:
         _set_internal(session, LAST_RUN, now.isoformat())
         _set_internal(session, LAST_ERROR, None)
-        record(session, "backup.created", target=out.name, detail={"scheduled": True})
     log.info("scheduled backup written: %s", out)
     return out
+
+
+def _remember_error(database: Database, now: datetime, exc: BackupError) -> None:
+    with write_lock(database.engine), database.session() as session:
+        _set_internal(session, LAST_ERROR, f"{now.isoformat()} {exc}")
 
 
 class BackupLoop:
@@ -131,13 +139,13 @@ class ManualBackup:
         with self._lock:
             return dict(self.state)
 
-    def start(self, database: Database, config: Config, passphrase: str, out: Path, on_done=None) -> bool:
+    def start(self, database: Database, config: Config, actor: Actor, passphrase: str, out: Path) -> bool:
         """False when a backup is already running."""
         with self._lock:
             if self._thread is not None and self._thread.is_alive():
                 return False
             self.state = {"state": "running", "phase": "snapshot", "done": 0, "total": 1, "file": out.name}
-            self._thread = threading.Thread(target=self._run, args=(database, config, passphrase, out, on_done),
+            self._thread = threading.Thread(target=self._run, args=(database, config, actor, passphrase, out),
                                             name="sigdesk-backup", daemon=True)
             self._thread.start()
             return True
@@ -146,9 +154,9 @@ class ManualBackup:
         with self._lock:
             self.state.update(phase=phase, done=done, total=total)
 
-    def _run(self, database: Database, config: Config, passphrase: str, out: Path, on_done) -> None:
+    def _run(self, database: Database, config: Config, actor: Actor, passphrase: str, out: Path) -> None:
         try:
-            backups.create(database, config, passphrase, out, progress=self._progress)
+            backups.run(database, config, actor, passphrase, out, progress=self._progress)
         except BackupError as exc:
             with self._lock:
                 self.state = {"state": "failed", "file": out.name, "error": str(exc)}
@@ -159,8 +167,6 @@ class ManualBackup:
         else:
             with self._lock:
                 self.state = {"state": "done", "file": out.name}
-        if on_done is not None:
-            on_done(self.status())
 
     def wait(self, timeout: float | None = None) -> None:
         thread = self._thread

@@ -32,6 +32,8 @@ from typing import BinaryIO
 from sqlalchemy.engine import Engine
 
 from sigdesk import __version__
+from sigdesk.actor import Actor
+from sigdesk.audit.services import record_by
 from sigdesk.backup import dump, sqlite_copy
 from sigdesk.backup.archive import ArchiveWriter, Pipeline, Pipelined, entries
 from sigdesk.backup.format import (
@@ -40,7 +42,9 @@ from sigdesk.backup.format import (
 )
 from sigdesk.config import Config, ConfigError, resource_root
 from sigdesk.crypto import DataKeyError
-from sigdesk.db import Database, alembic_config
+from sigdesk.db import Database, alembic_config, write_lock
+from sigdesk.events.catalogue import BackupFinished
+from sigdesk.events.outbox import record
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +110,38 @@ class _Sink:
 
     def flush(self) -> None:
         self.handle.flush()
+
+
+# ---- run: the command -------------------------------------------------------------------------
+
+
+def run(database: Database, config: Config, actor: Actor, passphrase: str, out_path: Path,
+        progress: Progress | None = None, kdf: KdfParams | None = None) -> dict:
+    """One backup run, whoever asked (the Backups page, `sigdesk backup create`, the schedule): audited
+    when it starts and when it ends, ending in backup.finished either way. Returns the manifest."""
+    out_path = Path(out_path)
+    _note(database, actor, "backup.started", out_path.name)
+    try:
+        manifest = create(database, config, passphrase, out_path, progress, kdf)
+    except BaseException as exc:
+        failed(database, actor, out_path.name, exc)
+        raise
+    _note(database, actor, "backup.created", out_path.name, BackupFinished(True, out_path.name))
+    return manifest
+
+
+def failed(database: Database, actor: Actor, file: str | None, exc: BaseException) -> None:
+    """Record a run that ended in `exc` (or could not start: no folder or passphrase set)."""
+    error = str(exc) if isinstance(exc, BackupError) else "The backup failed; the details are in the log."
+    _note(database, actor, "backup.failed", file, BackupFinished(False, file), error=error)
+
+
+def _note(database: Database, actor: Actor, action: str, file: str | None, event: BackupFinished | None = None,
+          **detail) -> None:
+    with write_lock(database.engine), database.session() as session:
+        record_by(session, actor, action, file, detail or None)
+        if event is not None:
+            record(session, event)
 
 
 # ---- create -----------------------------------------------------------------------------------

@@ -15,11 +15,10 @@ from sigdesk.audit import services as audit
 from sigdesk.backup import services as backups
 from sigdesk.backup.format import BackupError
 from sigdesk.backup.schedule import LAST_ERROR, LAST_RUN, ManualBackup
-from sigdesk.db import write_lock
 from sigdesk.models import Setting
-from sigdesk.settings import services as settings
+from sigdesk.settings import commands as settings_commands, services as settings
 from sigdesk.settings.specs import SPECS
-from sigdesk.web import Rejected, actor, app_config, cipher, client_ip, db_session, error_response, requires, writing
+from sigdesk.web import Rejected, acting, actor, app_config, cipher, client_ip, db_session, error_response, requires, writing
 
 bp = Blueprint("backups", __name__, url_prefix="/admin/backups")
 
@@ -77,13 +76,16 @@ def save_settings():
     folder_missing = bool(folder) and not Path(folder).is_dir()  # a drive may be slow to answer: before the lock
     try:
         with writing() as dbs:
-            changed, errors = settings.apply_form(dbs, cipher(), SETTING_KEYS, request.form, blank_keeps=True)
+            try:
+                changed = settings_commands.save(dbs, acting(), cipher(),
+                                                 settings_commands.from_form(SETTING_KEYS, request.form, blank_keeps=True))
+                errors: dict[str, str] = {}
+            except settings_commands.SettingsRejected as rejected:
+                errors = dict(rejected.errors)
             if folder_missing:
                 errors["backup.folder"] = f"The folder {folder} does not exist (is the drive plugged in?)"
             if errors:
                 raise Rejected(errors)
-            for key in changed:
-                audit.record(dbs, "settings.changed", actor=actor(), target=key, ip=client_ip())
     except Rejected as rejected:
         values = {key: request.form.get(key, "") for key in SETTING_KEYS if key != "backup.passphrase"}
         return render_template(
@@ -107,17 +109,7 @@ def create_now():
         return error_response(400, "Set a backup passphrase first.")
     state = current_app.extensions["sigdesk"]
     out = folder / f"sigdesk-{datetime.now().astimezone().strftime('%Y%m%d-%H%M%S')}.sigdesk-backup"
-    me = actor()
-    with writing() as session:
-        audit.record(session, "backup.started", actor=me, target=out.name, ip=client_ip())
-    by = me.email
-
-    def finished(status: dict) -> None:
-        with write_lock(state.database.engine), state.database.session() as session:
-            audit.record(session, "backup.created" if status["state"] == "done" else "backup.failed",
-                         target=out.name, detail={"by": by, "error": status.get("error")})
-
-    if not _runner().start(state.database, app_config(), passphrase, out, finished):
+    if not _runner().start(state.database, app_config(), acting(), passphrase, out):
         return error_response(409, "A backup is already running.")
     flash("Backup started.")
     return redirect(url_for("backups.index"))
@@ -148,7 +140,7 @@ def verify(name: str):
     try:
         manifest = backups.verify(path, passphrase)
     except BackupError as exc:
-        flash(f"{name}: {exc}")
+        flash(f"{name}: {exc}", "error")
     else:
         rows = sum(entry["rows"] for entry in manifest["tables"].values())
         flash(f"{name} is intact: {rows} rows and {manifest['media']['files']} media files.")

@@ -45,10 +45,9 @@ def client_or_none(session: Session, cipher: Cipher) -> GraphClient | None:
         return None
 
 
-def generate_verify_token(session: Session, cipher: Cipher) -> str:
-    token = secrets.token_urlsafe(24)
-    settings.set_text(session, cipher, "whatsapp.verify_token", token)
-    return token
+def new_verify_token() -> str:
+    """A fresh token for Meta's callback form; store it with sigdesk.settings.commands.save."""
+    return secrets.token_urlsafe(24)
 
 
 @dataclass(frozen=True)

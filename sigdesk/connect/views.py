@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 
-from sigdesk.audit.services import record
 from sigdesk.connect import services as connect
-from sigdesk.settings import services as settings
+from sigdesk.settings import commands as settings_commands, services as settings
 from sigdesk.settings.specs import SPECS
-from sigdesk.web import Rejected, actor, cipher, client_ip, db_session, requires, writing
+from sigdesk.web import acting, cipher, db_session, requires, writing
 
 bp = Blueprint("connect", __name__, url_prefix="/admin/whatsapp")
 
@@ -35,16 +34,13 @@ def index():
 @bp.post("/")
 @requires("settings.manage")
 def save():
+    keys = connect.PLAIN_KEYS + connect.SECRET_KEYS
     try:
         with writing() as session:
-            changed, errors = settings.apply_form(session, cipher(), connect.PLAIN_KEYS + connect.SECRET_KEYS, request.form, blank_keeps=True)
-            if errors:
-                raise Rejected(errors)
-            for key in changed:
-                record(session, "settings.changed", actor=actor(), target=key, ip=client_ip())
-    except Rejected as rejected:
-        return _page(rejected.detail, status=400)
-    _settings_changed()
+            changed = settings_commands.save(session, acting(), cipher(),
+                                             settings_commands.from_form(keys, request.form, blank_keeps=True))
+    except settings_commands.SettingsRejected as rejected:
+        return _page(rejected.errors, status=400)
     flash("WhatsApp settings saved." if changed else "Nothing changed.")
     return redirect(url_for("connect.index"))
 
@@ -52,11 +48,10 @@ def save():
 @bp.post("/verify-token")
 @requires("settings.manage")
 def new_verify_token():
+    token = connect.new_verify_token()
     with writing() as session:
-        connect.generate_verify_token(session, cipher())
-        record(session, "settings.changed", actor=actor(), target="whatsapp.verify_token", ip=client_ip())
-    _settings_changed()
-    return render_template("connect/verify_token.html", token=settings.get(session, cipher(), "whatsapp.verify_token"),
+        settings_commands.save(session, acting(), cipher(), {"whatsapp.verify_token": token})
+    return render_template("connect/verify_token.html", token=token,
                            callback_url=request.url_root + "webhooks/whatsapp")
 
 
@@ -65,8 +60,3 @@ def new_verify_token():
 def check_connection():
     return _page(check=connect.test_connection(db_session(), cipher()))
 
-
-def _settings_changed() -> None:
-    from sigdesk.inbound.views import invalidate_app_secret
-
-    invalidate_app_secret()

@@ -19,7 +19,8 @@ from sigdesk.exports.services import FORMATS, WHAT
 @click.pass_obj
 def export(obj: Any, fmt: str, what: str, out: str, bom: bool) -> None:
     """Export contacts, conversations, messages, templates or the audit log (or all of them, zipped)."""
-    from sigdesk.exports.services import ExportError, export as run_export
+    from sigdesk.actor import Actor
+    from sigdesk.exports.services import ExportError, run
 
     bar = None
     shown = 0
@@ -33,8 +34,8 @@ def export(obj: Any, fmt: str, what: str, out: str, bom: bool) -> None:
         shown = done
 
     try:
-        with obj.store() as (session, _cipher):
-            written = run_export(session, what, fmt, Path(out), bom=bom, progress=progress)
+        with obj.database() as database:
+            written = run(database, Actor.system("cli"), what, fmt, Path(out), bom=bom, progress=progress)
     except ExportError as exc:
         raise click.ClickException(str(exc)) from exc
     finally:

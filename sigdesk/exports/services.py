@@ -19,7 +19,11 @@ import orjson
 from sqlalchemy import DateTime, func, select
 from sqlalchemy.orm import Session
 
-from sigdesk.db import UTCDateTime
+from sigdesk.actor import Actor
+from sigdesk.audit.services import record_by
+from sigdesk.db import Database, UTCDateTime, write_lock
+from sigdesk.events.catalogue import ExportFinished
+from sigdesk.events.outbox import record
 from sigdesk.models import AuditEvent, Contact, Conversation, Message, Template
 
 BATCH = 2000
@@ -151,4 +155,17 @@ def export(session: Session, what: str, fmt: str, out_path: Path, bom: bool = Fa
         raise
     if progress:
         progress(total, total)
+    return written
+
+
+def run(database: Database, actor: Actor, what: str, fmt: str, out_path: Path, bom: bool = False,
+        progress: Progress | None = None) -> dict[str, int]:
+    """An export as a command, for the Exports page and `sigdesk export` alike: written from a read-only
+    session (no write lock while it streams), then audited and recorded as export.finished."""
+    with database.session(write=False) as session:
+        written = export(session, what, fmt, out_path, bom, progress)
+    rows = sum(written.values())
+    with write_lock(database.engine), database.session() as session:
+        record_by(session, actor, "export.run", what, {"format": fmt, "rows": rows})
+        record(session, ExportFinished(what, fmt, rows, {"rows_by_kind": written}))
     return written

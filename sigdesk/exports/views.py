@@ -6,12 +6,13 @@ import tempfile
 from datetime import datetime
 from pathlib import Path
 
-from flask import Blueprint, flash, redirect, render_template, request, send_file, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, send_file, url_for
 
 from sigdesk.audit import services as audit
 from sigdesk.exports import personal
-from sigdesk.exports.services import FORMATS, WHAT, ExportError, export
-from sigdesk.web import actor, app_config, client_ip, db_session, error_response, requires, writing
+from sigdesk.exports import services as exports
+from sigdesk.exports.services import FORMATS, WHAT, ExportError
+from sigdesk.web import acting, actor, app_config, client_ip, db_session, error_response, requires, writing
 
 bp = Blueprint("exports", __name__, url_prefix="/admin/exports")
 
@@ -45,11 +46,9 @@ def download():
     suffix = ".zip" if zipped else (".csv" if fmt == "csv" else ".jsonl")
     path = _temp_path(suffix)
     try:
-        written = export(db_session(), what, fmt, path, bom=bool(request.form.get("bom")))
+        exports.run(current_app.extensions["sigdesk"].database, acting(), what, fmt, path, bom=bool(request.form.get("bom")))
     except ExportError as exc:
         return error_response(400, str(exc))
-    with writing() as session:
-        audit.record(session, "export.downloaded", actor=actor(), target=what, ip=client_ip(), detail={"format": fmt, "rows": written})
     stamp = datetime.now().strftime("%Y%m%d-%H%M")
     mimetype = "application/zip" if zipped else ("text/csv" if fmt == "csv" else "application/x-ndjson")
     return _send(path, f"sigdesk-{what}-{stamp}{suffix}", mimetype)

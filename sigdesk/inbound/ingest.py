@@ -22,7 +22,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from sigdesk.db import UTCDateTime, utcnow
-from sigdesk.inbound.prepared import Prepared, insert_ignore
+from sigdesk.events.catalogue import DomainEvent, MessageReceived, MessageUpdated
+from sigdesk.prepared import Prepared, insert_ignore
 from sigdesk.models import (
     AccountEvent,
     Contact,
@@ -126,18 +127,8 @@ _APPLY_FAILED_STATUS = Prepared(_APPLY_STATUS_STMT.values(
 ))
 
 
-@dataclass(frozen=True)
-class Change:
-    """Something open inboxes must show; the assignee decides who may see it."""
-
-    kind: str  # MESSAGE_CREATED or MESSAGE_UPDATED
-    conversation_id: int
-    message_id: int
-    assignee_id: int | None
-
-
-MESSAGE_CREATED = "message.created"
-MESSAGE_UPDATED = "message.updated"
+# What open inboxes must show and background consumers hear of (see sigdesk.events.catalogue).
+Change = DomainEvent
 
 
 @dataclass
@@ -398,7 +389,7 @@ def _ingest_message(state: _State, message: wa.Message) -> None:
         state.result.duplicate_messages += 1
         return
     state.result.messages += 1
-    state.result.changes.append(Change(MESSAGE_CREATED, values["conversation_id"], message_id, row.assignee_id))
+    state.result.changes.append(MessageReceived(values["conversation_id"], row.assignee_id, message_id, row.id, message.type))
     _learn_name(state, row, name)
     if isinstance(content, wa.Edit):
         _apply_edit(state, row, message, content, at)
@@ -415,7 +406,7 @@ def _changed(state: _State, wamid: str | None) -> None:
     if not wamid:
         return
     for message_id, conversation_id, assignee_id in _PLACE(state.conn, {"b_wamid": wamid}):
-        state.result.changes.append(Change(MESSAGE_UPDATED, conversation_id, message_id, assignee_id))
+        state.result.changes.append(MessageUpdated(conversation_id, assignee_id, message_id))
 
 
 def _already_stored(state: _State, message: wa.Message) -> bool:
@@ -584,7 +575,7 @@ def _apply_edit(state: _State, row: _ContactRow, message: wa.Message, edit: wa.E
         unchanged = m.edited_at.is_(None) if target.edited_at is None else m.edited_at == target.edited_at
         stmt = update(_messages).where(m.id == target.id, m.revoked_at.is_(None), unchanged).values(**values)
         if state.conn.execute(stmt).rowcount:
-            state.result.changes.append(Change(MESSAGE_UPDATED, _conversation_id(state, row), target.id, row.assignee_id))
+            state.result.changes.append(MessageUpdated(_conversation_id(state, row), row.assignee_id, target.id, "edit"))
             return
 
 

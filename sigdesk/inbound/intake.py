@@ -32,7 +32,6 @@ from werkzeug.wsgi import get_input_stream
 from sigdesk.batching import BatchFailed, GroupCommit
 from sigdesk.crypto import Cipher
 from sigdesk.db import Database
-from sigdesk.events.bus import EventBus
 from sigdesk.inbound import services
 from sigdesk.whatsapp.webhook import parse, verify_signature
 
@@ -76,11 +75,11 @@ class AppSecret:
 class WebhookIntake:
     """WSGI middleware: answers Meta's POST itself, passes everything else to `app`."""
 
-    def __init__(self, app: WSGIApp, database: Database, cipher: Cipher, events: EventBus | None) -> None:
+    def __init__(self, app: WSGIApp, database: Database, cipher: Cipher) -> None:
         self.app = app
         self.database = database
         self.secret = AppSecret(database, cipher)
-        writer = _Writer(database, events)
+        writer = _Writer(database)
         self.commit: GroupCommit[services.Incoming, tuple[int, str]] = GroupCommit(writer.write, idle=writer.close)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
@@ -146,9 +145,8 @@ class _Writer:
     fifth of applying a small batch; GroupCommit calls `close` when a run of batches ends, so
     nothing stays open while deliveries are quiet. Only the leading thread calls either method."""
 
-    def __init__(self, database: Database, events: EventBus | None) -> None:
+    def __init__(self, database: Database) -> None:
         self._database = database
-        self._events = events
         self._session: Session | None = None
 
     def write(self, batch: list[services.Incoming]) -> list[tuple[int, str]]:
@@ -159,7 +157,6 @@ class _Writer:
         except BaseException:
             self.close()
             raise
-        services.publish_changes(self._events, applied.changes)
         return list(zip(ids, applied.states))
 
     def close(self) -> None:

@@ -38,16 +38,16 @@ from sqlalchemy.orm import Session
 
 from sigdesk.crypto import Cipher
 from sigdesk.db import UTCDateTime, utcnow, write_lock
-from sigdesk.events.bus import EventBus
+from sigdesk.events.outbox import record
 from sigdesk.inbound.ingest import Change, IngestResult, KnownContacts, ingest, ingest_on, replay_statuses
-from sigdesk.inbound.prepared import Prepared, insert_ignore
+from sigdesk.prepared import Prepared, insert_ignore
 from sigdesk.models import DeliveryState, WebhookCounter, WebhookDelivery
 from sigdesk.settings import services as settings
 from sigdesk.whatsapp import types as wa
 from sigdesk.whatsapp.webhook import MalformedDelivery, parse
 
 __all__ = [
-    "Applied", "Change", "Incoming", "IngestResult", "Pending", "app_secret", "process_batch", "publish_changes",
+    "Applied", "Change", "Incoming", "IngestResult", "Pending", "app_secret", "process_batch",
     "store_and_apply", "count_rejected", "describe_error", "ensure_verify_token", "ingest", "is_transient",
     "mark_failed", "process_delivery", "process_stored", "rejected_count", "replay_statuses", "store_delivery",
     "write_lock",
@@ -230,6 +230,7 @@ def process_stored(
         found: list[Change] = []
         try:
             state = process_delivery(session, delivery_id, raw, parsed, found)
+            record(session, *dict.fromkeys(found))
             session.commit()
             if changes is not None:
                 changes.extend(found)
@@ -292,6 +293,7 @@ def store_and_apply(session: Session, incoming: Sequence[Incoming]) -> tuple[lis
                 delivery_id, state = _store_applied(session, conn, item, applied.changes, known)
                 ids.append(delivery_id)
                 applied.states.append(state)
+            record(session, *dict.fromkeys(applied.changes))
             session.commit()
             return ids, applied
         except Exception as exc:  # noqa: BLE001 - done again the careful way just below
@@ -320,6 +322,7 @@ def process_batch(session: Session, pending: Sequence[Pending]) -> Applied:
             try:
                 for item in chunk:
                     states.append(process_delivery(session, item.delivery_id, item.raw, item.parsed, changes, known))
+                record(session, *dict.fromkeys(changes))
                 session.commit()
                 applied.states.extend(states)
                 applied.changes.extend(changes)
@@ -332,14 +335,6 @@ def process_batch(session: Session, pending: Sequence[Pending]) -> Applied:
             with write_lock(session):
                 applied.states.append(process_stored(session, item.delivery_id, item.raw, item.parsed, applied.changes))
     return applied
-
-
-def publish_changes(bus: EventBus | None, changes: Sequence[Change]) -> None:
-    """After the commit: tell open inboxes what moved, each change once."""
-    if bus is None:
-        return
-    for change in dict.fromkeys(changes):
-        bus.publish(change.kind, change.conversation_id, change.assignee_id, message_id=change.message_id)
 
 
 def mark_failed(session: Session, delivery_id: int, error: BaseException | str) -> None:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, Flask, Response, current_app, request
+from flask import Blueprint, Flask, Response, request
 
+from sigdesk.events.catalogue import SettingsChanged
 from sigdesk.extensions import limiter
 from sigdesk.inbound.intake import WebhookIntake
 from sigdesk.settings import services as settings
@@ -25,14 +26,16 @@ limiter.exempt(bp)  # Meta retries anything but 200; throttling it would only lo
 def install_intake(app: Flask) -> None:
     """Put the webhook intake in front of the app (every server and the test client go through it)."""
     state = app.extensions["sigdesk"]
-    intake = WebhookIntake(app.wsgi_app, state.database, state.cipher, state.events)
+    intake = WebhookIntake(app.wsgi_app, state.database, state.cipher)
     app.extensions["sigdesk.inbound.intake"] = intake
     app.wsgi_app = intake
+    state.dispatcher.subscribe("settings.changed", lambda event: _forget_secret(intake, event))
 
 
-def invalidate_app_secret() -> None:
-    """For the settings pages: make a changed app secret count on the next delivery."""
-    current_app.extensions["sigdesk.inbound.intake"].secret.invalidate()
+def _forget_secret(intake: WebhookIntake, event: SettingsChanged) -> None:
+    """A saved app secret counts on the next delivery."""
+    if "whatsapp.app_secret" in event.keys:
+        intake.secret.invalidate()
 
 
 @bp.get("/webhooks/whatsapp")

@@ -25,7 +25,7 @@ def sync():
         with graph_client(db_session(), cipher()) as client:
             listed = client.list_templates()
     except (NotConnected, GraphError) as exc:
-        flash(exc.human if isinstance(exc, GraphError) else str(exc))
+        flash(exc.human if isinstance(exc, GraphError) else str(exc), "error")
         return redirect(url_for("message_templates.index"))
     with writing() as session:
         count = templates.sync(session, listed)

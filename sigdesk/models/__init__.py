@@ -4,6 +4,7 @@ from sigdesk.models.audit import AuditEvent, LoginEvent
 from sigdesk.models.contact import Contact
 from sigdesk.models.conversation import Conversation, ConversationStatus
 from sigdesk.models.inbox import CannedResponse, ConversationLabel, Label, Note
+from sigdesk.models.outbox import OutboxCursor, OutboxEvent
 from sigdesk.models.message import Direction, MediaState, Message, MessageStatus, MessageStatusEvent, Reaction
 from sigdesk.models.relay import RelayReceipt
 from sigdesk.models.setting import Setting
@@ -14,5 +15,6 @@ from sigdesk.models.webhook import AccountEvent, DeliverySource, DeliveryState, 
 __all__ = [
     "AccountEvent", "ApiToken", "AuditEvent", "CannedResponse", "Contact", "ConversationLabel", "Label", "Note", "Conversation", "ConversationStatus", "DeliverySource",
     "DeliveryState", "Direction", "LoginEvent", "MediaState", "Message", "MessageStatus", "MessageStatusEvent",
+    "OutboxCursor", "OutboxEvent",
     "Reaction", "RecoveryCode", "RelayReceipt", "Role", "Setting", "Template", "User", "WebhookCounter", "WebhookDelivery",
 ]

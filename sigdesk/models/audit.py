@@ -18,6 +18,8 @@ class AuditEvent(Base):
     action: Mapped[str] = mapped_column(String(64), index=True)
     target: Mapped[str | None] = mapped_column(String(254))
     ip: Mapped[str | None] = mapped_column(String(45))
+    # How the action came in: web, api, cli, wizard, worker, webhook (see sigdesk.actor).
+    channel: Mapped[str | None] = mapped_column(String(16))
     detail: Mapped[str | None] = mapped_column(Text)
 
 

@@ -13,16 +13,17 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from flask_login import current_user
 from sqlalchemy.orm import Session
 
-from sigdesk.audit.services import record
+from sigdesk.audit.services import record_by
 from sigdesk.connect import services as connect
 from sigdesk.onboarding import services as onboarding
-from sigdesk.relay import client as relay
-from sigdesk.settings import services as settings
+from sigdesk.relay_client import client as relay, commands as relay_commands
+from sigdesk.settings import commands as settings_commands, services as settings
 from sigdesk.settings.specs import SPECS, SettingError, parse_http_url
-from sigdesk.web import Rejected, actor, cipher, client_ip, db_session, error_response, requires, wants_json, writing
+from sigdesk.web import Rejected, acting, cipher, db_session, error_response, requires, wants_json, writing
 
 bp = Blueprint("onboarding", __name__, url_prefix="/welcome")
 
+WIZARD = "wizard"
 PERMISSION = "security.manage"  # owner only: the last step sets up backups, which hold everything
 WHATSAPP_KEYS = ("whatsapp.phone_number_id", "whatsapp.waba_id", "whatsapp.access_token", "whatsapp.app_secret")
 SCHEDULES = ("daily", "weekly", "off")
@@ -80,7 +81,7 @@ def _next(past: str, save: Callable[[Session], None] | None = None):
 
 def _finished(session: Session) -> None:
     onboarding.finish(session, cipher())
-    record(session, "onboarding.finished", actor=actor(), ip=client_ip())
+    record_by(session, acting(WIZARD), "onboarding.finished")
 
 
 def _finish(message: str):
@@ -135,25 +136,20 @@ def submit(step: str):
 
 def _save_whatsapp():
     def save(session: Session) -> None:
-        changed, errors = settings.apply_form(session, cipher(), WHATSAPP_KEYS, request.form, blank_keeps=True)
-        if not errors and connect.missing(session, cipher()):
-            errors["whatsapp.access_token"] = "Enter at least the phone number ID and the access token, or skip this step."
-        if errors:
-            raise Rejected(errors)
+        values = settings_commands.from_form(WHATSAPP_KEYS, request.form, blank_keeps=True)
         if not settings.is_set(session, "whatsapp.verify_token"):
-            connect.generate_verify_token(session, cipher())
-            changed.append("whatsapp.verify_token")
-        for key in changed:
-            record(session, "settings.changed", actor=actor(), target=key, ip=client_ip(), detail={"via": "first run"})
+            values["whatsapp.verify_token"] = connect.new_verify_token()
+        settings_commands.save(session, acting(WIZARD), cipher(), values)
+        if connect.missing(session, cipher()):
+            raise Rejected({"whatsapp.access_token": "Enter at least the phone number ID and the access token, "
+                                                     "or skip this step."})
 
     try:
-        response = _next("whatsapp", save)
+        return _next("whatsapp", save)
+    except settings_commands.SettingsRejected as rejected:
+        return _page("whatsapp", 400, error=rejected.message, errors=rejected.errors)
     except Rejected as rejected:
         return _page("whatsapp", 400, error=next(iter(rejected.detail.values())), errors=rejected.detail)
-    from sigdesk.inbound.views import invalidate_app_secret
-
-    invalidate_app_secret()
-    return response
 
 
 def _save_inbound():
@@ -172,16 +168,14 @@ def _save_inbound():
             return _page("inbound", 400, error=f"Pairing failed: {exc}")
 
         def save(session: Session) -> None:
-            relay.save_pairing(session, cipher(), url, pairing)
-            record(session, "relay.paired", actor=actor(), target=pairing.name, ip=client_ip(), detail={"relay": url})
+            relay_commands.pair(session, acting(WIZARD), cipher(), url, pairing)
     else:
         def save(session: Session) -> None:
-            settings.set_text(session, cipher(), "inbound.mode", mode)
-            record(session, "settings.changed", actor=actor(), target="inbound.mode", ip=client_ip(), detail={"mode": mode})
+            settings_commands.save(session, acting(WIZARD), cipher(), {"inbound.mode": mode})
     try:
         response = _next("inbound", save)
-    except SettingError as exc:
-        return _page("inbound", 400, error=str(exc))
+    except settings_commands.SettingsRejected as exc:
+        return _page("inbound", 400, error=exc.message)
     puller = current_app.extensions.get("sigdesk.relay")
     if puller is not None:
         puller.wake()
@@ -208,14 +202,10 @@ def _save_backup():
         return _page("backup", 400, error=next(iter(errors.values())), errors=errors)
 
     def save(session: Session) -> None:
-        settings.set_text(session, cipher(), "backup.folder", str(folder))
-        settings.set_text(session, cipher(), "backup.schedule", schedule)
-        changed = ["backup.folder", "backup.schedule"]
+        values = {"backup.folder": str(folder), "backup.schedule": schedule}
         if not keeps_passphrase:
-            settings.set_text(session, cipher(), "backup.passphrase", passphrase)
-            changed.append("backup.passphrase")
-        for key in changed:
-            record(session, "settings.changed", actor=actor(), target=key, ip=client_ip(), detail={"via": "first run"})
+            values["backup.passphrase"] = passphrase
+        settings_commands.save(session, acting(WIZARD), cipher(), values)
 
     return _next("backup", save)
 

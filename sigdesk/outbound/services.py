@@ -18,10 +18,14 @@ from typing import Any, Protocol
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from sigdesk.conversations.services import window_open
+from sigdesk.outbound.window import window_open
 from sigdesk.inbound.services import replay_statuses
 from sigdesk.db import utcnow, write_lock
 from sigdesk.errors import Refused
+from sigdesk.events.catalogue import ConversationRead, MessageSent
+from sigdesk.events.outbox import Stored, record
+from sigdesk.settings import services as settings
+from sigdesk.message_templates import services as message_templates
 from sigdesk.models import Contact, Conversation, Direction, Message, MessageStatus, Template
 from sigdesk.whatsapp.client import InvalidMessage, validate_message
 from sigdesk.whatsapp.errors import GraphError
@@ -135,6 +139,7 @@ def _check_template(session: Session, contact: Contact, content: dict[str, Any])
         raise SendRefused(f"The template '{name}' is {(template.status or 'not approved').lower()}; only approved templates can be sent.")
     if (template.category or "").upper() == "MARKETING" and contact.opted_out_marketing:
         raise SendRefused("This customer has stopped marketing messages; send a utility template or wait for them to write.")
+    message_templates.check(template, content)
 
 
 def recover_interrupted(session: Session) -> int:
@@ -147,14 +152,9 @@ def recover_interrupted(session: Session) -> int:
     return result.rowcount or 0
 
 
-Sent = Callable[[Message, int | None], None]
-
-
-def send_due(session: Session, sender_for: Callable[[Session], Sender | None], now: datetime | None = None,
-             sent: Sent | None = None) -> int:
-    """One worker pass: claim due messages, mark them 'sending' (committed), then call Meta.
-
-    `sent(message, assignee_id)` hears of each message whose send was recorded, after the commit."""
+def send_due(session: Session, sender_for: Callable[[Session], Sender | None], now: datetime | None = None) -> int:
+    """One worker pass: claim due messages, mark them 'sending' (committed), then call Meta; each outcome
+    is recorded with a message.sent event."""
     now = now or utcnow()
     due = list(session.scalars(
         select(Message.id)
@@ -166,13 +166,13 @@ def send_due(session: Session, sender_for: Callable[[Session], Sender | None], n
         return 0
     sender = sender_for(session)
     try:
-        return _send_claimed(session, sender, due, sent)
+        return _send_claimed(session, sender, due)
     finally:
         if sender is not None and hasattr(sender, "close"):
             sender.close()
 
 
-def _send_claimed(session: Session, sender: Sender | None, due: list[int], sent: Sent | None = None) -> int:
+def _send_claimed(session: Session, sender: Sender | None, due: list[int]) -> int:
     session.commit()  # end the read that found the work: each write below starts its own transaction
     handled = 0
     for message_id in due:
@@ -194,9 +194,8 @@ def _send_claimed(session: Session, sender: Sender | None, due: list[int], sent:
             session.refresh(message)
             _record(session, message, outcome)
             assignee_id = session.scalar(select(Conversation.assignee_id).where(Conversation.id == message.conversation_id))
+            record(session, MessageSent(message.conversation_id, assignee_id, message.id, message.status, message.error_code))
             session.commit()
-        if sent is not None:
-            sent(message, assignee_id)
     return handled
 
 
@@ -281,3 +280,31 @@ def send_read_receipt(session: Session, conversation: Conversation, sender: Send
             sender.mark_read(latest)
         except GraphError as error:
             log.info("read receipt not sent (code %s)", error.code)
+
+
+class ReadReceipts:
+    """The outbox consumer that tells customers their messages were read, when the business sends receipts.
+
+    It runs on the worker, so marking a conversation read never waits on Meta; a receipt lost to a crash
+    is sent again (Meta takes a repeated receipt as it takes the first)."""
+
+    EVENTS = (ConversationRead.name,)
+
+    def __init__(self, cipher, sender_for: Callable[[Session], Sender | None]) -> None:
+        self.cipher = cipher
+        self.sender_for = sender_for
+
+    def __call__(self, session: Session, events: list[Stored]) -> None:
+        if not settings.get(session, self.cipher, "whatsapp.read_receipts"):
+            return
+        sender = self.sender_for(session)
+        if sender is None:
+            return
+        try:
+            for conversation_id in dict.fromkeys(item.event.conversation_id for item in events):
+                conversation = session.get(Conversation, conversation_id)
+                if conversation is not None:
+                    send_read_receipt(session, conversation, sender)
+        finally:
+            if hasattr(sender, "close"):
+                sender.close()

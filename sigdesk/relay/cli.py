@@ -1,4 +1,8 @@
-"""`sigdesk relay ...`: run the relay and manage its installs (on the server); pair with it (on the desktop)."""
+"""`sigdesk relay ...` on the relay's server: run it and manage its installs.
+
+Imports nothing of the CRM (the VPS has none of its dependencies); the desktop's `sigdesk relay pair`
+lives in sigdesk.relay_client.cli and is added to this group by sigdesk.cli.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 import click
 from sqlalchemy.orm import Session
@@ -45,12 +50,12 @@ def _session(obj: Any, db_url: str | None) -> Iterator[Session]:
 
 
 def _public_url(text: str) -> str:
-    from sigdesk.settings.specs import SettingError, parse_http_url
-
-    try:
-        return parse_http_url(text)
-    except SettingError as exc:
-        raise click.BadParameter(str(exc), param_hint="--public-url") from exc
+    cleaned = text.strip().rstrip("/")
+    parts = urlsplit(cleaned)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise click.BadParameter(f"'{text}' is not an http(s) address like https://relay.example.com",
+                                 param_hint="--public-url")
+    return cleaned
 
 
 def _show(credentials: Credentials, public_url: str, as_json: bool, heading: str) -> None:
@@ -196,26 +201,3 @@ def rotate_token(obj: Any, name: str, new_verify_token: bool, public_url: str, a
     _show(credentials, public_url, as_json,
           f"New credentials for '{credentials.install.name}'. The desktop must pair again; stored events wait for it.")
 
-
-@relay.command("pair")
-@click.option("--url", "relay_url", required=True, help="The relay's public address.")
-@click.option("--code", required=True, help="The pairing code 'add-install' or 'rotate-token' printed.")
-@click.pass_obj
-def pair(obj: Any, relay_url: str, code: str) -> None:
-    """On the desktop: pair this SigDesk with a relay and switch inbound webhooks to it."""
-    from sigdesk.audit.services import record
-    from sigdesk.relay import client
-    from sigdesk.settings.specs import SettingError, parse_http_url
-
-    try:
-        url = parse_http_url(relay_url)
-    except SettingError as exc:
-        raise click.BadParameter(str(exc), param_hint="--url") from exc
-    try:
-        pairing = client.pair(url, code)
-    except client.RelayProblem as exc:
-        raise click.ClickException(f"Pairing failed: {exc}") from exc
-    with obj.store() as (session, cipher):
-        client.save_pairing(session, cipher, url, pairing)
-        record(session, "relay.paired", target=pairing.name, detail={"relay": url, "via": "cli"})
-    click.echo(f"Paired with the relay as '{pairing.name}'. SigDesk pulls events from it while it runs.")

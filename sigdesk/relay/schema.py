@@ -1,17 +1,19 @@
-"""The relay's database: opened with SigDesk's engine settings, upgraded by its own Alembic history."""
+"""The relay's database: opened with SigDesk's engine settings, upgraded by its own Alembic history.
+
+The history lives inside this package, so an installed relay (pip install, Docker) carries it.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from sigdesk.config import resource_root
 from sigdesk.db import Database, alembic_config
 
 VERSION_TABLE = "relay_alembic_version"
 
 
 def migrations_dir() -> Path:
-    return resource_root() / "migrations" / "relay"
+    return Path(__file__).resolve().parent / "migrations"
 
 
 def open_relay_database(url: str) -> Database:

@@ -27,7 +27,7 @@ from sqlalchemy import Connection, Engine, Integer, bindparam, delete, event, fu
 
 from sigdesk.batching import BatchFailed, GroupCommit
 from sigdesk.db import WRITER_OPTION, Database, UTCDateTime, utcnow, write_lock
-from sigdesk.inbound.prepared import Prepared
+from sigdesk.prepared import Prepared
 from sigdesk.relay.installs import digest, same_digest
 from sigdesk.relay.models import Event, Install
 

@@ -1,8 +1,11 @@
-"""The one settings store: typed key/value pairs, secrets encrypted with the data key."""
+"""The one settings store: typed key/value pairs, secrets encrypted with the data key.
+
+set_text/set_value are the store's primitives, for SigDesk's own bookkeeping (the wizard's step, a
+verify token made on first use); a person's change goes through sigdesk.settings.commands.save.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from sigdesk.crypto import Cipher, DataKeyError, create_key, read_key
 from sigdesk.models import Setting
-from sigdesk.settings.specs import SettingError, Spec, parse_bool, spec_for
+from sigdesk.settings.specs import SettingError, Spec, spec_for
 
 KEY_CHECK = "_internal.data_key_check"
 
@@ -69,31 +72,6 @@ def _store(session: Session, cipher: Cipher, spec: Spec, text: str) -> None:
     session.flush()
 
 
-def apply_form(
-    session: Session, cipher: Cipher, keys: Iterable[str], form: Mapping[str, str], blank_keeps: bool = False
-) -> tuple[list[str], dict[str, str]]:
-    """Store the settings a form posted; returns (changed keys, errors by key). The caller commits
-    only when there are no errors. Unticked checkboxes mean false; with blank_keeps, an empty text
-    field keeps what is stored (secrets are never shown back, so blank must not erase them)."""
-    changed: list[str] = []
-    errors: dict[str, str] = {}
-    for key in keys:
-        spec = spec_for(key)
-        if spec.parse is parse_bool:
-            text = "true" if form.get(key) else "false"
-        else:
-            text = form.get(key)
-            if text is None or (blank_keeps and not text.strip()):
-                continue
-        try:
-            before = get(session, cipher, key)
-            if before != set_text(session, cipher, key, text):
-                changed.append(key)
-        except SettingError as exc:
-            errors[key] = str(exc)
-    return changed, errors
-
-
 def is_set(session: Session, key: str) -> bool:
     spec_for(key)
     return session.get(Setting, key) is not None
@@ -103,4 +81,4 @@ def stored_keys(session: Session) -> list[str]:
     return list(session.scalars(select(Setting.key).where(~Setting.key.startswith("_internal."))))
 
 
-__all__ = ["SettingError", "apply_form", "get", "is_set", "open_cipher", "set_text", "set_value", "stored_keys"]
+__all__ = ["SettingError", "get", "is_set", "open_cipher", "set_text", "set_value", "stored_keys"]

@@ -6,10 +6,13 @@ One table so that the CLI, the admin pages and the services agree on names and t
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from urllib.parse import urlsplit
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 DEFAULT_ALLOWED_NETWORKS = "127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7,fe80::/10"
 
@@ -107,6 +110,34 @@ def parse_passphrase(text: str) -> str:
     return text
 
 
+def parse_timezone(text: str) -> str:
+    cleaned = text.strip()
+    try:
+        ZoneInfo(cleaned)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise SettingError(f"'{text}' is not a time zone name like Europe/Berlin or America/New_York") from None
+    return cleaned
+
+
+def machine_timezone() -> str:
+    """This computer's IANA zone name, so a new install shows times as the wall clock does (UTC if unknown)."""
+    candidates = [os.environ.get("TZ", "").lstrip(":")]
+    try:
+        with open("/etc/timezone", encoding="utf-8") as stored:
+            candidates.append(stored.read().strip())
+    except OSError:
+        pass
+    _, found, name = os.path.realpath("/etc/localtime").partition("/zoneinfo/")
+    if found:
+        candidates.append(name)
+    for candidate in filter(None, candidates):
+        try:
+            return parse_timezone(candidate)
+        except SettingError:
+            continue
+    return "UTC"
+
+
 ONBOARDING_STEPS = ("welcome", "whatsapp", "inbound", "backup", "done")
 
 
@@ -137,6 +168,7 @@ SPECS: dict[str, Spec] = {
         Spec("security.require_2fa", "Require two-factor authentication for everyone", parse_bool, False),
         Spec("server.allowed_networks", "Networks allowed to reach the LAN server", parse_networks, DEFAULT_ALLOWED_NETWORKS),
         Spec("general.business_name", "Business name", parse_str, ""),
+        Spec("general.timezone", "Time zone for dates and times", parse_timezone, machine_timezone()),
         Spec("whatsapp.app_secret", "Meta app secret (checks webhook signatures)", parse_str, None, secret=True),
         Spec("whatsapp.verify_token", "Webhook verify token (Meta's callback setup)", parse_str, None, secret=True),
         Spec("whatsapp.access_token", "Access token (permanent system-user token)", parse_str, None, secret=True),

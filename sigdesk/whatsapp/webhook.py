@@ -15,7 +15,8 @@ import math
 import re
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from sigdesk.whatsapp.types import (
     INBOUND,

@@ -3,6 +3,7 @@ from datetime import timedelta
 import pyotp
 import pytest
 
+from sigdesk.actor import Actor
 from sigdesk.auth import services as accounts
 from sigdesk.db import utcnow
 from sigdesk.models import ApiToken
@@ -13,6 +14,10 @@ def store(app):
     state = app.extensions["sigdesk"]
     with state.database.session() as session:
         yield session, state.cipher
+
+
+def by(user) -> Actor:
+    return Actor(user, "web")
 
 
 def make_user(session, role="agent", email="amy@example.com"):
@@ -147,11 +152,11 @@ def test_the_last_owner_cannot_be_demoted_or_deactivated(store):
     session, _ = store
     owner = make_user(session, "owner", "o@example.com")
     with pytest.raises(accounts.AccountError, match="at least one active owner"):
-        accounts.change_role(session, owner, owner, "admin")
+        accounts.change_role(session, by(owner), owner, "admin")
     other = make_user(session, "owner", "o2@example.com")
-    accounts.set_active(session, owner, other, False)
+    accounts.set_active(session, by(owner), other, False)
     with pytest.raises(accounts.AccountError, match="at least one active owner"):
-        accounts.set_active(session, other, owner, False)
+        accounts.set_active(session, by(other), owner, False)
 
 
 def test_admins_cannot_touch_owners_or_make_owners(store):
@@ -160,12 +165,12 @@ def test_admins_cannot_touch_owners_or_make_owners(store):
     admin = make_user(session, "admin", "a@example.com")
     agent = make_user(session, "agent", "g@example.com")
     with pytest.raises(accounts.AccountError):
-        accounts.change_role(session, admin, owner, "agent")
+        accounts.change_role(session, by(admin), owner, "agent")
     with pytest.raises(accounts.AccountError):
-        accounts.change_role(session, admin, agent, "owner")
+        accounts.change_role(session, by(admin), agent, "owner")
     with pytest.raises(accounts.AccountError):
-        accounts.set_active(session, admin, owner, False)
-    accounts.change_role(session, admin, agent, "admin")
+        accounts.set_active(session, by(admin), owner, False)
+    accounts.change_role(session, by(admin), agent, "admin")
     assert agent.role == "admin"
 
 
@@ -174,5 +179,5 @@ def test_role_and_activity_changes_end_existing_sessions(store):
     owner = make_user(session, "owner", "o@example.com")
     agent = make_user(session, "agent", "g@example.com")
     before = agent.session_version
-    accounts.change_role(session, owner, agent, "admin")
+    accounts.change_role(session, by(owner), agent, "admin")
     assert agent.session_version == before + 1

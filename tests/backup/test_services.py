@@ -16,6 +16,7 @@ from sigdesk.config import Config
 from sigdesk.db import Database
 from sigdesk.models import Contact
 from sigdesk.settings import services as settings
+from tests import factories
 from tests.backup.seed import MESSAGE_TYPES, SECRET, media_files, seed, snapshot
 
 PASSPHRASE = "a long backup passphrase"
@@ -77,8 +78,7 @@ def test_restored_app_starts_decrypts_secrets_and_takes_new_rows(backup_file, tm
         with state.database.session() as session:
             assert settings.get(session, state.cipher, "whatsapp.access_token") == SECRET
             before = max(c.id for c in session.query(Contact))
-            session.add(Contact(wa_id="447700900999"))
-            session.flush()
+            factories.contact(session, "447700900999")
             assert session.query(Contact).filter_by(wa_id="447700900999").one().id > before
         assert app.test_client().get("/healthz").status_code == 200
     finally:
@@ -151,7 +151,7 @@ def test_in_place_restore_keeps_the_old_data_dir_and_swaps_only_when_done(seeded
     state = seeded.extensions["sigdesk"]
     data_dir = state.config.data_dir
     with state.database.session() as session:
-        session.add(Contact(wa_id="made-after-backup"))
+        factories.contact(session, "made-after-backup")
     state.database.dispose()
     old = tree(data_dir)
 

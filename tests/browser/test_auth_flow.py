@@ -38,7 +38,7 @@ def set_up_owner(browse: Browse) -> None:
 def sign_out(browse: Browse) -> None:
     page = browse.page
     if page.is_hidden("#logout"):
-        page.click("label.nav-toggle-label")
+        page.click("#user-menu summary")
     with page.expect_navigation():
         page.click("#logout")
     assert page.url.endswith("/login")
@@ -70,7 +70,9 @@ def test_owner_sets_up_signs_in_enrols_two_factor_and_signs_in_with_a_code(brows
     sign_in(browse)
     assert page.url == browse.base_url + "/"
 
-    page.click(f"nav >> text={OWNER_NAME}")
+    page.click("#user-menu summary")
+    assert page.is_visible(f"#user-menu >> text={OWNER_NAME}")
+    page.click("#user-menu >> text=Your account")
     page.wait_for_url("**/account/")
     with page.expect_navigation():
         page.click("text=Turn on two-factor authentication")
@@ -138,8 +140,11 @@ def test_desktop_width_shows_the_full_navigation(browse):
     browse.goto("/admin/team")
     assert page.viewport_size == DESKTOP
     assert page.is_hidden("label.nav-toggle-label")
-    for link in ("Inbox", "Team", "Audit log", "Settings", OWNER_NAME):
+    for link in ("Inbox", "Settings"):
         assert page.is_visible(f"nav.nav >> text={link}")
+    for link in ("Team", "Audit log", "General", "Backups"):
+        assert page.is_visible(f"#settings-nav >> text={link}")
+    assert page.is_visible(f"#user-menu >> text={OWNER_NAME}")
     page.fill("input[name=name]", "Ada Agent")
     page.fill("input[name=email]", "ada@example.com")
     page.fill("input[name=password]", PASSWORD)
@@ -165,7 +170,7 @@ def test_phone_width_collapses_the_navigation_and_never_scrolls_sideways(browse)
     assert not has_horizontal_scroll(page)
     browse.screenshot("phone-home")
     page.click("label.nav-toggle-label")
-    assert page.is_visible("nav.nav >> text=Team")
+    assert page.is_visible("nav.nav >> text=Settings")
     browse.screenshot("phone-menu-open")
     for path in ("/admin/audit", "/admin/settings", "/account/", "/account/two-factor", "/admin/team"):
         browse.goto(path)

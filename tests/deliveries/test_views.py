@@ -1,5 +1,6 @@
 import json
 
+from tests import factories
 from tests.outbound.test_sending import connect
 from tests.media.test_views import deliver
 
@@ -8,8 +9,7 @@ def test_admins_see_refused_signatures_failures_and_account_updates(app, client,
     connect(app, fake_graph)
     client.post("/webhooks/whatsapp", data=b"{}", headers={"X-Hub-Signature-256": "sha256=" + "0" * 64})
     deliver(app, client, b"[1, 2, 3]")
-    update = {"object": "whatsapp_business_account", "entry": [{"id": "1", "time": 1700000000, "changes": [
-        {"field": "account_update", "value": {"phone_number": "15550100199", "event": "VERIFIED_ACCOUNT"}}]}]}
+    update = factories.webhook({"phone_number": "15550100199", "event": "VERIFIED_ACCOUNT"}, field="account_update")
     deliver(app, client, json.dumps(update).encode())
     page = client.get("/admin/webhooks/").get_data(as_text=True)
     assert "refused signatures: 1" in page and "app secret" in page

@@ -18,6 +18,7 @@ from sigdesk.models import (
     Template,
     WebhookDelivery,
 )
+from tests import factories
 from tests.inbox.helpers import deliver
 
 pytestmark = pytest.mark.database
@@ -46,40 +47,19 @@ def contact(session, wa_id: str | None = None, user_id: str | None = None) -> Co
 def outbound(database, wamid: str, wa_id: str = ADA, status: str = "sent") -> None:
     """An outbound message as the send path would have stored it."""
     with database.session() as session:
-        person = contact(session, wa_id) or Contact(wa_id=wa_id)
-        session.add(person)
-        session.flush()
+        person = contact(session, wa_id) or factories.contact(session, wa_id)
         conversation = session.scalar(select(Conversation).where(Conversation.contact_id == person.id))
-        if conversation is None:
-            conversation = Conversation(contact_id=person.id)
-            session.add(conversation)
-            session.flush()
-        session.add(Message(wamid=wamid, conversation_id=conversation.id, contact_id=person.id, direction="out",
-                            type="text", text="Your order shipped", status=status))
+        conversation = conversation or factories.conversation(session, person)
+        factories.message(session, conversation, "out", wamid=wamid, text="Your order shipped", status=status)
 
 
 def status_body(wamid: str, status: str, ts: int, errors: list | None = None) -> dict:
-    item = {"id": wamid, "status": status, "timestamp": str(ts), "recipient_id": ADA}
-    if errors:
-        item["errors"] = errors
-    return {"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [
-        {"field": "messages", "value": {"messaging_product": "whatsapp", "statuses": [item]}}]}]}
+    return factories.status_update(wamid, status, ADA, at=ts, errors=errors)
 
 
 def text_body(wamid: str, body: str, ts: int, wa_id: str | None = ADA, user_id: str | None = None,
               name: str | None = None) -> dict:
-    profile = {"profile": {"name": name}} if name else {}
-    if wa_id:
-        profile["wa_id"] = wa_id
-    if user_id:
-        profile["user_id"] = user_id
-    item = {"id": wamid, "timestamp": str(ts), "type": "text", "text": {"body": body}}
-    if wa_id:
-        item["from"] = wa_id
-    value = {"messaging_product": "whatsapp", "messages": [item]}
-    if profile:
-        value["contacts"] = [profile]
-    return {"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{"field": "messages", "value": value}]}]}
+    return factories.text_message(wa_id, body, wamid=wamid, at=ts, name=name, user_id=user_id)
 
 
 @pytest.fixture
@@ -525,7 +505,7 @@ def test_failed_processing_leaves_the_delivery_stored_and_marked(database):
             delivery_id = services.store_delivery(session, raw, None)
         session = database.sessionmaker()
         try:
-            with pytest.raises(Exception):
+            with pytest.raises(Exception):  # noqa: B017 - any driver error
                 services.process_delivery(session, delivery_id, raw)
             session.rollback()
             services.mark_failed(session, delivery_id, RuntimeError("database refused"))

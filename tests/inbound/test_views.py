@@ -8,9 +8,9 @@ from sqlalchemy import func, select, text
 
 from sigdesk.inbound import services
 from sigdesk.inbound.intake import MAX_WEBHOOK_BYTES
-from sigdesk.models import Contact, Message, MessageStatusEvent, WebhookDelivery
+from sigdesk.models import Contact, Conversation, Message, MessageStatusEvent, WebhookDelivery
 from sigdesk.settings import services as settings
-from sigdesk.whatsapp.webhook import signature_header
+from tests import factories
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "webhooks"
 SECRET = "test-app-secret"
@@ -23,7 +23,7 @@ def body_of(name: str) -> bytes:
 
 
 def signed(raw: bytes, secret: str = SECRET) -> dict[str, str]:
-    return {"X-Hub-Signature-256": signature_header(secret, raw), "Content-Type": "application/json"}
+    return factories.signed(raw, secret)[1]
 
 
 def rows(app, model, *where) -> int:
@@ -295,10 +295,8 @@ def test_a_status_for_our_message_is_announced_and_one_for_an_unknown_message_is
     client.post(URL, data=raw_in, headers=signed(raw_in))
     with state.database.session() as session:
         customer = session.scalars(select(Message)).one()
-        ours = Message(wamid="wamid.FIX.out.1", conversation_id=customer.conversation_id, contact_id=customer.contact_id,
-                       direction="out", type="text", text="hello", status="sent")
-        session.add(ours)
-        session.flush()
+        ours = factories.message(session, session.get(Conversation, customer.conversation_id), "out",
+                                 wamid="wamid.FIX.out.1", text="hello", status="sent")
         ours_id = ours.id
     subscription = state.events.subscribe()
     raw = body_of("status_delivered")

@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from sigdesk.inbound import services as inbound
 from sigdesk.models import Contact, Conversation, Message, User
+from tests import factories
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "webhooks"
 
@@ -28,19 +29,11 @@ def deliver_fixtures(database, *names: str) -> None:
         deliver(database, (FIXTURES / f"{name}.json").read_bytes())
 
 
-def text_body(wa_id: str, wamid: str, text: str, at: datetime | None = None, name: str | None = None) -> dict:
-    at = at or datetime.now(timezone.utc)
-    return {"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{"field": "messages", "value": {
-        "messaging_product": "whatsapp",
-        "metadata": {"display_phone_number": "15550001111", "phone_number_id": "106540352242922"},
-        "contacts": [{"profile": {"name": name or f"Customer {wa_id[-4:]}"}, "wa_id": wa_id}],
-        "messages": [{"from": wa_id, "id": wamid, "timestamp": str(int(at.timestamp())), "type": "text",
-                      "text": {"body": text}}]}}]}]}
-
-
 def customer_writes(database, wa_id: str, text: str = "Hello", at: datetime | None = None, name: str | None = None) -> int:
     """A customer's text arrives; returns the conversation id."""
-    deliver(database, text_body(wa_id, f"wamid.T{wa_id}.{datetime.now().timestamp()}.{text[:8]}", text, at, name))
+    wamid = f"wamid.T{wa_id}.{datetime.now().timestamp()}.{text[:8]}"
+    deliver(database, factories.text_message(wa_id, text, wamid=wamid, at=at, name=name or f"Customer {wa_id[-4:]}",
+                                             meta=factories.metadata()))
     with database.session() as session:
         contact = session.scalar(select(Contact).where(Contact.wa_id == wa_id))
         return session.scalar(select(Conversation.id).where(Conversation.contact_id == contact.id))

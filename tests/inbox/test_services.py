@@ -8,7 +8,12 @@ import pytest
 from sqlalchemy import select
 
 from sigdesk.db import utcnow
+from sigdesk.canned import services as canned
+from sigdesk.conversations import actions
+from sigdesk.conversations.commands import SnoozeWaker
+from sigdesk.errors import UserError
 from sigdesk.inbox import services
+from sigdesk.labels import services as labels
 from sigdesk.inbox.services import Cursor, Filters, InboxError
 from sigdesk.models import Conversation, Message, Note
 from sigdesk.settings import services as settings
@@ -74,10 +79,10 @@ def test_filters_mine_unassigned_status_unread_and_label(team):
     assert visible_ids(database, "ada@example.com", view="mine") == [ids["ada"]]
     assert visible_ids(database, "owner@example.com", view="unassigned") == [ids["none"]]
     with database.session() as session:
-        services.set_status(session, session.get(Conversation, ids["bob"]), "pending")
+        actions.set_status(session, session.get(Conversation, ids["bob"]), "pending")
         session.get(Conversation, ids["none"]).unread_count = 0
-        label = services.create_label(session, "wholesale")
-        services.set_label(session, session.get(Conversation, ids["ada"]), label.id, True)
+        label = labels.create_label(session, "wholesale")
+        labels.set_label(session, session.get(Conversation, ids["ada"]), label.id, True)
         label_id = label.id
     assert visible_ids(database, "owner@example.com", status="pending") == [ids["bob"]]
     assert visible_ids(database, "owner@example.com", status="any", unread=True) == [ids["bob"], ids["ada"]]
@@ -165,16 +170,16 @@ def test_snooze_needs_a_future_time_and_reopens_when_due(team):
     database, ids = team
     with database.session() as session:
         conversation = session.get(Conversation, ids["ada"])
-        with pytest.raises(InboxError):
-            services.set_status(session, conversation, "snoozed", utcnow() - timedelta(minutes=1))
-        with pytest.raises(InboxError):
-            services.set_status(session, conversation, "snoozed")
-        with pytest.raises(InboxError):
-            services.set_status(session, conversation, "sleeping")
-        services.set_status(session, conversation, "snoozed", utcnow() + timedelta(minutes=5))
+        with pytest.raises(UserError):
+            actions.set_status(session, conversation, "snoozed", utcnow() - timedelta(minutes=1))
+        with pytest.raises(UserError):
+            actions.set_status(session, conversation, "snoozed")
+        with pytest.raises(UserError):
+            actions.set_status(session, conversation, "sleeping")
+        actions.set_status(session, conversation, "snoozed", utcnow() + timedelta(minutes=5))
     with database.session() as session:
-        assert services.reopen_snoozed(session) == []
-        reopened = services.reopen_snoozed(session, now=utcnow() + timedelta(minutes=6))
+        assert actions.reopen_snoozed(session) == []
+        reopened = actions.reopen_snoozed(session, now=utcnow() + timedelta(minutes=6))
     assert reopened == [(ids["ada"], user_id(database, "ada@example.com"))]
     with database.session() as session:
         conversation = session.get(Conversation, ids["ada"])
@@ -185,24 +190,26 @@ def test_snooze_needs_a_future_time_and_reopens_when_due(team):
 def test_a_customer_message_reopens_a_snoozed_conversation(team):
     database, ids = team
     with database.session() as session:
-        services.set_status(session, session.get(Conversation, ids["none"]), "snoozed", utcnow() + timedelta(days=1))
+        actions.set_status(session, session.get(Conversation, ids["none"]), "snoozed", utcnow() + timedelta(days=1))
     customer_writes(database, "15550000003", "Are you there?")
     with database.session() as session:
         assert session.get(Conversation, ids["none"]).status == "open"
 
 
-def test_the_snooze_job_publishes_what_it_reopened(team):
+def test_the_snooze_job_publishes_what_it_reopened(team, app):
     database, ids = team
     with database.session() as session:
         conversation = session.get(Conversation, ids["bob"])
         conversation.status, conversation.snoozed_until = "snoozed", utcnow() - timedelta(seconds=1)
-    published = []
-    job = services.SnoozeWaker(published.extend, every=60)
+    stream = app.extensions["sigdesk"].events.subscribe()
+    job = SnoozeWaker(every=60)
     with database.session() as session:
         assert job(session) == 1
     with database.session() as session:
         assert job(session) == 0  # not looked at again before `every` seconds
-    assert published == [(ids["bob"], user_id(database, "bob@example.com"))]
+    published = stream.get(timeout=1)
+    assert [(event.kind, event.conversation_id, event.assignee_id) for event in published] == [
+        ("conversation.updated", ids["bob"], user_id(database, "bob@example.com"))]
 
 
 def test_assignment_refuses_unknown_people(team):
@@ -210,18 +217,18 @@ def test_assignment_refuses_unknown_people(team):
     bob = user_id(database, "bob@example.com")
     with database.session() as session:
         conversation = session.get(Conversation, ids["none"])
-        with pytest.raises(InboxError):
-            services.assign(session, conversation, 999)
-        assert services.assign(session, conversation, bob) is None
+        with pytest.raises(UserError):
+            actions.assign(session, conversation, 999)
+        assert actions.assign(session, conversation, bob) is None
 
 
 def test_notes_need_text(team):
     database, ids = team
     with database.session() as session:
         owner = user(session, "owner@example.com")
-        with pytest.raises(InboxError):
-            services.add_note(session, session.get(Conversation, ids["ada"]), owner, "   ")
-        note = services.add_note(session, session.get(Conversation, ids["ada"]), owner, " Call back at 5 ")
+        with pytest.raises(UserError):
+            actions.add_note(session, session.get(Conversation, ids["ada"]), owner, "   ")
+        note = actions.add_note(session, session.get(Conversation, ids["ada"]), owner, " Call back at 5 ")
         assert (note.body, note.kind) == ("Call back at 5", "note")
 
 
@@ -229,21 +236,21 @@ def test_canned_shortcuts_are_unique_and_searchable(team):
     database, _ = team
     with database.session() as session:
         owner = user(session, "owner@example.com")
-        services.create_canned(session, "/Hours", "We open at 9.", owner)
-        services.create_canned(session, "holiday", "Closed on Sunday.", owner)
-        with pytest.raises(InboxError) as taken:
-            services.create_canned(session, "hours", "again", owner)
+        canned.create_canned(session, "/Hours", "We open at 9.", owner)
+        canned.create_canned(session, "holiday", "Closed on Sunday.", owner)
+        with pytest.raises(UserError) as taken:
+            canned.create_canned(session, "hours", "again", owner)
         assert taken.value.status == 409
-        with pytest.raises(InboxError):
-            services.create_canned(session, "two words", "x", owner)
-        assert [row.shortcut for row in services.list_canned(session, "/ho")] == ["holiday", "hours"]
-        assert [row.shortcut for row in services.list_canned(session, "hou")] == ["hours"]
+        with pytest.raises(UserError):
+            canned.create_canned(session, "two words", "x", owner)
+        assert [row.shortcut for row in canned.list_canned(session, "/ho")] == ["holiday", "hours"]
+        assert [row.shortcut for row in canned.list_canned(session, "hou")] == ["hours"]
 
 
 def test_labels_are_unique(team):
     database, _ = team
     with database.session() as session:
-        services.create_label(session, "VIP")
-        with pytest.raises(InboxError) as taken:
-            services.create_label(session, "VIP")
+        labels.create_label(session, "VIP")
+        with pytest.raises(UserError) as taken:
+            labels.create_label(session, "VIP")
     assert taken.value.status == 409

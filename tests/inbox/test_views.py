@@ -258,7 +258,7 @@ def test_the_visibility_setting_is_changed_by_admins(app, auth, owner_browser, d
     assert agent.get(f"/inbox/c/{other}").status_code == 404
     assert owner_browser.post("/inbox/settings/visibility", {"inbox.agents_see_all": True}).get_json()["agents_see_all"]
     assert agent.get(f"/inbox/c/{other}").status_code == 200
-    assert agent.get(f"/media/999999").status_code == 404
+    assert agent.get("/media/999999").status_code == 404
 
 
 def test_changes_are_refused_without_the_csrf_token(owner_browser, database):

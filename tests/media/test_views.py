@@ -6,6 +6,7 @@ import pytest
 from sigdesk.connect.services import client_or_none
 from sigdesk.media.services import fetch_pending
 from sigdesk.models import Message
+from tests import factories
 from tests.outbound.test_sending import APP_SECRET, connect, inbound
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + b"\x00" * 300
@@ -13,10 +14,8 @@ PDF = b"%PDF-1.7\n" + b"1 0 obj\n" * 40
 
 
 def deliver(app, client, raw):
-    import hmac
-
-    signature = "sha256=" + hmac.new(APP_SECRET.encode(), raw, hashlib.sha256).hexdigest()
-    assert client.post("/webhooks/whatsapp", data=raw, headers={"X-Hub-Signature-256": signature}).status_code == 200
+    raw, headers = factories.signed(raw, APP_SECRET)
+    assert client.post("/webhooks/whatsapp", data=raw, headers=headers).status_code == 200
 
 
 def fetch(app):
@@ -94,11 +93,8 @@ def test_the_worker_fetches_media_under_a_real_server(app, connected, fake_graph
     import httpx
 
     media_id = fake_graph.add_media(PNG, "image/png")
-    raw = inbound("wamid.LIVE", "image", {"id": media_id, "mime_type": "image/png"})
-    import hmac
-
-    signature = "sha256=" + hmac.new(APP_SECRET.encode(), raw, hashlib.sha256).hexdigest()
-    httpx.post(f"{live_server.url}/webhooks/whatsapp", content=raw, headers={"X-Hub-Signature-256": signature})
+    raw, headers = factories.signed(inbound("wamid.LIVE", "image", {"id": media_id, "mime_type": "image/png"}), APP_SECRET)
+    httpx.post(f"{live_server.url}/webhooks/whatsapp", content=raw, headers=headers)
     live_server.worker.wake()
     deadline = time.monotonic() + 10
     while media_message(app, "wamid.LIVE").media_state != "ready" and time.monotonic() < deadline:

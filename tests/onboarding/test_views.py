@@ -73,7 +73,7 @@ def test_the_whole_first_run_stores_every_setting_through_the_existing_stores(ap
     assert "SigDesk is set up" in html(client.get("/"))
     with app.extensions["sigdesk"].database.session() as session:
         actions = set(session.scalars(select(AuditEvent.target).where(AuditEvent.action == "settings.changed")))
-    assert {"whatsapp.access_token", "inbound.mode", "backup.passphrase", "backup.folder"} <= actions
+    assert {"whatsapp.access_token", "backup.passphrase", "backup.folder"} <= actions  # direct was already the mode
 
 
 def test_it_is_not_shown_again_once_finished(app, auth, client, owner):

@@ -161,7 +161,7 @@ def bench_requests(url: str, db_url: str | None, data_dir: str, count: int) -> N
 
     server, wall = measure(owner, ["/bench/bare"] * count)
     baseline = percentile(server, 0.95)
-    print(f"requests, one at a time (server time = WSGI app until response headers):")
+    print("requests, one at a time (server time = WSGI app until response headers):")
     report("baseline: bare 200", server, wall, None, None)
     report("list (owner, open)", *measure(owner, ["/inbox/list"] * count), baseline, 50)
     report("list (owner, any status)", *measure(owner, ["/inbox/list?status=any"] * count), baseline, 50)

@@ -378,7 +378,7 @@ def preload(db_url: str, install_id: int, count: int, tag: str) -> None:
 def bench_drain(tmp: Path, args) -> dict:
     import httpx
 
-    from sigdesk.relay.client import RelayClient
+    from sigdesk.relay_client.client import RelayClient
 
     db_url = f"sqlite:///{tmp / 'drain-relay.db'}"
     alone = add_install(db_url, "relay-alone")

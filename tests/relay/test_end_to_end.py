@@ -6,7 +6,7 @@ from collections import Counter
 import httpx
 import pytest
 
-from sigdesk.relay.client import RelayClient
+from sigdesk.relay_client.client import RelayClient
 from tests.relay.payloads import SECRET, delivery, signed, wamid
 from tests.relay.processes import Desktop, KillingProxy, Relay, send_all, until
 

@@ -9,9 +9,10 @@ import pytest
 from sqlalchemy import func, select
 
 from sigdesk.audit.services import record, record_login
-from sigdesk.models import AuditEvent, LoginEvent, Message, Setting, WebhookDelivery
+from sigdesk.models import AuditEvent, Conversation, LoginEvent, Message, Setting, WebhookDelivery
 from sigdesk.retention.services import LAST_RUN, purge, run_daily
 from sigdesk.settings import services as settings
+from tests import factories
 from tests.backup.seed import media_files, seed
 
 SEEDED_AT = datetime(2026, 11, 1, 12, 0, tzinfo=timezone.utc)
@@ -50,8 +51,8 @@ def test_message_retention_removes_old_messages_their_media_and_raw_webhooks(see
     state = seeded.extensions["sigdesk"]
     with state.database.session() as session:
         keep = session.scalars(select(Message).where(Message.storage_key.is_not(None)).order_by(Message.id)).first()
-        session.add(Message(wamid="wamid.recent", conversation_id=keep.conversation_id, contact_id=keep.contact_id,
-                            direction="in", type="image", storage_key=keep.storage_key, timestamp=SEEDED_AT + timedelta(days=40)))
+        factories.message(session, session.get(Conversation, keep.conversation_id), type="image", wamid="wamid.recent",
+                          storage_key=keep.storage_key, media_state="ready", timestamp=SEEDED_AT + timedelta(days=40))
         shared_key = keep.storage_key
     assert run_purge(seeded, SEEDED_AT + timedelta(days=29), **{"retention.messages_days": 30}) == {}
     assert count(seeded, Message) == 43

@@ -7,26 +7,21 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from sigdesk.auth import services as accounts
 from sigdesk.db import utcnow
 from sigdesk.models import Contact, Conversation, Message, User
 from sigdesk.search import services as search
 from sigdesk.search.services import snippet_html
+from tests import factories
 
 pytestmark = pytest.mark.database
 
 
 def add_conversation(session, name: str | None, wa_id: str, texts: list[str], assignee: User | None = None) -> Conversation:
-    contact = Contact(wa_id=wa_id, profile_name=name)
-    session.add(contact)
-    session.flush()
-    conversation = Conversation(contact_id=contact.id, assignee_id=assignee.id if assignee else None, last_message_at=utcnow())
-    session.add(conversation)
-    session.flush()
+    conversation = factories.conversation(session, factories.contact(session, wa_id, name),
+                                          assignee_id=assignee.id if assignee else None, last_message_at=utcnow())
     for n, body in enumerate(texts):
-        session.add(Message(conversation_id=conversation.id, contact_id=contact.id, direction="in", type="text",
-                            text=body, wamid=f"wamid.{wa_id}.{n}", timestamp=utcnow() + timedelta(seconds=n)))
-    session.flush()
+        factories.message(session, conversation, text=body, wamid=f"wamid.{wa_id}.{n}",
+                          timestamp=utcnow() + timedelta(seconds=n))
     return conversation
 
 
@@ -38,7 +33,7 @@ def db(app):
 @pytest.fixture
 def team(db):
     with db.session() as session:
-        people = {role: accounts.create_user(session, f"{role}@example.com", role.title(), role.rstrip("2"), "correct horse battery", rounds=4)
+        people = {role: factories.user(session, role.rstrip("2"), f"{role}@example.com", role.title())
                   for role in ("owner", "admin", "agent", "agent2")}
     return people
 

@@ -47,6 +47,11 @@
     return holder;
   }
 
+  // times in the business's zone (Settings → General), the same zone the server formats with
+  var zone = document.body.getAttribute("data-timezone") || undefined;
+  function inZone(options) { options.timeZone = zone; return options; }
+  function dayOf(when) { return when.toLocaleDateString("en-CA", inZone({})); }
+
   function localise(scope) {
     var now = new Date();
     scope.querySelectorAll("time[datetime]").forEach(function (node) {
@@ -54,18 +59,40 @@
       if (!value) return;
       var when = new Date(value);
       if (isNaN(when)) return;
-      var sameDay = when.toDateString() === now.toDateString();
+      var sameDay = dayOf(when) === dayOf(now);
+      var sameYear = dayOf(when).slice(0, 4) === dayOf(now).slice(0, 4);
       if (node.hasAttribute("data-relative")) {
-        node.textContent = sameDay ? when.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })
-          : when.toLocaleDateString([], { day: "numeric", month: "short" });
+        node.textContent = sameDay ? when.toLocaleTimeString([], inZone({ hour: "2-digit", minute: "2-digit" }))
+          : when.toLocaleDateString([], inZone({ day: "numeric", month: "short" }));
       } else if (node.hasAttribute("data-date") || !sameDay) {
-        node.textContent = when.toLocaleString([], { day: "numeric", month: "short", year: when.getFullYear() === now.getFullYear() ? undefined : "numeric", hour: "2-digit", minute: "2-digit" });
+        node.textContent = when.toLocaleString([], inZone({ day: "numeric", month: "short", year: sameYear ? undefined : "numeric", hour: "2-digit", minute: "2-digit" }));
       } else {
-        node.textContent = when.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+        node.textContent = when.toLocaleTimeString([], inZone({ hour: "2-digit", minute: "2-digit" }));
       }
-      node.title = when.toLocaleString();
+      node.title = when.toLocaleString([], inZone({ dateStyle: "full", timeStyle: "short" })) + (zone ? " (" + zone + ")" : "");
     });
   }
+
+  // the side panel is a drawer below 1100 px: the thread's Details button opens it
+  function setPanelOpen(open) {
+    root.classList.toggle("panel-open", open);
+    var toggle = threadPane.querySelector("[data-panel-toggle]");
+    if (toggle) toggle.setAttribute("aria-expanded", open ? "true" : "false");
+    if (open) { var close = panel.querySelector("[data-panel-close]"); if (close) close.focus(); }
+  }
+
+  root.addEventListener("click", function (event) {
+    if (event.target.closest("[data-panel-toggle]")) setPanelOpen(!root.classList.contains("panel-open"));
+    else if (event.target.closest("[data-panel-close]")) {
+      setPanelOpen(false);
+      var toggle = threadPane.querySelector("[data-panel-toggle]");
+      if (toggle) toggle.focus();
+    }
+  });
+
+  document.addEventListener("keydown", function (event) {
+    if (event.key === "Escape" && root.classList.contains("panel-open")) setPanelOpen(false);
+  });
 
   function duration(ms) {
     var minutes = Math.max(0, Math.round(ms / 60000));
@@ -191,6 +218,7 @@
   function open(id, around) {
     state.selected = String(id);
     state.replyTo = null;
+    root.classList.remove("panel-open");
     var url = conversationUrl(id) + (around ? "?around=" + encodeURIComponent(around) : "");
     var params = filterQuery();
     params.set("c", id);

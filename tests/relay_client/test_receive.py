@@ -3,8 +3,8 @@ from sqlalchemy import func, select
 
 from sigdesk.inbound.services import process_stored
 from sigdesk.models import Message, RelayReceipt, WebhookDelivery
-from sigdesk.relay import receive
-from sigdesk.relay.receive import Relayed
+from sigdesk.relay_client import receive
+from sigdesk.relay_client.receive import Relayed
 from sigdesk.whatsapp.webhook import signature_header
 from tests.relay.payloads import SECRET, delivery, wamid
 

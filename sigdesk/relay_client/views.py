@@ -8,10 +8,10 @@ from flask import Blueprint, current_app, flash, jsonify, redirect, render_templ
 
 from sigdesk.audit.services import record
 from sigdesk.db import utcnow
-from sigdesk.relay import client as relay, receive
+from sigdesk.relay_client import client as relay, commands as relay_commands, receive
 from sigdesk.settings import services as settings
 from sigdesk.settings.specs import SettingError, parse_http_url
-from sigdesk.web import Rejected, actor, cipher, client_ip, db_session, error_response, requires, writing
+from sigdesk.web import Rejected, acting, actor, cipher, client_ip, db_session, error_response, requires, writing
 
 bp = Blueprint("relay", __name__, url_prefix="/admin/inbound")
 
@@ -85,8 +85,7 @@ def pair():
     except relay.RelayProblem as exc:
         return _page(f"Pairing failed: {exc}", 400)
     with writing() as session:
-        relay.save_pairing(session, cipher(), url, pairing)
-        record(session, "relay.paired", actor=actor(), target=pairing.name, ip=client_ip(), detail={"relay": url})
+        relay_commands.pair(session, acting(), cipher(), url, pairing)
     _puller().wake()
     flash(f"Paired with the relay as '{pairing.name}'. Events now come through the relay.")
     return redirect(url_for("relay.index"))

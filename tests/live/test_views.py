@@ -270,3 +270,20 @@ def test_stopping_the_server_ends_open_streams_without_hanging(app, people):
         stream.close()
     for client in clients:
         client.close()
+
+
+def test_a_message_sent_through_the_api_appears_live_in_an_open_inbox(app, people, live_server, open_stream):
+    """The API and the inbox page send through one command, so an integration's message shows at once."""
+    from sigdesk.auth.services import find_user
+    from tests.factories import api_token
+    from tests.inbox.helpers import customer_writes
+
+    database = app.extensions["sigdesk"].database
+    stream = open_stream("ann")
+    conversation_id = customer_writes(database, "15550004321", "Can I order a cake?")
+    with database.session() as session:
+        token = api_token(session, find_user(session, people["owner"].email))
+    response = httpx.post(f"{live_server.url}/api/v1/conversations/{conversation_id}/messages",
+                          json={"text": "Of course!"}, headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 202, response.text
+    assert stream.events(1) == [("message.created", {"conversation_id": conversation_id, "message_id": response.json()["id"]})]

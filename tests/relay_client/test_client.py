@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import func, select
 
 from sigdesk.models import Message, WebhookDelivery
-from sigdesk.relay import client as relay
+from sigdesk.relay_client import client as relay
 from sigdesk.settings import services as settings
 from tests.relay.payloads import SECRET, delivery, signed, wamid
 
@@ -164,7 +164,7 @@ def _token(app) -> str:
 
 def test_a_chunk_that_fails_together_is_applied_one_by_one(desktop, caplog):
     from sigdesk.inbound.services import store_delivery
-    from sigdesk.relay.receive import Pending
+    from sigdesk.relay_client.receive import Pending
 
     caplog.set_level("INFO", logger="sigdesk.inbound.services")
     database = desktop.extensions["sigdesk"].database

@@ -3,7 +3,7 @@ import pytest
 from sqlalchemy import select
 
 from sigdesk.models import AuditEvent, Message
-from sigdesk.relay import client as relay
+from sigdesk.relay_client import client as relay
 from sigdesk.settings import services as settings
 from tests.conftest import csrf_from
 from tests.relay.payloads import SECRET, delivery, signed, wamid

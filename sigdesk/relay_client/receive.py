@@ -20,7 +20,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from sigdesk.db import utcnow
-from sigdesk.inbound.prepared import insert_ignore
+from sigdesk.prepared import insert_ignore
 from sigdesk.inbound.services import Pending, store_delivery
 from sigdesk.models import DeliverySource, DeliveryState, RelayReceipt, WebhookDelivery
 from sigdesk.whatsapp.webhook import verify_signature

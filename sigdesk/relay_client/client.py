@@ -2,7 +2,7 @@
 
 Delivery is at least once: an event is acknowledged only after its local commit, so a crash (of
 SigDesk, the relay or the network) at any point means it is sent again, and the receipts in
-sigdesk.relay.receive make the second copy a no-op. Every request has a deadline, so a connection
+sigdesk.relay_client.receive make the second copy a no-op. Every request has a deadline, so a connection
 that died in a sleep or a network change is noticed, and reconnects back off exponentially with
 jitter so that many desktops do not return in step. Proxies come from the usual environment
 variables (HTTPS_PROXY, NO_PROXY).
@@ -26,9 +26,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from sigdesk import __version__
 from sigdesk.crypto import Cipher
 from sigdesk.db import Database, utcnow
-from sigdesk.events.bus import EventBus
-from sigdesk.inbound.services import Applied, Pending, process_batch, publish_changes, write_lock
-from sigdesk.relay import receive
+from sigdesk.inbound.services import Applied, Pending, process_batch, write_lock
+from sigdesk.relay_client import receive
 from sigdesk.settings import services as settings
 from sigdesk.whatsapp.webhook import MalformedDelivery, parse
 
@@ -192,10 +191,8 @@ class Puller:
     """The background loop (run by the worker's add_loop) that drains the relay into the database."""
 
     def __init__(self, database: Database, cipher: Cipher, batch: int = BATCH, wait: float = WAIT_SECONDS,
-                 transport: httpx.BaseTransport | None = None, request_seconds: float = REQUEST_SECONDS,
-                 events: EventBus | None = None) -> None:
+                 transport: httpx.BaseTransport | None = None, request_seconds: float = REQUEST_SECONDS) -> None:
         self.database = database
-        self.events = events
         self.request_seconds = request_seconds
         self.cipher = cipher
         self.batch = batch
@@ -291,13 +288,12 @@ class Puller:
             with write_lock(session):
                 stored = receive.store_relayed(session, config.install, events, config.app_secret)
                 session.commit()
-            applied = apply(session, stored.pending)
+            apply(session, stored.pending)
         except BaseException:
             session.rollback()
             raise
         finally:
             session.close()
-        publish_changes(self.events, applied.changes)
         if stored.quarantined:
             log.warning("relay: %d events did not match the app secret and were quarantined", stored.quarantined)
         return stored

@@ -1,0 +1,11 @@
+"""The REST API under /api/v1 and its OpenAPI document."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+
+def init_app(app: Flask) -> None:
+    from sigdesk.api.views import bp
+
+    app.register_blueprint(bp)

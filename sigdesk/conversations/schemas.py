@@ -1,0 +1,91 @@
+"""Conversations and messages as the API (and exports) show them: the one serializer of each."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from sigdesk.conversations.services import window_closes_at, window_open
+from sigdesk.models import Contact, Conversation, ConversationStatus, Direction, Message, MessageStatus
+
+
+class ContactSummaryData(BaseModel):
+    id: int
+    name: str
+    wa_id: str | None
+    user_id: str | None
+    opted_out_marketing: bool
+
+
+class ConversationData(BaseModel):
+    id: int
+    status: ConversationStatus
+    assignee_id: int | None
+    unread_count: int
+    last_message_at: datetime | None
+    window_closes_at: datetime | None
+    window_open: bool
+    contact: ContactSummaryData
+
+    @classmethod
+    def of(cls, conversation: Conversation, contact: Contact) -> "ConversationData":
+        return cls(
+            id=conversation.id, status=conversation.status, assignee_id=conversation.assignee_id,
+            unread_count=conversation.unread_count, last_message_at=conversation.last_message_at,
+            window_closes_at=window_closes_at(conversation), window_open=window_open(conversation),
+            contact=ContactSummaryData(id=contact.id, name=contact.name, wa_id=contact.wa_id, user_id=contact.user_id,
+                                       opted_out_marketing=bool(contact.opted_out_marketing)),
+        )
+
+
+class MediaData(BaseModel):
+    mime_type: str | None
+    filename: str | None
+    size: int | None
+    state: str | None
+    url: str | None = Field(description="Where SigDesk serves the downloaded file (browser session)")
+
+
+class MessageErrorData(BaseModel):
+    code: int | None
+    title: str | None
+    explanation: str | None
+
+
+class MessageData(BaseModel):
+    id: int
+    wamid: str | None
+    direction: Direction
+    type: str
+    text: str | None
+    caption: str | None
+    media: MediaData | None
+    details: Any = Field(description="The message's type object as Meta sent or SigDesk queued it; null once revoked")
+    reply_to_wamid: str | None
+    forwarded: bool
+    status: MessageStatus | None
+    error: MessageErrorData | None
+    reactions: list[str]
+    timestamp: datetime | None
+    edited_at: datetime | None
+    revoked_at: datetime | None
+
+    @classmethod
+    def of(cls, message: Message, reactions: list[str] | None = None) -> "MessageData":
+        revoked = message.revoked_at is not None
+        return cls(
+            id=message.id, wamid=message.wamid, direction=message.direction, type=message.type,
+            text=None if revoked else message.text, caption=None if revoked else message.caption,
+            media=None if not message.media_id and not message.storage_key else MediaData(
+                mime_type=message.mime_type, filename=message.filename, size=message.file_size,
+                state=message.media_state, url=f"/media/{message.id}" if message.storage_key else None),
+            details=None if revoked or not message.details else json.loads(message.details),
+            reply_to_wamid=message.reply_to_wamid, forwarded=bool(message.forwarded), status=message.status,
+            error=None if message.error_code is None and not message.error_explanation else MessageErrorData(
+                code=message.error_code, title=message.error_title, explanation=message.error_explanation),
+            reactions=reactions or [], timestamp=message.timestamp, edited_at=message.edited_at,
+            revoked_at=message.revoked_at,
+        )

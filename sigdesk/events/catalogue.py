@@ -1,0 +1,230 @@
+"""The domain events SigDesk records: every name, its payload, and when it happens.
+
+A command records events on its session; they reach the outbox table in the same transaction and are
+published (live updates, in-process subscribers) only after that transaction commits, never for one
+rolled back (see sigdesk.events.outbox). Background consumers such as automation, outbound webhooks,
+broadcasts, rollups and AI read the outbox: every event at least once, in order.
+
+Payloads hold ids and small facts, never message bodies, names or phone numbers: a consumer that
+needs more reads it from the database, where retention and anonymisation already apply.
+
+| name                          | when                                                                   |
+| ----------------------------- | ---------------------------------------------------------------------- |
+| message.received              | a customer's message was stored (webhook or relay)                     |
+| message.updated               | a stored message changed: edit, revoke, reaction, or a status webhook  |
+| message.queued                | a message was queued to send (inbox, API, system)                      |
+| message.sent                  | Meta accepted a queued message, or refused it for good (`status`)      |
+| message.retried               | a failed message was queued again                                      |
+| conversation.created          | a conversation was opened for a contact                                |
+| conversation.assigned         | a conversation changed hands                                           |
+| conversation.status_changed   | open, pending, snoozed (with `snoozed_until`) or resolved              |
+| conversation.labelled         | a label was put on or taken off (`on`)                                 |
+| conversation.read             | someone read the conversation; the read receipt goes out in background |
+| note.added                    | a team note was written                                                |
+| contact.changed               | a contact's record changed (`fields` names what, never the values)     |
+| settings.changed              | settings were saved (`keys`, never values)                             |
+| user.changed                  | a team member was added, changed, deactivated or signed out everywhere |
+| token.changed                 | an API token was created or revoked                                    |
+| relay.paired                  | this SigDesk was paired with a relay                                   |
+| backup.finished               | a backup run ended (`ok`, `file`)                                      |
+| export.finished               | an export ran (`what`, `format`, `rows`)                               |
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from functools import cache
+from typing import Any, ClassVar
+
+CATALOGUE: dict[str, type["DomainEvent"]] = {}
+
+# What open inboxes are told (sigdesk.events.bus kinds); None: not shown live.
+MESSAGE_CREATED = "message.created"
+MESSAGE_UPDATED = "message.updated"
+CONVERSATION_UPDATED = "conversation.updated"
+NOTE_CREATED = "note.created"
+
+
+def _named(name: str, live: str | None = None):
+    def register(cls: type["DomainEvent"]) -> type["DomainEvent"]:
+        if name in CATALOGUE:
+            raise ValueError(f"two events are named {name}")
+        cls.name, cls.live = name, live
+        CATALOGUE[name] = cls
+        return cls
+
+    return register
+
+
+@dataclass(frozen=True)
+class DomainEvent:
+    """`conversation_id` and `assignee_id` decide who sees it live (see conversations.services.may_see)."""
+
+    name: ClassVar[str]
+    live: ClassVar[str | None]
+
+    def payload(self) -> dict[str, Any]:
+        # Shallow on purpose: dataclasses.asdict deep-copies, and ingest records one event per message.
+        return {name: getattr(self, name) for name in _field_names(type(self))}
+
+    def live_data(self) -> dict[str, Any]:
+        """What the live bus carries besides the conversation: the ids the page fetches by."""
+        return {key: value for key, value in self.payload().items() if key in ("message_id", "note_id")}
+
+    @property
+    def previous_assignees(self) -> tuple[int | None, ...]:
+        return ()
+
+
+@dataclass(frozen=True)
+class ConversationEvent(DomainEvent):
+    conversation_id: int
+    assignee_id: int | None
+
+
+@_named("message.received", MESSAGE_CREATED)
+@dataclass(frozen=True)
+class MessageReceived(ConversationEvent):
+    message_id: int
+    contact_id: int | None = None
+    type: str | None = None
+
+
+@_named("message.updated", MESSAGE_UPDATED)
+@dataclass(frozen=True)
+class MessageUpdated(ConversationEvent):
+    message_id: int
+    change: str = "status"  # status, edit, revoke, reaction
+
+
+@_named("message.queued", MESSAGE_CREATED)
+@dataclass(frozen=True)
+class MessageQueued(ConversationEvent):
+    message_id: int
+    type: str
+    author_id: int | None = None
+
+
+@_named("message.sent", MESSAGE_UPDATED)
+@dataclass(frozen=True)
+class MessageSent(ConversationEvent):
+    message_id: int
+    status: str  # sent, queued (retried later) or failed
+    error_code: int | None = None
+
+
+@_named("message.retried", MESSAGE_UPDATED)
+@dataclass(frozen=True)
+class MessageRetried(ConversationEvent):
+    message_id: int
+
+
+@_named("conversation.created", CONVERSATION_UPDATED)
+@dataclass(frozen=True)
+class ConversationCreated(ConversationEvent):
+    contact_id: int
+
+
+@_named("conversation.assigned", CONVERSATION_UPDATED)
+@dataclass(frozen=True)
+class ConversationAssigned(ConversationEvent):
+    previous_assignee_id: int | None
+
+    @property
+    def previous_assignees(self) -> tuple[int | None, ...]:
+        return (self.previous_assignee_id,)
+
+
+@_named("conversation.status_changed", CONVERSATION_UPDATED)
+@dataclass(frozen=True)
+class ConversationStatusChanged(ConversationEvent):
+    status: str
+    previous_status: str
+    snoozed_until: str | None = None
+
+
+@_named("conversation.labelled", CONVERSATION_UPDATED)
+@dataclass(frozen=True)
+class ConversationLabelled(ConversationEvent):
+    label_id: int
+    on: bool
+
+
+@_named("conversation.read", CONVERSATION_UPDATED)
+@dataclass(frozen=True)
+class ConversationRead(ConversationEvent):
+    by_user_id: int | None = None
+
+
+@_named("note.added", NOTE_CREATED)
+@dataclass(frozen=True)
+class NoteAdded(ConversationEvent):
+    note_id: int
+    kind: str = "note"
+
+
+@_named("contact.changed")
+@dataclass(frozen=True)
+class ContactChanged(DomainEvent):
+    contact_id: int
+    fields: tuple[str, ...] = ()
+
+
+@_named("settings.changed")
+@dataclass(frozen=True)
+class SettingsChanged(DomainEvent):
+    keys: tuple[str, ...] = ()
+
+
+@_named("user.changed")
+@dataclass(frozen=True)
+class UserChanged(DomainEvent):
+    user_id: int
+    change: str  # created, role, deactivated, activated, password, two_factor, signed_out
+
+
+@_named("token.changed")
+@dataclass(frozen=True)
+class TokenChanged(DomainEvent):
+    token_id: int
+    user_id: int
+    change: str  # created, revoked
+
+
+@_named("relay.paired")
+@dataclass(frozen=True)
+class RelayPaired(DomainEvent):
+    relay_host: str
+
+
+@_named("backup.finished")
+@dataclass(frozen=True)
+class BackupFinished(DomainEvent):
+    ok: bool
+    file: str | None = None
+
+
+@_named("export.finished")
+@dataclass(frozen=True)
+class ExportFinished(DomainEvent):
+    what: str
+    format: str
+    rows: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@cache
+def _field_names(cls: type) -> tuple[str, ...]:
+    return tuple(spec.name for spec in fields(cls))
+
+
+def from_stored(name: str, payload: dict[str, Any]) -> DomainEvent | None:
+    """An event read back from the outbox; None for a name this version no longer knows."""
+    cls = CATALOGUE.get(name)
+    if cls is None:
+        return None
+    known = {key: value for key, value in payload.items() if key in cls.__dataclass_fields__}
+    for key, value in known.items():
+        if isinstance(value, list):
+            known[key] = tuple(value)
+    return cls(**known)

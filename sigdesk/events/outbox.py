@@ -1,0 +1,260 @@
+"""Events after commit: recorded on a session, stored in the outbox with the write, published once it commits.
+
+Every writer in SigDesk (views, API, CLI, the worker, webhook ingest, the relay puller) commits a
+SQLAlchemy Session, so the hooks live on Session itself: a command calls `record(session, event)`;
+just before the commit the events are inserted into `outbox_events` in the same transaction, and just
+after it they go to the process's Dispatcher (the live bus, in-process subscribers, the worker). A
+rolled-back transaction drops its events, so nobody hears of a change that did not happen.
+
+Background consumers (automation, outbound webhooks, broadcasts, rollups, AI) read the outbox in id
+order from a cursor of their own, advanced in the same transaction as their work: each event at least
+once, in order, across restarts. On MySQL two transactions can commit their ids out of order, so a
+consumer does not step over a gap in the ids until it is GAP_WAIT old (a rolled-back insert leaves one).
+"""
+
+from __future__ import annotations
+
+import json
+
+import orjson
+import logging
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import Engine, delete, event as sa_event, func, select, update
+from sqlalchemy.orm import Session
+from sqlalchemy.pool import Pool
+
+from sigdesk.db import WRITER_OPTION, utcnow, write_lock
+from sigdesk.events.catalogue import DomainEvent, from_stored
+from sigdesk.models import OutboxCursor, OutboxEvent
+
+log = logging.getLogger(__name__)
+
+PENDING = "sigdesk.pending_events"
+COMMITTING = "sigdesk.committing_events"
+GAP_WAIT = timedelta(seconds=5)
+READ_BATCH = 200
+KEEP_READ = timedelta(days=7)
+PURGE_EVERY = 3600.0
+
+Subscriber = Callable[[DomainEvent], None]
+
+
+def record(session: Session, *events: DomainEvent) -> None:
+    """Note events of the session's current transaction; they are stored and published with its commit."""
+    session.info.setdefault(PENDING, []).extend(events)
+
+
+def pending(session: Session) -> list[DomainEvent]:
+    return list(session.info.get(PENDING, ()))
+
+
+class Dispatcher:
+    """Where a process's committed events go: the live bus, in-process subscribers, the worker's wake-up."""
+
+    def __init__(self, bus=None, wake: Callable[[], None] | None = None) -> None:
+        self.bus = bus
+        self.wake = wake
+        # Event names the worker has work for; webhook bursts record thousands of others a second.
+        self.wake_on: set[str] = set()
+        self._subscribers: dict[str, list[Subscriber]] = {}
+
+    def subscribe(self, name: str, subscriber: Subscriber) -> None:
+        """For cheap, in-memory reactions (cache invalidation); anything slow or fallible is an outbox consumer."""
+        self._subscribers.setdefault(name, []).append(subscriber)
+
+    def publish(self, events: Sequence[DomainEvent]) -> None:
+        for item in events:
+            if self.bus is not None and item.live is not None:
+                self.bus.publish(item.live, getattr(item, "conversation_id", None), getattr(item, "assignee_id", None),
+                                 previous_assignee_ids=item.previous_assignees, **item.live_data())
+            for subscriber in self._subscribers.get(item.name, ()):
+                try:
+                    subscriber(item)
+                except Exception:  # noqa: BLE001 - the commit happened; one subscriber must not undo the others
+                    log.exception("subscriber to %s failed", item.name)
+        if self.wake is not None and any(item.name in self.wake_on for item in events):
+            self.wake()
+
+
+_dispatchers: weakref.WeakKeyDictionary[Pool, Dispatcher] = weakref.WeakKeyDictionary()
+
+
+def attach(engine: Engine, dispatcher: Dispatcher) -> None:
+    """Every session on this database (whatever engine copy it uses) publishes through `dispatcher`."""
+    _dispatchers[engine.pool] = dispatcher
+
+
+def dispatcher_for(engine: Engine) -> Dispatcher | None:
+    return _dispatchers.get(engine.pool)
+
+
+_INSERT = OutboxEvent.__table__.insert()
+
+
+def _rows(events: Iterable[DomainEvent]) -> list[dict]:
+    now = utcnow()
+    return [{"at": now, "name": item.name, "payload": orjson.dumps(item.payload(), option=orjson.OPT_SORT_KEYS).decode()}
+            for item in events]
+
+
+@sa_event.listens_for(Session, "before_commit")
+def _store(session: Session) -> None:
+    events = session.info.pop(PENDING, None)
+    if events:
+        session.execute(_INSERT, _rows(events))
+        session.info[COMMITTING] = events
+
+
+@sa_event.listens_for(Session, "after_commit")
+def _publish(session: Session) -> None:
+    events = session.info.pop(COMMITTING, None)
+    if not events:
+        return
+    bind = session.get_bind()
+    dispatcher = dispatcher_for(bind.engine)
+    if dispatcher is not None:
+        dispatcher.publish(events)
+
+
+@sa_event.listens_for(Session, "after_soft_rollback")
+def _forget(session: Session, previous_transaction) -> None:
+    if previous_transaction.parent is None:
+        session.info.pop(PENDING, None)
+        session.info.pop(COMMITTING, None)
+
+
+# --- consumers -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Stored:
+    id: int
+    event: DomainEvent
+
+
+Handler = Callable[[Session, list[Stored]], None]
+
+
+@dataclass(frozen=True)
+class Consumer:
+    name: str
+    handle: Handler
+    names: frozenset[str] | None = None  # the event names it wants; None: all
+
+
+def read_after(session: Session, last_id: int, limit: int = READ_BATCH) -> list[tuple[int, object, str, str]]:
+    """The stored events after `last_id` up to the first gap younger than GAP_WAIT (see the module's docstring)."""
+    rows = session.execute(
+        select(OutboxEvent.id, OutboxEvent.at, OutboxEvent.name, OutboxEvent.payload)
+        .where(OutboxEvent.id > last_id).order_by(OutboxEvent.id).limit(limit)
+    ).all()
+    settled = utcnow() - GAP_WAIT
+    expected = last_id + 1 if last_id else None  # 0: a consumer that started on an empty log takes what comes
+    kept = []
+    for row in rows:
+        if expected is not None and row.id != expected and row.at > settled:
+            break
+        kept.append(tuple(row))
+        expected = row.id + 1
+    return kept
+
+
+class Outbox:
+    """The worker task that feeds every registered consumer; one transaction per consumer and batch."""
+
+    def __init__(self) -> None:
+        self.consumers: list[Consumer] = []
+        self._lock = threading.Lock()
+        self._next_purge = time.monotonic() + 60
+
+    def register(self, name: str, handle: Handler, names: Iterable[str] | None = None) -> None:
+        if any(consumer.name == name for consumer in self.consumers):
+            raise ValueError(f"an outbox consumer is already named {name}")
+        self.consumers.append(Consumer(name, handle, frozenset(names) if names is not None else None))
+
+    def __call__(self, session: Session) -> int:
+        if not self._lock.acquire(blocking=False):
+            return 0
+        try:
+            fed = sum(self._feed(session, consumer) for consumer in self.consumers)
+            if time.monotonic() >= self._next_purge:
+                self._next_purge = time.monotonic() + PURGE_EVERY
+                self.purge(session)
+            return fed
+        finally:
+            self._lock.release()
+
+    def _feed(self, session: Session, consumer: Consumer) -> int:
+        """The handler runs outside the write lock, in a reading transaction (it may call the network);
+        one that writes takes the lock itself, as send_due does. The cursor moves only after it returned."""
+        start = _position(session, consumer.name)
+        _reading(session)
+        rows = read_after(session, start)
+        if not rows:
+            session.commit()
+            return 0
+        wanted = [Stored(row[0], item) for row in rows
+                  if (consumer.names is None or row[2] in consumer.names)
+                  and (item := from_stored(row[2], json.loads(row[3]))) is not None]
+        try:
+            if wanted:
+                consumer.handle(session, wanted)
+            session.commit()
+        except Exception:  # noqa: BLE001 - not advanced: the same events are offered again next pass
+            session.rollback()
+            log.exception("outbox consumer %s failed; it will be offered the same events again", consumer.name)
+            return 0
+        with write_lock(session):
+            session.execute(update(OutboxCursor).where(OutboxCursor.consumer == consumer.name)
+                            .values(last_id=rows[-1][0], updated_at=utcnow()))
+            session.commit()
+        return len(wanted)
+
+    @property
+    def names(self) -> set[str] | None:
+        """The event names some consumer reads; None when one reads them all."""
+        if any(consumer.names is None for consumer in self.consumers):
+            return None
+        return set().union(*(consumer.names for consumer in self.consumers))
+
+    def purge(self, session: Session) -> int:
+        """Events every consumer has read and that are older than KEEP_READ; the rest stay."""
+        positions = [row for row in session.scalars(select(OutboxCursor.last_id))]
+        if self.consumers and len(positions) < len(self.consumers):
+            return 0
+        upto = min(positions) if positions else session.scalar(select(func.max(OutboxEvent.id))) or 0
+        with write_lock(session):
+            gone = session.execute(delete(OutboxEvent).where(OutboxEvent.id <= upto,
+                                                             OutboxEvent.at < utcnow() - KEEP_READ)).rowcount
+            session.commit()
+        return gone or 0
+
+
+def _reading(session: Session) -> None:
+    """Begin a plain (deferred) transaction: the worker's sessions otherwise lock SQLite for writing at once."""
+    session.commit()
+    session.connection(execution_options={WRITER_OPTION: False})
+
+
+def _position(session: Session, name: str) -> int:
+    _reading(session)
+    position = session.scalar(select(OutboxCursor.last_id).where(OutboxCursor.consumer == name))
+    session.commit()
+    if position is not None:
+        return position
+    with write_lock(session):
+        position = _start(session)
+        session.add(OutboxCursor(consumer=name, last_id=position, updated_at=utcnow()))
+        session.commit()
+    return position
+
+
+def _start(session: Session) -> int:
+    """A new consumer starts at the end: it reacts to what happens from now on, not to history."""
+    return int(session.scalar(select(func.max(OutboxEvent.id))) or 0)

@@ -1,0 +1,27 @@
+"""The features SigDesk is made of, in the order they are wired: the one list create_app and the CLI read.
+
+Each entry is a module with `init_app(app)` that registers what the feature brings: blueprints, worker
+tasks and loops, outbox consumers, event subscribers. Settings specs and permissions stay declared in
+one place each (sigdesk.settings.specs, sigdesk.auth.roles), so one module decides what a role may do.
+Adding a feature is adding its package with a feature.py and one line here.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+
+from flask import Flask
+
+FEATURES = (
+    "sigdesk.health", "sigdesk.auth.feature", "sigdesk.account.feature", "sigdesk.admin.feature",
+    "sigdesk.general.feature", "sigdesk.api.feature", "sigdesk.home", "sigdesk.inbox.feature",
+    "sigdesk.conversations.feature", "sigdesk.outbound.feature", "sigdesk.live.feature", "sigdesk.search.feature",
+    "sigdesk.onboarding.feature", "sigdesk.inbound.feature", "sigdesk.connect.feature", "sigdesk.media.feature",
+    "sigdesk.message_templates.feature", "sigdesk.deliveries.feature", "sigdesk.relay_client.feature",
+    "sigdesk.backup.feature", "sigdesk.exports.feature", "sigdesk.retention.feature",
+)
+
+
+def init_features(app: Flask) -> None:
+    for name in FEATURES:
+        import_module(name).init_app(app)

@@ -1,0 +1,69 @@
+"""Input types every declared schema shares (pydantic), so each bound is written once.
+
+Query strings and path segments arrive as text: Python's int() and str.isdigit() take "١٢" and
+"²" for numbers, and ids past 2**63 overflow the database, so whole numbers are read from ASCII
+digits only and bounded to what every JSON client reads exactly. Free-form JSON objects are
+walked for lone surrogates, which JSON can spell but no database can store.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+
+from sigdesk.paging import MAX_CURSOR, MAX_ID
+
+
+def _whole_number(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("must be a whole number")
+    if isinstance(value, str):
+        if not (value.isascii() and value.isdigit()):
+            raise ValueError("must be a whole number written with the digits 0-9")
+        return int(value) if len(value) <= 20 else MAX_ID + 1
+    return value
+
+
+def _valid_unicode(value: Any) -> Any:
+    """Every key and string inside, however deep, is encodable text."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise ValueError("contains text that is not valid Unicode") from exc
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return value
+
+
+Id = Annotated[int, Field(ge=1, le=MAX_ID), BeforeValidator(_whole_number)]
+JsonObject = Annotated[dict[str, Any], AfterValidator(_valid_unicode)]
+JsonList = Annotated[list[Any], AfterValidator(_valid_unicode)]
+
+
+def limit(default: int, high: int) -> Any:
+    """A page size: a whole number from 1 to `high`."""
+    return Field(default, ge=1, le=high, description=f"How many items to answer (1 to {high})")
+
+
+PageSize = Annotated[int, BeforeValidator(_whole_number)]
+
+
+class Input(BaseModel):
+    """Request bodies: JSON types as sent (no "true" for true, no 1.0 for 1)."""
+
+    model_config = ConfigDict(strict=True)
+
+
+class Paging(BaseModel):
+    """?cursor=&limit= of every list."""
+
+    cursor: str = Field("", max_length=MAX_CURSOR, description="next_cursor of the previous page; empty for the first")
+    limit: PageSize = limit(50, 200)

@@ -1,0 +1,28 @@
+"""Search hits as the search box and the API show them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+
+class MessageHit(BaseModel):
+    message_id: int
+    conversation_id: int
+    contact_name: str
+    snippet_html: str = Field(description="HTML-escaped, with the matched words in <mark>")
+    timestamp: datetime | None
+
+
+class ContactHit(BaseModel):
+    contact_id: int
+    conversation_id: int
+    name: str
+    wa_id: str | None
+
+
+class SearchResults(BaseModel):
+    query: str
+    messages: list[MessageHit]
+    contacts: list[ContactHit]

@@ -1,0 +1,137 @@
+"""Events after commit: stored with the write, published only once it commits, read by consumers at least once, in order."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import insert, select, update
+
+from sigdesk.db import utcnow
+from sigdesk.events.catalogue import CATALOGUE, NoteAdded, SettingsChanged, from_stored
+from sigdesk.events.outbox import GAP_WAIT, Outbox, Stored, read_after, record
+from sigdesk.models import OutboxCursor, OutboxEvent
+
+pytestmark = pytest.mark.database
+
+
+def stored_names(database) -> list[str]:
+    with database.session() as session:
+        return list(session.scalars(select(OutboxEvent.name).order_by(OutboxEvent.id)))
+
+
+def test_events_are_stored_with_the_commit_and_published_after_it(app):
+    state = app.extensions["sigdesk"]
+    heard = []
+    state.dispatcher.subscribe("settings.changed", heard.append)
+    stream = state.events.subscribe()
+    with state.database.session() as session:
+        record(session, SettingsChanged(("inbox.agents_see_all",)), NoteAdded(7, None, 3))
+        session.flush()
+        assert heard == [] and stream.get(timeout=0) == []  # nothing is told before the commit
+    assert heard == [SettingsChanged(("inbox.agents_see_all",))]
+    assert [(event.kind, event.conversation_id, event.data) for event in stream.get(timeout=1)] == [
+        ("note.created", 7, {"note_id": 3})]
+    assert stored_names(state.database) == ["settings.changed", "note.added"]
+
+
+def test_a_rolled_back_transaction_tells_nobody_and_stores_nothing(app):
+    state = app.extensions["sigdesk"]
+    heard = []
+    state.dispatcher.subscribe("settings.changed", heard.append)
+    with pytest.raises(RuntimeError), state.database.session() as session:
+        record(session, SettingsChanged(("x",)))
+        raise RuntimeError("the write failed")
+    with state.database.session() as session:
+        session.commit()  # a later commit on a fresh session must not carry the dropped events
+    assert heard == [] and stored_names(state.database) == []
+
+
+def test_every_catalogued_event_round_trips_through_the_outbox():
+    for name, cls in CATALOGUE.items():
+        fields = {spec.name: (1 if "id" in spec.name else ("x",) if spec.name in ("keys", "fields")
+                              else True if spec.name in ("ok", "on") else "x")
+                  for spec in dataclasses.fields(cls) if spec.default is spec.default_factory is dataclasses.MISSING}
+        event = cls(**fields)
+        assert from_stored(name, json.loads(json.dumps(event.payload(), default=str))) == event
+    assert from_stored("an.event.from.a.later.version", {}) is None
+
+
+def test_a_consumer_reads_every_event_in_order_once_it_succeeds_and_again_after_a_failure(app):
+    database = app.extensions["sigdesk"].database
+    seen: list[int] = []
+    failing = {"now": True}
+
+    def consume(session, events: list[Stored]) -> None:
+        seen.extend(item.event.note_id for item in events)
+        if failing["now"]:
+            raise RuntimeError("the receiver is down")
+
+    outbox = Outbox()
+    outbox.register("notes", consume, ["note.added"])
+    with database.session() as session:
+        outbox(session)  # a new consumer starts at the end of the log
+    for note_id in (1, 2, 3):
+        with database.session() as session:
+            record(session, NoteAdded(1, None, note_id), SettingsChanged(("a",)))
+    with database.session() as session:
+        assert outbox(session) == 0
+    failing["now"] = False
+    with database.session() as session:
+        assert outbox(session) == 3
+    with database.session() as session:
+        assert outbox(session) == 0
+    assert seen == [1, 2, 3, 1, 2, 3]
+
+
+def test_a_restarted_consumer_goes_on_from_its_cursor(app):
+    database = app.extensions["sigdesk"].database
+    first: list[int] = []
+    second: list[int] = []
+    before = Outbox()
+    before.register("notes", lambda session, events: first.extend(item.event.note_id for item in events))
+    with database.session() as session:
+        before(session)
+    with database.session() as session:
+        record(session, NoteAdded(1, None, 1))
+    with database.session() as session:
+        before(session)
+    with database.session() as session:
+        record(session, NoteAdded(1, None, 2))
+    after = Outbox()  # the process restarted
+    after.register("notes", lambda session, events: second.extend(item.event.note_id for item in events))
+    with database.session() as session:
+        after(session)
+        assert session.get(OutboxCursor, "notes").last_id == max(session.scalars(select(OutboxEvent.id)))
+    assert (first, second) == ([1], [2])
+
+
+def test_a_reader_waits_at_a_fresh_gap_in_the_ids_and_steps_over_an_old_one(app):
+    """On MySQL a later id can commit before an earlier one; a rolled-back insert leaves a gap for good."""
+    database = app.extensions["sigdesk"].database
+    with database.session() as session:
+        session.execute(insert(OutboxEvent), [{"id": 1, "at": utcnow(), "name": "note.added", "payload": "{}"},
+                                              {"id": 3, "at": utcnow(), "name": "note.added", "payload": "{}"}])
+    with database.session() as session:
+        assert [row[0] for row in read_after(session, 0)] == [1]
+        session.execute(update(OutboxEvent).where(OutboxEvent.id == 3).values(at=utcnow() - GAP_WAIT - timedelta(seconds=1)))
+        assert [row[0] for row in read_after(session, 0)] == [1, 3]
+
+
+def test_read_events_are_purged_only_once_every_consumer_has_them_and_they_are_old(app):
+    database = app.extensions["sigdesk"].database
+    outbox = Outbox()
+    outbox.register("a", lambda session, events: None)
+    with database.session() as session:
+        outbox(session)
+        record(session, SettingsChanged(("a",)))
+    with database.session() as session:
+        session.execute(update(OutboxEvent).values(at=utcnow() - timedelta(days=8)))
+    with database.session() as session:
+        assert outbox.purge(session) == 0  # not read yet
+        outbox(session)
+    with database.session() as session:
+        assert outbox.purge(session) == 1
+    assert stored_names(database) == []
