@@ -13,7 +13,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # (source folder in the repository, folder inside the bundle): sigdesk.config.resource_root() finds
 # both under sys._MEIPASS when frozen, and under the repository root from source.
 DATA_FOLDERS = (
-    ("ui", "ui"), ("migrations", "migrations"),
+    ("ui", "ui"),
+    ("migrations", "migrations"),
     ("sigdesk/relay/migrations", "sigdesk/relay/migrations"),  # found beside sigdesk/relay/schema.py
 )
 
@@ -28,25 +29,70 @@ HIDDEN_IMPORTS = [
     "alembic.ddl.mysql",
 ]
 PLATFORM_HIDDEN_IMPORTS = {
-    "linux": ["webview.platforms.qt", "qtpy", "qtpy.QtWebEngineWidgets", "qtpy.QtWebEngineCore",
-              "qtpy.QtWebChannel", "qtpy.QtNetwork", "PySide6.QtWebEngineWidgets", "PySide6.QtWebChannel"],
+    "linux": [
+        "webview.platforms.qt",
+        "qtpy",
+        "qtpy.QtWebEngineWidgets",
+        "qtpy.QtWebEngineCore",
+        "qtpy.QtWebChannel",
+        "qtpy.QtNetwork",
+        "PySide6.QtWebEngineWidgets",
+        "PySide6.QtWebChannel",
+    ],
     "win32": ["webview.platforms.edgechromium", "webview.platforms.winforms", "clr"],
     "darwin": ["webview.platforms.cocoa"],
 }
 
 # Never imported by SigDesk; keeps PyInstaller from following optional imports into them.
 EXCLUDES = [
-    "tkinter", "_tkinter", "PyQt5", "PyQt6", "PySide2", "IPython", "pytest", "hypothesis", "playwright",
-    "webview.platforms.gtk", "webview.platforms.android", "webview.platforms.cef", "webview.platforms.mshtml",
+    "tkinter",
+    "_tkinter",
+    "PyQt5",
+    "PyQt6",
+    "PySide2",
+    "IPython",
+    "pytest",
+    "hypothesis",
+    "playwright",
+    "webview.platforms.gtk",
+    "webview.platforms.android",
+    "webview.platforms.cef",
+    "webview.platforms.mshtml",
     "gi",
-    "PySide6.Qt3DCore", "PySide6.QtCharts", "PySide6.QtDataVisualization", "PySide6.QtGraphs",
-    "PySide6.QtMultimedia", "PySide6.QtMultimediaWidgets", "PySide6.QtPdf", "PySide6.QtPdfWidgets",
-    "PySide6.QtQuick3D", "PySide6.QtQuickControls2", "PySide6.QtQuickWidgets", "PySide6.QtWebEngineQuick",
-    "PySide6.QtSql", "PySide6.QtTest", "PySide6.QtDesigner", "PySide6.QtUiTools", "PySide6.QtHelp",
-    "PySide6.QtBluetooth", "PySide6.QtNfc", "PySide6.QtSensors", "PySide6.QtSerialPort", "PySide6.QtSerialBus",
-    "PySide6.QtTextToSpeech", "PySide6.QtSpatialAudio", "PySide6.QtLocation", "PySide6.QtRemoteObjects",
-    "PySide6.QtScxml", "PySide6.QtStateMachine", "PySide6.QtHttpServer", "PySide6.QtNetworkAuth",
-    "PySide6.QtSvgWidgets", "PySide6.QtAxContainer", "PySide6.QtConcurrent", "PySide6.QtXml",
+    "PySide6.Qt3DCore",
+    "PySide6.QtCharts",
+    "PySide6.QtDataVisualization",
+    "PySide6.QtGraphs",
+    "PySide6.QtMultimedia",
+    "PySide6.QtMultimediaWidgets",
+    "PySide6.QtPdf",
+    "PySide6.QtPdfWidgets",
+    "PySide6.QtQuick3D",
+    "PySide6.QtQuickControls2",
+    "PySide6.QtQuickWidgets",
+    "PySide6.QtWebEngineQuick",
+    "PySide6.QtSql",
+    "PySide6.QtTest",
+    "PySide6.QtDesigner",
+    "PySide6.QtUiTools",
+    "PySide6.QtHelp",
+    "PySide6.QtBluetooth",
+    "PySide6.QtNfc",
+    "PySide6.QtSensors",
+    "PySide6.QtSerialPort",
+    "PySide6.QtSerialBus",
+    "PySide6.QtTextToSpeech",
+    "PySide6.QtSpatialAudio",
+    "PySide6.QtLocation",
+    "PySide6.QtRemoteObjects",
+    "PySide6.QtScxml",
+    "PySide6.QtStateMachine",
+    "PySide6.QtHttpServer",
+    "PySide6.QtNetworkAuth",
+    "PySide6.QtSvgWidgets",
+    "PySide6.QtAxContainer",
+    "PySide6.QtConcurrent",
+    "PySide6.QtXml",
 ]
 
 # Pruned from the Linux bundle (patterns on the path inside the bundle). The window needs Qt Core,
@@ -54,14 +100,14 @@ EXCLUDES = [
 # platform plugins and the en-US WebEngine locale. Qt libraries nothing links to any more are dropped
 # afterwards by unreachable_libraries().
 PRUNE_PATTERNS = [
-    "PySide6/Qt/translations/*",                         # Qt's UI translations and Chromium's locales...
-    "PySide6/Qt/qml/*",                                  # QML modules: the window uses widgets, not QML
+    "PySide6/Qt/translations/*",  # Qt's UI translations and Chromium's locales...
+    "PySide6/Qt/qml/*",  # QML modules: the window uses widgets, not QML
     "PySide6/Qt/resources/qtwebengine_devtools_resources*.pak",  # the web inspector's UI
     "PySide6/Qt/plugins/egldeviceintegrations/*",
-    "PySide6/Qt/plugins/generic/*",                      # evdev/tslib input for framebuffer kiosks
+    "PySide6/Qt/plugins/generic/*",  # evdev/tslib input for framebuffer kiosks
     "PySide6/Qt/plugins/position/*",
     "PySide6/Qt/plugins/qmltooling/*",
-    "PySide6/Qt/plugins/platformthemes/libqgtk3.so",     # GTK look for Qt dialogs: pulls all of GTK 3
+    "PySide6/Qt/plugins/platformthemes/libqgtk3.so",  # GTK look for Qt dialogs: pulls all of GTK 3
     "PySide6/Qt/plugins/platforminputcontexts/libqtvirtualkeyboardplugin.so",
     "PySide6/Qt/plugins/platforms/libqeglfs.so",
     "PySide6/Qt/plugins/platforms/libqlinuxfb.so",
@@ -76,8 +122,20 @@ KEEP_PATTERNS = [
     "PySide6/Qt/translations/qtwebengine_locales/en-US.pak",  # ...but Chromium needs one locale
 ]
 # Loaded with dlopen(), so no other binary names them: never dropped as unreachable.
-DLOPENED = ("libpython*", "libnss*", "libsoftokn3*", "libfreebl*", "libsmime3*", "libnspr4*", "libplc4*", "libplds4*",
-            "libxcb-cursor*", "libEGL*", "libGL*", "libvulkan*")
+DLOPENED = (
+    "libpython*",
+    "libnss*",
+    "libsoftokn3*",
+    "libfreebl*",
+    "libsmime3*",
+    "libnspr4*",
+    "libplc4*",
+    "libplds4*",
+    "libxcb-cursor*",
+    "libEGL*",
+    "libGL*",
+    "libvulkan*",
+)
 
 
 def data_files() -> list[tuple[str, str]]:

@@ -84,7 +84,9 @@ def create_app(config: Config | None = None) -> Flask:
         SIGDESK_LOGIN_RATE_LIMIT=config.login_rate_limit,
         TESTING=config.testing,
     )
-    state = app.extensions["sigdesk"] = AppState(config=config, database=database, cipher=cipher, worker=Worker(database))
+    state = app.extensions["sigdesk"] = AppState(
+        config=config, database=database, cipher=cipher, worker=Worker(database)
+    )
     state.dispatcher.bus, state.dispatcher.wake = state.events, state.worker.wake
     attach(database.engine, state.dispatcher)
     state.dispatcher.subscribe("settings.changed", lambda _event: state.policy.invalidate())
@@ -188,7 +190,9 @@ def _register_errors(app: Flask) -> None:
         if "database is locked" not in str(error.orig):
             return unexpected(error)
         log.warning("database busy on %s", request.endpoint)
-        response = make_response(*error_response(503, "SigDesk is busy saving other changes. Please try again in a moment."))
+        response = make_response(
+            *error_response(503, "SigDesk is busy saving other changes. Please try again in a moment.")
+        )
         response.headers["Retry-After"] = "1"
         return response
 

@@ -48,8 +48,13 @@ class GroupCommit(Generic[Item, Result]):
     is woken exactly once, by its own lock: waking every waiter on every batch (one shared
     condition) cost more CPU than the batch saved at a few thousand requests a second."""
 
-    def __init__(self, write: Callable[[list[Item]], Sequence[Result]], lock: AbstractContextManager | None = None,
-                 max_batch: int = 1000, idle: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        write: Callable[[list[Item]], Sequence[Result]],
+        lock: AbstractContextManager | None = None,
+        max_batch: int = 1000,
+        idle: Callable[[], None] | None = None,
+    ) -> None:
         self._write = write
         self._idle = idle
         self._lock = lock if lock is not None else nullcontext()
@@ -76,7 +81,7 @@ class GroupCommit(Generic[Item, Result]):
 
     def _lead(self, own: _Ticket[Item, Result]) -> None:
         with self._mutex:
-            batch, self._queue = self._queue[:self._max_batch], self._queue[self._max_batch:]
+            batch, self._queue = self._queue[: self._max_batch], self._queue[self._max_batch :]
         try:
             with self._lock:
                 results = self._write([ticket.item for ticket in batch])

@@ -22,8 +22,11 @@ if TYPE_CHECKING:
 # Named, not imported: `sigdesk relay ...` on the relay's server must load none of the CRM. An error
 # can only have been raised if its module was imported, so only those already loaded are looked up.
 USER_ERRORS = (
-    ("sigdesk.config", "ConfigError"), ("sigdesk.crypto", "DataKeyError"), ("sigdesk.crypto", "DecryptionError"),
-    ("sigdesk.auth.services", "AccountError"), ("sigdesk.settings.specs", "SettingError"),
+    ("sigdesk.config", "ConfigError"),
+    ("sigdesk.crypto", "DataKeyError"),
+    ("sigdesk.crypto", "DecryptionError"),
+    ("sigdesk.auth.services", "AccountError"),
+    ("sigdesk.settings.specs", "SettingError"),
     ("sigdesk.errors", "UserError"),
 )
 
@@ -97,14 +100,18 @@ pass_context = click.make_pass_decorator(Context)
 
 
 @click.group(cls=FriendlyGroup, invoke_without_command=True)
-@click.option("--data-dir", envvar="SIGDESK_DATA_DIR", type=click.Path(file_okay=False), help="Where SigDesk keeps its data.")
+@click.option(
+    "--data-dir", envvar="SIGDESK_DATA_DIR", type=click.Path(file_okay=False), help="Where SigDesk keeps its data."
+)
 @click.option("--database-url", envvar="SIGDESK_DATABASE_URL", help="Database URL (default: SQLite in the data dir).")
 @click.option("-v", "--verbose", is_flag=True, help="Log more.")
 @click.version_option(__version__, prog_name="sigdesk")
 @click.pass_context
 def main(ctx: click.Context, data_dir: str | None, database_url: str | None, verbose: bool) -> None:
     """SigDesk, the WhatsApp CRM. With no command: a desktop window if a screen is available, else the LAN server."""
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     if not verbose:
         for noisy in ("alembic", "httpx", "httpcore"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -132,7 +139,12 @@ def desktop(obj: Context) -> None:
 @click.option("--host", default="0.0.0.0", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535))
 @click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 64))
-@click.option("--https", "use_https", is_flag=True, help="Serve over HTTPS (with a self-signed certificate made once, unless --cert/--key).")
+@click.option(
+    "--https",
+    "use_https",
+    is_flag=True,
+    help="Serve over HTTPS (with a self-signed certificate made once, unless --cert/--key).",
+)
 @click.option("--cert", type=click.Path(dir_okay=False), help="PEM certificate (chain) for HTTPS; implies --https.")
 @click.option("--key", type=click.Path(dir_okay=False), help="PEM private key belonging to --cert.")
 @pass_context

@@ -43,7 +43,7 @@ class Cipher:
         if not token.startswith(PREFIX):
             raise DecryptionError("Unknown ciphertext format")
         try:
-            raw = base64.urlsafe_b64decode(token[len(PREFIX):].encode("ascii"))
+            raw = base64.urlsafe_b64decode(token[len(PREFIX) :].encode("ascii"))
             return self._aead.decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], context)
         except (InvalidTag, ValueError) as exc:
             raise DecryptionError("Stored value does not decrypt with this data key") from exc

@@ -186,7 +186,9 @@ class Database:
             with self.engine.connect():
                 pass
         except OperationalError as exc:
-            raise ConfigError(f"Cannot open the database {self.engine.url.render_as_string(hide_password=True)}: {exc.orig}") from exc
+            raise ConfigError(
+                f"Cannot open the database {self.engine.url.render_as_string(hide_password=True)}: {exc.orig}"
+            ) from exc
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -68,7 +68,9 @@ def run(app: Flask, echo: Callable[[str], None] = print, on_shown: Callable | No
         window = webview.create_window(WINDOW_TITLE, f"{server.url}/", width=1280, height=800, min_size=(400, 500))
         if on_shown is not None:
             window.events.loaded += lambda: on_shown(window)
-        webview.start(gui=linux_gui(), private_mode=False, storage_path=str(app.extensions["sigdesk"].config.data_dir / "webview"))
+        webview.start(
+            gui=linux_gui(), private_mode=False, storage_path=str(app.extensions["sigdesk"].config.data_dir / "webview")
+        )
         return 0
     finally:
         server.stop()

@@ -13,12 +13,28 @@ from importlib import import_module
 from flask import Flask
 
 FEATURES = (
-    "sigdesk.health", "sigdesk.auth.feature", "sigdesk.account.feature", "sigdesk.admin.feature",
-    "sigdesk.general.feature", "sigdesk.api.feature", "sigdesk.home", "sigdesk.inbox.feature",
-    "sigdesk.conversations.feature", "sigdesk.outbound.feature", "sigdesk.live.feature", "sigdesk.search.feature",
-    "sigdesk.onboarding.feature", "sigdesk.inbound.feature", "sigdesk.connect.feature", "sigdesk.media.feature",
-    "sigdesk.message_templates.feature", "sigdesk.deliveries.feature", "sigdesk.relay_client.feature",
-    "sigdesk.backup.feature", "sigdesk.exports.feature", "sigdesk.retention.feature",
+    "sigdesk.health",
+    "sigdesk.auth.feature",
+    "sigdesk.account.feature",
+    "sigdesk.admin.feature",
+    "sigdesk.general.feature",
+    "sigdesk.api.feature",
+    "sigdesk.home",
+    "sigdesk.inbox.feature",
+    "sigdesk.conversations.feature",
+    "sigdesk.outbound.feature",
+    "sigdesk.live.feature",
+    "sigdesk.search.feature",
+    "sigdesk.onboarding.feature",
+    "sigdesk.inbound.feature",
+    "sigdesk.connect.feature",
+    "sigdesk.media.feature",
+    "sigdesk.message_templates.feature",
+    "sigdesk.deliveries.feature",
+    "sigdesk.relay_client.feature",
+    "sigdesk.backup.feature",
+    "sigdesk.exports.feature",
+    "sigdesk.retention.feature",
 )
 
 

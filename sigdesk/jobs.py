@@ -61,8 +61,9 @@ class Worker:
         """Run once each time the worker starts, before the first pass (e.g. crash recovery)."""
         self.startup.append(Registered(name, task))
 
-    def add_loop(self, name: str, run: Callable[[threading.Event], None],
-                 interrupt: Callable[[], None] | None = None) -> None:
+    def add_loop(
+        self, name: str, run: Callable[[threading.Event], None], interrupt: Callable[[], None] | None = None
+    ) -> None:
         """`run(stop)` loops until `stop` is set; `interrupt` is called on stop to cut its waits short."""
         self.loops.append(Loop(name, run, interrupt))
 
@@ -106,8 +107,9 @@ class Worker:
             # a fresh event per start: a loop still blocked from an earlier run must not resume
             self._loop_stop = threading.Event()
             self._loop_threads = [
-                threading.Thread(target=self._run_loop, args=(loop, self._loop_stop), name=f"sigdesk-{loop.name}",
-                                 daemon=True)
+                threading.Thread(
+                    target=self._run_loop, args=(loop, self._loop_stop), name=f"sigdesk-{loop.name}", daemon=True
+                )
                 for loop in self.loops
             ]
             for thread in self._loop_threads:
@@ -124,7 +126,9 @@ class Worker:
             self._thread.join(timeout)
             self._thread = None
         for thread in self._loop_threads:
-            thread.join(LOOP_JOIN_SECONDS)  # a loop blocked in a network read may outlive this; it writes nothing after stop
+            thread.join(
+                LOOP_JOIN_SECONDS
+            )  # a loop blocked in a network read may outlive this; it writes nothing after stop
         self._loop_threads = []
 
     @property

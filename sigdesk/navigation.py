@@ -30,8 +30,10 @@ class Entry:
     def is_current(self, endpoint: str | None) -> bool:
         if not endpoint:
             return False
-        return any(endpoint == match or (match.endswith(".") and endpoint.startswith(match))
-                   for match in (self.endpoint, *self.matches))
+        return any(
+            endpoint == match or (match.endswith(".") and endpoint.startswith(match))
+            for match in (self.endpoint, *self.matches)
+        )
 
 
 SETTINGS_GROUPS = ("Workspace", "WhatsApp", "Data and security")
@@ -60,14 +62,19 @@ def sections_for(role: str | None) -> list[Entry]:
 
 
 def settings_for(role: str | None) -> list[Entry]:
-    return sorted((entry for entry in _settings.values() if can(role, entry.permission)),
-                  key=lambda entry: (SETTINGS_GROUPS.index(entry.group), entry.order))
+    return sorted(
+        (entry for entry in _settings.values() if can(role, entry.permission)),
+        key=lambda entry: (SETTINGS_GROUPS.index(entry.group), entry.order),
+    )
 
 
 def settings_groups_for(role: str | None) -> list[tuple[str, list[Entry]]]:
     entries = settings_for(role)
-    return [(group, [entry for entry in entries if entry.group == group])
-            for group in SETTINGS_GROUPS if any(entry.group == group for entry in entries)]
+    return [
+        (group, [entry for entry in entries if entry.group == group])
+        for group in SETTINGS_GROUPS
+        if any(entry.group == group for entry in entries)
+    ]
 
 
 def current_setting(endpoint: str | None) -> Entry | None:
@@ -94,8 +101,9 @@ for _entry in (
     Entry("whatsapp", "Connection", "connect.index", "settings.manage", 10, "WhatsApp", ("connect.",)),
     Entry("inbound", "Inbound", "relay.index", "settings.manage", 20, "WhatsApp", ("relay.",)),
     Entry("webhooks", "Webhooks", "deliveries.index", "settings.manage", 30, "WhatsApp", ("deliveries.",)),
-    Entry("templates", "Templates", "message_templates.index", "settings.manage", 40, "WhatsApp",
-          ("message_templates.",)),
+    Entry(
+        "templates", "Templates", "message_templates.index", "settings.manage", 40, "WhatsApp", ("message_templates.",)
+    ),
     Entry("exports", "Exports", "exports.index", "conversations.view_all", 10, "Data and security", ("exports.",)),
     Entry("backups", "Backups", "backups.index", "security.manage", 20, "Data and security", ("backups.",)),
     Entry("audit", "Audit log", "admin.audit_log", "audit.view", 30, "Data and security"),

@@ -46,7 +46,9 @@ class _Plan:
 class Prepared:
     """`build` is a statement, or a function of the dialect name for dialect-specific SQL."""
 
-    def __init__(self, build: Executable | Callable[[str], Executable], column_keys: Sequence[str] | None = None) -> None:
+    def __init__(
+        self, build: Executable | Callable[[str], Executable], column_keys: Sequence[str] | None = None
+    ) -> None:
         self._build = build
         self._column_keys = list(column_keys) if column_keys is not None else None
         self._plans: dict[str, _Plan] = {}
@@ -97,7 +99,12 @@ class Prepared:
             cursor.execute(plan.sql, bound)
         except dialect.loaded_dbapi.Error as exc:
             raise DBAPIError.instance(
-                plan.sql, None, exc, dialect.loaded_dbapi.Error, hide_parameters=True, dialect=dialect,
+                plan.sql,
+                None,
+                exc,
+                dialect.loaded_dbapi.Error,
+                hide_parameters=True,
+                dialect=dialect,
             ) from exc
         return cursor
 

@@ -23,7 +23,9 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 ALWAYS_ALLOWED = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
 SETTINGS_TTL_SECONDS = 5.0
 SIGN_IN_ENDPOINTS = frozenset({"auth.login", "auth.verify"})
-TWO_FACTOR_EXEMPT = frozenset({"account.two_factor", "account.two_factor_confirm", "auth.logout", "static", "health.healthz"})
+TWO_FACTOR_EXEMPT = frozenset(
+    {"account.two_factor", "account.two_factor_confirm", "auth.logout", "static", "health.healthz"}
+)
 
 
 class CachedPolicy:
@@ -43,9 +45,7 @@ class CachedPolicy:
         if force or time.monotonic() - self.loaded_at > SETTINGS_TTL_SECONDS or not self.has_users:
             session = db_session()
             text = parse_networks(settings.get(session, cipher(), "server.allowed_networks"))
-            self.networks = ALWAYS_ALLOWED + tuple(
-                ipaddress.ip_network(part, strict=False) for part in text.split(",")
-            )
+            self.networks = ALWAYS_ALLOWED + tuple(ipaddress.ip_network(part, strict=False) for part in text.split(","))
             self.require_2fa = settings.get(session, cipher(), "security.require_2fa")
             self.has_users = accounts.user_count(session) > 0
             self.loaded_at = time.monotonic()
@@ -75,7 +75,9 @@ def check_allowlist():
     current = policy()
     if not _ip_allowed(request.remote_addr, current.networks):
         log.warning("refused request from an address outside the allow-list")
-        return error_response(403, "This address is not allowed to use SigDesk. Ask your administrator to add it to the allowed networks.")
+        return error_response(
+            403, "This address is not allowed to use SigDesk. Ask your administrator to add it to the allowed networks."
+        )
     return None
 
 
@@ -99,7 +101,11 @@ def check_access():
     permission = getattr(view, "permission", None)
     current = policy()
     if not current.has_users and (permission != PUBLIC or request.endpoint in SIGN_IN_ENDPOINTS):
-        return error_response(503, "SigDesk is not set up yet") if request.path.startswith("/api/") else redirect(url_for("auth.setup"))
+        return (
+            error_response(503, "SigDesk is not set up yet")
+            if request.path.startswith("/api/")
+            else redirect(url_for("auth.setup"))
+        )
     if permission == PUBLIC:
         return None
     if permission is None:

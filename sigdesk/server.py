@@ -80,8 +80,14 @@ def _waitress(app: Flask, host: str, port: int, threads: int):
     """Live-update streams each hold a thread for as long as they are open: they get threads of their
     own on top, and the lookahead lets a stream notice a closed browser tab without writing to it."""
     return create_server(
-        app, host=host, port=port, threads=threads + MAX_STREAMS, ident="SigDesk", channel_request_lookahead=1,
-        max_request_body_size=app.config["MAX_CONTENT_LENGTH"] + 65536, clear_untrusted_proxy_headers=True,
+        app,
+        host=host,
+        port=port,
+        threads=threads + MAX_STREAMS,
+        ident="SigDesk",
+        channel_request_lookahead=1,
+        max_request_body_size=app.config["MAX_CONTENT_LENGTH"] + 65536,
+        clear_untrusted_proxy_headers=True,
     )
 
 
@@ -160,7 +166,9 @@ def serve_https(app: Flask, host: str, port: int, pair: CertificatePair, threads
     """Like serve(), over TLS; prints the certificate's fingerprint so people can check what their browser shows."""
     server = https_server(app, host, port, pair, threads)
     actual = server.bind_addr[1]
-    local = "127.0.0.1" if host in ("0.0.0.0", "::", "127.0.0.1", "localhost") else (f"[{host}]" if ":" in host else host)
+    local = (
+        "127.0.0.1" if host in ("0.0.0.0", "::", "127.0.0.1", "localhost") else (f"[{host}]" if ":" in host else host)
+    )
     echo(f"SigDesk is running on https://{local}:{actual}/")
     if host in ("0.0.0.0", "::"):
         for address in lan_addresses():

@@ -73,7 +73,9 @@ def load_pair(cert_file: str | Path, key_file: str | Path) -> CertificatePair:
     try:
         key = serialization.load_pem_private_key(_read(key_file, "key"), password=None)
     except TypeError as exc:
-        raise CertificateError(f"The key file {key_file} is password-protected; SigDesk needs an unencrypted key") from exc
+        raise CertificateError(
+            f"The key file {key_file} is password-protected; SigDesk needs an unencrypted key"
+        ) from exc
     except ValueError as exc:
         raise CertificateError(f"The key file {key_file} is not a PEM private key") from exc
     cert = chain[0]
@@ -84,9 +86,16 @@ def load_pair(cert_file: str | Path, key_file: str | Path) -> CertificatePair:
         ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert_file, key_file)
     except ssl.SSLError as exc:
         reason = (exc.reason or str(exc)).replace("_", " ").lower()
-        raise CertificateError(f"The certificate file {cert_file} with key {key_file} cannot be used for TLS: {reason}") from exc
+        raise CertificateError(
+            f"The certificate file {cert_file} with key {key_file} cannot be used for TLS: {reason}"
+        ) from exc
     return CertificatePair(
-        cert_file, key_file, fingerprint(cert), cert.not_valid_after_utc, _names(cert), cert.issuer == cert.subject,
+        cert_file,
+        key_file,
+        fingerprint(cert),
+        cert.not_valid_after_utc,
+        _names(cert),
+        cert.issuer == cert.subject,
     )
 
 
@@ -134,10 +143,12 @@ def generate(cert_file: Path, key_file: Path, hostnames: Iterable[str], addresse
     """Write a new self-signed EC P-256 certificate and its key (owner-only) in place of any old pair."""
     key = ec.generate_private_key(ec.SECP256R1())
     hostnames = list(hostnames)
-    name = x509.Name([
-        x509.NameAttribute(NameOID.COMMON_NAME, hostnames[0] if hostnames else "SigDesk"),
-        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "SigDesk (self-signed)"),
-    ])
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COMMON_NAME, hostnames[0] if hostnames else "SigDesk"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "SigDesk (self-signed)"),
+        ]
+    )
     sans = [x509.DNSName(host) for host in hostnames] + [x509.IPAddress(ipaddress.ip_address(a)) for a in addresses]
     now = dt.datetime.now(dt.timezone.utc)
     ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
@@ -153,8 +164,15 @@ def generate(cert_file: Path, key_file: Path, hostnames: Iterable[str], addresse
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=True, content_commitment=False, key_encipherment=False, data_encipherment=False,
-                key_agreement=False, key_cert_sign=False, crl_sign=False, encipher_only=False, decipher_only=False,
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )
@@ -163,14 +181,22 @@ def generate(cert_file: Path, key_file: Path, hostnames: Iterable[str], addresse
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False)
         .sign(key, hashes.SHA256())
     )
-    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     # old certificate out, key in, then the certificate: a crash at any point leaves no certificate,
     # which the next start answers with a fresh pair, never a certificate with the wrong key
     cert_file.unlink(missing_ok=True)
     _write_atomic(key_file, key_pem, 0o600)
     _write_atomic(cert_file, cert.public_bytes(serialization.Encoding.PEM), 0o644)
     return CertificatePair(
-        cert_file, key_file, fingerprint(cert), cert.not_valid_after_utc, _names(cert), self_signed=True, generated=True,
+        cert_file,
+        key_file,
+        fingerprint(cert),
+        cert.not_valid_after_utc,
+        _names(cert),
+        self_signed=True,
+        generated=True,
     )
 
 
@@ -189,7 +215,10 @@ def _write_atomic(path: Path, data: bytes, mode: int) -> None:
 
 
 def certificate_for(
-    config: Config, cert_file: str | Path | None, key_file: str | Path | None, extra_addresses: Iterable[str] = (),
+    config: Config,
+    cert_file: str | Path | None,
+    key_file: str | Path | None,
+    extra_addresses: Iterable[str] = (),
 ) -> CertificatePair:
     """The user's pair when given, else the data dir's own self-signed one."""
     if cert_file is not None and key_file is not None:

@@ -35,14 +35,16 @@ class Entry:
 def audit(app, action: str) -> list[Entry]:
     with app.extensions["sigdesk"].database.session() as session:
         rows = session.scalars(select(AuditEvent).where(AuditEvent.action == action).order_by(AuditEvent.id)).all()
-        return [Entry(row.action, row.target, row.actor_email, row.channel, json.loads(row.detail or "{}"))
-                for row in rows]
+        return [
+            Entry(row.action, row.target, row.actor_email, row.channel, json.loads(row.detail or "{}")) for row in rows
+        ]
 
 
 def events(app, name: str) -> list[dict[str, Any]]:
     with app.extensions["sigdesk"].database.session() as session:
-        payloads = session.scalars(select(OutboxEvent.payload).where(OutboxEvent.name == name)
-                                   .order_by(OutboxEvent.id)).all()
+        payloads = session.scalars(
+            select(OutboxEvent.payload).where(OutboxEvent.name == name).order_by(OutboxEvent.id)
+        ).all()
         return [json.loads(payload) for payload in payloads]
 
 

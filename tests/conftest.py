@@ -126,7 +126,9 @@ class Auth:
         return self.client.post(path, data=payload, **kwargs)
 
     def setup_owner(self, email: str = "owner@example.com", name: str = "Olive Owner") -> Person:
-        response = self.post("/setup", {"email": email, "name": name, "password": PASSWORD, "password_confirm": PASSWORD})
+        response = self.post(
+            "/setup", {"email": email, "name": name, "password": PASSWORD, "password_confirm": PASSWORD}
+        )
         assert response.status_code == 302, response.get_data(as_text=True)
         return Person(email, name, "owner")
 

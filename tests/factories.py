@@ -27,8 +27,13 @@ WABA_ID = "1"
 PHONE_NUMBER_ID = "106540352242922"
 DISPLAY_NUMBER = "15550001111"
 MEDIA_KINDS = ("image", "video", "audio", "document", "sticker")
-MIME = {"image": "image/jpeg", "video": "video/mp4", "audio": "audio/ogg", "document": "application/pdf",
-        "sticker": "image/webp"}
+MIME = {
+    "image": "image/jpeg",
+    "video": "video/mp4",
+    "audio": "audio/ogg",
+    "document": "application/pdf",
+    "sticker": "image/webp",
+}
 
 _serial = itertools.count(1)
 
@@ -39,12 +44,15 @@ def _next() -> int:
 
 # --- people --------------------------------------------------------------------------------------
 
-def user(session: Session, role: str = "agent", email: str | None = None, name: str | None = None,
-         password: str = PASSWORD) -> User:
+
+def user(
+    session: Session, role: str = "agent", email: str | None = None, name: str | None = None, password: str = PASSWORD
+) -> User:
     """An owner, admin or agent who can sign in with `password`."""
     n = _next()
-    return accounts.create_user(session, email or f"{role}{n}@example.com", name or f"{role.title()} {n}", role,
-                                password, rounds=4)
+    return accounts.create_user(
+        session, email or f"{role}{n}@example.com", name or f"{role.title()} {n}", role, password, rounds=4
+    )
 
 
 def api_token(session: Session, owner: User, name: str = "test") -> str:
@@ -53,6 +61,7 @@ def api_token(session: Session, owner: User, name: str = "test") -> str:
 
 
 # --- the inbox -----------------------------------------------------------------------------------
+
 
 def contact(session: Session, wa_id: str | None = None, name: str | None = None, **fields: Any) -> Contact:
     row = Contact(wa_id=wa_id or f"1555{_next():07d}", profile_name=name, **fields)
@@ -70,8 +79,14 @@ def conversation(session: Session, who: Contact | None = None, **fields: Any) ->
     return row
 
 
-def message(session: Session, where: Conversation, direction: str = "in", type: str = "text",
-            text: str | None = None, **fields: Any) -> Message:
+def message(
+    session: Session,
+    where: Conversation,
+    direction: str = "in",
+    type: str = "text",
+    text: str | None = None,
+    **fields: Any,
+) -> Message:
     """A stored message of any type; media types get a media id, MIME type and sha256 unless given."""
     values: dict[str, Any] = {"wamid": f"wamid.F{_next()}", "timestamp": utcnow()}
     if type == "text":
@@ -79,8 +94,12 @@ def message(session: Session, where: Conversation, direction: str = "in", type: 
     elif text is not None:
         values["text"] = text
     if type in MEDIA_KINDS:
-        values.update(media_id=f"media-{_next()}", mime_type=MIME[type], sha256=hashlib.sha256(b"x").hexdigest(),
-                      media_state="pending" if direction == "in" else None)
+        values.update(
+            media_id=f"media-{_next()}",
+            mime_type=MIME[type],
+            sha256=hashlib.sha256(b"x").hexdigest(),
+            media_state="pending" if direction == "in" else None,
+        )
     if direction == "out":
         values["status"] = "sent"
     values.update(fields)
@@ -90,8 +109,13 @@ def message(session: Session, where: Conversation, direction: str = "in", type: 
     return row
 
 
-def note(session: Session, where: Conversation, body: str = "Called back, all fine", author: User | None = None,
-         kind: str = "note") -> Note:
+def note(
+    session: Session,
+    where: Conversation,
+    body: str = "Called back, all fine",
+    author: User | None = None,
+    kind: str = "note",
+) -> Note:
     row = Note(conversation_id=where.id, author_id=author.id if author else None, body=body, kind=kind)
     session.add(row)
     session.flush()
@@ -109,9 +133,15 @@ def label(session: Session, name: str | None = None, color: int = 0, on: Iterabl
     return row
 
 
-def template(session: Session, name: str = "order_ready", language: str = "en_US", status: str = "APPROVED",
-             category: str = "UTILITY", body: str | None = None,
-             components: Sequence[dict[str, Any]] | str | None = None) -> Template:
+def template(
+    session: Session,
+    name: str = "order_ready",
+    language: str = "en_US",
+    status: str = "APPROVED",
+    category: str = "UTILITY",
+    body: str | None = None,
+    components: Sequence[dict[str, Any]] | str | None = None,
+) -> Template:
     """A synced template; `body` is a shortcut for a template with only a BODY component."""
     if components is None:
         components = [{"type": "BODY", "text": body}] if body is not None else []
@@ -124,14 +154,21 @@ def template(session: Session, name: str = "order_ready", language: str = "en_US
 
 # --- Meta's webhook deliveries -------------------------------------------------------------------
 
+
 def webhook(*values: dict[str, Any], waba_id: str = WABA_ID, field: str = "messages") -> dict[str, Any]:
     """The envelope: one entry with one change per value."""
-    return {"object": "whatsapp_business_account",
-            "entry": [{"id": waba_id, "changes": [{"field": field, "value": value} for value in values]}]}
+    return {
+        "object": "whatsapp_business_account",
+        "entry": [{"id": waba_id, "changes": [{"field": field, "value": value} for value in values]}],
+    }
 
 
-def value(messages: Sequence[dict[str, Any]] = (), statuses: Sequence[dict[str, Any]] = (),
-          contacts: Sequence[dict[str, Any]] = (), metadata: dict[str, str] | None = None) -> dict[str, Any]:
+def value(
+    messages: Sequence[dict[str, Any]] = (),
+    statuses: Sequence[dict[str, Any]] = (),
+    contacts: Sequence[dict[str, Any]] = (),
+    metadata: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """A change's value, keys present only when they have something (as Meta sends them)."""
     body: dict[str, Any] = {"messaging_product": "whatsapp"}
     if metadata is not None:
@@ -164,9 +201,17 @@ def _when(at: datetime | int | None) -> str:
     return str(int((at or datetime.now(timezone.utc)).timestamp()))
 
 
-def incoming(wa_id: str | None, kind: str, content: dict[str, Any], wamid: str | None = None,
-             at: datetime | int | None = None, name: str | None = None, user_id: str | None = None,
-             meta: dict[str, str] | None = None, waba_id: str = WABA_ID) -> dict[str, Any]:
+def incoming(
+    wa_id: str | None,
+    kind: str,
+    content: dict[str, Any],
+    wamid: str | None = None,
+    at: datetime | int | None = None,
+    name: str | None = None,
+    user_id: str | None = None,
+    meta: dict[str, str] | None = None,
+    waba_id: str = WABA_ID,
+) -> dict[str, Any]:
     """One customer message of any kind in a whole delivery; the contact is listed when named or numbered."""
     item: dict[str, Any] = {"id": wamid or f"wamid.W{_next()}", "timestamp": _when(at), "type": kind, kind: content}
     if wa_id:
@@ -179,12 +224,22 @@ def text_message(wa_id: str | None, text: str = "Hello", **options: Any) -> dict
     return incoming(wa_id, "text", {"body": text}, **options)
 
 
-def media_message(wa_id: str, kind: str = "image", media_id: str | None = None, data: bytes = b"",
-                  mime_type: str | None = None, caption: str | None = None, sha256: str | None = None,
-                  **options: Any) -> dict[str, Any]:
+def media_message(
+    wa_id: str,
+    kind: str = "image",
+    media_id: str | None = None,
+    data: bytes = b"",
+    mime_type: str | None = None,
+    caption: str | None = None,
+    sha256: str | None = None,
+    **options: Any,
+) -> dict[str, Any]:
     """An image, video, audio, document or sticker; sha256 is the hash of `data` unless given."""
-    content: dict[str, Any] = {"id": media_id or f"media-{_next()}", "mime_type": mime_type or MIME[kind],
-                               "sha256": sha256 if sha256 is not None else hashlib.sha256(data).hexdigest()}
+    content: dict[str, Any] = {
+        "id": media_id or f"media-{_next()}",
+        "mime_type": mime_type or MIME[kind],
+        "sha256": sha256 if sha256 is not None else hashlib.sha256(data).hexdigest(),
+    }
     if caption is not None:
         content["caption"] = caption
     return incoming(wa_id, kind, content, **options)
@@ -194,21 +249,41 @@ def reaction(wa_id: str, target_wamid: str, emoji: str = "👍", **options: Any)
     return incoming(wa_id, "reaction", {"message_id": target_wamid, "emoji": emoji}, **options)
 
 
-def order(wa_id: str, items: Sequence[dict[str, Any]] = (), catalog_id: str = "777000111", text: str | None = None,
-          **options: Any) -> dict[str, Any]:
-    content: dict[str, Any] = {"catalog_id": catalog_id, "product_items": list(items) or [
-        {"product_retailer_id": "SKU-TEA", "quantity": 1, "item_price": 4.2, "currency": "EUR"}]}
+def order(
+    wa_id: str,
+    items: Sequence[dict[str, Any]] = (),
+    catalog_id: str = "777000111",
+    text: str | None = None,
+    **options: Any,
+) -> dict[str, Any]:
+    content: dict[str, Any] = {
+        "catalog_id": catalog_id,
+        "product_items": list(items)
+        or [{"product_retailer_id": "SKU-TEA", "quantity": 1, "item_price": 4.2, "currency": "EUR"}],
+    }
     if text is not None:
         content["text"] = text
     return incoming(wa_id, "order", content, **options)
 
 
-def status_update(wamid: str, status: str, recipient_id: str, at: datetime | int | None = None,
-                  errors: list[dict[str, Any]] | None = None, meta: dict[str, str] | None = None,
-                  waba_id: str = WABA_ID, **extra: Any) -> dict[str, Any]:
+def status_update(
+    wamid: str,
+    status: str,
+    recipient_id: str,
+    at: datetime | int | None = None,
+    errors: list[dict[str, Any]] | None = None,
+    meta: dict[str, str] | None = None,
+    waba_id: str = WABA_ID,
+    **extra: Any,
+) -> dict[str, Any]:
     """Meta telling us what became of a message we sent (sent, delivered, read, played, failed)."""
-    item: dict[str, Any] = {"id": wamid, "status": status, "timestamp": _when(at), "recipient_id": recipient_id,
-                            **extra}
+    item: dict[str, Any] = {
+        "id": wamid,
+        "status": status,
+        "timestamp": _when(at),
+        "recipient_id": recipient_id,
+        **extra,
+    }
     if errors:
         item["errors"] = errors
     return webhook(value(statuses=[item], metadata=meta), waba_id=waba_id)

@@ -22,4 +22,8 @@ if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   fi
 fi
 
+# Lint and format first: a style slip fails in a second, before the suite's minutes.
+.venv/bin/ruff check --quiet .
+.venv/bin/ruff format --check --quiet .
+
 exec .venv/bin/python -m pytest -n 2 "$@"

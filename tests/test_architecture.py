@@ -51,7 +51,7 @@ def _resolve(module: str, is_package: bool, node: ast.ImportFrom) -> str:
     if not node.level:
         return node.module or ""
     base = module.split(".") if is_package else module.split(".")[:-1]
-    base = base[:len(base) - (node.level - 1)]
+    base = base[: len(base) - (node.level - 1)]
     return ".".join(base + ([node.module] if node.module else []))
 
 
@@ -161,8 +161,9 @@ def describe(loop: list[str], graph: dict[str, dict[str, list[Import]]]) -> str:
 
 def test_feature_packages_import_each_other_without_loops():
     graph = feature_graph()
-    edges = {source: {target for target in targets if (source, target) not in KNOWN}
-             for source, targets in graph.items()}
+    edges = {
+        source: {target for target in targets if (source, target) not in KNOWN} for source, targets in graph.items()
+    }
     found = loops(edges)
     assert not found, "import loops between sigdesk packages:\n" + "\n".join(describe(loop, graph) for loop in found)
 
@@ -178,6 +179,7 @@ def test_the_known_loops_are_still_loops():
 
 def _all_loop_edges(edges: dict[str, set[str]]) -> set[tuple[str, str]]:
     """Edges whose target can reach back to their source."""
+
     def reaches(start: str, goal: str) -> bool:
         seen, todo = {start}, [start]
         while todo:

@@ -1,4 +1,3 @@
-
 import pytest
 from click.testing import CliRunner
 
@@ -25,16 +24,31 @@ def test_version(cli):
 
 
 def test_user_create_reads_the_password_from_stdin(cli):
-    result = cli("user", "create", "--email", "o@example.com", "--name", "Olive", "--role", "owner", "--password-stdin", input="a long password\n")
+    result = cli(
+        "user",
+        "create",
+        "--email",
+        "o@example.com",
+        "--name",
+        "Olive",
+        "--role",
+        "owner",
+        "--password-stdin",
+        input="a long password\n",
+    )
     assert result.exit_code == 0, result.output
     assert "Created owner o@example.com" in result.output
-    again = cli("user", "create", "--email", "o@example.com", "--name", "Olive", "--password-stdin", input="a long password\n")
+    again = cli(
+        "user", "create", "--email", "o@example.com", "--name", "Olive", "--password-stdin", input="a long password\n"
+    )
     assert again.exit_code == 1
     assert "already exists" in again.output
 
 
 def test_bad_arguments_give_one_line_and_non_zero_exit(cli):
-    result = cli("user", "create", "--email", "x@example.com", "--name", "X", "--role", "king", "--password-stdin", input="pw\n")
+    result = cli(
+        "user", "create", "--email", "x@example.com", "--name", "X", "--role", "king", "--password-stdin", input="pw\n"
+    )
     assert result.exit_code == 2 and "king" in result.output
     short = cli("user", "create", "--email", "x@example.com", "--name", "X", "--password-stdin", input="pw\n")
     assert short.exit_code == 1 and "at least 10" in short.output
@@ -42,7 +56,18 @@ def test_bad_arguments_give_one_line_and_non_zero_exit(cli):
 
 
 def test_token_create_prints_a_working_token(cli):
-    cli("user", "create", "--email", "o@example.com", "--name", "Olive", "--role", "owner", "--password-stdin", input="a long password\n")
+    cli(
+        "user",
+        "create",
+        "--email",
+        "o@example.com",
+        "--name",
+        "Olive",
+        "--role",
+        "owner",
+        "--password-stdin",
+        input="a long password\n",
+    )
     result = cli("token", "create", "--email", "o@example.com")
     assert result.exit_code == 0 and result.output.strip().startswith("sdk_")
     missing = cli("token", "create", "--email", "nobody@example.com")

@@ -52,8 +52,13 @@ def test_every_writer_to_one_sqlite_database_queues_on_the_same_lock(app):
         pytest.skip("MySQL locks rows; there is no process-wide write lock")
     reader, writer = database.sessionmaker(), database.writer()
     with database.writer_engine.connect() as connection:
-        locks = {id(write_lock(database.engine)), id(write_lock(database.writer_engine)), id(write_lock(reader)),
-                 id(write_lock(writer)), id(write_lock(connection))}
+        locks = {
+            id(write_lock(database.engine)),
+            id(write_lock(database.writer_engine)),
+            id(write_lock(reader)),
+            id(write_lock(writer)),
+            id(write_lock(connection)),
+        }
     reader.close()
     writer.close()
     assert len(locks) == 1

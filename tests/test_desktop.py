@@ -46,7 +46,9 @@ def window_toolkit() -> None:
 
 
 def _environment(**changes: str) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if key not in ("DISPLAY", "WAYLAND_DISPLAY", "SIGDESK_DATA_DIR")}
+    env = {
+        key: value for key, value in os.environ.items() if key not in ("DISPLAY", "WAYLAND_DISPLAY", "SIGDESK_DATA_DIR")
+    }
     env.update(PYTHONUNBUFFERED="1", **changes)
     return env
 
@@ -73,12 +75,26 @@ def test_window_opens_on_the_setup_page_and_closing_it_stops_the_server(window_t
     screenshot = ARTIFACTS / "desktop-window.png"
     screenshot.unlink(missing_ok=True)
     command = [
-        "xvfb-run", "-a", "-s", "-screen 0 1600x1000x24",
-        sys.executable, "-m", "tests.desktop_probe", "--data-dir", str(tmp_path / "data"), "--screenshot", str(screenshot),
+        "xvfb-run",
+        "-a",
+        "-s",
+        "-screen 0 1600x1000x24",
+        sys.executable,
+        "-m",
+        "tests.desktop_probe",
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--screenshot",
+        str(screenshot),
     ]
     # its own process group, so a hung window takes Xvfb and the probe down with it
     process = subprocess.Popen(
-        command, cwd=ROOT, env=_environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        command,
+        cwd=ROOT,
+        env=_environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         start_new_session=True,
     )
     try:
@@ -108,7 +124,11 @@ def test_without_a_display_it_says_so_and_serves_the_browser_until_ctrl_c(tmp_pa
     browser.chmod(0o755)
     process = subprocess.Popen(
         [sys.executable, "-m", "sigdesk", "--data-dir", str(tmp_path / "data"), "desktop"],
-        cwd=ROOT, env=_environment(BROWSER=str(browser)), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT,
+        env=_environment(BROWSER=str(browser)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         lines = []

@@ -15,8 +15,10 @@ def test_webhook_bodies_parse_as_the_messages_and_statuses_they_describe():
     assert delivery.profiles[0].name == "Ada"
     image = parse(factories.signed(factories.media_message("15550001", "image", "m1", data=b"png", caption="c"))[0])
     assert image.messages[0].type == "image" and image.messages[0].caption == "c"
-    assert factories.media_message("1", data=b"png")["entry"][0]["changes"][0]["value"]["messages"][0]["image"][
-        "sha256"] == hashlib.sha256(b"png").hexdigest()
+    assert (
+        factories.media_message("1", data=b"png")["entry"][0]["changes"][0]["value"]["messages"][0]["image"]["sha256"]
+        == hashlib.sha256(b"png").hexdigest()
+    )
     reaction = parse(factories.signed(factories.reaction("15550001", "wamid.A", "🎉"))[0]).messages[0]
     assert reaction.type == "reaction"
     order = parse(factories.signed(factories.order("15550001", text="after 5"))[0]).messages[0]

@@ -19,8 +19,12 @@ def test_models_match_the_migrations(app):
     with engine.connect() as connection:
         # the relay's tables may share the test database; they have their own migrations
         # (and full-text search lives outside the models: FTS5 tables on SQLite, FULLTEXT indexes on MySQL)
-        ours = {"include_name": lambda name, kind, _parent: (kind != "table" or name in Base.metadata.tables)
-                and not (kind == "index" and name in MYSQL_FULLTEXT_INDEXES)}
+        ours = {
+            "include_name": lambda name, kind, _parent: (
+                (kind != "table" or name in Base.metadata.tables)
+                and not (kind == "index" and name in MYSQL_FULLTEXT_INDEXES)
+            )
+        }
         context = MigrationContext.configure(connection, opts={"compare_type": True, **ours})
         differences = compare_metadata(context, Base.metadata)
     assert differences == []

@@ -24,7 +24,11 @@ def test_oversized_bodies_get_413_and_change_nothing(app, client, auth, owner):
 
 
 def test_addresses_outside_the_allow_list_get_403(client, auth, owner):
-    auth.post("/admin/settings", {"server.allowed_networks": "192.168.1.0/24", "general.business_name": ""}, form_page="/admin/settings")
+    auth.post(
+        "/admin/settings",
+        {"server.allowed_networks": "192.168.1.0/24", "general.business_name": ""},
+        form_page="/admin/settings",
+    )
     outside = client.get("/healthz", environ_base={"REMOTE_ADDR": "203.0.113.9"})
     assert outside.status_code == 403
     assert "not allowed" in outside.get_data(as_text=True)
@@ -58,13 +62,22 @@ def test_only_metas_webhook_is_reachable_from_outside_the_allow_list(app, client
     raw, headers = factories.signed(factories.webhook(), "outside-secret")
     meta = {"REMOTE_ADDR": "157.240.1.1"}
     assert client.post("/webhooks/whatsapp", data=raw, headers=headers, environ_base=meta).status_code == 200
-    assert client.post("/webhooks/whatsapp", data=raw, headers={"X-Hub-Signature-256": "sha256=00"}, environ_base=meta).status_code == 403
+    assert (
+        client.post(
+            "/webhooks/whatsapp", data=raw, headers={"X-Hub-Signature-256": "sha256=00"}, environ_base=meta
+        ).status_code
+        == 403
+    )
     assert client.get("/healthz", environ_base=meta).status_code == 403
     assert client.get("/login", environ_base=meta).status_code == 403
 
 
 def test_internet_facing_routes_are_few_and_known(app):
-    facing = {rule.endpoint for rule in app.url_map.iter_rules() if getattr(app.view_functions[rule.endpoint], "internet_facing", False)}
+    facing = {
+        rule.endpoint
+        for rule in app.url_map.iter_rules()
+        if getattr(app.view_functions[rule.endpoint], "internet_facing", False)
+    }
     assert facing == {"inbound.handshake"}
     # Meta's POST never reaches a Flask view: the intake in front of the app answers it alone
     assert app.wsgi_app is app.extensions["sigdesk.inbound.intake"] and PATH == "/webhooks/whatsapp"

@@ -40,9 +40,13 @@ def issue_from_test_ca(folder: Path) -> tuple[Path, Path, Path]:
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_ski = x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key())
     ca = (
-        x509.CertificateBuilder().subject_name(_name("Test Office CA")).issuer_name(_name("Test Office CA"))
-        .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=30))
+        x509.CertificateBuilder()
+        .subject_name(_name("Test Office CA"))
+        .issuer_name(_name("Test Office CA"))
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=30))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
         .add_extension(ca_ski, critical=False)
@@ -50,12 +54,22 @@ def issue_from_test_ca(folder: Path) -> tuple[Path, Path, Path]:
     )
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     leaf = (
-        x509.CertificateBuilder().subject_name(_name("crm.office.test")).issuer_name(ca.subject)
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=30))
-        .add_extension(x509.SubjectAlternativeName([
-            x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-        ]), critical=False)
+        x509.CertificateBuilder()
+        .subject_name(_name("crm.office.test"))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [
+                    x509.DNSName("localhost"),
+                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                ]
+            ),
+            critical=False,
+        )
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
@@ -65,7 +79,11 @@ def issue_from_test_ca(folder: Path) -> tuple[Path, Path, Path]:
     ca_file, cert_file, key_file = folder / "office-ca.pem", folder / "crm.pem", folder / "crm.key"
     ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     cert_file.write_bytes(leaf.public_bytes(serialization.Encoding.PEM) + ca.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+        )
+    )
     return ca_file, cert_file, key_file
 
 
@@ -82,7 +100,11 @@ class CliServer:
         env["PYTHONUNBUFFERED"] = "1"
         self.process = subprocess.Popen(
             [sys.executable, "-m", "sigdesk", "--data-dir", str(data_dir), "serve", *args],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
             preexec_fn=_ctrl_c_as_usual,
         )
         self.lines: list[str] = []
@@ -133,7 +155,9 @@ def test_serve_https_makes_a_certificate_and_serves_over_tls_only(tmp_path):
         assert hashlib.sha256(served).digest().hex(":").upper() == pair.fingerprint
 
         for host in ("127.0.0.1", "localhost"):
-            with httpx.Client(base_url=f"https://{host}:{port}", verify=trusting(pair.cert_file), trust_env=False) as client:
+            with httpx.Client(
+                base_url=f"https://{host}:{port}", verify=trusting(pair.cert_file), trust_env=False
+            ) as client:
                 assert client.get("/healthz").json()["status"] == "ok"
         with pytest.raises(httpx.TransportError):
             httpx.get(f"https://127.0.0.1:{port}/healthz", trust_env=False)  # untrusted without the certificate
@@ -143,7 +167,9 @@ def test_serve_https_makes_a_certificate_and_serves_over_tls_only(tmp_path):
                 assert plain.get("/healthz").status_code != 200
             except httpx.TransportError:
                 pass
-        with httpx.Client(base_url=f"https://127.0.0.1:{port}", verify=trusting(pair.cert_file), trust_env=False) as client:
+        with httpx.Client(
+            base_url=f"https://127.0.0.1:{port}", verify=trusting(pair.cert_file), trust_env=False
+        ) as client:
             setup = client.get("/setup")
         assert setup.status_code == 200
         cookie = setup.headers["set-cookie"]
@@ -172,7 +198,9 @@ def test_https_server_uses_a_certificate_the_user_brings(https_app, tmp_path):
     thread = threading.Thread(target=server.serve, daemon=True)
     thread.start()
     try:
-        with httpx.Client(base_url=f"https://localhost:{server.bind_addr[1]}", verify=trusting(ca_file), trust_env=False) as client:
+        with httpx.Client(
+            base_url=f"https://localhost:{server.bind_addr[1]}", verify=trusting(ca_file), trust_env=False
+        ) as client:
             assert client.get("/healthz").status_code == 200
             setup = client.get("/setup")
         assert "; Secure" in setup.headers["set-cookie"]
@@ -224,7 +252,11 @@ def test_serve_refuses_unusable_certificate_files_with_one_line(cli_serve, tmp_p
         (mine.cert_file, missing, f"Cannot read the key file {missing}"),
         (junk, mine.key_file, f"The certificate file {junk} is not a PEM certificate"),
         (mine.cert_file, junk, f"The key file {junk} is not a PEM private key"),
-        (mine.cert_file, other.key_file, f"The key file {other.key_file} does not belong to the certificate {mine.cert_file}"),
+        (
+            mine.cert_file,
+            other.key_file,
+            f"The key file {other.key_file} does not belong to the certificate {mine.cert_file}",
+        ),
     ]
     for cert, key, message in cases:
         result = cli_serve(cert, key)

@@ -19,13 +19,20 @@ def write_self_signed(folder, days: int, name: str = "localhost", key=None):
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
     now = dt.datetime.now(dt.timezone.utc)
     cert = (
-        x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=days)).sign(key, hashes.SHA256())
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=days))
+        .sign(key, hashes.SHA256())
     )
     cert_file, key_file = folder / tls.CERT_FILE, folder / tls.KEY_FILE
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     return cert_file, key_file, key
 
 
@@ -111,9 +118,13 @@ def test_key_of_another_certificate_is_refused(tmp_path):
 
 def test_password_protected_key_is_refused_with_a_reason(tmp_path):
     cert_file, key_file, key = write_self_signed(tmp_path, days=90)
-    key_file.write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.BestAvailableEncryption(b"secret"),
-    ))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"secret"),
+        )
+    )
     with pytest.raises(CertificateError, match="password-protected"):
         tls.load_pair(cert_file, key_file)
 
@@ -134,5 +145,7 @@ def test_key_too_weak_for_openssl_is_refused_before_serving(tmp_path):
         pass
     else:
         pytest.skip("this OpenSSL's security level accepts 1024-bit RSA")
-    with pytest.raises(CertificateError, match=f"{cert_file} with key {key_file} cannot be used for TLS: ee key too small"):
+    with pytest.raises(
+        CertificateError, match=f"{cert_file} with key {key_file} cannot be used for TLS: ee key too small"
+    ):
         tls.load_pair(cert_file, key_file)

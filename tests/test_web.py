@@ -88,8 +88,11 @@ def test_logins_and_settings_changes_succeed_while_a_background_writer_commits(a
             auth.logout()
             response = auth.login(owner)
             assert response.status_code == 302 and response.headers["Location"] == "/", response.get_data(as_text=True)
-            response = auth.post("/admin/settings", {"general.business_name": f"Bakery {commits[0]}",
-                                                     "server.allowed_networks": "127.0.0.1/32"}, form_page="/admin/settings")
+            response = auth.post(
+                "/admin/settings",
+                {"general.business_name": f"Bakery {commits[0]}", "server.allowed_networks": "127.0.0.1/32"},
+                form_page="/admin/settings",
+            )
             assert response.status_code == 302, response.get_data(as_text=True)
             response = auth.post("/account/tokens", {"name": "CI"}, form_page="/account/")
             assert response.status_code == 200 and "sdk_" in response.get_data(as_text=True)

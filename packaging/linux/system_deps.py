@@ -43,7 +43,11 @@ def owning_packages(paths: set[str]) -> set[str]:
     for path in sorted(paths):
         candidates = {path, str(Path(path).resolve())}
         candidates |= {candidate.replace("/usr/lib/", "/lib/", 1) for candidate in list(candidates)}
-        candidates |= {candidate.replace("/lib/", "/usr/lib/", 1) for candidate in list(candidates) if candidate.startswith("/lib/")}
+        candidates |= {
+            candidate.replace("/lib/", "/usr/lib/", 1)
+            for candidate in list(candidates)
+            if candidate.startswith("/lib/")
+        }
         for candidate in candidates:
             result = subprocess.run(["dpkg", "-S", candidate], capture_output=True, text=True, check=False)
             if result.returncode == 0:
@@ -55,7 +59,9 @@ def owning_packages(paths: set[str]) -> set[str]:
 
 
 def glibc_version() -> str:
-    version = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", "libc6"], capture_output=True, text=True, check=True).stdout
+    version = subprocess.run(
+        ["dpkg-query", "-W", "-f", "${Version}", "libc6"], capture_output=True, text=True, check=True
+    ).stdout
     return version.split("-", 1)[0]
 
 
@@ -63,7 +69,9 @@ def main(root: str) -> None:
     outside, missing = outside_libraries(Path(root))
     if missing:
         # optional plugins (e.g. Wayland EGL) whose libraries this machine lacks; they simply do not load
-        print(f"system_deps: not found on this machine (optional plugins): {', '.join(sorted(missing))}", file=sys.stderr)
+        print(
+            f"system_deps: not found on this machine (optional plugins): {', '.join(sorted(missing))}", file=sys.stderr
+        )
     packages = sorted(owning_packages(outside) - set(ALWAYS))
     print(", ".join([f"libc6 (>= {glibc_version()})"] + packages))
 

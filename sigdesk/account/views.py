@@ -21,7 +21,7 @@ def qr_svg(data: str) -> Markup:
     buffer = io.BytesIO()
     image.save(buffer)
     svg = buffer.getvalue().decode("utf-8")
-    return Markup(svg[svg.index("<svg"):])
+    return Markup(svg[svg.index("<svg") :])
 
 
 @bp.get("/")
@@ -95,8 +95,9 @@ def change_password():
         flash("The two new passwords do not match.", "error")
         return redirect(url_for("account.index"))
     try:
-        change = accounts.prepare_password_change(user, form.get("current_password", ""), form.get("new_password", ""),
-                                                  app_config().bcrypt_rounds)
+        change = accounts.prepare_password_change(
+            user, form.get("current_password", ""), form.get("new_password", ""), app_config().bcrypt_rounds
+        )
         with writing() as dbs:
             accounts.set_password(dbs, acting(), user, change)
     except accounts.AccountError as exc:

@@ -47,8 +47,12 @@ def add_member():
     form = request.form
     try:
         new = accounts.new_team_member(
-            actor(), form.get("email", ""), form.get("name", ""), form.get("role", "agent"),
-            form.get("password", ""), app_config().bcrypt_rounds,
+            actor(),
+            form.get("email", ""),
+            form.get("name", ""),
+            form.get("role", "agent"),
+            form.get("password", ""),
+            app_config().bcrypt_rounds,
         )
         with writing() as dbs:
             user = accounts.add_user(dbs, acting(), new)
@@ -75,29 +79,37 @@ def _team_change(user_id: int, change, message: str):
 @requires("team.manage")
 def change_role(user_id: int):
     new_role = request.form.get("role", "")
-    return _team_change(user_id, lambda dbs, target: accounts.change_role(dbs, acting(), target, new_role),
-                        "{name}'s role is now " + new_role)
+    return _team_change(
+        user_id,
+        lambda dbs, target: accounts.change_role(dbs, acting(), target, new_role),
+        "{name}'s role is now " + new_role,
+    )
 
 
 @bp.post("/team/<int:user_id>/deactivate")
 @requires("team.manage")
 def deactivate(user_id: int):
-    return _team_change(user_id, lambda dbs, target: accounts.set_active(dbs, acting(), target, False),
-                        "{name} can no longer sign in.")
+    return _team_change(
+        user_id, lambda dbs, target: accounts.set_active(dbs, acting(), target, False), "{name} can no longer sign in."
+    )
 
 
 @bp.post("/team/<int:user_id>/activate")
 @requires("team.manage")
 def activate(user_id: int):
-    return _team_change(user_id, lambda dbs, target: accounts.set_active(dbs, acting(), target, True),
-                        "{name} can sign in again.")
+    return _team_change(
+        user_id, lambda dbs, target: accounts.set_active(dbs, acting(), target, True), "{name} can sign in again."
+    )
 
 
 @bp.post("/team/<int:user_id>/reset-2fa")
 @requires("team.manage")
 def reset_two_factor(user_id: int):
-    return _team_change(user_id, lambda dbs, target: accounts.reset_two_factor(dbs, acting(), target),
-                        "{name}'s two-factor authentication was reset.")
+    return _team_change(
+        user_id,
+        lambda dbs, target: accounts.reset_two_factor(dbs, acting(), target),
+        "{name}'s two-factor authentication was reset.",
+    )
 
 
 def _parse_day(text: str | None) -> datetime | None:
@@ -119,7 +131,9 @@ def audit_log():
         until += timedelta(days=1)
     dbs = db_session()
     outcome = {"success": True, "failed": False}.get(args.get("outcome", ""))
-    events = audit.list_audit(dbs, action=args.get("action") or None, actor_email=args.get("actor") or None, since=since, until=until)
+    events = audit.list_audit(
+        dbs, action=args.get("action") or None, actor_email=args.get("actor") or None, since=since, until=until
+    )
     logins = audit.list_logins(dbs, email=args.get("email") or None, success=outcome, since=since, until=until)
     return render_template("admin/audit.html", events=events, logins=logins, args=args)
 
@@ -134,11 +148,15 @@ def general_settings():
     if request.method == "POST":
         try:
             with writing() as dbs:
-                changed = settings_commands.save(dbs, acting(), cipher(), settings_commands.from_form(editable, request.form))
+                changed = settings_commands.save(
+                    dbs, acting(), cipher(), settings_commands.from_form(editable, request.form)
+                )
         except settings_commands.SettingsRejected as rejected:
             errors = rejected.errors
         else:
             flash("Settings saved." if changed else "Nothing changed.")
             return redirect(url_for("admin.general_settings"))
     values = {key: (request.form.get(key) if key in errors else settings.get(dbs, cipher(), key)) for key in editable}
-    return render_template("admin/settings.html", specs=[SPECS[key] for key in editable], values=values, errors=errors), (400 if errors else 200)
+    return render_template(
+        "admin/settings.html", specs=[SPECS[key] for key in editable], values=values, errors=errors
+    ), (400 if errors else 200)

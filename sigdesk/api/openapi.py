@@ -84,8 +84,14 @@ spec = SpecTree(
     title="SigDesk API",
     version=__version__,
     servers=[{"url": PREFIX}],
-    security_schemes=[SecurityScheme(name="bearerAuth", data=SecuritySchemeData(
-        type="http", scheme="bearer", description="Personal API token (sigdesk token create)"))],
+    security_schemes=[
+        SecurityScheme(
+            name="bearerAuth",
+            data=SecuritySchemeData(
+                type="http", scheme="bearer", description="Personal API token (sigdesk token create)"
+            ),
+        )
+    ],
     security={"bearerAuth": []},
     before=_refuse_invalid,
     validation_error_status=400,
@@ -114,10 +120,15 @@ def operation(
     """
     status, model = ok
     codes = sorted(set(errors) | set(COMMON_ERRORS))
-    responses: dict[str, Any] = {f"HTTP_{status}": model, **{f"HTTP_{code}": (Error, ERROR_TEXT[code]) for code in codes}}
+    responses: dict[str, Any] = {
+        f"HTTP_{status}": model,
+        **{f"HTTP_{code}": (Error, ERROR_TEXT[code]) for code in codes},
+    }
 
     def decorate(view: Callable) -> Callable:
-        validated = spec.validate(query=query, json=json, form=form, resp=Response(**responses), operation_id=operation_id)(view)
+        validated = spec.validate(
+            query=query, json=json, form=form, resp=Response(**responses), operation_id=operation_id
+        )(view)
         if path is not None:
             PATH_MODELS[operation_id] = path
 

@@ -6,7 +6,7 @@ the requests, the pages and the small answers that only the API gives.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Union, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, RootModel, Tag, WithJsonSchema, create_model
 from pydantic.functional_validators import AfterValidator
@@ -100,7 +100,9 @@ class ContactsMessage(Input):
 
 def _object_message(kind: str) -> type[Input]:
     return create_model(  # type: ignore[call-overload]
-        f"{kind.title()}Message", __base__=Input, type=(Literal[kind], ...),
+        f"{kind.title()}Message",
+        __base__=Input,
+        type=(Literal[kind], ...),
         **{kind: (JsonObject, Field(description=f"The {kind} object, shaped as in Meta's Cloud API"))},
         reply_to=(ReplyTo | None, None),
     )
@@ -113,8 +115,12 @@ def _kind(body: Any) -> str | None:
     return kind if isinstance(kind, str) else None
 
 
-KINDS: dict[str, type[Input]] = {"text": TextMessage, **{kind: _object_message(kind) for kind in OBJECT_KINDS},
-                                 "contacts": ContactsMessage, "template": TemplateMessage}
+KINDS: dict[str, type[Input]] = {
+    "text": TextMessage,
+    **{kind: _object_message(kind) for kind in OBJECT_KINDS},
+    "contacts": ContactsMessage,
+    "template": TemplateMessage,
+}
 TAGS.update(KINDS)
 
 
@@ -122,9 +128,12 @@ class SendMessage(RootModel):
     """Either 'text' (type may be left out), or 'type' plus an object named after it, shaped as in Meta's Cloud API."""
 
     root: Annotated[
-        tuple(Annotated[model, Tag(kind)] for kind, model in KINDS.items()),  # type: ignore[misc]
-        Discriminator(_kind, custom_error_type="union_tag_message_type",
-                      custom_error_message=f"Give 'text', or a 'type' (one of {', '.join(KINDS)}) and an object of that name"),
+        Union[tuple(Annotated[model, Tag(kind)] for kind, model in KINDS.items())],  # type: ignore[misc]  # noqa: UP007
+        Discriminator(
+            _kind,
+            custom_error_type="union_tag_message_type",
+            custom_error_message=f"Give 'text', or a 'type' (one of {', '.join(KINDS)}) and an object of that name",
+        ),
     ]
 
     def content(self) -> tuple[str, dict[str, Any], str | None]:

@@ -14,8 +14,16 @@ from sqlalchemy.orm import Session
 
 from sigdesk.api.openapi import document, operation
 from sigdesk.api.schemas import (
-    ConversationPage, ConversationPath, MarkedRead, MediaUpload, MediaUploaded, MeData, MessagePage, MessagePath,
-    SendMessage, TemplatePage,
+    ConversationPage,
+    ConversationPath,
+    MarkedRead,
+    MediaUpload,
+    MediaUploaded,
+    MeData,
+    MessagePage,
+    MessagePath,
+    SendMessage,
+    TemplatePage,
 )
 from sigdesk.conversations import commands
 from sigdesk.conversations import services as conversations

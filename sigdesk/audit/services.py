@@ -36,8 +36,9 @@ def record(
     return event
 
 
-def record_by(session: Session, actor: Actor, action: str, target: str | None = None,
-              detail: dict[str, Any] | None = None) -> AuditEvent:
+def record_by(
+    session: Session, actor: Actor, action: str, target: str | None = None, detail: dict[str, Any] | None = None
+) -> AuditEvent:
     """The audit entry of a command: who (and through which token), from where, by which way in."""
     if actor.token_id is not None:
         detail = {**(detail or {}), "token_id": actor.token_id}

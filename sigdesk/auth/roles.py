@@ -9,8 +9,14 @@ from __future__ import annotations
 from sigdesk.models import Role
 
 AGENT_PERMISSIONS = frozenset({"app.use", "account.manage", "api.use"})
-ADMIN_PERMISSIONS = AGENT_PERMISSIONS | {"team.manage", "audit.view", "settings.manage", "conversations.view_all",
-                                         "canned.manage", "labels.manage"}
+ADMIN_PERMISSIONS = AGENT_PERMISSIONS | {
+    "team.manage",
+    "audit.view",
+    "settings.manage",
+    "conversations.view_all",
+    "canned.manage",
+    "labels.manage",
+}
 OWNER_PERMISSIONS = ADMIN_PERMISSIONS | {"security.manage"}
 
 PERMISSIONS: dict[str, frozenset[str]] = {

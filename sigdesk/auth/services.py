@@ -318,7 +318,8 @@ def touch_token(session: Session, token_id: int, every: timedelta = TOKEN_TOUCH_
     """Note when a token was last used, at most once a minute so API reads stay reads."""
     now = utcnow()
     session.execute(
-        update(ApiToken).where(ApiToken.id == token_id)
+        update(ApiToken)
+        .where(ApiToken.id == token_id)
         .where((ApiToken.last_used_at.is_(None)) | (ApiToken.last_used_at < now - every))
         .values(last_used_at=now)
     )
@@ -331,9 +332,9 @@ def touch_token(session: Session, token_id: int, every: timedelta = TOKEN_TOUCH_
 
 
 def _owner_count(session: Session) -> int:
-    return session.scalar(
-        select(func.count(User.id)).where(User.role == Role.OWNER.value, User.is_active.is_(True))
-    ) or 0
+    return (
+        session.scalar(select(func.count(User.id)).where(User.role == Role.OWNER.value, User.is_active.is_(True))) or 0
+    )
 
 
 def _guard(actor: Actor, target: User, new_role: str | None = None) -> None:
@@ -386,8 +387,13 @@ def set_active(session: Session, actor: Actor, target: User, active: bool) -> No
     target.is_active = active
     target.session_version += 1
     session.flush()
-    _user_changed(session, actor, "team.user_activated" if active else "team.user_deactivated", target,
-                  "activated" if active else "deactivated")
+    _user_changed(
+        session,
+        actor,
+        "team.user_activated" if active else "team.user_deactivated",
+        target,
+        "activated" if active else "deactivated",
+    )
 
 
 def reset_two_factor(session: Session, actor: Actor, target: User) -> None:

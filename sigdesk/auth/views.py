@@ -58,8 +58,13 @@ def setup():
             error = "The two passwords do not match"
         else:
             try:
-                new = accounts.new_user(form.get("email", ""), form.get("name", ""), Role.OWNER.value,
-                                        form.get("password", ""), app_config().bcrypt_rounds)
+                new = accounts.new_user(
+                    form.get("email", ""),
+                    form.get("name", ""),
+                    Role.OWNER.value,
+                    form.get("password", ""),
+                    app_config().bcrypt_rounds,
+                )
                 with writing() as dbs:
                     owner = None
                     if accounts.user_count(dbs) == 0:  # another window may have finished setup meanwhile
@@ -122,8 +127,13 @@ def _second_factor(dbs: Session, user: User, code: str) -> str | None:
     if accounts.verify_totp(dbs, cipher(), user, code):
         method = "totp"
     elif accounts.use_recovery_code(dbs, user, code):
-        record(dbs, "login.recovery_code_used", actor=user, ip=client_ip(),
-               detail={"remaining": accounts.remaining_recovery_codes(user)})
+        record(
+            dbs,
+            "login.recovery_code_used",
+            actor=user,
+            ip=client_ip(),
+            detail={"remaining": accounts.remaining_recovery_codes(user)},
+        )
         method = "recovery_code"
     else:
         _record_failure(dbs, user.email, user, "wrong_second_factor")

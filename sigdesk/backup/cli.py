@@ -15,8 +15,13 @@ from sigdesk.backup.format import BackupError
 from sigdesk.config import ConfigError
 from sigdesk.crypto import DataKeyError
 
-PHASES = {"snapshot": "Reading the database", "backup": "Encrypting", "verify": "Checking",
-          "decrypt": "Decrypting", "load": "Loading rows"}
+PHASES = {
+    "snapshot": "Reading the database",
+    "backup": "Encrypting",
+    "verify": "Checking",
+    "decrypt": "Decrypting",
+    "load": "Loading rows",
+}
 MIN_PASSPHRASE = 8
 
 
@@ -115,8 +120,10 @@ def backup_verify(file: str, passphrase_stdin: bool) -> None:
     with _friendly() as bars:
         manifest = backups.verify(Path(file), passphrase, progress=bars)
         bars.close()
-        click.echo(f"Backup OK: SigDesk {manifest['sigdesk_version']}, schema {manifest['alembic_revision']}, "
-                   f"made {manifest['created_at']} from {manifest['source_backend']}.")
+        click.echo(
+            f"Backup OK: SigDesk {manifest['sigdesk_version']}, schema {manifest['alembic_revision']}, "
+            f"made {manifest['created_at']} from {manifest['source_backend']}."
+        )
         for name, entry in manifest["tables"].items():
             if entry["rows"]:
                 click.echo(f"  {name}: {entry['rows']} rows")
@@ -126,11 +133,17 @@ def backup_verify(file: str, passphrase_stdin: bool) -> None:
 
 @backup.command("restore")
 @click.argument("file", type=click.Path(dir_okay=False))
-@click.option("--into-data-dir", type=click.Path(file_okay=False), help="Restore into this new, empty folder instead of replacing the data dir.")
+@click.option(
+    "--into-data-dir",
+    type=click.Path(file_okay=False),
+    help="Restore into this new, empty folder instead of replacing the data dir.",
+)
 @click.option("--into-database-url", help="Load the database into this empty database (e.g. MySQL) instead of SQLite.")
 @passphrase_option
 @click.pass_obj
-def backup_restore(obj: Any, file: str, into_data_dir: str | None, into_database_url: str | None, passphrase_stdin: bool) -> None:
+def backup_restore(
+    obj: Any, file: str, into_data_dir: str | None, into_database_url: str | None, passphrase_stdin: bool
+) -> None:
     """Restore FILE. Without --into-data-dir the data dir is replaced, but only once the restore is complete
     and verified; the previous one is kept beside it. Stop SigDesk first."""
     from sigdesk.backup import services as backups
@@ -153,7 +166,9 @@ def backup_restore(obj: Any, file: str, into_data_dir: str | None, into_database
                     "Your database is not the SQLite file in the data dir; restore into a new, empty database "
                     "with --into-database-url URL (and optionally --into-data-dir DIR)."
                 )
-        _manifest, previous = backups.restore_in_place(Path(file), passphrase, config.data_dir, into_database_url, progress=bars)
+        _manifest, previous = backups.restore_in_place(
+            Path(file), passphrase, config.data_dir, into_database_url, progress=bars
+        )
         bars.close()
     click.echo(f"Restored into {config.data_dir}.")
     if previous is not None:

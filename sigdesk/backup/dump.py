@@ -42,7 +42,14 @@ def column_kind(column) -> str:
         python_type = kind.python_type
     except NotImplementedError:
         return "text"
-    for kind, cls in (("bool", bool), ("int", int), ("datetime", datetime), ("bytes", bytes), ("decimal", Decimal), ("float", float)):
+    for kind, cls in (
+        ("bool", bool),
+        ("int", int),
+        ("datetime", datetime),
+        ("bytes", bytes),
+        ("decimal", Decimal),
+        ("float", float),
+    ):
         if issubclass(python_type, cls):
             return kind
     return "text"
@@ -51,12 +58,14 @@ def column_kind(column) -> str:
 def _encoder(kind: str) -> Callable[[Any], Any] | None:
     """Driver values to JSON: datetimes as 'YYYY-MM-DD HH:MM:SS.ffffff' (UTC), bytes as base64, the rest as is."""
     if kind == "datetime":
+
         def from_datetime(value):
             if value is None:
                 return None
             if isinstance(value, str):  # SQLite keeps SQLAlchemy's own text form
                 return value if len(value) == 26 else _canonical_datetime(value)
             return value.isoformat(sep=" ", timespec="microseconds")
+
         return from_datetime
     if kind == "bytes":
         return lambda value: None if value is None else base64.b64encode(value).decode("ascii")
@@ -91,8 +100,10 @@ def _dump_table(connection: Connection, name: str, columns: list[list[str]], ord
     columns are [name, kind] pairs; order is the primary key (rows in key order load in the same order)."""
     quote = connection.dialect.identifier_preparer.quote
     converters = _converters([kind for _column, kind in columns], _encoder)
-    sql = (f"SELECT {', '.join(quote(column) for column, column_kind in columns)} FROM {quote(name)} "
-           f"ORDER BY {', '.join(quote(column) for column in order or [c for c, _k in columns])}")
+    sql = (
+        f"SELECT {', '.join(quote(column) for column, column_kind in columns)} FROM {quote(name)} "
+        f"ORDER BY {', '.join(quote(column) for column in order or [c for c, _k in columns])}"
+    )
     result = connection.execution_options(stream_results=True).exec_driver_sql(sql)
     dumps = orjson.dumps
     rows = 0
@@ -113,8 +124,10 @@ def _dump_table(connection: Connection, name: str, columns: list[list[str]], ord
 def dump_database(connection: Connection, folder: Path, tables: dict[str, dict] | None = None) -> dict[str, dict]:
     """Every table as JSON Lines: SigDesk's tables, or those a manifest lists (a restored older snapshot)."""
     if tables is None:
-        tables = {table.name: {"columns": [[column.name, column_kind(column)] for column in table.columns]}
-                  for table in Base.metadata.sorted_tables}
+        tables = {
+            table.name: {"columns": [[column.name, column_kind(column)] for column in table.columns]}
+            for table in Base.metadata.sorted_tables
+        }
     keys = inspect(connection)
     dumped: dict[str, dict] = {}
     for name, entry in tables.items():
@@ -156,8 +169,10 @@ def _load_table(connection: Connection, table: Table, columns: list[list[str]], 
     converters = _converters([kind for _name, kind in columns], _decoder)
     quote = connection.dialect.identifier_preparer.quote
     mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
-    sql = (f"INSERT INTO {quote(table.name)} ({', '.join(quote(name) for name in names)}) "
-           f"VALUES ({', '.join([mark] * len(names))})")
+    sql = (
+        f"INSERT INTO {quote(table.name)} ({', '.join(quote(name) for name in names)}) "
+        f"VALUES ({', '.join([mark] * len(names))})"
+    )
     loads = orjson.loads
     rows, batch = 0, []
     with open(source, "rb") as handle:

@@ -254,11 +254,15 @@ class DecryptingReader(io.RawIOBase):
         final = not self._next
         nonce = _nonce(self.header.prefix, self._index)
         try:
-            self._plain = self._aead.decrypt(nonce, block, self._header_bytes + _AAD.pack(self._index, 1 if final else 0))
+            self._plain = self._aead.decrypt(
+                nonce, block, self._header_bytes + _AAD.pack(self._index, 1 if final else 0)
+            )
         except InvalidTag:
             if final and self._opens_as_middle(nonce, block):
                 raise DamagedBackup(f"The backup file is truncated: it ends after part {self._index + 1}") from None
-            raise DamagedBackup(f"The backup file is damaged: part {self._index + 1} fails its integrity check") from None
+            raise DamagedBackup(
+                f"The backup file is damaged: part {self._index + 1} fails its integrity check"
+            ) from None
         self._pos = 0
         self._index += 1
         self._done = final

@@ -70,8 +70,9 @@ def is_due(session: Session, cipher: Cipher, now: datetime) -> bool:
     return last_run < (slot if schedule == "daily" else slot - timedelta(days=6))
 
 
-def run_scheduled(database: Database, config: Config, cipher: Cipher, now: datetime | None = None,
-                  kdf: KdfParams | None = None) -> Path | None:
+def run_scheduled(
+    database: Database, config: Config, cipher: Cipher, now: datetime | None = None, kdf: KdfParams | None = None
+) -> Path | None:
     """Make the backup if one is due; returns its path, or None when none was due."""
     now = now or utcnow()
     with database.session() as session:
@@ -128,7 +129,7 @@ class BackupLoop:
 
 
 class ManualBackup:
-    """"Back up now" from the admin page: one backup at a time on its own thread, with progress to poll."""
+    """ "Back up now" from the admin page: one backup at a time on its own thread, with progress to poll."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -145,8 +146,9 @@ class ManualBackup:
             if self._thread is not None and self._thread.is_alive():
                 return False
             self.state = {"state": "running", "phase": "snapshot", "done": 0, "total": 1, "file": out.name}
-            self._thread = threading.Thread(target=self._run, args=(database, config, actor, passphrase, out),
-                                            name="sigdesk-backup", daemon=True)
+            self._thread = threading.Thread(
+                target=self._run, args=(database, config, actor, passphrase, out), name="sigdesk-backup", daemon=True
+            )
             self._thread.start()
             return True
 
@@ -163,7 +165,11 @@ class ManualBackup:
         except Exception:  # noqa: BLE001 - reported on the page; the details go to the log
             log.exception("backup failed")
             with self._lock:
-                self.state = {"state": "failed", "file": out.name, "error": "The backup failed; the details are in the log."}
+                self.state = {
+                    "state": "failed",
+                    "file": out.name,
+                    "error": "The backup failed; the details are in the log.",
+                }
         else:
             with self._lock:
                 self.state = {"state": "done", "file": out.name}

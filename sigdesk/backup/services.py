@@ -37,8 +37,15 @@ from sigdesk.audit.services import record_by
 from sigdesk.backup import dump, sqlite_copy
 from sigdesk.backup.archive import ArchiveWriter, Pipeline, Pipelined, entries
 from sigdesk.backup.format import (
-    DEFAULT_CHUNK, FORMAT_VERSION, BackupError, DamagedBackup, DecryptingReader, EncryptingWriter, KdfParams,
-    NewerBackup, sealing_key,
+    DEFAULT_CHUNK,
+    FORMAT_VERSION,
+    BackupError,
+    DamagedBackup,
+    DecryptingReader,
+    EncryptingWriter,
+    KdfParams,
+    NewerBackup,
+    sealing_key,
 )
 from sigdesk.config import Config, ConfigError, resource_root
 from sigdesk.crypto import DataKeyError
@@ -115,8 +122,15 @@ class _Sink:
 # ---- run: the command -------------------------------------------------------------------------
 
 
-def run(database: Database, config: Config, actor: Actor, passphrase: str, out_path: Path,
-        progress: Progress | None = None, kdf: KdfParams | None = None) -> dict:
+def run(
+    database: Database,
+    config: Config,
+    actor: Actor,
+    passphrase: str,
+    out_path: Path,
+    progress: Progress | None = None,
+    kdf: KdfParams | None = None,
+) -> dict:
     """One backup run, whoever asked (the Backups page, `sigdesk backup create`, the schedule): audited
     when it starts and when it ends, ending in backup.finished either way. Returns the manifest."""
     out_path = Path(out_path)
@@ -136,8 +150,9 @@ def failed(database: Database, actor: Actor, file: str | None, exc: BaseExceptio
     _note(database, actor, "backup.failed", file, BackupFinished(False, file), error=error)
 
 
-def _note(database: Database, actor: Actor, action: str, file: str | None, event: BackupFinished | None = None,
-          **detail) -> None:
+def _note(
+    database: Database, actor: Actor, action: str, file: str | None, event: BackupFinished | None = None, **detail
+) -> None:
     with write_lock(database.engine), database.session() as session:
         record_by(session, actor, action, file, detail or None)
         if event is not None:
@@ -177,9 +192,11 @@ def create(
         raise BackupError("The backup passphrase must not be empty")
     backend = engine.url.get_backend_name()
 
-    with tempfile.TemporaryDirectory(prefix=".backup-", dir=config.data_dir) as work, \
-            ThreadPoolExecutor(1, thread_name_prefix="sigdesk-backup-hash") as helper, \
-            ThreadPoolExecutor(1, thread_name_prefix="sigdesk-backup-write") as writes:
+    with (
+        tempfile.TemporaryDirectory(prefix=".backup-", dir=config.data_dir) as work,
+        ThreadPoolExecutor(1, thread_name_prefix="sigdesk-backup-hash") as helper,
+        ThreadPoolExecutor(1, thread_name_prefix="sigdesk-backup-write") as writes,
+    ):
         work_dir = Path(work)
         progress("snapshot", 0, 1)
         keying = helper.submit(sealing_key, passphrase, kdf, chunk_size)
@@ -198,7 +215,11 @@ def create(
         sealed = keying.result()
         progress("snapshot", 1, 1)
 
-        members: list[tuple[str, Path]] = [(KEY_MEMBER, config.data_key_file), *db_members, *_media_files(config.data_dir)]
+        members: list[tuple[str, Path]] = [
+            (KEY_MEMBER, config.data_key_file),
+            *db_members,
+            *_media_files(config.data_dir),
+        ]
         total = sum(_size(path) for _name, path in members)
         done = 0
 
@@ -312,8 +333,10 @@ def _read_backup(
         if reader.header.version == 1:
             manifest, seen = _read_tar_v1(reader, sink_for)
         else:
-            with ThreadPoolExecutor(1, thread_name_prefix="sigdesk-restore-hash") as helper, \
-                    ThreadPoolExecutor(1, thread_name_prefix="sigdesk-restore-write") as writes:
+            with (
+                ThreadPoolExecutor(1, thread_name_prefix="sigdesk-restore-hash") as helper,
+                ThreadPoolExecutor(1, thread_name_prefix="sigdesk-restore-write") as writes,
+            ):
                 manifest, seen = _read_members(reader, sink_for, helper, writes, member_done)
     if not isinstance(manifest, dict):
         raise DamagedBackup("The backup has no manifest; it is incomplete")
@@ -389,7 +412,9 @@ def _check_against_manifest(manifest: dict, seen: dict[str, tuple[int, str, int]
     listed = manifest.get("members") or {}
     if set(listed) != set(seen):
         missing = sorted(set(listed) - set(seen))[:3]
-        raise DamagedBackup(f"The backup's contents do not match its manifest (missing or extra: {missing or sorted(set(seen) - set(listed))[:3]})")
+        raise DamagedBackup(
+            f"The backup's contents do not match its manifest (missing or extra: {missing or sorted(set(seen) - set(listed))[:3]})"
+        )
     for name, entry in listed.items():
         size, digest, _lines = seen[name]
         if entry.get("size") != size or entry.get("sha256") != digest:
@@ -439,7 +464,9 @@ def check_restorable(manifest: dict, migrations_dir: Path) -> None:
 
 def _require_empty_dir(path: Path) -> None:
     if path.exists() and (not path.is_dir() or any(path.iterdir())):
-        raise BackupError(f"{path} is not empty; restore needs a new or empty folder (your current data is never overwritten)")
+        raise BackupError(
+            f"{path} is not empty; restore needs a new or empty folder (your current data is never overwritten)"
+        )
 
 
 def _check_data_key(database: Database, key_file: Path) -> None:

@@ -45,7 +45,10 @@ def table_counts(path: Path) -> dict[str, dict]:
             if table.name not in present:
                 raise BackupError(f"The database has no table {table.name}; run `sigdesk db upgrade` first")
             (rows,) = connection.execute(f'SELECT count(*) FROM "{table.name}"').fetchone()
-            tables[table.name] = {"rows": rows, "columns": [[column.name, column_kind(column)] for column in table.columns]}
+            tables[table.name] = {
+                "rows": rows,
+                "columns": [[column.name, column_kind(column)] for column in table.columns],
+            }
         return tables
     except sqlite3.DatabaseError as exc:
         raise BackupError(f"The database cannot be read, so it cannot be backed up: {exc}") from exc
@@ -73,8 +76,11 @@ def _inspect_sqlite(path: Path) -> tuple[list[str], str | None, dict[str, int]]:
         if "alembic_version" in tables:
             row = connection.execute("SELECT version_num FROM alembic_version").fetchone()
             revision = row[0] if row else None
-        counts = {name: connection.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0]
-                  for name in tables if _TABLE_NAME.match(name)}
+        counts = {
+            name: connection.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0]
+            for name in tables
+            if _TABLE_NAME.match(name)
+        }
         return problems, revision, counts
     except sqlite3.DatabaseError as exc:
         return [str(exc)], None, {}
@@ -89,7 +95,11 @@ def check(inspected: tuple[list[str], str | None, dict[str, int]] | None, manife
     if problems != ["ok"]:
         raise DamagedBackup(f"The restored database fails SQLite's check: {'; '.join(problems[:3])}")
     if revision != manifest.get("alembic_revision"):
-        raise DamagedBackup(f"The restored database is at schema {revision}, but the backup lists {manifest.get('alembic_revision')}")
+        raise DamagedBackup(
+            f"The restored database is at schema {revision}, but the backup lists {manifest.get('alembic_revision')}"
+        )
     for table, entry in (manifest.get("tables") or {}).items():
         if counts.get(table) != entry.get("rows"):
-            raise DamagedBackup(f"Table {table}: the backup lists {entry.get('rows')} rows but {counts.get(table)} were restored")
+            raise DamagedBackup(
+                f"Table {table}: the backup lists {entry.get('rows')} rows but {counts.get(table)} were restored"
+            )

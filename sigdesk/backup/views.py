@@ -9,7 +9,18 @@ import re
 from datetime import datetime
 from pathlib import Path
 
-from flask import Blueprint, abort, current_app, flash, jsonify, redirect, render_template, request, send_from_directory, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    send_from_directory,
+    url_for,
+)
 
 from sigdesk.audit import services as audit
 from sigdesk.backup import services as backups
@@ -18,13 +29,32 @@ from sigdesk.backup.schedule import LAST_ERROR, LAST_RUN, ManualBackup
 from sigdesk.models import Setting
 from sigdesk.settings import commands as settings_commands, services as settings
 from sigdesk.settings.specs import SPECS
-from sigdesk.web import Rejected, acting, actor, app_config, cipher, client_ip, db_session, error_response, requires, writing
+from sigdesk.web import (
+    Rejected,
+    acting,
+    actor,
+    app_config,
+    cipher,
+    client_ip,
+    db_session,
+    error_response,
+    requires,
+    writing,
+)
 
 bp = Blueprint("backups", __name__, url_prefix="/admin/backups")
 
 PERMISSION = "security.manage"
-SETTING_KEYS = ("backup.folder", "backup.schedule", "backup.time", "backup.passphrase", "retention.backups_days",
-                "retention.messages_days", "retention.audit_days", "retention.logins_days")
+SETTING_KEYS = (
+    "backup.folder",
+    "backup.schedule",
+    "backup.time",
+    "backup.passphrase",
+    "retention.backups_days",
+    "retention.messages_days",
+    "retention.audit_days",
+    "retention.logins_days",
+)
 FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}\.sigdesk-backup$")
 
 
@@ -44,7 +74,13 @@ def _listing(folder: Path | None) -> list[dict]:
     for path in folder.glob("*.sigdesk-backup"):
         if path.is_file() and FILE_NAME.match(path.name):
             info = path.stat()
-            files.append({"name": path.name, "size": info.st_size, "modified": datetime.fromtimestamp(info.st_mtime).astimezone()})
+            files.append(
+                {
+                    "name": path.name,
+                    "size": info.st_size,
+                    "modified": datetime.fromtimestamp(info.st_mtime).astimezone(),
+                }
+            )
     return sorted(files, key=lambda item: item["modified"], reverse=True)
 
 
@@ -62,10 +98,16 @@ def index():
     values = {key: settings.get(dbs, cipher(), key) for key in SETTING_KEYS if key != "backup.passphrase"}
     folder = _folder()
     return render_template(
-        "backup/index.html", specs=[SPECS[key] for key in SETTING_KEYS], values=values, errors={},
-        passphrase_set=settings.is_set(dbs, "backup.passphrase"), files=_listing(folder),
-        folder_missing=folder is not None and not folder.is_dir(), status=_runner().status(),
-        last_run=(dbs.get(Setting, LAST_RUN) or Setting(value="")).value, last_error=(dbs.get(Setting, LAST_ERROR) or Setting(value="")).value,
+        "backup/index.html",
+        specs=[SPECS[key] for key in SETTING_KEYS],
+        values=values,
+        errors={},
+        passphrase_set=settings.is_set(dbs, "backup.passphrase"),
+        files=_listing(folder),
+        folder_missing=folder is not None and not folder.is_dir(),
+        status=_runner().status(),
+        last_run=(dbs.get(Setting, LAST_RUN) or Setting(value="")).value,
+        last_error=(dbs.get(Setting, LAST_ERROR) or Setting(value="")).value,
     )
 
 
@@ -77,8 +119,9 @@ def save_settings():
     try:
         with writing() as dbs:
             try:
-                changed = settings_commands.save(dbs, acting(), cipher(),
-                                                 settings_commands.from_form(SETTING_KEYS, request.form, blank_keeps=True))
+                changed = settings_commands.save(
+                    dbs, acting(), cipher(), settings_commands.from_form(SETTING_KEYS, request.form, blank_keeps=True)
+                )
                 errors: dict[str, str] = {}
             except settings_commands.SettingsRejected as rejected:
                 errors = dict(rejected.errors)
@@ -89,9 +132,16 @@ def save_settings():
     except Rejected as rejected:
         values = {key: request.form.get(key, "") for key in SETTING_KEYS if key != "backup.passphrase"}
         return render_template(
-            "backup/index.html", specs=[SPECS[key] for key in SETTING_KEYS], values=values, errors=rejected.detail,
-            passphrase_set=settings.is_set(db_session(), "backup.passphrase"), files=[], folder_missing=False,
-            status=_runner().status(), last_run="", last_error="",
+            "backup/index.html",
+            specs=[SPECS[key] for key in SETTING_KEYS],
+            values=values,
+            errors=rejected.detail,
+            passphrase_set=settings.is_set(db_session(), "backup.passphrase"),
+            files=[],
+            folder_missing=False,
+            status=_runner().status(),
+            last_run="",
+            last_error="",
         ), 400
     flash("Backup settings saved." if changed else "Nothing changed.")
     return redirect(url_for("backups.index"))

@@ -40,7 +40,9 @@ def create_canned(session: Session, shortcut: str, body: str, author: User | Non
     if session.scalar(select(CannedResponse.id).where(CannedResponse.shortcut == shortcut)) is not None:
         raise Conflict(f"The shortcut /{shortcut} is already taken", field="shortcut")
     now = utcnow()
-    canned = CannedResponse(shortcut=shortcut, body=body, created_by=author.id if author else None, created_at=now, updated_at=now)
+    canned = CannedResponse(
+        shortcut=shortcut, body=body, created_by=author.id if author else None, created_at=now, updated_at=now
+    )
     session.add(canned)
     flush_unique(session, f"The shortcut /{shortcut} is already taken", field="shortcut")
     return canned
@@ -51,7 +53,9 @@ def update_canned(session: Session, canned_id: int, shortcut: str, body: str) ->
     if canned is None:
         raise NotFound("No such canned response", field="canned_id")
     shortcut, body = _canned_fields(shortcut, body)
-    clash = session.scalar(select(CannedResponse.id).where(CannedResponse.shortcut == shortcut, CannedResponse.id != canned_id))
+    clash = session.scalar(
+        select(CannedResponse.id).where(CannedResponse.shortcut == shortcut, CannedResponse.id != canned_id)
+    )
     if clash is not None:
         raise Conflict(f"The shortcut /{shortcut} is already taken", field="shortcut")
     canned.shortcut, canned.body, canned.updated_at = shortcut, body, utcnow()

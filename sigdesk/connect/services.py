@@ -13,7 +13,13 @@ from sigdesk.whatsapp.client import GraphClient
 from sigdesk.whatsapp.errors import GraphError
 
 SECRET_KEYS = ("whatsapp.app_secret", "whatsapp.access_token", "whatsapp.verify_token")
-PLAIN_KEYS = ("whatsapp.phone_number_id", "whatsapp.waba_id", "whatsapp.api_version", "whatsapp.graph_base_url", "whatsapp.read_receipts")
+PLAIN_KEYS = (
+    "whatsapp.phone_number_id",
+    "whatsapp.waba_id",
+    "whatsapp.api_version",
+    "whatsapp.graph_base_url",
+    "whatsapp.read_receipts",
+)
 
 
 class NotConnected(Exception):
@@ -21,7 +27,9 @@ class NotConnected(Exception):
 
 
 def missing(session: Session, cipher: Cipher) -> list[str]:
-    return [key for key in ("whatsapp.access_token", "whatsapp.phone_number_id") if not settings.get(session, cipher, key)]
+    return [
+        key for key in ("whatsapp.access_token", "whatsapp.phone_number_id") if not settings.get(session, cipher, key)
+    ]
 
 
 def graph_client(session: Session, cipher: Cipher) -> GraphClient:
@@ -67,7 +75,9 @@ def test_connection(session: Session, cipher: Cipher) -> ConnectionCheck:
         return ConnectionCheck(False, error=str(exc))
     except GraphError as exc:
         return ConnectionCheck(False, error=exc.human)
-    return ConnectionCheck(True, info.get("display_phone_number"), info.get("verified_name"), info.get("quality_rating"))
+    return ConnectionCheck(
+        True, info.get("display_phone_number"), info.get("verified_name"), info.get("quality_rating")
+    )
 
 
 test_connection.__test__ = False  # a product feature named test_*, not a pytest test

@@ -37,8 +37,9 @@ def save():
     keys = connect.PLAIN_KEYS + connect.SECRET_KEYS
     try:
         with writing() as session:
-            changed = settings_commands.save(session, acting(), cipher(),
-                                             settings_commands.from_form(keys, request.form, blank_keeps=True))
+            changed = settings_commands.save(
+                session, acting(), cipher(), settings_commands.from_form(keys, request.form, blank_keeps=True)
+            )
     except settings_commands.SettingsRejected as rejected:
         return _page(rejected.errors, status=400)
     flash("WhatsApp settings saved." if changed else "Nothing changed.")
@@ -51,12 +52,12 @@ def new_verify_token():
     token = connect.new_verify_token()
     with writing() as session:
         settings_commands.save(session, acting(), cipher(), {"whatsapp.verify_token": token})
-    return render_template("connect/verify_token.html", token=token,
-                           callback_url=request.url_root + "webhooks/whatsapp")
+    return render_template(
+        "connect/verify_token.html", token=token, callback_url=request.url_root + "webhooks/whatsapp"
+    )
 
 
 @bp.post("/test")
 @requires("settings.manage")
 def check_connection():
     return _page(check=connect.test_connection(db_session(), cipher()))
-

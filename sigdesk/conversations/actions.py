@@ -27,8 +27,13 @@ def assign(session: Session, conversation: Conversation, assignee_id: int | None
     return previous
 
 
-def set_status(session: Session, conversation: Conversation, status: str, snoozed_until: datetime | None = None,
-               now: datetime | None = None) -> None:
+def set_status(
+    session: Session,
+    conversation: Conversation,
+    status: str,
+    snoozed_until: datetime | None = None,
+    now: datetime | None = None,
+) -> None:
     now = now or utcnow()
     if status not in STATUSES:
         raise UserError(f"Status must be one of {', '.join(STATUSES)}", field="status")
@@ -50,17 +55,30 @@ def reopen_snoozed(session: Session, now: datetime | None = None) -> list[tuple[
     """Snoozed conversations whose time has come are open again; (id, assignee) of each."""
     now = now or utcnow()
     due = session.execute(
-        select(Conversation.id, Conversation.assignee_id)
-        .where(Conversation.status == ConversationStatus.SNOOZED.value, Conversation.snoozed_until <= now)
+        select(Conversation.id, Conversation.assignee_id).where(
+            Conversation.status == ConversationStatus.SNOOZED.value, Conversation.snoozed_until <= now
+        )
     ).all()
     if due:
         session.execute(
             update(Conversation)
-            .where(Conversation.id.in_([row[0] for row in due]), Conversation.status == ConversationStatus.SNOOZED.value)
+            .where(
+                Conversation.id.in_([row[0] for row in due]), Conversation.status == ConversationStatus.SNOOZED.value
+            )
             .values(status=ConversationStatus.OPEN.value, snoozed_until=None)
         )
-        session.add_all([Note(conversation_id=row[0], author_id=None, body="The snooze ended; the conversation is open again.",
-                              kind="activity", created_at=now) for row in due])
+        session.add_all(
+            [
+                Note(
+                    conversation_id=row[0],
+                    author_id=None,
+                    body="The snooze ended; the conversation is open again.",
+                    kind="activity",
+                    created_at=now,
+                )
+                for row in due
+            ]
+        )
         session.flush()
     return [(row[0], row[1]) for row in due]
 
@@ -79,22 +97,33 @@ def add_note(session: Session, conversation: Conversation, author: User, body: s
 
 def record_activity(session: Session, conversation: Conversation, actor: User | None, text: str) -> Note:
     """A line in the thread and the side panel's history: who assigned, resolved or snoozed, and when."""
-    note = Note(conversation_id=conversation.id, author_id=actor.id if actor else None, body=text[:MAX_NOTE],
-                kind="activity", created_at=utcnow())
+    note = Note(
+        conversation_id=conversation.id,
+        author_id=actor.id if actor else None,
+        body=text[:MAX_NOTE],
+        kind="activity",
+        created_at=utcnow(),
+    )
     session.add(note)
     session.flush()
     return note
 
 
 def history(session: Session, conversation: Conversation, limit: int = 20) -> list[Note]:
-    return list(session.scalars(
-        select(Note).where(Note.conversation_id == conversation.id, Note.kind == "activity")
-        .order_by(Note.created_at.desc(), Note.id.desc()).limit(limit)))
+    return list(
+        session.scalars(
+            select(Note)
+            .where(Note.conversation_id == conversation.id, Note.kind == "activity")
+            .order_by(Note.created_at.desc(), Note.id.desc())
+            .limit(limit)
+        )
+    )
 
 
 def message_count(session: Session, conversation: Conversation) -> int:
-    return int(session.scalar(
-        select(func.count()).select_from(Message).where(Message.conversation_id == conversation.id)) or 0)
+    return int(
+        session.scalar(select(func.count()).select_from(Message).where(Message.conversation_id == conversation.id)) or 0
+    )
 
 
 def get_note(session: Session, conversation: Conversation, note_id: int) -> Note:

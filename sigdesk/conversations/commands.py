@@ -44,8 +44,11 @@ MAX_EMOJI = 16
 
 def find(session: Session, actor: Actor, conversation_id: int) -> Conversation:
     """The conversation as the actor may see it; SigDesk itself sees every one."""
-    found = (session.get(Conversation, conversation_id) if actor.user is None
-             else get_visible(session, actor.user, conversation_id))
+    found = (
+        session.get(Conversation, conversation_id)
+        if actor.user is None
+        else get_visible(session, actor.user, conversation_id)
+    )
     if found is None:
         raise NotFound("No such conversation (or it is assigned to someone else)", field="conversation_id")
     return found
@@ -65,15 +68,26 @@ class StoredFile:
     size: int
 
 
-def send(session: Session, actor: Actor, conversation_id: int, kind: str, content: dict[str, Any],
-         reply_to: str | None = None, stored: StoredFile | None = None) -> Message:
+def send(
+    session: Session,
+    actor: Actor,
+    conversation_id: int,
+    kind: str,
+    content: dict[str, Any],
+    reply_to: str | None = None,
+    stored: StoredFile | None = None,
+) -> Message:
     """Queue a WhatsApp message; the worker sends it (woken by the message.queued event)."""
     conversation = find(session, actor, conversation_id)
     if reply_to is not None and (not isinstance(reply_to, str) or not reply_to or len(reply_to) > MAX_REPLY_TO):
         raise UserError("'reply_to' must be a message's wamid", field="reply_to")
     message = outbound.queue(session, conversation, kind, content, author_id=actor.user_id, reply_to_wamid=reply_to)
     if stored is not None:
-        message.storage_key, message.media_state, message.mime_type = stored.storage_key, MediaState.READY.value, stored.mime_type
+        message.storage_key, message.media_state, message.mime_type = (
+            stored.storage_key,
+            MediaState.READY.value,
+            stored.mime_type,
+        )
         message.filename, message.file_size = stored.filename[:255], stored.size
         session.flush()
     record_by(session, actor, "message.queue", _target(conversation), {"message_id": message.id, "type": kind})
@@ -86,14 +100,17 @@ def react(session: Session, actor: Actor, conversation_id: int, message_id: Any,
     if not isinstance(emoji, str) or len(emoji) > MAX_EMOJI:
         raise UserError("Choose an emoji (or an empty one to take a reaction back)", field="emoji")
     conversation = find(session, actor, conversation_id)
-    target = session.get(Message, message_id) if isinstance(message_id, int) and not isinstance(message_id, bool) else None
+    target = (
+        session.get(Message, message_id) if isinstance(message_id, int) and not isinstance(message_id, bool) else None
+    )
     if target is None or target.conversation_id != conversation.id or not target.wamid:
         raise NotFound("That message cannot take a reaction (it has not reached WhatsApp)", field="message_id")
     return send(session, actor, conversation.id, "reaction", {"message_id": target.wamid, "emoji": emoji})
 
 
-def send_template(session: Session, actor: Actor, conversation_id: int, template_id: Any,
-                  params: dict[str, list[str]]) -> Message:
+def send_template(
+    session: Session, actor: Actor, conversation_id: int, template_id: Any, params: dict[str, list[str]]
+) -> Message:
     if not isinstance(template_id, int) or isinstance(template_id, bool):
         raise UserError("Give 'template_id', a synced template's id", field="template_id")
     find(session, actor, conversation_id)
@@ -137,8 +154,12 @@ def assign(session: Session, actor: Actor, conversation_id: int, assignee_id: in
     if previous == assignee_id:
         return conversation
     name = session.scalar(select(User.name).where(User.id == assignee_id)) if assignee_id else None
-    actions.record_activity(session, conversation, actor.user, f"{actor.name} assigned this to {name}." if name
-                            else f"{actor.name} unassigned this conversation.")
+    actions.record_activity(
+        session,
+        conversation,
+        actor.user,
+        f"{actor.name} assigned this to {name}." if name else f"{actor.name} unassigned this conversation.",
+    )
     record_by(session, actor, "conversation.assign", _target(conversation), {"from": previous, "to": assignee_id})
     record(session, ConversationAssigned(conversation.id, assignee_id, previous))
     return conversation
@@ -147,8 +168,9 @@ def assign(session: Session, actor: Actor, conversation_id: int, assignee_id: in
 STATUS_WORDS = {"open": "reopened", "pending": "marked this pending", "resolved": "resolved this conversation"}
 
 
-def set_status(session: Session, actor: Actor, conversation_id: int, status: Any,
-               snoozed_until: datetime | None = None) -> Conversation:
+def set_status(
+    session: Session, actor: Actor, conversation_id: int, status: Any, snoozed_until: datetime | None = None
+) -> Conversation:
     """Open, pending, resolved, or snoozed until a time (which the worker then reopens)."""
     if not isinstance(status, str):
         raise UserError("Give a 'status'", field="status")
@@ -158,12 +180,21 @@ def set_status(session: Session, actor: Actor, conversation_id: int, status: Any
     if before == status and not snoozed_until:
         return conversation
     until = conversation.snoozed_until
-    actions.record_activity(session, conversation, actor.user,
-                            f"{actor.name} snoozed this until {until.isoformat(timespec='minutes')}." if until
-                            else f"{actor.name} {STATUS_WORDS.get(status, status)}.")
+    actions.record_activity(
+        session,
+        conversation,
+        actor.user,
+        f"{actor.name} snoozed this until {until.isoformat(timespec='minutes')}."
+        if until
+        else f"{actor.name} {STATUS_WORDS.get(status, status)}.",
+    )
     record_by(session, actor, "conversation.status", _target(conversation), {"from": before, "to": status})
-    record(session, ConversationStatusChanged(conversation.id, conversation.assignee_id, status, before,
-                                              until.isoformat() if until else None))
+    record(
+        session,
+        ConversationStatusChanged(
+            conversation.id, conversation.assignee_id, status, before, until.isoformat() if until else None
+        ),
+    )
     return conversation
 
 

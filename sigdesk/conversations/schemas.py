@@ -33,11 +33,20 @@ class ConversationData(BaseModel):
     @classmethod
     def of(cls, conversation: Conversation, contact: Contact) -> "ConversationData":
         return cls(
-            id=conversation.id, status=conversation.status, assignee_id=conversation.assignee_id,
-            unread_count=conversation.unread_count, last_message_at=conversation.last_message_at,
-            window_closes_at=window_closes_at(conversation), window_open=window_open(conversation),
-            contact=ContactSummaryData(id=contact.id, name=contact.name, wa_id=contact.wa_id, user_id=contact.user_id,
-                                       opted_out_marketing=bool(contact.opted_out_marketing)),
+            id=conversation.id,
+            status=conversation.status,
+            assignee_id=conversation.assignee_id,
+            unread_count=conversation.unread_count,
+            last_message_at=conversation.last_message_at,
+            window_closes_at=window_closes_at(conversation),
+            window_open=window_open(conversation),
+            contact=ContactSummaryData(
+                id=contact.id,
+                name=contact.name,
+                wa_id=contact.wa_id,
+                user_id=contact.user_id,
+                opted_out_marketing=bool(contact.opted_out_marketing),
+            ),
         )
 
 
@@ -77,15 +86,32 @@ class MessageData(BaseModel):
     def of(cls, message: Message, reactions: list[str] | None = None) -> "MessageData":
         revoked = message.revoked_at is not None
         return cls(
-            id=message.id, wamid=message.wamid, direction=message.direction, type=message.type,
-            text=None if revoked else message.text, caption=None if revoked else message.caption,
-            media=None if not message.media_id and not message.storage_key else MediaData(
-                mime_type=message.mime_type, filename=message.filename, size=message.file_size,
-                state=message.media_state, url=f"/media/{message.id}" if message.storage_key else None),
+            id=message.id,
+            wamid=message.wamid,
+            direction=message.direction,
+            type=message.type,
+            text=None if revoked else message.text,
+            caption=None if revoked else message.caption,
+            media=None
+            if not message.media_id and not message.storage_key
+            else MediaData(
+                mime_type=message.mime_type,
+                filename=message.filename,
+                size=message.file_size,
+                state=message.media_state,
+                url=f"/media/{message.id}" if message.storage_key else None,
+            ),
             details=None if revoked or not message.details else json.loads(message.details),
-            reply_to_wamid=message.reply_to_wamid, forwarded=bool(message.forwarded), status=message.status,
-            error=None if message.error_code is None and not message.error_explanation else MessageErrorData(
-                code=message.error_code, title=message.error_title, explanation=message.error_explanation),
-            reactions=reactions or [], timestamp=message.timestamp, edited_at=message.edited_at,
+            reply_to_wamid=message.reply_to_wamid,
+            forwarded=bool(message.forwarded),
+            status=message.status,
+            error=None
+            if message.error_code is None and not message.error_explanation
+            else MessageErrorData(
+                code=message.error_code, title=message.error_title, explanation=message.error_explanation
+            ),
+            reactions=reactions or [],
+            timestamp=message.timestamp,
+            edited_at=message.edited_at,
             revoked_at=message.revoked_at,
         )

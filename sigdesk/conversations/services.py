@@ -45,16 +45,22 @@ def get_visible(session: Session, user: User, conversation_id: int) -> Conversat
     return session.scalar(visible(user, agents_see_all(session)).where(Conversation.id == conversation_id))
 
 
-def list_conversations(session: Session, user: User, limit: int = 50, cursor: Cursor | None = None) -> Page[tuple[Conversation, Contact]]:
+def list_conversations(
+    session: Session, user: User, limit: int = 50, cursor: Cursor | None = None
+) -> Page[tuple[Conversation, Contact]]:
     """Latest activity first; paged by (last activity, id), the order the rows are in."""
-    query = visible(user, agents_see_all(session)).join(Contact, Contact.id == Conversation.contact_id).add_columns(Contact)
+    query = (
+        visible(user, agents_see_all(session)).join(Contact, Contact.id == Conversation.contact_id).add_columns(Contact)
+    )
     limit = min(max(limit, 1), MAX_PAGE)
     query = newest_first(query, Conversation.last_message_at, Conversation.id, cursor, limit)
     rows = [(row[0], row[1]) for row in session.execute(query)]
     return page(rows, limit, lambda row: Cursor(row[0].last_message_at, row[0].id))
 
 
-def list_messages(session: Session, conversation: Conversation, limit: int = 50, cursor: Cursor | None = None) -> Page[Message]:
+def list_messages(
+    session: Session, conversation: Conversation, limit: int = 50, cursor: Cursor | None = None
+) -> Page[Message]:
     """Newest first, so a thread opens at its latest messages and pages back in time."""
     query = select(Message).where(Message.conversation_id == conversation.id)
     limit = min(max(limit, 1), MAX_PAGE)
@@ -66,7 +72,11 @@ def reactions_for(session: Session, wamids: list[str]) -> dict[str, list[str]]:
     if not wamids:
         return {}
     found: dict[str, list[str]] = {}
-    rows = session.execute(select(Reaction.target_wamid, Reaction.emoji).where(Reaction.target_wamid.in_(wamids), Reaction.emoji.is_not(None)))
+    rows = session.execute(
+        select(Reaction.target_wamid, Reaction.emoji).where(
+            Reaction.target_wamid.in_(wamids), Reaction.emoji.is_not(None)
+        )
+    )
     for target, emoji in rows:
         found.setdefault(target, []).append(emoji)
     return found

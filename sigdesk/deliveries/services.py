@@ -31,17 +31,25 @@ def health(session: Session) -> Health:
 
 
 def problems(session: Session, limit: int = 50) -> list[WebhookDelivery]:
-    return list(session.scalars(
-        select(WebhookDelivery).where(WebhookDelivery.state.in_(PROBLEM_STATES))
-        .order_by(WebhookDelivery.received_at.desc()).limit(limit)
-    ))
+    return list(
+        session.scalars(
+            select(WebhookDelivery)
+            .where(WebhookDelivery.state.in_(PROBLEM_STATES))
+            .order_by(WebhookDelivery.received_at.desc())
+            .limit(limit)
+        )
+    )
 
 
 def account_events(session: Session, limit: int = 50) -> list[dict]:
     rows = session.scalars(select(AccountEvent).order_by(AccountEvent.created_at.desc()).limit(limit))
     return [
-        {"field": row.field, "event": row.event, "at": row.occurred_at or row.created_at,
-         "summary": _summary(row.payload)}
+        {
+            "field": row.field,
+            "event": row.event,
+            "at": row.occurred_at or row.created_at,
+            "summary": _summary(row.payload),
+        }
         for row in rows
     ]
 

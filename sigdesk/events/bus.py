@@ -122,8 +122,15 @@ class EventBus:
         hear that it left them (old None: it was unassigned, every agent saw it)."""
         with self._lock:
             self._seq += 1
-            event = Event(f"{self.epoch}-{self._seq}", self._seq, kind, conversation_id, assignee_id, data,
-                          tuple(previous_assignee_ids))
+            event = Event(
+                f"{self.epoch}-{self._seq}",
+                self._seq,
+                kind,
+                conversation_id,
+                assignee_id,
+                data,
+                tuple(previous_assignee_ids),
+            )
             self._ring.append(event)
             dropped = [subscription for subscription in self._subscribers if not subscription._offer(event)]
             if dropped:

@@ -71,8 +71,13 @@ class Dispatcher:
     def publish(self, events: Sequence[DomainEvent]) -> None:
         for item in events:
             if self.bus is not None and item.live is not None:
-                self.bus.publish(item.live, getattr(item, "conversation_id", None), getattr(item, "assignee_id", None),
-                                 previous_assignee_ids=item.previous_assignees, **item.live_data())
+                self.bus.publish(
+                    item.live,
+                    getattr(item, "conversation_id", None),
+                    getattr(item, "assignee_id", None),
+                    previous_assignee_ids=item.previous_assignees,
+                    **item.live_data(),
+                )
             for subscriber in self._subscribers.get(item.name, ()):
                 try:
                     subscriber(item)
@@ -99,8 +104,10 @@ _INSERT = OutboxEvent.__table__.insert()
 
 def _rows(events: Iterable[DomainEvent]) -> list[dict]:
     now = utcnow()
-    return [{"at": now, "name": item.name, "payload": orjson.dumps(item.payload(), option=orjson.OPT_SORT_KEYS).decode()}
-            for item in events]
+    return [
+        {"at": now, "name": item.name, "payload": orjson.dumps(item.payload(), option=orjson.OPT_SORT_KEYS).decode()}
+        for item in events
+    ]
 
 
 @sa_event.listens_for(Session, "before_commit")
@@ -152,7 +159,9 @@ def read_after(session: Session, last_id: int, limit: int = READ_BATCH) -> list[
     """The stored events after `last_id` up to the first gap younger than GAP_WAIT (see the module's docstring)."""
     rows = session.execute(
         select(OutboxEvent.id, OutboxEvent.at, OutboxEvent.name, OutboxEvent.payload)
-        .where(OutboxEvent.id > last_id).order_by(OutboxEvent.id).limit(limit)
+        .where(OutboxEvent.id > last_id)
+        .order_by(OutboxEvent.id)
+        .limit(limit)
     ).all()
     settled = utcnow() - GAP_WAIT
     expected = last_id + 1 if last_id else None  # 0: a consumer that started on an empty log takes what comes
@@ -199,9 +208,12 @@ class Outbox:
         if not rows:
             session.commit()
             return 0
-        wanted = [Stored(row[0], item) for row in rows
-                  if (consumer.names is None or row[2] in consumer.names)
-                  and (item := from_stored(row[2], json.loads(row[3]))) is not None]
+        wanted = [
+            Stored(row[0], item)
+            for row in rows
+            if (consumer.names is None or row[2] in consumer.names)
+            and (item := from_stored(row[2], json.loads(row[3]))) is not None
+        ]
         try:
             if wanted:
                 consumer.handle(session, wanted)
@@ -211,8 +223,11 @@ class Outbox:
             log.exception("outbox consumer %s failed; it will be offered the same events again", consumer.name)
             return 0
         with write_lock(session):
-            session.execute(update(OutboxCursor).where(OutboxCursor.consumer == consumer.name)
-                            .values(last_id=rows[-1][0], updated_at=utcnow()))
+            session.execute(
+                update(OutboxCursor)
+                .where(OutboxCursor.consumer == consumer.name)
+                .values(last_id=rows[-1][0], updated_at=utcnow())
+            )
             session.commit()
         return len(wanted)
 
@@ -230,8 +245,9 @@ class Outbox:
             return 0
         upto = min(positions) if positions else session.scalar(select(func.max(OutboxEvent.id))) or 0
         with write_lock(session):
-            gone = session.execute(delete(OutboxEvent).where(OutboxEvent.id <= upto,
-                                                             OutboxEvent.at < utcnow() - KEEP_READ)).rowcount
+            gone = session.execute(
+                delete(OutboxEvent).where(OutboxEvent.id <= upto, OutboxEvent.at < utcnow() - KEEP_READ)
+            ).rowcount
             session.commit()
         return gone or 0
 

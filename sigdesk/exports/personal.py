@@ -49,12 +49,18 @@ def contact_data(session: Session, contact_id: int) -> dict[str, list[dict]]:
     contact = _contact(session, contact_id)
     messages = session.scalars(select(Message).where(Message.contact_id == contact_id).order_by(Message.id)).all()
     wamids = [m.wamid for m in messages if m.wamid]
-    statuses = session.scalars(
-        select(MessageStatusEvent).where(MessageStatusEvent.wamid.in_(wamids)).order_by(MessageStatusEvent.id)
-    ).all() if wamids else []
+    statuses = (
+        session.scalars(
+            select(MessageStatusEvent).where(MessageStatusEvent.wamid.in_(wamids)).order_by(MessageStatusEvent.id)
+        ).all()
+        if wamids
+        else []
+    )
     return {
         "contact": [_plain(contact)],
-        "conversations": [_plain(c) for c in session.scalars(select(Conversation).where(Conversation.contact_id == contact_id))],
+        "conversations": [
+            _plain(c) for c in session.scalars(select(Conversation).where(Conversation.contact_id == contact_id))
+        ],
         "messages": [_plain(m) for m in messages],
         "message_statuses": [_plain(s) for s in statuses],
         "reactions": [_plain(r) for r in session.scalars(select(Reaction).where(Reaction.contact_id == contact_id))],
@@ -104,8 +110,11 @@ def anonymise_contact(session: Session, contact_id: int, data_dir: Path, actor: 
         if message.media_state:
             message.media_state = "failed"
     if wamids:
-        session.execute(update(MessageStatusEvent).where(MessageStatusEvent.wamid.in_(wamids)).values(
-            recipient_id=None, errors=None, conversation=None, pricing=None, biz_opaque_callback_data=None))
+        session.execute(
+            update(MessageStatusEvent)
+            .where(MessageStatusEvent.wamid.in_(wamids))
+            .values(recipient_id=None, errors=None, conversation=None, pricing=None, biz_opaque_callback_data=None)
+        )
     session.execute(update(Reaction).where(Reaction.contact_id == contact_id).values(emoji=None))
     contact.wa_id = None
     contact.user_id = None
@@ -116,11 +125,18 @@ def anonymise_contact(session: Session, contact_id: int, data_dir: Path, actor: 
     session.flush()
     doomed = []
     for key in sorted(keys):
-        still_used = session.execute(select(func.count()).select_from(Message).where(Message.storage_key == key)).scalar_one()
+        still_used = session.execute(
+            select(func.count()).select_from(Message).where(Message.storage_key == key)
+        ).scalar_one()
         if not still_used:
             doomed.append(Path(data_dir) / key)
-    record(session, "contact.anonymised", actor=actor, target=f"contact {contact.id}",
-           detail={"messages": len(messages), "media_files": len(doomed)})
+    record(
+        session,
+        "contact.anonymised",
+        actor=actor,
+        target=f"contact {contact.id}",
+        detail={"messages": len(messages), "media_files": len(doomed)},
+    )
     log.info("contact %s anonymised", contact.id)
     return doomed
 

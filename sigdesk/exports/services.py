@@ -30,15 +30,76 @@ BATCH = 2000
 FORMATS = ("json", "csv")
 
 KINDS: dict[str, tuple[type, tuple[str, ...]]] = {
-    "contacts": (Contact, ("id", "wa_id", "user_id", "profile_name", "display_name", "opted_out_marketing",
-                           "opted_out_changed_at", "created_at", "last_inbound_at")),
-    "conversations": (Conversation, ("id", "contact_id", "status", "assignee_id", "last_message_at", "last_inbound_at",
-                                     "unread_count", "created_at")),
-    "messages": (Message, ("id", "wamid", "conversation_id", "contact_id", "direction", "type", "text", "caption",
-                           "mime_type", "filename", "file_size", "storage_key", "media_state", "status", "error_code",
-                           "error_title", "reply_to_wamid", "forwarded", "details", "timestamp", "edited_at", "revoked_at")),
-    "templates": (Template, ("id", "name", "language", "meta_id", "category", "status", "quality", "components",
-                             "rejected_reason", "created_at", "updated_at")),
+    "contacts": (
+        Contact,
+        (
+            "id",
+            "wa_id",
+            "user_id",
+            "profile_name",
+            "display_name",
+            "opted_out_marketing",
+            "opted_out_changed_at",
+            "created_at",
+            "last_inbound_at",
+        ),
+    ),
+    "conversations": (
+        Conversation,
+        (
+            "id",
+            "contact_id",
+            "status",
+            "assignee_id",
+            "last_message_at",
+            "last_inbound_at",
+            "unread_count",
+            "created_at",
+        ),
+    ),
+    "messages": (
+        Message,
+        (
+            "id",
+            "wamid",
+            "conversation_id",
+            "contact_id",
+            "direction",
+            "type",
+            "text",
+            "caption",
+            "mime_type",
+            "filename",
+            "file_size",
+            "storage_key",
+            "media_state",
+            "status",
+            "error_code",
+            "error_title",
+            "reply_to_wamid",
+            "forwarded",
+            "details",
+            "timestamp",
+            "edited_at",
+            "revoked_at",
+        ),
+    ),
+    "templates": (
+        Template,
+        (
+            "id",
+            "name",
+            "language",
+            "meta_id",
+            "category",
+            "status",
+            "quality",
+            "components",
+            "rejected_reason",
+            "created_at",
+            "updated_at",
+        ),
+    ),
     "audit": (AuditEvent, ("id", "at", "actor_id", "actor_email", "action", "target", "ip", "detail")),
 }
 NOT_YET = {"orders": "SigDesk has no orders yet, so there is nothing to export"}
@@ -52,7 +113,9 @@ class ExportError(Exception):
 
 
 def _datetime_columns(model, columns: tuple[str, ...]) -> list[int]:
-    return [index for index, name in enumerate(columns) if isinstance(getattr(model, name).type, (DateTime, UTCDateTime))]
+    return [
+        index for index, name in enumerate(columns) if isinstance(getattr(model, name).type, (DateTime, UTCDateTime))
+    ]
 
 
 def row_values(session: Session, kind: str) -> Iterator[list]:
@@ -88,9 +151,13 @@ def count(session: Session, kind: str) -> int:
     return session.execute(select(func.count()).select_from(model)).scalar_one()
 
 
-def write_kind(session: Session, kind: str, fmt: str, sink: BinaryIO, bom: bool = False, tick: Callable[[], None] | None = None) -> int:
+def write_kind(
+    session: Session, kind: str, fmt: str, sink: BinaryIO, bom: bool = False, tick: Callable[[], None] | None = None
+) -> int:
     _, columns = KINDS[kind]
-    text = io.TextIOWrapper(sink, encoding="utf-8-sig" if bom and fmt == "csv" else "utf-8", newline="", write_through=False)
+    text = io.TextIOWrapper(
+        sink, encoding="utf-8-sig" if bom and fmt == "csv" else "utf-8", newline="", write_through=False
+    )
     written = 0
     try:
         if fmt == "csv":
@@ -114,7 +181,9 @@ def write_kind(session: Session, kind: str, fmt: str, sink: BinaryIO, bom: bool 
     return written
 
 
-def export(session: Session, what: str, fmt: str, out_path: Path, bom: bool = False, progress: Progress | None = None) -> dict[str, int]:
+def export(
+    session: Session, what: str, fmt: str, out_path: Path, bom: bool = False, progress: Progress | None = None
+) -> dict[str, int]:
     """Write the export to out_path (a .zip for "all"); returns rows written per kind. Never overwrites."""
     if what in NOT_YET:
         raise ExportError(NOT_YET[what])
@@ -158,8 +227,15 @@ def export(session: Session, what: str, fmt: str, out_path: Path, bom: bool = Fa
     return written
 
 
-def run(database: Database, actor: Actor, what: str, fmt: str, out_path: Path, bom: bool = False,
-        progress: Progress | None = None) -> dict[str, int]:
+def run(
+    database: Database,
+    actor: Actor,
+    what: str,
+    fmt: str,
+    out_path: Path,
+    bom: bool = False,
+    progress: Progress | None = None,
+) -> dict[str, int]:
     """An export as a command, for the Exports page and `sigdesk export` alike: written from a read-only
     session (no write lock while it streams), then audited and recorded as export.finished."""
     with database.session(write=False) as session:

@@ -46,7 +46,9 @@ def download():
     suffix = ".zip" if zipped else (".csv" if fmt == "csv" else ".jsonl")
     path = _temp_path(suffix)
     try:
-        exports.run(current_app.extensions["sigdesk"].database, acting(), what, fmt, path, bom=bool(request.form.get("bom")))
+        exports.run(
+            current_app.extensions["sigdesk"].database, acting(), what, fmt, path, bom=bool(request.form.get("bom"))
+        )
     except ExportError as exc:
         return error_response(400, str(exc))
     stamp = datetime.now().strftime("%Y%m%d-%H%M")

@@ -37,18 +37,26 @@ def general():
     if request.method == "POST":
         try:
             with writing() as dbs:
-                changed = settings_commands.save(dbs, acting(), cipher(),
-                                                 settings_commands.from_form(GENERAL_SETTINGS, request.form))
+                changed = settings_commands.save(
+                    dbs, acting(), cipher(), settings_commands.from_form(GENERAL_SETTINGS, request.form)
+                )
         except settings_commands.SettingsRejected as rejected:
             errors = rejected.errors
         else:
             flash("Settings saved." if changed else "Nothing changed.", "success" if changed else "info")
             return redirect(url_for("general.general"))
     dbs = db_session()
-    values = {key: request.form.get(key, "") if errors else settings.get(dbs, cipher(), key)
-              for key in GENERAL_SETTINGS}
-    page = render_template("general/index.html", specs=SPECS, values=values, errors=errors,
-                           zones=_zone_names(), machine_zone=machine_timezone())
+    values = {
+        key: request.form.get(key, "") if errors else settings.get(dbs, cipher(), key) for key in GENERAL_SETTINGS
+    }
+    page = render_template(
+        "general/index.html",
+        specs=SPECS,
+        values=values,
+        errors=errors,
+        zones=_zone_names(),
+        machine_zone=machine_timezone(),
+    )
     return page, (400 if errors else 200)
 
 

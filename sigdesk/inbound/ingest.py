@@ -70,8 +70,14 @@ def _later(column, name: str):
 # contact and conversation rows through the foreign keys, and two deliveries that both hold those
 # and then update the rows deadlock. Taking the write locks first makes the second one wait instead.
 _CONTACT_BY_IDS = Prepared(
-    select(_contacts.c.id, _contacts.c.wa_id, _contacts.c.user_id, _contacts.c.profile_name, _conversations.c.id,
-           _conversations.c.assignee_id)
+    select(
+        _contacts.c.id,
+        _contacts.c.wa_id,
+        _contacts.c.user_id,
+        _contacts.c.profile_name,
+        _conversations.c.id,
+        _conversations.c.assignee_id,
+    )
     .select_from(_contacts.outerjoin(_conversations, _conversations.c.contact_id == _contacts.c.id))
     .where(or_(_contacts.c.wa_id == bindparam("b_wa_id"), _contacts.c.user_id == bindparam("b_user_id")))
     .with_for_update()
@@ -91,8 +97,10 @@ _TOUCH_CONVERSATION = Prepared(
         last_inbound_at=_later(_conversations.c.last_inbound_at, "b_inbound_at"),
         unread_count=_conversations.c.unread_count + bindparam("b_unread"),
         status=case(
-            ((bindparam("b_unread") > 0) & or_(*(_conversations.c.status == name for name in _REOPEN)),
-             ConversationStatus.OPEN.value),
+            (
+                (bindparam("b_unread") > 0) & or_(*(_conversations.c.status == name for name in _REOPEN)),
+                ConversationStatus.OPEN.value,
+            ),
             else_=_conversations.c.status,
         ),
     )
@@ -122,9 +130,11 @@ _APPLY_STATUS_STMT = (
     .values(status=bindparam("b_status"))
 )
 _APPLY_STATUS = Prepared(_APPLY_STATUS_STMT)
-_APPLY_FAILED_STATUS = Prepared(_APPLY_STATUS_STMT.values(
-    error_code=bindparam("b_code"), error_title=bindparam("b_title"), error_explanation=bindparam("b_explanation")
-))
+_APPLY_FAILED_STATUS = Prepared(
+    _APPLY_STATUS_STMT.values(
+        error_code=bindparam("b_code"), error_title=bindparam("b_title"), error_explanation=bindparam("b_explanation")
+    )
+)
 
 
 # What open inboxes must show and background consumers hear of (see sigdesk.events.catalogue).
@@ -192,14 +202,18 @@ class KnownContacts:
 
 
 def ingest_on(
-    session: Session, conn: Connection, delivery: wa.Delivery, delivery_id: int | None,
+    session: Session,
+    conn: Connection,
+    delivery: wa.Delivery,
+    delivery_id: int | None,
     known: KnownContacts | None = None,
 ) -> IngestResult:
     """`ingest` on a connection the caller already holds (saves a lookup per delivery); `known`
     only ever within the one transaction it was filled in."""
     known = known if known is not None else KnownContacts()
-    state = _State(session=session, conn=conn, now=utcnow(), delivery_id=delivery_id,
-                   by_wa=known.by_wa, by_user=known.by_user)
+    state = _State(
+        session=session, conn=conn, now=utcnow(), delivery_id=delivery_id, by_wa=known.by_wa, by_user=known.by_user
+    )
     _prefetch_contacts(state, delivery)
     for message in delivery.messages:
         _ingest_message(state, message)
@@ -279,8 +293,14 @@ def _learn_name(state: _State, row: _ContactRow, name: str | None) -> None:
 
 def _create_contact(state: _State, wa_id: str | None, user_id: str | None, name: str | None) -> _ContactRow:
     values = {
-        "wa_id": wa_id, "user_id": user_id, "profile_name": _cut(name, 255), "display_name": None,
-        "opted_out_marketing": False, "opted_out_changed_at": None, "created_at": state.now, "last_inbound_at": None,
+        "wa_id": wa_id,
+        "user_id": user_id,
+        "profile_name": _cut(name, 255),
+        "display_name": None,
+        "opted_out_marketing": False,
+        "opted_out_changed_at": None,
+        "created_at": state.now,
+        "last_inbound_at": None,
     }
     new_id = insert_ignore(state.conn, _contacts, values)
     if new_id is not None:
@@ -319,8 +339,13 @@ def _conversation_id(state: _State, row: _ContactRow) -> int:
     if row.conversation_id is not None:
         return row.conversation_id
     values = {
-        "contact_id": row.id, "status": ConversationStatus.OPEN.value, "assignee_id": None,
-        "last_message_at": None, "last_inbound_at": None, "unread_count": 0, "created_at": state.now,
+        "contact_id": row.id,
+        "status": ConversationStatus.OPEN.value,
+        "assignee_id": None,
+        "last_message_at": None,
+        "last_inbound_at": None,
+        "unread_count": 0,
+        "created_at": state.now,
     }
     new_id = insert_ignore(state.conn, _conversations, values)
     if new_id is None:
@@ -345,13 +370,20 @@ def _touch(state: _State, row: _ContactRow, at: datetime, inbound: bool, unread:
 def _apply_touches(state: _State) -> None:
     """One UPDATE per conversation and contact per delivery; max() keeps late arrivals harmless."""
     for conversation_id, touch in state.touched.items():
-        _TOUCH_CONVERSATION(state.conn, {
-            "b_id": conversation_id, "b_message_at": touch.last_message_at,
-            "b_inbound_at": touch.last_inbound_at, "b_unread": touch.unread,
-        })
+        _TOUCH_CONVERSATION(
+            state.conn,
+            {
+                "b_id": conversation_id,
+                "b_message_at": touch.last_message_at,
+                "b_inbound_at": touch.last_inbound_at,
+                "b_unread": touch.unread,
+            },
+        )
         name = state.names.pop(touch.contact_id, None)
         if name is not None:
-            _CONTACT_RENAMED(state.conn, {"b_id": touch.contact_id, "b_inbound_at": touch.last_inbound_at, "b_name": name})
+            _CONTACT_RENAMED(
+                state.conn, {"b_id": touch.contact_id, "b_inbound_at": touch.last_inbound_at, "b_name": name}
+            )
         elif touch.last_inbound_at is not None:
             _CONTACT_SEEN(state.conn, {"b_id": touch.contact_id, "b_inbound_at": touch.last_inbound_at})
     for contact_id, name in state.names.items():
@@ -389,7 +421,9 @@ def _ingest_message(state: _State, message: wa.Message) -> None:
         state.result.duplicate_messages += 1
         return
     state.result.messages += 1
-    state.result.changes.append(MessageReceived(values["conversation_id"], row.assignee_id, message_id, row.id, message.type))
+    state.result.changes.append(
+        MessageReceived(values["conversation_id"], row.assignee_id, message_id, row.id, message.type)
+    )
     _learn_name(state, row, name)
     if isinstance(content, wa.Edit):
         _apply_edit(state, row, message, content, at)
@@ -510,11 +544,13 @@ def _reaction_upsert(dialect: str):
         base = mysql_insert(_reactions)
         newer = base.inserted.reacted_at >= _reactions.c.reacted_at
         # MySQL applies SET clauses left to right, so reacted_at must change last.
-        return base.on_duplicate_key_update([
-            ("emoji", case((newer, base.inserted.emoji), else_=_reactions.c.emoji)),
-            ("wamid", case((newer, base.inserted.wamid), else_=_reactions.c.wamid)),
-            ("reacted_at", case((newer, base.inserted.reacted_at), else_=_reactions.c.reacted_at)),
-        ])
+        return base.on_duplicate_key_update(
+            [
+                ("emoji", case((newer, base.inserted.emoji), else_=_reactions.c.emoji)),
+                ("wamid", case((newer, base.inserted.wamid), else_=_reactions.c.wamid)),
+                ("reacted_at", case((newer, base.inserted.reacted_at), else_=_reactions.c.reacted_at)),
+            ]
+        )
     raise RuntimeError(f"unsupported database {dialect}")  # pragma: no cover
 
 
@@ -528,13 +564,16 @@ def _ingest_reaction(state: _State, row: _ContactRow, message: wa.Message, react
     if not reaction.message_id:
         _record_event(state, "messages", "reaction_without_target", None, message.raw, message.timestamp)
         return False
-    _UPSERT_REACTION(state.conn, {
-        "target_wamid": _cut(reaction.message_id, 255),
-        "contact_id": row.id,
-        "emoji": _cut(reaction.emoji, 64),
-        "wamid": _cut(message.wamid, 255),
-        "reacted_at": at,
-    })
+    _UPSERT_REACTION(
+        state.conn,
+        {
+            "target_wamid": _cut(reaction.message_id, 255),
+            "contact_id": row.id,
+            "emoji": _cut(reaction.emoji, 64),
+            "wamid": _cut(message.wamid, 255),
+            "reacted_at": at,
+        },
+    )
     return True
 
 
@@ -543,8 +582,9 @@ def _own_target(state: _State, row: _ContactRow, wamid: str | None):
         return None
     m = _messages.c
     return state.conn.execute(
-        select(m.id, m.text, m.caption, m.details, m.edited_at, m.revoked_at)
-        .where(m.wamid == _cut(wamid, 255), m.contact_id == row.id)
+        select(m.id, m.text, m.caption, m.details, m.edited_at, m.revoked_at).where(
+            m.wamid == _cut(wamid, 255), m.contact_id == row.id
+        )
     ).first()
 
 
@@ -575,7 +615,9 @@ def _apply_edit(state: _State, row: _ContactRow, message: wa.Message, edit: wa.E
         unchanged = m.edited_at.is_(None) if target.edited_at is None else m.edited_at == target.edited_at
         stmt = update(_messages).where(m.id == target.id, m.revoked_at.is_(None), unchanged).values(**values)
         if state.conn.execute(stmt).rowcount:
-            state.result.changes.append(MessageUpdated(_conversation_id(state, row), row.assignee_id, target.id, "edit"))
+            state.result.changes.append(
+                MessageUpdated(_conversation_id(state, row), row.assignee_id, target.id, "edit")
+            )
             return
 
 
@@ -640,8 +682,14 @@ def _adopt_interrupted_send(conn: Connection, wamid: str, client_ref: str) -> No
     """A send cut short by a crash did reach Meta after all: its status carries our client_ref back."""
     conn.execute(
         update(_messages)
-        .where(_messages.c.client_ref == client_ref[:64], _messages.c.wamid.is_(None), _messages.c.direction == Direction.OUT.value)
-        .values(wamid=wamid, status=MessageStatus.SENDING.value, error_code=None, error_title=None, error_explanation=None)
+        .where(
+            _messages.c.client_ref == client_ref[:64],
+            _messages.c.wamid.is_(None),
+            _messages.c.direction == Direction.OUT.value,
+        )
+        .values(
+            wamid=wamid, status=MessageStatus.SENDING.value, error_code=None, error_title=None, error_explanation=None
+        )
     )
 
 
@@ -656,7 +704,9 @@ def _apply_status(conn: Connection, wamid: str, status: str, error: wa.ErrorInfo
     params.update(
         b_code=error.code,
         b_title=_cut(error.title or error.message, 255),
-        b_explanation=explain(error.code, error.title or error.message) if error.code else (error.details or error.message),
+        b_explanation=explain(error.code, error.title or error.message)
+        if error.code
+        else (error.details or error.message),
     )
     return bool(_APPLY_FAILED_STATUS(conn, params).rowcount)
 
@@ -671,8 +721,12 @@ def replay_statuses(session: Session, wamid: str) -> None:
         if errors_json:
             try:
                 first = json.loads(errors_json)[0]
-                error = wa.ErrorInfo(code=first.get("code"), title=first.get("title"),
-                                     message=first.get("message"), details=first.get("details"))
+                error = wa.ErrorInfo(
+                    code=first.get("code"),
+                    title=first.get("title"),
+                    message=first.get("message"),
+                    details=first.get("details"),
+                )
             except (ValueError, AttributeError, IndexError, KeyError, TypeError):
                 error = None
         _apply_status(session.connection(), wamid, status, error)
@@ -692,8 +746,10 @@ def _ingest_preference(state: _State, preference: wa.UserPreference) -> None:
     at = preference.timestamp or state.now
     changed = state.conn.execute(
         update(_contacts)
-        .where(_contacts.c.id == row.id,
-               or_(_contacts.c.opted_out_changed_at.is_(None), _contacts.c.opted_out_changed_at < at))
+        .where(
+            _contacts.c.id == row.id,
+            or_(_contacts.c.opted_out_changed_at.is_(None), _contacts.c.opted_out_changed_at < at),
+        )
         .values(opted_out_marketing=opt_out, opted_out_changed_at=at)
     ).rowcount
     if changed:
@@ -718,9 +774,17 @@ def _ingest_template(state: _State, change: wa.TemplateUpdate) -> None:
         changes["category"] = _cut(change.category, 32)
     if change.quality:
         changes["quality"] = _cut(change.quality, 32)
-    inserted = insert_ignore(state.conn, _templates, {
-        "name": name, "language": language, "created_at": state.now, "updated_at": state.now, **changes,
-    })
+    inserted = insert_ignore(
+        state.conn,
+        _templates,
+        {
+            "name": name,
+            "language": language,
+            "created_at": state.now,
+            "updated_at": state.now,
+            **changes,
+        },
+    )
     if inserted is None and changes:
         state.conn.execute(
             update(_templates)
@@ -731,18 +795,30 @@ def _ingest_template(state: _State, change: wa.TemplateUpdate) -> None:
 
 
 def _record_event(
-    state: _State, field_: str, event: str | None, waba_id: str | None, raw: str, occurred_at: datetime | None,
+    state: _State,
+    field_: str,
+    event: str | None,
+    waba_id: str | None,
+    raw: str,
+    occurred_at: datetime | None,
 ) -> bool:
     """Store once per content; returns False for a redelivery."""
     key = "\x1f".join((field_, waba_id or "", occurred_at.isoformat() if occurred_at else "", raw))
     fingerprint = hashlib.sha256(key.encode("utf-8", "replace")).hexdigest()
-    return insert_ignore(state.conn, _events, {
-        "fingerprint": fingerprint,
-        "field": _cut(field_, 64),
-        "event": _cut(event, 64),
-        "waba_id": _cut(waba_id, 64),
-        "payload": raw,
-        "occurred_at": occurred_at,
-        "created_at": state.now,
-        "delivery_id": state.delivery_id,
-    }) is not None
+    return (
+        insert_ignore(
+            state.conn,
+            _events,
+            {
+                "fingerprint": fingerprint,
+                "field": _cut(field_, 64),
+                "event": _cut(event, 64),
+                "waba_id": _cut(waba_id, 64),
+                "payload": raw,
+                "occurred_at": occurred_at,
+                "created_at": state.now,
+                "delivery_id": state.delivery_id,
+            },
+        )
+        is not None
+    )

@@ -47,8 +47,13 @@ NOT_STORED = "SigDesk could not store the delivery; Meta will send it again."
 UNEXPECTED = "Something went wrong on the server. The details are in the log."
 
 WSGIApp = Callable[[dict[str, Any], Callable], Iterable[bytes]]
-_REASONS = {200: "200 OK", 403: "403 Forbidden", 413: "413 Request Entity Too Large",
-            500: "500 Internal Server Error", 503: "503 Service Unavailable"}
+_REASONS = {
+    200: "200 OK",
+    403: "403 Forbidden",
+    413: "413 Request Entity Too Large",
+    500: "500 Internal Server Error",
+    503: "503 Service Unavailable",
+}
 
 
 class AppSecret:
@@ -91,10 +96,16 @@ class WebhookIntake:
             log.exception("unexpected error while receiving a webhook")
             status, body, headers = 500, {"error": UNEXPECTED, "status": 500}, []
         payload = json.dumps(body).encode()
-        start_response(_REASONS[status], [
-            ("Content-Type", "application/json"), ("Content-Length", str(len(payload))),
-            ("X-Content-Type-Options", "nosniff"), ("Cache-Control", "no-store"), *headers,
-        ])
+        start_response(
+            _REASONS[status],
+            [
+                ("Content-Type", "application/json"),
+                ("Content-Length", str(len(payload))),
+                ("X-Content-Type-Options", "nosniff"),
+                ("Cache-Control", "no-store"),
+                *headers,
+            ],
+        )
         return [payload]
 
     def receive(self, environ: dict[str, Any]) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:

@@ -47,9 +47,25 @@ from sigdesk.whatsapp import types as wa
 from sigdesk.whatsapp.webhook import MalformedDelivery, parse
 
 __all__ = [
-    "Applied", "Change", "Incoming", "IngestResult", "Pending", "app_secret", "process_batch",
-    "store_and_apply", "count_rejected", "describe_error", "ensure_verify_token", "ingest", "is_transient",
-    "mark_failed", "process_delivery", "process_stored", "rejected_count", "replay_statuses", "store_delivery",
+    "Applied",
+    "Change",
+    "Incoming",
+    "IngestResult",
+    "Pending",
+    "app_secret",
+    "process_batch",
+    "store_and_apply",
+    "count_rejected",
+    "describe_error",
+    "ensure_verify_token",
+    "ingest",
+    "is_transient",
+    "mark_failed",
+    "process_delivery",
+    "process_stored",
+    "rejected_count",
+    "replay_statuses",
+    "store_delivery",
     "write_lock",
 ]
 
@@ -87,7 +103,16 @@ _MARK_FAILED = Prepared(
     .values(state=DeliveryState.FAILED.value, error=bindparam("b_error"), processed_at=_when("b_now"))
 )
 _STORE_COLUMNS = (
-    "raw", "signature", "size", "source", "state", "error", "attempts", "event_count", "received_at", "processed_at",
+    "raw",
+    "signature",
+    "size",
+    "source",
+    "state",
+    "error",
+    "attempts",
+    "event_count",
+    "received_at",
+    "processed_at",
 )
 _STORE = Prepared(insert(_deliveries), column_keys=_STORE_COLUMNS)
 
@@ -125,31 +150,45 @@ def rejected_count(session: Session, name: str = BAD_SIGNATURE) -> int:
 # --- deliveries --------------------------------------------------------------------------------
 
 
-
 def store_delivery(session: Session, raw: bytes, signature: str | None, source: str = "direct") -> int:
     """Keep the exact bytes first and return the delivery's id; commit before processing it."""
     return _insert_delivery(session.connection(), raw, signature, source, DeliveryState.RECEIVED.value)
 
 
-def _insert_delivery(conn, raw: bytes, signature: str | None, source: str, state: str, error: str | None = None,
-                     event_count: int = 0, processed: bool = False) -> int:
+def _insert_delivery(
+    conn,
+    raw: bytes,
+    signature: str | None,
+    source: str,
+    state: str,
+    error: str | None = None,
+    event_count: int = 0,
+    processed: bool = False,
+) -> int:
     now = utcnow()
-    return _STORE(conn, {
-        "raw": raw,
-        "signature": signature[:100] if signature else None,
-        "size": len(raw),
-        "source": source,
-        "state": state,
-        "error": error,
-        "attempts": 1 if processed else 0,
-        "event_count": event_count,
-        "received_at": now,
-        "processed_at": now if processed else None,
-    }).lastrowid
+    return _STORE(
+        conn,
+        {
+            "raw": raw,
+            "signature": signature[:100] if signature else None,
+            "size": len(raw),
+            "source": source,
+            "state": state,
+            "error": error,
+            "attempts": 1 if processed else 0,
+            "event_count": event_count,
+            "received_at": now,
+            "processed_at": now if processed else None,
+        },
+    ).lastrowid
 
 
 def _store_applied(
-    session: Session, conn, item: Incoming, changes: list[Change], known: KnownContacts,
+    session: Session,
+    conn,
+    item: Incoming,
+    changes: list[Change],
+    known: KnownContacts,
 ) -> tuple[int, str]:
     """Store a delivery already marked with its outcome and apply it: one statement fewer than
     storing, then marking, when both happen in the same transaction anyway."""
@@ -159,16 +198,28 @@ def _store_applied(
             parsed = parse(item.raw)
         except MalformedDelivery as exc:
             state, error = DeliveryState.QUARANTINED.value, str(exc)
-    delivery_id = _insert_delivery(conn, item.raw, item.signature, item.source, state, error,
-                                   parsed.event_count if parsed is not None else 0, processed=True)
+    delivery_id = _insert_delivery(
+        conn,
+        item.raw,
+        item.signature,
+        item.source,
+        state,
+        error,
+        parsed.event_count if parsed is not None else 0,
+        processed=True,
+    )
     if parsed is not None:
         changes.extend(ingest_on(session, conn, parsed, delivery_id, known).changes)
     return delivery_id, state
 
 
 def process_delivery(
-    session: Session, delivery_id: int, raw: bytes | None = None, parsed: wa.Delivery | None = None,
-    changes: list[Change] | None = None, known: KnownContacts | None = None,
+    session: Session,
+    delivery_id: int,
+    raw: bytes | None = None,
+    parsed: wa.Delivery | None = None,
+    changes: list[Change] | None = None,
+    known: KnownContacts | None = None,
 ) -> str:
     """Parse (unless the caller already did) and apply a stored delivery; returns its new state.
 
@@ -178,7 +229,11 @@ def process_delivery(
     """
     conn = _connection(session)
     params: dict[str, Any] = {
-        "b_id": delivery_id, "b_state": DeliveryState.PROCESSED.value, "b_error": None, "b_events": 0, "b_now": utcnow(),
+        "b_id": delivery_id,
+        "b_state": DeliveryState.PROCESSED.value,
+        "b_error": None,
+        "b_events": 0,
+        "b_now": utcnow(),
     }
     if parsed is None and raw is not None:
         try:
@@ -212,13 +267,18 @@ def _connection(session: Session):
     rests on unique keys and single-statement updates, which need no gap locks."""
     if session.get_bind().dialect.name in ("mysql", "mariadb") and not session.in_transaction():
         bind = session.bind
-        if not (isinstance(bind, Connection) and bind.get_execution_options().get("isolation_level") == INTAKE_ISOLATION):
+        if not (
+            isinstance(bind, Connection) and bind.get_execution_options().get("isolation_level") == INTAKE_ISOLATION
+        ):
             return session.connection(execution_options={"isolation_level": INTAKE_ISOLATION})
     return session.connection()
 
 
 def process_stored(
-    session: Session, delivery_id: int, raw: bytes | None = None, parsed: wa.Delivery | None = None,
+    session: Session,
+    delivery_id: int,
+    raw: bytes | None = None,
+    parsed: wa.Delivery | None = None,
     changes: list[Change] | None = None,
 ) -> str:
     """Apply a committed delivery in its own transaction, again after a deadlock; never lose the stored copy.
@@ -298,8 +358,11 @@ def store_and_apply(session: Session, incoming: Sequence[Incoming]) -> tuple[lis
             return ids, applied
         except Exception as exc:  # noqa: BLE001 - done again the careful way just below
             session.rollback()
-            log.info("%d deliveries could not be applied together (%s); storing them first",
-                     len(incoming), type(exc).__name__)
+            log.info(
+                "%d deliveries could not be applied together (%s); storing them first",
+                len(incoming),
+                type(exc).__name__,
+            )
     with write_lock(session):
         ids = [store_delivery(session, item.raw, item.signature, item.source) for item in incoming]
         session.commit()
@@ -314,7 +377,7 @@ def process_batch(session: Session, pending: Sequence[Pending]) -> Applied:
     """
     applied = Applied()
     for start in range(0, len(pending), PROCESS_CHUNK):
-        chunk = pending[start:start + PROCESS_CHUNK]
+        chunk = pending[start : start + PROCESS_CHUNK]
         with write_lock(session):
             states: list[str] = []
             changes: list[Change] = []
@@ -329,8 +392,11 @@ def process_batch(session: Session, pending: Sequence[Pending]) -> Applied:
                 continue
             except Exception as exc:  # noqa: BLE001 - applied one by one just below
                 session.rollback()
-                log.info("a chunk of %d deliveries failed together (%s); applying them one by one",
-                         len(chunk), type(exc).__name__)
+                log.info(
+                    "a chunk of %d deliveries failed together (%s); applying them one by one",
+                    len(chunk),
+                    type(exc).__name__,
+                )
         for item in chunk:
             with write_lock(session):
                 applied.states.append(process_stored(session, item.delivery_id, item.raw, item.parsed, applied.changes))
@@ -341,8 +407,12 @@ def mark_failed(session: Session, delivery_id: int, error: BaseException | str) 
     """After rolling back a failed `process_delivery`: note why, keep the delivery for a retry."""
     reason = describe_error(error)
     if isinstance(error, BaseException):
-        log.error("webhook delivery %s failed to process: %s", delivery_id, reason,
-                  exc_info=None if isinstance(error, StatementError) else error)
+        log.error(
+            "webhook delivery %s failed to process: %s",
+            delivery_id,
+            reason,
+            exc_info=None if isinstance(error, StatementError) else error,
+        )
     _MARK_FAILED(session.connection(), {"b_id": delivery_id, "b_error": reason, "b_now": utcnow()})
 
 

@@ -41,7 +41,7 @@ def whatsapp(text: str | None) -> Markup:
     out: list[str] = []
     position = 0
     for match in _TOKENS.finditer(text):
-        out.append(_inline(text[position:match.start()]))
+        out.append(_inline(text[position : match.start()]))
         if match.group("block") is not None:
             out.append(f'<code class="mono">{escape(match.group("block"))}</code>')
         elif match.group("code") is not None:
@@ -89,7 +89,7 @@ def safe_url(url: Any) -> str | None:
 def size_text(size: int | None) -> str:
     if not size:
         return ""
-    for unit, step in (("GB", 1024 ** 3), ("MB", 1024 ** 2), ("KB", 1024)):
+    for unit, step in (("GB", 1024**3), ("MB", 1024**2), ("KB", 1024)):
         if size >= step:
             return f"{size / step:.1f} {unit}"
     return f"{size} B"
@@ -155,20 +155,38 @@ def card(message: Message, template_text: str | None = None) -> Card:
     if kind == "text":
         return Card("text", text=message.text)
     if kind in MEDIA_TYPES:
-        return Card("media", caption=message.caption, data={
-            "media_kind": kind, "voice": bool(part.get("voice")), "animated": bool(part.get("animated")),
-            "filename": message.filename or part.get("filename"), "mime": message.mime_type,
-            "size": size_text(message.file_size), "state": message.media_state, "ready": bool(message.storage_key),
-            "problem": message.error_explanation if message.media_state in ("failed", "quarantined") else None,
-        })
+        return Card(
+            "media",
+            caption=message.caption,
+            data={
+                "media_kind": kind,
+                "voice": bool(part.get("voice")),
+                "animated": bool(part.get("animated")),
+                "filename": message.filename or part.get("filename"),
+                "mime": message.mime_type,
+                "size": size_text(message.file_size),
+                "state": message.media_state,
+                "ready": bool(message.storage_key),
+                "problem": message.error_explanation if message.media_state in ("failed", "quarantined") else None,
+            },
+        )
     if kind == "location":
         latitude, longitude = _number(part.get("latitude")), _number(part.get("longitude"))
-        return Card("location", data={
-            "latitude": latitude, "longitude": longitude, "name": part.get("name"), "address": part.get("address"),
-            "url": safe_url(part.get("url")),
-            "map": (f"https://www.openstreetmap.org/?mlat={latitude}&mlon={longitude}#map=17/{latitude}/{longitude}"
-                    if latitude is not None and longitude is not None else None),
-        })
+        return Card(
+            "location",
+            data={
+                "latitude": latitude,
+                "longitude": longitude,
+                "name": part.get("name"),
+                "address": part.get("address"),
+                "url": safe_url(part.get("url")),
+                "map": (
+                    f"https://www.openstreetmap.org/?mlat={latitude}&mlon={longitude}#map=17/{latitude}/{longitude}"
+                    if latitude is not None and longitude is not None
+                    else None
+                ),
+            },
+        )
     if kind == "contacts":
         raw = details.get("contacts")
         cards = raw if isinstance(raw, list) else raw.get("cards") if isinstance(raw, dict) else []
@@ -180,17 +198,29 @@ def card(message: Message, template_text: str | None = None) -> Card:
     if kind == "order":
         return Card("order", text=part.get("text") or message.text, data=_order(part))
     if kind == "template":
-        return Card("template", text=template_text, data={
-            "name": details.get("name"), "language": (details.get("language") or {}).get("code"),
-            "params": [str(item.get("text", "")) for component in details.get("components") or [] if isinstance(component, dict)
-                       for item in component.get("parameters") or [] if isinstance(item, dict)],
-        })
+        return Card(
+            "template",
+            text=template_text,
+            data={
+                "name": details.get("name"),
+                "language": (details.get("language") or {}).get("code"),
+                "params": [
+                    str(item.get("text", ""))
+                    for component in details.get("components") or []
+                    if isinstance(component, dict)
+                    for item in component.get("parameters") or []
+                    if isinstance(item, dict)
+                ],
+            },
+        )
     if kind == "system":
         return Card("system", text=message.text or part.get("body"))
     if kind in ("unsupported", "unknown"):
         errors = details.get("errors") or []
         first = errors[0] if errors and isinstance(errors[0], dict) else {}
-        return Card("unsupported", data={"subtype": part.get("kind"), "reason": first.get("details") or first.get("title")})
+        return Card(
+            "unsupported", data={"subtype": part.get("kind"), "reason": first.get("details") or first.get("title")}
+        )
     return Card("unsupported", text=message.text, data={"subtype": kind})
 
 
@@ -206,8 +236,12 @@ def _vcard(item: dict[str, Any]) -> dict[str, Any]:
     name = item.get("name") if isinstance(item.get("name"), dict) else {}
     org = item.get("org") if isinstance(item.get("org"), dict) else {}
     return {
-        "name": name.get("formatted_name") or " ".join(filter(None, (name.get("first_name"), name.get("last_name")))) or "Contact",
-        "phones": [(p.get("phone"), p.get("wa_id"), p.get("type")) for p in item.get("phones") or [] if isinstance(p, dict)],
+        "name": name.get("formatted_name")
+        or " ".join(filter(None, (name.get("first_name"), name.get("last_name"))))
+        or "Contact",
+        "phones": [
+            (p.get("phone"), p.get("wa_id"), p.get("type")) for p in item.get("phones") or [] if isinstance(p, dict)
+        ],
         "emails": [e.get("email") for e in item.get("emails") or [] if isinstance(e, dict) and e.get("email")],
         "org": " · ".join(filter(None, (org.get("company"), org.get("title")))),
     }
@@ -217,18 +251,36 @@ def _interactive(message: Message, part: dict[str, Any], ours: bool) -> Card:
     if ours:
         body = (part.get("body") or {}).get("text") if isinstance(part.get("body"), dict) else None
         action = part.get("action") if isinstance(part.get("action"), dict) else {}
-        options = [((button.get("reply") or {}).get("title")) for button in action.get("buttons") or [] if isinstance(button, dict)]
-        options += [row.get("title") for section in action.get("sections") or [] if isinstance(section, dict)
-                    for row in section.get("rows") or [] if isinstance(row, dict)]
-        return Card("interactive_sent", text=body, data={"options": [o for o in options if o], "subtype": part.get("type")})
+        options = [
+            ((button.get("reply") or {}).get("title"))
+            for button in action.get("buttons") or []
+            if isinstance(button, dict)
+        ]
+        options += [
+            row.get("title")
+            for section in action.get("sections") or []
+            if isinstance(section, dict)
+            for row in section.get("rows") or []
+            if isinstance(row, dict)
+        ]
+        return Card(
+            "interactive_sent", text=body, data={"options": [o for o in options if o], "subtype": part.get("type")}
+        )
     sub = part.get("kind")
-    data: dict[str, Any] = {"subtype": sub, "title": part.get("title"), "description": part.get("description"),
-                            "reply_id": part.get("reply_id")}
+    data: dict[str, Any] = {
+        "subtype": sub,
+        "title": part.get("title"),
+        "description": part.get("description"),
+        "reply_id": part.get("reply_id"),
+    }
     if sub == "nfm_reply":
         response = part.get("response")
         if isinstance(response, dict):
-            data["answers"] = [(str(key), json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else value)
-                               for key, value in response.items() if key != "flow_token"]
+            data["answers"] = [
+                (str(key), json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else value)
+                for key, value in response.items()
+                if key != "flow_token"
+            ]
         else:
             data["raw"] = part.get("response_json")
         data["title"] = part.get("body") or part.get("name")
@@ -252,10 +304,20 @@ def _order(part: dict[str, Any]) -> dict[str, Any]:
         line = price * quantity if price is not None and isinstance(quantity, int) else None
         if line is not None:
             totals[currency] = totals.get(currency, Decimal(0)) + line
-        items.append({"sku": item.get("product_retailer_id"), "quantity": quantity, "price": _money(price),
-                      "currency": currency, "line": _money(line)})
-    return {"catalog_id": part.get("catalog_id"), "items": items,
-            "totals": [(currency, _money(total)) for currency, total in sorted(totals.items())]}
+        items.append(
+            {
+                "sku": item.get("product_retailer_id"),
+                "quantity": quantity,
+                "price": _money(price),
+                "currency": currency,
+                "line": _money(line),
+            }
+        )
+    return {
+        "catalog_id": part.get("catalog_id"),
+        "items": items,
+        "totals": [(currency, _money(total)) for currency, total in sorted(totals.items())],
+    }
 
 
 def _money(value: Decimal | None) -> str:
@@ -266,8 +328,12 @@ def referral(message: Message) -> dict[str, Any] | None:
     ref = json_object(message.details).get("referral")
     if not isinstance(ref, dict):
         return None
-    return {"headline": ref.get("headline"), "body": ref.get("body"), "source_type": ref.get("source_type"),
-            "source_url": safe_url(ref.get("source_url"))}
+    return {
+        "headline": ref.get("headline"),
+        "body": ref.get("body"),
+        "source_type": ref.get("source_type"),
+        "source_url": safe_url(ref.get("source_url")),
+    }
 
 
 def referred_product(message: Message) -> dict[str, Any] | None:
@@ -294,9 +360,21 @@ def quote_text(message: Message | None) -> str:
 def preview_text(kind: str, text: str | None, revoked: bool) -> str:
     if revoked:
         return "🚫 Deleted message"
-    labels = {"image": "📷 Photo", "video": "🎥 Video", "audio": "🎤 Audio", "document": "📄 Document", "sticker": "Sticker",
-              "location": "📍 Location", "contacts": "👤 Contact", "order": "🛒 Order", "template": "Template",
-              "interactive": "Reply", "button": "Button", "unsupported": "Unsupported message", "unknown": "Unsupported message"}
+    labels = {
+        "image": "📷 Photo",
+        "video": "🎥 Video",
+        "audio": "🎤 Audio",
+        "document": "📄 Document",
+        "sticker": "Sticker",
+        "location": "📍 Location",
+        "contacts": "👤 Contact",
+        "order": "🛒 Order",
+        "template": "Template",
+        "interactive": "Reply",
+        "button": "Button",
+        "unsupported": "Unsupported message",
+        "unknown": "Unsupported message",
+    }
     words = plain(text)
     label = labels.get(kind)
     if label and words and kind != "template":

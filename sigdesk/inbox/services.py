@@ -105,7 +105,9 @@ def _visible(session: Session, user: User):
     return visible(user, agents_see_all(session))
 
 
-def list_page(session: Session, user: User, filters: Filters, before: Cursor | None = None, limit: int = PAGE) -> ListPage:
+def list_page(
+    session: Session, user: User, filters: Filters, before: Cursor | None = None, limit: int = PAGE
+) -> ListPage:
     limit = min(max(limit, 1), MAX_PAGE)
     query = _visible(session, user).join(Contact, Contact.id == Conversation.contact_id).add_columns(Contact)
     if filters.view == "mine":
@@ -117,8 +119,11 @@ def list_page(session: Session, user: User, filters: Filters, before: Cursor | N
     if filters.unread:
         query = query.where(Conversation.unread_count > 0)
     if filters.label_id is not None:
-        query = query.where(Conversation.id.in_(
-            select(ConversationLabel.conversation_id).where(ConversationLabel.label_id == filters.label_id)))
+        query = query.where(
+            Conversation.id.in_(
+                select(ConversationLabel.conversation_id).where(ConversationLabel.label_id == filters.label_id)
+            )
+        )
     if before is not None:
         at = Conversation.last_message_at
         if before.at is None:
@@ -137,7 +142,9 @@ def list_page(session: Session, user: User, filters: Filters, before: Cursor | N
 def row_for(session: Session, user: User, conversation_id: int) -> Row | None:
     """One list row, for a live update of that conversation."""
     found = session.execute(
-        _visible(session, user).join(Contact, Contact.id == Conversation.contact_id).add_columns(Contact)
+        _visible(session, user)
+        .join(Contact, Contact.id == Conversation.contact_id)
+        .add_columns(Contact)
         .where(Conversation.id == conversation_id)
     ).first()
     if found is None:
@@ -161,12 +168,21 @@ def _decorate(session: Session, rows: list[Row]) -> None:
     )
     last_ids = select(latest).where(Conversation.id.in_(by_id))
     previews = session.execute(
-        select(Message.conversation_id, Message.type, Message.text, Message.caption, Message.filename,
-               Message.direction, Message.status, Message.revoked_at)
-        .where(Message.id.in_(last_ids))
+        select(
+            Message.conversation_id,
+            Message.type,
+            Message.text,
+            Message.caption,
+            Message.filename,
+            Message.direction,
+            Message.status,
+            Message.revoked_at,
+        ).where(Message.id.in_(last_ids))
     )
     for conversation_id, kind, text, caption, filename, direction, status, revoked_at in previews:
-        by_id[conversation_id].preview = Preview(kind, text or caption or filename, direction, status, revoked_at is not None)
+        by_id[conversation_id].preview = Preview(
+            kind, text or caption or filename, direction, status, revoked_at is not None
+        )
     labels = session.execute(
         select(ConversationLabel.conversation_id, Label)
         .join(Label, Label.id == ConversationLabel.label_id)
@@ -184,13 +200,19 @@ def _decorate(session: Session, rows: list[Row]) -> None:
 
 def unread_total(session: Session, user: User) -> int:
     """The header badge: unread messages across what this user sees, using the unread_count index."""
-    query = _visible(session, user).where(Conversation.unread_count > 0).with_only_columns(func.sum(Conversation.unread_count))
+    query = (
+        _visible(session, user)
+        .where(Conversation.unread_count > 0)
+        .with_only_columns(func.sum(Conversation.unread_count))
+    )
     return int(session.scalar(query) or 0)
 
 
 def get_conversation(session: Session, user: User, conversation_id: int) -> tuple[Conversation, Contact]:
     found = session.execute(
-        _visible(session, user).join(Contact, Contact.id == Conversation.contact_id).add_columns(Contact)
+        _visible(session, user)
+        .join(Contact, Contact.id == Conversation.contact_id)
+        .add_columns(Contact)
         .where(Conversation.id == conversation_id)
     ).first()
     if found is None:
@@ -244,22 +266,36 @@ def thread(
     """The latest page, or the page before/after a message, or a page centred on one (jump to message)."""
     limit = min(max(limit, 1), MAX_PAGE)
     if after is not None:
-        newer = list(session.scalars(_messages(conversation).where(Message.id > after).order_by(Message.id).limit(limit + 1)))
+        newer = list(
+            session.scalars(_messages(conversation).where(Message.id > after).order_by(Message.id).limit(limit + 1))
+        )
         page = Thread(newer[:limit], has_newer=len(newer) > limit)
         _attach(session, conversation, page, notes=False)
         return page
     if around is not None:
-        target = session.scalar(select(Message.id).where(Message.id == around, Message.conversation_id == conversation.id))
+        target = session.scalar(
+            select(Message.id).where(Message.id == around, Message.conversation_id == conversation.id)
+        )
         if target is None:
             raise InboxError("No such message in this conversation", 404)
         half = limit // 2
-        older = list(session.scalars(
-            _messages(conversation).where(Message.id <= around).order_by(Message.id.desc()).limit(half + 1)))
-        newer = list(session.scalars(
-            _messages(conversation).where(Message.id > around).order_by(Message.id).limit(limit - half + 1)))
-        page = Thread(older[:half + 1][::-1] if len(older) <= half else older[:half][::-1],
-                      has_older=len(older) > half, has_newer=len(newer) > limit - half, focus=around)
-        page.messages.extend(newer[:limit - half])
+        older = list(
+            session.scalars(
+                _messages(conversation).where(Message.id <= around).order_by(Message.id.desc()).limit(half + 1)
+            )
+        )
+        newer = list(
+            session.scalars(
+                _messages(conversation).where(Message.id > around).order_by(Message.id).limit(limit - half + 1)
+            )
+        )
+        page = Thread(
+            older[: half + 1][::-1] if len(older) <= half else older[:half][::-1],
+            has_older=len(older) > half,
+            has_newer=len(newer) > limit - half,
+            focus=around,
+        )
+        page.messages.extend(newer[: limit - half])
         _attach(session, conversation, page)
         return page
     query = _messages(conversation)
@@ -292,16 +328,23 @@ def _attach(session: Session, conversation: Conversation, page: Thread, notes: b
     wamids = [message.wamid for message in messages if message.wamid]
     if wamids:
         rows = session.execute(
-            select(Reaction.target_wamid, Reaction.emoji).where(Reaction.target_wamid.in_(wamids), Reaction.emoji.is_not(None)))
+            select(Reaction.target_wamid, Reaction.emoji).where(
+                Reaction.target_wamid.in_(wamids), Reaction.emoji.is_not(None)
+            )
+        )
         for target, emoji in rows:
             page.reactions.setdefault(target, []).append(("customer", emoji))
         if messages:
             ours = session.execute(
-                select(Message.details).where(
-                    Message.conversation_id == conversation.id, Message.id >= messages[0].id,
-                    Message.type == "reaction", Message.direction == Direction.OUT.value,
+                select(Message.details)
+                .where(
+                    Message.conversation_id == conversation.id,
+                    Message.id >= messages[0].id,
+                    Message.type == "reaction",
+                    Message.direction == Direction.OUT.value,
                     Message.status.not_in(("failed",)),
-                ).order_by(Message.id)
+                )
+                .order_by(Message.id)
             )
             latest: dict[str, str | None] = {}
             for (details,) in ours:
@@ -313,18 +356,28 @@ def _attach(session: Session, conversation: Conversation, page: Thread, notes: b
                     page.reactions.setdefault(target, []).append(("us", emoji))
     replied = {message.reply_to_wamid for message in messages if message.reply_to_wamid}
     if replied:
-        page.quoted = {row.wamid: row for row in session.scalars(
-            select(Message).where(Message.wamid.in_(replied), Message.conversation_id == conversation.id))}
+        page.quoted = {
+            row.wamid: row
+            for row in session.scalars(
+                select(Message).where(Message.wamid.in_(replied), Message.conversation_id == conversation.id)
+            )
+        }
     author_ids = {message.author_id for message in messages if message.author_id}
     author_ids |= {note.author_id for note in page.notes if note.author_id}
     if author_ids:
         page.authors = dict(session.execute(select(User.id, User.name).where(User.id.in_(author_ids))).all())
-    sent = {message.id: json_object(message.details) for message in messages if message.type == "template" and message.payload}
+    sent = {
+        message.id: json_object(message.details)
+        for message in messages
+        if message.type == "template" and message.payload
+    }
     names = {content.get("name") for content in sent.values() if isinstance(content.get("name"), str)}
     if names:
-        known = {(row.name, row.language): row for row in session.scalars(select(Template).where(Template.name.in_(names)))}
+        known = {
+            (row.name, row.language): row for row in session.scalars(select(Template).where(Template.name.in_(names)))
+        }
         for message_id, content in sent.items():
             language = content.get("language") if isinstance(content.get("language"), dict) else {}
             page.template_texts[message_id] = message_templates.sent_text(
-                known.get((content.get("name"), language.get("code"))), content)
-
+                known.get((content.get("name"), language.get("code"))), content
+            )

@@ -32,8 +32,44 @@ bp = Blueprint("inbox", __name__, url_prefix="/inbox")
 
 T = TypeVar("T")
 CAPTIONED = ("image", "video", "document")
-EMOJI = ("👍", "❤️", "😂", "😮", "😢", "🙏", "😊", "😀", "😉", "😍", "🤔", "😅", "👏", "🙌", "👌", "✅", "❌", "⭐",
-         "🎉", "🔥", "💯", "📦", "🚚", "🕐", "📍", "📞", "✉️", "💳", "🧾", "🎁", "🛒", "☕", "🍰", "🌹", "👋", "🙂")
+EMOJI = (
+    "👍",
+    "❤️",
+    "😂",
+    "😮",
+    "😢",
+    "🙏",
+    "😊",
+    "😀",
+    "😉",
+    "😍",
+    "🤔",
+    "😅",
+    "👏",
+    "🙌",
+    "👌",
+    "✅",
+    "❌",
+    "⭐",
+    "🎉",
+    "🔥",
+    "💯",
+    "📦",
+    "🚚",
+    "🕐",
+    "📍",
+    "📞",
+    "✉️",
+    "💳",
+    "🧾",
+    "🎁",
+    "🛒",
+    "☕",
+    "🍰",
+    "🌹",
+    "👋",
+    "🙂",
+)
 
 
 @bp.app_template_filter("whatsapp")
@@ -43,8 +79,13 @@ def _whatsapp_filter(text: str | None):
 
 @bp.app_context_processor
 def _helpers() -> dict[str, Any]:
-    return {"fmt": fmt, "fmt_initials": fmt.initials, "fmt_preview": fmt.preview_text, "window_of": _window_of,
-            "base_url": url_for("inbox.index")}
+    return {
+        "fmt": fmt,
+        "fmt_initials": fmt.initials,
+        "fmt_preview": fmt.preview_text,
+        "window_of": _window_of,
+        "base_url": url_for("inbox.index"),
+    }
 
 
 def _window_of(conversation: Conversation) -> dict[str, Any]:
@@ -91,10 +132,15 @@ def index():
     selected = request.args.get("c", "")
     return render_template(
         "inbox/index.html",
-        page=page, filters=filters, labels=labels.list_labels(session),
-        unread=services.unread_total(session, user), selected=int(selected) if selected.isdigit() else None,
+        page=page,
+        filters=filters,
+        labels=labels.list_labels(session),
+        unread=services.unread_total(session, user),
+        selected=int(selected) if selected.isdigit() else None,
         focus=request.args.get("m", "") if request.args.get("m", "").isdigit() else "",
-        team=_team(session), canned=canned_responses.list_canned(session), emoji=EMOJI,
+        team=_team(session),
+        canned=canned_responses.list_canned(session),
+        emoji=EMOJI,
         may_manage=can(user.role, "canned.manage"),
     )
 
@@ -125,10 +171,16 @@ def conversation(conversation_id: int):
     page = services.thread(session, found, around=_int("around"))
     closes = window_closes_at(found)
     templates = message_templates.approved(session) if not window_open(found) else []
-    return _fragment(render_template(
-        "inbox/_thread.html", contact=contact, window_open=window_open(found), closes=closes,
-        templates=[message_templates.option(template) for template in templates],
-        **_thread_context(session, found, page)))
+    return _fragment(
+        render_template(
+            "inbox/_thread.html",
+            contact=contact,
+            window_open=window_open(found),
+            closes=closes,
+            templates=[message_templates.option(template) for template in templates],
+            **_thread_context(session, found, page),
+        )
+    )
 
 
 @bp.get("/c/<int:conversation_id>/messages")
@@ -168,12 +220,22 @@ def panel(conversation_id: int):
     session = db_session()
     found, contact = services.get_conversation(session, actor(), conversation_id)
     assignee = session.get(User, found.assignee_id) if found.assignee_id else None
-    return _fragment(render_template(
-        "inbox/_panel.html", conversation=found, contact=contact, assignee=assignee, team=_team(session),
-        labels=labels.list_labels(session), on=labels.labels_of(session, found),
-        history=actions.history(session, found), count=actions.message_count(session, found),
-        closes=window_closes_at(found), window_open=window_open(found), fmt=fmt,
-    ))
+    return _fragment(
+        render_template(
+            "inbox/_panel.html",
+            conversation=found,
+            contact=contact,
+            assignee=assignee,
+            team=_team(session),
+            labels=labels.list_labels(session),
+            on=labels.labels_of(session, found),
+            history=actions.history(session, found),
+            count=actions.message_count(session, found),
+            closes=window_closes_at(found),
+            window_open=window_open(found),
+            fmt=fmt,
+        )
+    )
 
 
 def _fragment(html: str) -> Response:
@@ -204,14 +266,18 @@ def send(conversation_id: int):
     if not isinstance(text, str) or not text.strip():
         raise InboxError("Write a message first", field="text")
     content = {"body": text.strip(), "preview_url": "http" in text}
-    return _queued(lambda session: commands.send(session, acting(), conversation_id, "text", content, body.get("reply_to")))
+    return _queued(
+        lambda session: commands.send(session, acting(), conversation_id, "text", content, body.get("reply_to"))
+    )
 
 
 @bp.post("/c/<int:conversation_id>/react")
 @requires("app.use")
 def react(conversation_id: int):
     body = _body()
-    return _queued(lambda session: commands.react(session, acting(), conversation_id, body.get("message_id"), body.get("emoji")))
+    return _queued(
+        lambda session: commands.react(session, acting(), conversation_id, body.get("message_id"), body.get("emoji"))
+    )
 
 
 @bp.post("/c/<int:conversation_id>/template")
@@ -220,9 +286,11 @@ def send_template(conversation_id: int):
     body = _body()
     params = body.get("params") or {}
     if not isinstance(params, dict):
-        raise InboxError("Give 'params' ({\"body\": [...], \"header\": [...]})", field="params")
+        raise InboxError('Give \'params\' ({"body": [...], "header": [...]})', field="params")
     clean = {str(key): value for key, value in params.items() if isinstance(value, (list, dict))}
-    return _queued(lambda session: commands.send_template(session, acting(), conversation_id, body.get("template_id"), clean))
+    return _queued(
+        lambda session: commands.send_template(session, acting(), conversation_id, body.get("template_id"), clean)
+    )
 
 
 @bp.post("/c/<int:conversation_id>/attachment")
@@ -239,8 +307,12 @@ def attachment(conversation_id: int):
     caption = (request.form.get("caption") or "").strip()
     reply_to = request.form.get("reply_to") or None
     media_id, check = upload_checked(session, cipher(), data, upload.mimetype, upload.filename, kind)
-    stored = commands.StoredFile(store_media(app_config().data_dir, data),
-                                 upload.mimetype or check.sniffed or "application/octet-stream", upload.filename, check.size)
+    stored = commands.StoredFile(
+        store_media(app_config().data_dir, data),
+        upload.mimetype or check.sniffed or "application/octet-stream",
+        upload.filename,
+        check.size,
+    )
     content: dict[str, Any] = {"id": media_id}
     if caption and kind in CAPTIONED:
         content["caption"] = caption
@@ -323,8 +395,13 @@ def canned():
 @requires("canned.manage")
 def inbox_settings():
     session = db_session()
-    return render_template("inbox/settings.html", canned=canned_responses.list_canned(session), labels=labels.list_labels(session),
-                           agents_see_all=agents_see_all(session), may_settings=can(actor().role, "settings.manage"))
+    return render_template(
+        "inbox/settings.html",
+        canned=canned_responses.list_canned(session),
+        labels=labels.list_labels(session),
+        agents_see_all=agents_see_all(session),
+        may_settings=can(actor().role, "settings.manage"),
+    )
 
 
 def _fields() -> dict[str, Any]:
@@ -343,7 +420,11 @@ def _done(message: str, status: int = 200, **data: Any):
 def create_canned():
     fields = _fields()
     user = actor()
-    row = _write(lambda session: canned_responses.create_canned(session, str(fields.get("shortcut") or ""), str(fields.get("body") or ""), user))
+    row = _write(
+        lambda session: canned_responses.create_canned(
+            session, str(fields.get("shortcut") or ""), str(fields.get("body") or ""), user
+        )
+    )
     return _done(f"Saved /{row.shortcut}.", 201, id=row.id, shortcut=row.shortcut)
 
 
@@ -351,7 +432,11 @@ def create_canned():
 @requires("canned.manage")
 def update_canned(canned_id: int):
     fields = _fields()
-    row = _write(lambda session: canned_responses.update_canned(session, canned_id, str(fields.get("shortcut") or ""), str(fields.get("body") or "")))
+    row = _write(
+        lambda session: canned_responses.update_canned(
+            session, canned_id, str(fields.get("shortcut") or ""), str(fields.get("body") or "")
+        )
+    )
     return _done(f"Saved /{row.shortcut}.", id=row.id, shortcut=row.shortcut)
 
 
@@ -382,6 +467,7 @@ def delete_label(label_id: int):
 def visibility():
     wide = str(_fields().get(AGENTS_SEE_ALL) or "").lower() in ("1", "true", "on", "yes")
     _write(lambda session: settings_commands.save(session, acting(), cipher(), {AGENTS_SEE_ALL: wide}))
-    return _done("Agents now see every conversation." if wide else "Agents see their own and unassigned conversations.",
-                 agents_see_all=wide)
-
+    return _done(
+        "Agents now see every conversation." if wide else "Agents see their own and unassigned conversations.",
+        agents_see_all=wide,
+    )

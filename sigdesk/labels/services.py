@@ -18,9 +18,14 @@ def list_labels(session: Session) -> list[Label]:
 
 
 def labels_of(session: Session, conversation: Conversation) -> list[Label]:
-    return list(session.scalars(
-        select(Label).join(ConversationLabel, ConversationLabel.label_id == Label.id)
-        .where(ConversationLabel.conversation_id == conversation.id).order_by(Label.name)))
+    return list(
+        session.scalars(
+            select(Label)
+            .join(ConversationLabel, ConversationLabel.label_id == Label.id)
+            .where(ConversationLabel.conversation_id == conversation.id)
+            .order_by(Label.name)
+        )
+    )
 
 
 def create_label(session: Session, name: str, color: int | None = None) -> Label:

@@ -64,13 +64,18 @@ def stream():
         subscription = bus.subscribe(last_id or None, limit=config.get("SIGDESK_MAX_EVENT_STREAMS", MAX_STREAMS))
     except TooManyStreams:
         log.warning("live-update stream refused: the limit of open streams is reached")
-        response = make_response(*error_response(
-            503, "Too many live-update connections are open (close some SigDesk windows or tabs); retrying shortly."))
+        response = make_response(
+            *error_response(
+                503, "Too many live-update connections are open (close some SigDesk windows or tabs); retrying shortly."
+            )
+        )
         response.headers["Retry-After"] = "10"
         return response
     disconnected = request.environ.get("waitress.client_disconnected") or (lambda: False)
     body = _stream(
-        subscription, viewer, disconnected,
+        subscription,
+        viewer,
+        disconnected,
         heartbeat=config.get("SIGDESK_EVENTS_HEARTBEAT", HEARTBEAT_SECONDS),
         max_age=config.get("SIGDESK_EVENTS_MAX_AGE", MAX_AGE_SECONDS),
         resync_reason=("restart or gap" if last_id else None),

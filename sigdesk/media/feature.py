@@ -12,5 +12,7 @@ def init_app(app: Flask) -> None:
 
     state = app.extensions["sigdesk"]
     app.register_blueprint(bp)
-    state.worker.register("fetch media", lambda session: fetch_pending(
-        session, lambda s: client_or_none(s, state.cipher), state.config.data_dir))
+    state.worker.register(
+        "fetch media",
+        lambda session: fetch_pending(session, lambda s: client_or_none(s, state.cipher), state.config.data_dir),
+    )

@@ -33,7 +33,12 @@ class UploadRefused(UserError):
 
 
 def upload_checked(
-    session: Session, cipher: Cipher, data: bytes, mimetype: str | None, filename: str | None, kind: str,
+    session: Session,
+    cipher: Cipher,
+    data: bytes,
+    mimetype: str | None,
+    filename: str | None,
+    kind: str,
 ) -> tuple[str, MediaCheck]:
     """The one upload path: check the bytes here (real type, size) before Meta sees them, then
     upload; returns Meta's media id. Ends the session's transaction first: none is held across
@@ -45,7 +50,9 @@ def upload_checked(
     try:
         with graph_client(session, cipher) as client:
             session.commit()
-            media_id = client.upload_media(data, mimetype or check.sniffed or "application/octet-stream", filename or kind)
+            media_id = client.upload_media(
+                data, mimetype or check.sniffed or "application/octet-stream", filename or kind
+            )
     except NotConnected as exc:
         raise UploadRefused(409, str(exc)) from exc
     except InvalidMessage as exc:
@@ -56,13 +63,19 @@ def upload_checked(
 
 
 def fetch_pending(session: Session, client_for: Callable[[Session], GraphClient | None], data_dir: Path) -> int:
-    due = list(session.scalars(
-        select(Message.id)
-        .where(Message.direction == Direction.IN.value, Message.media_state == MediaState.PENDING.value,
-               Message.media_id.is_not(None), Message.attempts < MAX_FETCH_ATTEMPTS)
-        .order_by(Message.id)
-        .limit(BATCH)
-    ))
+    due = list(
+        session.scalars(
+            select(Message.id)
+            .where(
+                Message.direction == Direction.IN.value,
+                Message.media_state == MediaState.PENDING.value,
+                Message.media_id.is_not(None),
+                Message.attempts < MAX_FETCH_ATTEMPTS,
+            )
+            .order_by(Message.id)
+            .limit(BATCH)
+        )
+    )
     if not due:
         return 0
     client = client_for(session)
@@ -74,7 +87,8 @@ def fetch_pending(session: Session, client_for: Callable[[Session], GraphClient 
         for message_id in due:
             with write_lock(session):
                 claimed = session.execute(
-                    update(Message).where(Message.id == message_id, Message.media_state == MediaState.PENDING.value)
+                    update(Message)
+                    .where(Message.id == message_id, Message.media_state == MediaState.PENDING.value)
                     .values(attempts=Message.attempts + 1)
                 ).rowcount
                 session.commit()
@@ -99,20 +113,31 @@ def fetch_one(session: Session, client: GraphClient, message_id: int, data_dir: 
         if error.retryable and attempts < MAX_FETCH_ATTEMPTS:
             log.info("media for message %s not fetched yet (attempt %s)", message_id, attempts)
             return
-        changes = {"media_state": MediaState.FAILED.value,
-                   "error_explanation": f"The file could not be downloaded from WhatsApp: {error.human}"}
+        changes = {
+            "media_state": MediaState.FAILED.value,
+            "error_explanation": f"The file could not be downloaded from WhatsApp: {error.human}",
+        }
     except (KeyError, TypeError):
-        changes = {"media_state": MediaState.FAILED.value,
-                   "error_explanation": "WhatsApp answered without a download address for this file."}
+        changes = {
+            "media_state": MediaState.FAILED.value,
+            "error_explanation": "WhatsApp answered without a download address for this file.",
+        }
     else:
         check = check_media(data, declared or info.get("mime_type"), expected or info.get("sha256"), kind)
         if check.ok:
-            changes = {"storage_key": store_media(data_dir, data), "mime_type": declared or check.sniffed,
-                       "media_state": MediaState.READY.value, "file_size": check.size}
+            changes = {
+                "storage_key": store_media(data_dir, data),
+                "mime_type": declared or check.sniffed,
+                "media_state": MediaState.READY.value,
+                "file_size": check.size,
+            }
         else:
             log.warning("quarantined media of message %s: %s", message_id, check.reason)
-            changes = {"media_state": MediaState.QUARANTINED.value, "file_size": check.size,
-                       "error_explanation": f"Quarantined: {check.reason}."}
+            changes = {
+                "media_state": MediaState.QUARANTINED.value,
+                "file_size": check.size,
+                "error_explanation": f"Quarantined: {check.reason}.",
+            }
     with write_lock(session):
         session.execute(update(Message).where(Message.id == message_id).values(**changes))
         session.commit()

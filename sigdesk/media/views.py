@@ -27,7 +27,10 @@ def download(message_id: int):
     if message.revoked_at is not None:
         return error_response(410, "The customer deleted this message.")
     if message.media_state == MediaState.QUARANTINED.value:
-        return error_response(409, "This file did not match what WhatsApp said it was, so SigDesk keeps it quarantined and will not open it.")
+        return error_response(
+            409,
+            "This file did not match what WhatsApp said it was, so SigDesk keeps it quarantined and will not open it.",
+        )
     if message.media_state != MediaState.READY.value or not message.storage_key:
         return error_response(404, "This file has not been downloaded yet.")
     path = (app_config().data_dir / message.storage_key).resolve()

@@ -78,6 +78,7 @@ class Layout:
 
 # --- parsing -------------------------------------------------------------------------------------
 
+
 def parse(components: str | Sequence[Any] | None, parameter_format: str | None = None) -> Layout:
     """Read Meta's `components` (JSON text as stored, or the list) into a Layout, or raise TemplateMalformed."""
     items = _items(components)
@@ -102,13 +103,15 @@ def _items(components: str | Sequence[Any] | None) -> list[dict[str, Any]]:
         try:
             value = json.loads(components or "[]")
         except ValueError:
-            raise TemplateMalformed("The template's components are not valid JSON; sync templates from Meta again",
-                                    field="components") from None
+            raise TemplateMalformed(
+                "The template's components are not valid JSON; sync templates from Meta again", field="components"
+            ) from None
     if value is None:
         return []
     if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
-        raise TemplateMalformed("The template's components must be a list of objects; sync templates from Meta again",
-                                field="components")
+        raise TemplateMalformed(
+            "The template's components must be a list of objects; sync templates from Meta again", field="components"
+        )
     return value
 
 
@@ -156,11 +159,13 @@ def _tokens(text: str, where: str, field: str) -> list[str]:
     keys: list[str] = []
     for match in TOKEN.finditer(text):
         token = match.group(1)
-        stray = text[match.start() - 1:match.start()] == "{" or text[match.end():match.end() + 1] == "}"
+        stray = text[match.start() - 1 : match.start()] == "{" or text[match.end() : match.end() + 1] == "}"
         if stray or not (NUMBER.fullmatch(token) or NAME.fullmatch(token)):
             raise TemplateMalformed(
                 f"The template's {where} has a malformed variable {match.group(0)!r}: Meta's format is {{{{1}}}} "
-                "or {{first_name}}, without spaces", field=field)
+                "or {{first_name}}, without spaces",
+                field=field,
+            )
         if token not in keys:
             keys.append(token)
     leftover = TOKEN.sub("", text)
@@ -195,7 +200,9 @@ def _check_sequence(part: Part) -> None:
         missing = min(set(range(1, max(numbers) + 1)) - set(numbers))
         raise TemplateMalformed(
             f"The template's {part.label} uses {{{{{max(numbers)}}}}} but has no {{{{{missing}}}}}; "
-            "Meta numbers variables from 1 without gaps", field=part.name)
+            "Meta numbers variables from 1 without gaps",
+            field=part.name,
+        )
 
 
 # --- filling -------------------------------------------------------------------------------------
@@ -218,15 +225,17 @@ def _values(part: Part, given: Sequence[Any] | Mapping[str, Any] | None) -> list
     if isinstance(given, Mapping):
         raw = [given.get(slot.key) for slot in part.slots]
     elif isinstance(given, Sequence) and not isinstance(given, (str, bytes)):
-        raw = list(given[:len(part.slots)]) + [None] * (len(part.slots) - len(given))
+        raw = list(given[: len(part.slots)]) + [None] * (len(part.slots) - len(given))
     else:
         raw = [None] * len(part.slots)
     values = []
     for slot, value in zip(part.slots, raw):
         if not isinstance(value, str) or not value.strip():
             count = len(part.slots)
-            raise UserError(f"Fill in all {count} variable{'s' if count != 1 else ''} of the template's {part.label}",
-                            field=f"params.{part.name}")
+            raise UserError(
+                f"Fill in all {count} variable{'s' if count != 1 else ''} of the template's {part.label}",
+                field=f"params.{part.name}",
+            )
         values.append(_clean(part, slot, value.strip()))
     return values
 
@@ -236,21 +245,27 @@ def _clean(part: Part, slot: Slot, value: str) -> str:
     if slot.kind in MEDIA and not value.lower().startswith(("https://", "http://")):
         raise UserError(f"The template's {part.label} needs a link to the {slot.kind} (https://...)", field=field)
     if slot.kind not in MEDIA and slot.kind not in ("text", "code", "coupon_code"):
-        raise Refused(f"SigDesk cannot fill a {slot.kind} {part.label} yet; send this template from WhatsApp Manager",
-                      field=field)
+        raise Refused(
+            f"SigDesk cannot fill a {slot.kind} {part.label} yet; send this template from WhatsApp Manager", field=field
+        )
     if len(value) > MAX_TEXT:
         raise UserError(f"A variable of the template's {part.label} is longer than {MAX_TEXT} characters", field=field)
     if slot.kind == "text" and ("\n" in value or "\t" in value or "     " in value):
-        raise UserError(f"WhatsApp refuses variables with new lines, tabs or more than 4 spaces in a row "
-                        f"(template's {part.label})", field=field)
+        raise UserError(
+            f"WhatsApp refuses variables with new lines, tabs or more than 4 spaces in a row (template's {part.label})",
+            field=field,
+        )
     return value
 
 
 def _component(part: Part, named: bool, values: list[str]) -> dict[str, Any]:
     if part.index is not None:
         kind = part.slots[0].kind
-        parameter = {"type": "coupon_code", "coupon_code": values[0]} if kind == "coupon_code" else \
-            {"type": "text", "text": values[0]}
+        parameter = (
+            {"type": "coupon_code", "coupon_code": values[0]}
+            if kind == "coupon_code"
+            else {"type": "text", "text": values[0]}
+        )
         return {"type": "button", "sub_type": part.sub_type, "index": str(part.index), "parameters": [parameter]}
     if part.slots[0].kind in MEDIA:
         kind = part.slots[0].kind
@@ -266,6 +281,7 @@ def _component(part: Part, named: bool, values: list[str]) -> dict[str, Any]:
 
 # --- checking and rendering what was sent --------------------------------------------------------
 
+
 def check(layout: Layout, components: Iterable[Any] | None) -> None:
     """Refuse a send whose components leave a variable of the template empty (Meta would fail it later)."""
     sent = _sent(components)
@@ -274,14 +290,19 @@ def check(layout: Layout, components: Iterable[Any] | None) -> None:
             continue
         got = sent.get(part.name, {})
         if part.slots[0].kind == "text" and part.index is None:
-            missing = [slot.key for position, slot in enumerate(part.slots, 1)
-                       if slot.key not in got and str(position) not in got]
+            missing = [
+                slot.key
+                for position, slot in enumerate(part.slots, 1)
+                if slot.key not in got and str(position) not in got
+            ]
         else:
             missing = [] if got else [part.slots[0].key]
         if missing:
             count = len(part.slots)
-            raise UserError(f"The template's {part.label} needs {count} value{'s' if count != 1 else ''}",
-                            field=f"components.{part.name}")
+            raise UserError(
+                f"The template's {part.label} needs {count} value{'s' if count != 1 else ''}",
+                field=f"components.{part.name}",
+            )
 
 
 def render(layout: Layout, components: Iterable[Any] | None) -> str | None:

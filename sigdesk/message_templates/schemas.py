@@ -25,7 +25,14 @@ class TemplateData(BaseModel):
     @classmethod
     def of(cls, template: Template) -> "TemplateData":
         return cls(
-            id=template.id, name=template.name, language=template.language, category=template.category,
-            status=template.status, quality=template.quality, rejected_reason=template.rejected_reason,
-            components=components(template), variables=variables(template), problem=problem(template),
+            id=template.id,
+            name=template.name,
+            language=template.language,
+            category=template.category,
+            status=template.status,
+            quality=template.quality,
+            rejected_reason=template.rejected_reason,
+            components=components(template),
+            variables=variables(template),
+            problem=problem(template),
         )

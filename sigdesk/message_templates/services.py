@@ -55,8 +55,11 @@ def list_page(session: Session, limit: int, cursor: Cursor | None = None) -> Pag
 
 
 def approved(session: Session) -> list[Template]:
-    return list(session.scalars(
-        select(Template).where(func.upper(Template.status) == "APPROVED").order_by(Template.name, Template.language)))
+    return list(
+        session.scalars(
+            select(Template).where(func.upper(Template.status) == "APPROVED").order_by(Template.name, Template.language)
+        )
+    )
 
 
 def layout(template: Template) -> Layout:
@@ -93,9 +96,16 @@ def texts(template: Template) -> dict[str, str]:
 def option(template: Template) -> dict[str, Any]:
     """What the inbox's template composer needs about one template."""
     words = texts(template)
-    return {"id": template.id, "name": template.name, "language": template.language, "category": template.category,
-            "variables": variables(template), "body": words.get("body") or "", "header": words.get("header") or "",
-            "problem": problem(template)}
+    return {
+        "id": template.id,
+        "name": template.name,
+        "language": template.language,
+        "category": template.category,
+        "variables": variables(template),
+        "body": words.get("body") or "",
+        "header": words.get("header") or "",
+        "problem": problem(template),
+    }
 
 
 def template_content(session: Session, template_id: int, params: placeholders.Values) -> dict[str, Any]:
@@ -127,9 +137,16 @@ def sent_text(template: Template | None, sent: dict[str, Any]) -> str | None:
 
 def data(template: Template) -> dict[str, Any]:
     return {
-        "id": template.id, "name": template.name, "language": template.language, "category": template.category,
-        "status": template.status, "quality": template.quality, "rejected_reason": template.rejected_reason,
-        "components": components(template), "variables": variables(template), "problem": problem(template),
+        "id": template.id,
+        "name": template.name,
+        "language": template.language,
+        "category": template.category,
+        "status": template.status,
+        "quality": template.quality,
+        "rejected_reason": template.rejected_reason,
+        "components": components(template),
+        "variables": variables(template),
+        "problem": problem(template),
     }
 
 

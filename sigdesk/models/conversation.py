@@ -31,7 +31,9 @@ class Conversation(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), unique=True)
     status: Mapped[str] = mapped_column(String(16), default=ConversationStatus.OPEN.value)
-    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True, default=None)
+    assignee_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True, default=None
+    )
     last_message_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     last_inbound_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     unread_count: Mapped[int] = mapped_column(Integer, default=0)

@@ -42,8 +42,11 @@ def _page(step: str, status: int = 200, error: str | None = None, errors: dict[s
     context = {
         "step": step,
         "steps": [
-            {"name": name, "label": LABELS[name],
-             "state": "current" if name == step else "done" if index < reached else ""}
+            {
+                "name": name,
+                "label": LABELS[name],
+                "state": "current" if name == step else "done" if index < reached else "",
+            }
             for index, name in enumerate(onboarding.STEPS)
         ],
         "error": error,
@@ -141,8 +144,9 @@ def _save_whatsapp():
             values["whatsapp.verify_token"] = connect.new_verify_token()
         settings_commands.save(session, acting(WIZARD), cipher(), values)
         if connect.missing(session, cipher()):
-            raise Rejected({"whatsapp.access_token": "Enter at least the phone number ID and the access token, "
-                                                     "or skip this step."})
+            raise Rejected(
+                {"whatsapp.access_token": "Enter at least the phone number ID and the access token, or skip this step."}
+            )
 
     try:
         return _next("whatsapp", save)
@@ -170,8 +174,10 @@ def _save_inbound():
         def save(session: Session) -> None:
             relay_commands.pair(session, acting(WIZARD), cipher(), url, pairing)
     else:
+
         def save(session: Session) -> None:
             settings_commands.save(session, acting(WIZARD), cipher(), {"inbound.mode": mode})
+
     try:
         response = _next("inbound", save)
     except settings_commands.SettingsRejected as exc:
@@ -186,7 +192,9 @@ def _save_backup():
     form = request.form
     errors: dict[str, str] = {}
     try:
-        folder = onboarding.check_backup_folder(form.get("backup.folder", ""), may_create=onboarding.suggested_backup_folder())
+        folder = onboarding.check_backup_folder(
+            form.get("backup.folder", ""), may_create=onboarding.suggested_backup_folder()
+        )
     except onboarding.OnboardingError as exc:
         errors["backup.folder"] = str(exc)
     keeps_passphrase = settings.is_set(db_session(), "backup.passphrase") and not form.get("passphrase")

@@ -39,7 +39,18 @@ WINDOW_CLOSED = (
     "The 24-hour customer service window is closed: WhatsApp only allows approved templates until the customer writes again. "
     "Send a template instead."
 )
-FREE_FORM = {"text", "image", "video", "audio", "document", "sticker", "interactive", "reaction", "location", "contacts"}
+FREE_FORM = {
+    "text",
+    "image",
+    "video",
+    "audio",
+    "document",
+    "sticker",
+    "interactive",
+    "reaction",
+    "location",
+    "contacts",
+}
 
 
 class SendRefused(Refused):
@@ -53,7 +64,7 @@ class Sender(Protocol):
 
 
 def backoff(attempt: int) -> timedelta:
-    return timedelta(seconds=min(2 ** attempt, 300))
+    return timedelta(seconds=min(2**attempt, 300))
 
 
 def _recipient(contact: Contact) -> str:
@@ -136,9 +147,13 @@ def _check_template(session: Session, contact: Contact, content: dict[str, Any])
     if template is None:
         raise SendRefused(f"There is no template '{name}' in {language}. Sync templates from Meta first.")
     if (template.status or "").upper() != "APPROVED":
-        raise SendRefused(f"The template '{name}' is {(template.status or 'not approved').lower()}; only approved templates can be sent.")
+        raise SendRefused(
+            f"The template '{name}' is {(template.status or 'not approved').lower()}; only approved templates can be sent."
+        )
     if (template.category or "").upper() == "MARKETING" and contact.opted_out_marketing:
-        raise SendRefused("This customer has stopped marketing messages; send a utility template or wait for them to write.")
+        raise SendRefused(
+            "This customer has stopped marketing messages; send a utility template or wait for them to write."
+        )
     message_templates.check(template, content)
 
 
@@ -146,7 +161,11 @@ def recover_interrupted(session: Session) -> int:
     """At start: a message left in 'sending' may have reached Meta; never send it again on our own."""
     result = session.execute(
         update(Message)
-        .where(Message.direction == Direction.OUT.value, Message.status == MessageStatus.SENDING.value, Message.wamid.is_(None))
+        .where(
+            Message.direction == Direction.OUT.value,
+            Message.status == MessageStatus.SENDING.value,
+            Message.wamid.is_(None),
+        )
         .values(status=MessageStatus.FAILED.value, error_explanation=INTERRUPTED, next_attempt_at=None)
     )
     return result.rowcount or 0
@@ -156,12 +175,14 @@ def send_due(session: Session, sender_for: Callable[[Session], Sender | None], n
     """One worker pass: claim due messages, mark them 'sending' (committed), then call Meta; each outcome
     is recorded with a message.sent event."""
     now = now or utcnow()
-    due = list(session.scalars(
-        select(Message.id)
-        .where(Message.status == MessageStatus.QUEUED.value, Message.next_attempt_at <= now)
-        .order_by(Message.next_attempt_at, Message.id)
-        .limit(BATCH)
-    ))
+    due = list(
+        session.scalars(
+            select(Message.id)
+            .where(Message.status == MessageStatus.QUEUED.value, Message.next_attempt_at <= now)
+            .order_by(Message.next_attempt_at, Message.id)
+            .limit(BATCH)
+        )
+    )
     if not due:
         return 0
     sender = sender_for(session)
@@ -193,8 +214,13 @@ def _send_claimed(session: Session, sender: Sender | None, due: list[int]) -> in
             message = session.get(Message, message_id)
             session.refresh(message)
             _record(session, message, outcome)
-            assignee_id = session.scalar(select(Conversation.assignee_id).where(Conversation.id == message.conversation_id))
-            record(session, MessageSent(message.conversation_id, assignee_id, message.id, message.status, message.error_code))
+            assignee_id = session.scalar(
+                select(Conversation.assignee_id).where(Conversation.id == message.conversation_id)
+            )
+            record(
+                session,
+                MessageSent(message.conversation_id, assignee_id, message.id, message.status, message.error_code),
+            )
             session.commit()
     return handled
 
@@ -271,7 +297,11 @@ def send_read_receipt(session: Session, conversation: Conversation, sender: Send
     """Tell the customer their latest message was read; a network call, so keep it outside writes."""
     latest = session.scalar(
         select(Message.wamid)
-        .where(Message.conversation_id == conversation.id, Message.direction == Direction.IN.value, Message.wamid.is_not(None))
+        .where(
+            Message.conversation_id == conversation.id,
+            Message.direction == Direction.IN.value,
+            Message.wamid.is_not(None),
+        )
         .order_by(Message.timestamp.desc(), Message.id.desc())
         .limit(1)
     )

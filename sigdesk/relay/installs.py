@@ -56,7 +56,7 @@ def same_digest(secret: str, stored: str | None) -> bool:
 def new_pairing_code() -> str:
     """Typeable: 24 base32 letters and digits (120 bits) in groups of four."""
     text = base64.b32encode(secrets.token_bytes(15)).decode("ascii")
-    return "-".join(text[i:i + 4] for i in range(0, len(text), 4))
+    return "-".join(text[i : i + 4] for i in range(0, len(text), 4))
 
 
 def normalise_pairing_code(code: str) -> str:
@@ -76,8 +76,9 @@ def _clean_name(name: str) -> str:
     return cleaned
 
 
-def create_install(session: Session, name: str, max_events: int = DEFAULT_MAX_EVENTS,
-                   max_bytes: int = DEFAULT_MAX_BYTES) -> Credentials:
+def create_install(
+    session: Session, name: str, max_events: int = DEFAULT_MAX_EVENTS, max_bytes: int = DEFAULT_MAX_BYTES
+) -> Credentials:
     name = _clean_name(name)
     if max_events < 1 or max_bytes < 1:
         raise RelayError("Quotas must be positive")
@@ -87,9 +88,17 @@ def create_install(session: Session, name: str, max_events: int = DEFAULT_MAX_EV
     verify_token = secrets.token_urlsafe(24)
     code = new_pairing_code()
     install = Install(
-        uid=secrets.token_hex(16), name=name, hook_path=hook_path, verify_hash=digest(verify_token),
-        pairing_hash=_pairing_digest(code), pairing_expires_at=utcnow() + PAIRING_VALID,
-        acked_seq=0, stored_events=0, stored_bytes=0, max_events=max_events, max_bytes=max_bytes,
+        uid=secrets.token_hex(16),
+        name=name,
+        hook_path=hook_path,
+        verify_hash=digest(verify_token),
+        pairing_hash=_pairing_digest(code),
+        pairing_expires_at=utcnow() + PAIRING_VALID,
+        acked_seq=0,
+        stored_events=0,
+        stored_bytes=0,
+        max_events=max_events,
+        max_bytes=max_bytes,
     )
     session.add(install)
     session.flush()
@@ -146,13 +155,17 @@ def pair(session: Session, code: str, now: datetime | None = None) -> tuple[Inst
     now = now or utcnow()
     if not isinstance(code, str) or not normalise_pairing_code(code):
         raise PairingRefused("A pairing code is needed")
-    install = session.scalar(
-        select(Install).where(Install.pairing_hash == _pairing_digest(code)).with_for_update()
-    )
-    if install is None or install.revoked_at is not None or install.pairing_expires_at is None \
-            or install.pairing_expires_at < now:
-        raise PairingRefused("This pairing code is unknown, already used or expired; "
-                             "run 'sigdesk relay rotate-token' on the relay for a new one")
+    install = session.scalar(select(Install).where(Install.pairing_hash == _pairing_digest(code)).with_for_update())
+    if (
+        install is None
+        or install.revoked_at is not None
+        or install.pairing_expires_at is None
+        or install.pairing_expires_at < now
+    ):
+        raise PairingRefused(
+            "This pairing code is unknown, already used or expired; "
+            "run 'sigdesk relay rotate-token' on the relay for a new one"
+        )
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     install.token_hash = digest(token)
     install.pairing_hash = None

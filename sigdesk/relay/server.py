@@ -52,9 +52,16 @@ _DIGITS = re.compile(r"[0-9]{1,18}")
 
 Response = tuple[str, list[tuple[str, str]], bytes]
 STATUS_LINES = {
-    200: "200 OK", 400: "400 Bad Request", 401: "401 Unauthorized", 403: "403 Forbidden", 404: "404 Not Found",
-    405: "405 Method Not Allowed", 411: "411 Length Required", 413: "413 Payload Too Large",
-    500: "500 Internal Server Error", 503: "503 Service Unavailable",
+    200: "200 OK",
+    400: "400 Bad Request",
+    401: "401 Unauthorized",
+    403: "403 Forbidden",
+    404: "404 Not Found",
+    405: "405 Method Not Allowed",
+    411: "411 Length Required",
+    413: "413 Payload Too Large",
+    500: "500 Internal Server Error",
+    503: "503 Service Unavailable",
 }
 _OK = ("200 OK", [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", "2")], b"ok")
 
@@ -129,7 +136,12 @@ class RelayApp:
         mode = query.get("hub.mode", [None])[0]
         token = query.get("hub.verify_token", [None])[0]
         challenge = query.get("hub.challenge", [None])[0]
-        if mode != "subscribe" or token is None or challenge is None or not self.store.verify_token_matches(hook, token):
+        if (
+            mode != "subscribe"
+            or token is None
+            or challenge is None
+            or not self.store.verify_token_matches(hook, token)
+        ):
             log.warning("refused a webhook handshake for install %s: wrong mode or verify token", hook.install_id)
             return _error(403, "The verify token does not match this install's")
         body = challenge.encode("utf-8")
@@ -178,7 +190,7 @@ class RelayApp:
         payload = _read_json(environ)
         code = payload.get("code")
         if not isinstance(code, str):
-            raise BadRequest(400, "Send {\"code\": \"<pairing code>\"}")
+            raise BadRequest(400, 'Send {"code": "<pairing code>"}')
         try:
             with self.store.write_lock(), self.store.database.session() as session:
                 install, token = installs.pair(session, code)
@@ -212,21 +224,28 @@ class RelayApp:
         finally:
             if holding:
                 self._waiting.release()
-        return _json(200, {
-            "events": [
-                {"seq": event.seq, "received_at": _iso(event.received_at), "signature": event.signature,
-                 "body": base64.b64encode(event.body).decode("ascii")}
-                for event in events
-            ],
-            "more": more,
-            "acked": acked,
-        })
+        return _json(
+            200,
+            {
+                "events": [
+                    {
+                        "seq": event.seq,
+                        "received_at": _iso(event.received_at),
+                        "signature": event.signature,
+                        "body": base64.b64encode(event.body).decode("ascii"),
+                    }
+                    for event in events
+                ],
+                "more": more,
+                "acked": acked,
+            },
+        )
 
     def ack(self, environ: dict[str, Any]) -> Response:
         reader = self._reader(environ)
         seq = _read_json(environ).get("seq")
         if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
-            raise BadRequest(400, "Send {\"seq\": <the last sequence number stored>}")
+            raise BadRequest(400, 'Send {"seq": <the last sequence number stored>}')
         return _json(200, {"acked": self.store.ack(reader.id, seq)})
 
     def replay(self, environ: dict[str, Any]) -> Response:
@@ -234,7 +253,7 @@ class RelayApp:
         since_text = _read_json(environ).get("since")
         since = _parse_when(since_text) if isinstance(since_text, str) else None
         if since is None:
-            raise BadRequest(400, "Send {\"since\": \"<ISO 8601 date or time>\"}")
+            raise BadRequest(400, 'Send {"since": "<ISO 8601 date or time>"}')
         result = self.store.replay(reader.id, since)
         log.info("install %s asked to replay events since %s", reader.name, _iso(since))
         return _json(200, result)
@@ -322,8 +341,9 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value is not None else None
 
 
-def create_relay_app(database_url: str, threads: int = 16, max_body_bytes: int = MAX_BODY_BYTES,
-                     **store_options: Any) -> RelayApp:
+def create_relay_app(
+    database_url: str, threads: int = 16, max_body_bytes: int = MAX_BODY_BYTES, **store_options: Any
+) -> RelayApp:
     from sigdesk.relay.schema import open_relay_database
 
     return RelayApp(RelayStore(open_relay_database(database_url), **store_options), max_body_bytes, threads)
@@ -340,8 +360,13 @@ def serve(app: RelayApp, host: str, port: int, threads: int = 16, echo: Callable
     # (measured: 400 POST/s at 1 ms, 1,600 at 20 µs, no better below).
     sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
     server = create_server(
-        app, host=host, port=port, threads=threads, ident="SigDesk relay",
-        max_request_body_size=app.max_body_bytes + 65536, clear_untrusted_proxy_headers=True,
+        app,
+        host=host,
+        port=port,
+        threads=threads,
+        ident="SigDesk relay",
+        max_request_body_size=app.max_body_bytes + 65536,
+        clear_untrusted_proxy_headers=True,
         channel_timeout=MAX_WAIT_SECONDS + 35,
     )
     echo(f"SigDesk relay {__version__} listening on http://{host}:{server.effective_port}/")

@@ -120,9 +120,7 @@ class Notifier:
 
     def wait(self, install_id: int, seen: int, timeout: float) -> bool:
         with self._changed:
-            return self._changed.wait_for(
-                lambda: self.closed or self._generations.get(install_id, 0) != seen, timeout
-            )
+            return self._changed.wait_for(lambda: self.closed or self._generations.get(install_id, 0) != seen, timeout)
 
     def close(self) -> None:
         """The relay is stopping: end every long-poll now rather than make shutdown wait for them."""
@@ -144,7 +142,9 @@ class _Compiled:
         names = tuple(compiled.positiontup)
         binds = [compiled.binds[name] for name in names]
         return cls(
-            compiled.string, names, tuple(bind.effective_value for bind in binds),
+            compiled.string,
+            names,
+            tuple(bind.effective_value for bind in binds),
             tuple(bind.type.dialect_impl(dialect).bind_processor(dialect) for bind in binds),
         )
 
@@ -195,18 +195,38 @@ class _SqliteAppender:
             refused: set[int] = set()
             for install_id in dict.fromkeys(item.install_id for item in batch):
                 mine = [item for item in batch if item.install_id == install_id]
-                cursor.execute(self.reserve.sql, self.reserve.values({
-                    "b_id": install_id, "b_count": len(mine), "b_size": sum(len(item.body) for item in mine), "b_now": now,
-                }))
+                cursor.execute(
+                    self.reserve.sql,
+                    self.reserve.values(
+                        {
+                            "b_id": install_id,
+                            "b_count": len(mine),
+                            "b_size": sum(len(item.body) for item in mine),
+                            "b_now": now,
+                        }
+                    ),
+                )
                 if cursor.rowcount != 1:
                     refused.add(install_id)
             accepted = [item for item in batch if item.install_id not in refused]
             for start in range(0, len(accepted), ROWS_PER_INSERT):
-                rows = accepted[start:start + ROWS_PER_INSERT]
-                cursor.execute(self._insert_sql(len(rows)), [value for item in rows for value in self.insert.values({
-                    "install_id": item.install_id, "received_at": now, "size": len(item.body),
-                    "signature": item.signature, "body": item.body,
-                })])
+                rows = accepted[start : start + ROWS_PER_INSERT]
+                cursor.execute(
+                    self._insert_sql(len(rows)),
+                    [
+                        value
+                        for item in rows
+                        for value in self.insert.values(
+                            {
+                                "install_id": item.install_id,
+                                "received_at": now,
+                                "size": len(item.body),
+                                "signature": item.signature,
+                                "body": item.body,
+                            }
+                        )
+                    ],
+                )
                 last = cursor.lastrowid
             cursor.execute("COMMIT")
         except BaseException:
@@ -241,8 +261,14 @@ class _SqliteAppender:
 class RelayStore:
     """The relay's database with the in-process state around it: write lock, caches, long-poll wake-ups."""
 
-    def __init__(self, database: Database, keep_acked: timedelta = KEEP_ACKED, keep_unacked: timedelta = KEEP_UNACKED,
-                 purge_every: float = PURGE_EVERY_SECONDS, durable: bool = False) -> None:
+    def __init__(
+        self,
+        database: Database,
+        keep_acked: timedelta = KEEP_ACKED,
+        keep_unacked: timedelta = KEEP_UNACKED,
+        purge_every: float = PURGE_EVERY_SECONDS,
+        durable: bool = False,
+    ) -> None:
         self.database = database
         self.engine = database.engine
         if self.engine.dialect.name == "sqlite":
@@ -279,8 +305,9 @@ class RelayStore:
             return cached
         with self.engine.connect() as conn:
             row = conn.execute(
-                select(_installs.c.id, _installs.c.verify_hash)
-                .where(_installs.c.hook_path == path, _installs.c.revoked_at.is_(None))
+                select(_installs.c.id, _installs.c.verify_hash).where(
+                    _installs.c.hook_path == path, _installs.c.revoked_at.is_(None)
+                )
             ).first()
         if row is None:
             self._hooks.pop(path, None)
@@ -307,8 +334,12 @@ class RelayStore:
         except (StoreUnavailable, InstallGone):
             raise
         except Exception as exc:  # noqa: BLE001 - any storage failure must become a 503 so Meta retries
-            log.error("could not store a delivery for install %s: %s: %s", install_id, type(exc).__name__,
-                      getattr(exc, "orig", exc))
+            log.error(
+                "could not store a delivery for install %s: %s: %s",
+                install_id,
+                type(exc).__name__,
+                getattr(exc, "orig", exc),
+            )
             raise StoreUnavailable(str(exc)) from exc
         self.notifier.notify(install_id)
         return seq
@@ -326,9 +357,16 @@ class RelayStore:
                 if not self._active(install_id, conn):
                     raise InstallGone(f"install {install_id} is revoked")
                 return None
-            result = _APPEND(conn, {
-                "install_id": install_id, "received_at": now, "size": len(body), "signature": signature, "body": body,
-            })
+            result = _APPEND(
+                conn,
+                {
+                    "install_id": install_id,
+                    "received_at": now,
+                    "size": len(body),
+                    "signature": signature,
+                    "body": body,
+                },
+            )
             return result.lastrowid
 
     def _write_batch(self, batch: list[_Pending]) -> list[int | None]:
@@ -388,8 +426,9 @@ class RelayStore:
             return None
         with self.engine.connect() as conn:
             row = conn.execute(
-                select(_installs.c.id, _installs.c.uid, _installs.c.name)
-                .where(_installs.c.token_hash == digest(token), _installs.c.revoked_at.is_(None))
+                select(_installs.c.id, _installs.c.uid, _installs.c.name).where(
+                    _installs.c.token_hash == digest(token), _installs.c.revoked_at.is_(None)
+                )
             ).first()
         return Reader(row.id, row.uid, row.name) if row is not None else None
 
@@ -402,7 +441,9 @@ class RelayStore:
         with self._lock, self._writer.begin() as conn:
             conn.execute(update(_installs).where(_installs.c.id == install_id).values(last_poll_at=utcnow()))
 
-    def pull(self, install_id: int, after: int | None, limit: int, max_bytes: int) -> tuple[list[StoredEvent], bool, int]:
+    def pull(
+        self, install_id: int, after: int | None, limit: int, max_bytes: int
+    ) -> tuple[list[StoredEvent], bool, int]:
         """Events after `after` (default: after the acknowledged cursor), oldest first; and whether more wait."""
         with self.engine.connect() as conn:
             acked = conn.scalar(select(_installs.c.acked_seq).where(_installs.c.id == install_id)) or 0
@@ -440,7 +481,9 @@ class RelayStore:
         """Move the cursor back to the first event received at or after `since`, so it is delivered again."""
         with self._lock, self._writer.begin() as conn:
             first = conn.scalar(
-                select(func.min(_events.c.seq)).where(_events.c.install_id == install_id, _events.c.received_at >= since)
+                select(func.min(_events.c.seq)).where(
+                    _events.c.install_id == install_id, _events.c.received_at >= since
+                )
             )
             if first is not None:
                 conn.execute(
@@ -450,7 +493,9 @@ class RelayStore:
                 )
             acked = conn.scalar(select(_installs.c.acked_seq).where(_installs.c.id == install_id)) or 0
             pending = conn.scalar(
-                select(func.count()).select_from(_events).where(_events.c.install_id == install_id, _events.c.seq > acked)
+                select(func.count())
+                .select_from(_events)
+                .where(_events.c.install_id == install_id, _events.c.seq > acked)
             )
             oldest = conn.scalar(select(func.min(_events.c.received_at)).where(_events.c.install_id == install_id))
         self.notifier.notify(install_id)
@@ -461,13 +506,15 @@ class RelayStore:
         with self.engine.connect() as conn:
             install = conn.execute(select(_installs).where(_installs.c.id == install_id)).one()
             backlog = conn.scalar(
-                select(func.count()).select_from(_events)
+                select(func.count())
+                .select_from(_events)
                 .where(_events.c.install_id == install_id, _events.c.seq > install.acked_seq)
             )
             oldest = conn.scalar(
                 select(_events.c.received_at)
                 .where(_events.c.install_id == install_id, _events.c.seq > install.acked_seq)
-                .order_by(_events.c.seq).limit(1)
+                .order_by(_events.c.seq)
+                .limit(1)
             )
         return {
             "install": install.name,
@@ -505,10 +552,13 @@ class RelayStore:
             installs = conn.execute(select(_installs.c.id)).scalars().all()
         removed = 0
         for install_id in installs:
-            removed += self._remove(install_id, lambda acked: (
-                ((_events.c.seq <= acked) & (_events.c.received_at < now - self.keep_acked))
-                | (_events.c.received_at < now - self.keep_unacked)
-            ))
+            removed += self._remove(
+                install_id,
+                lambda acked: (
+                    ((_events.c.seq <= acked) & (_events.c.received_at < now - self.keep_acked))
+                    | (_events.c.received_at < now - self.keep_unacked)
+                ),
+            )
         if removed:
             log.info("purged %d old relay events", removed)
         return removed
@@ -533,8 +583,11 @@ class RelayStore:
                 return 0
             conn.execute(delete(_events).where(where))
             conn.execute(
-                update(_installs).where(_installs.c.id == install_id).values(
-                    stored_events=_installs.c.stored_events - count, stored_bytes=_installs.c.stored_bytes - size,
+                update(_installs)
+                .where(_installs.c.id == install_id)
+                .values(
+                    stored_events=_installs.c.stored_events - count,
+                    stored_bytes=_installs.c.stored_bytes - size,
                 )
             )
             return count

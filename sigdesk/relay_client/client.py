@@ -72,14 +72,23 @@ class Batch:
 class RelayClient:
     """The relay's HTTP API; one per relay address and token."""
 
-    def __init__(self, base_url: str, token: str | None = None, transport: httpx.BaseTransport | None = None,
-                 request_seconds: float = REQUEST_SECONDS) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        token: str | None = None,
+        transport: httpx.BaseTransport | None = None,
+        request_seconds: float = REQUEST_SECONDS,
+    ) -> None:
         self.request_seconds = request_seconds
         headers = {"User-Agent": f"SigDesk/{__version__}"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
         self.http = httpx.Client(
-            base_url=base_url.rstrip("/"), headers=headers, timeout=request_seconds, trust_env=True, transport=transport,
+            base_url=base_url.rstrip("/"),
+            headers=headers,
+            timeout=request_seconds,
+            trust_env=True,
+            transport=transport,
         )
 
     def close(self) -> None:
@@ -106,7 +115,9 @@ class RelayClient:
         if response.status_code >= 500 or response.status_code == 429:
             raise RelayUnavailable(message or f"The relay answered {response.status_code}")
         if response.status_code != 200 or not isinstance(payload, dict):
-            raise RelayProblem(message or f"The relay answered {response.status_code}; is this a SigDesk relay address?")
+            raise RelayProblem(
+                message or f"The relay answered {response.status_code}; is this a SigDesk relay address?"
+            )
         return payload
 
     def pair(self, code: str) -> Pairing:
@@ -158,8 +169,9 @@ def read_config(session, cipher: Cipher) -> Config:
     def get(key: str):
         return settings.get(session, cipher, key)
 
-    return Config(get("inbound.mode"), get("relay.url"), get("relay.token"), get("relay.install"),
-                  get("whatsapp.app_secret"))
+    return Config(
+        get("inbound.mode"), get("relay.url"), get("relay.token"), get("relay.install"), get("whatsapp.app_secret")
+    )
 
 
 def save_pairing(session, cipher: Cipher, url: str, pairing: Pairing) -> None:
@@ -190,8 +202,15 @@ STATES = ("starting", "off", "unpaired", "waiting", "connected", "reconnecting",
 class Puller:
     """The background loop (run by the worker's add_loop) that drains the relay into the database."""
 
-    def __init__(self, database: Database, cipher: Cipher, batch: int = BATCH, wait: float = WAIT_SECONDS,
-                 transport: httpx.BaseTransport | None = None, request_seconds: float = REQUEST_SECONDS) -> None:
+    def __init__(
+        self,
+        database: Database,
+        cipher: Cipher,
+        batch: int = BATCH,
+        wait: float = WAIT_SECONDS,
+        transport: httpx.BaseTransport | None = None,
+        request_seconds: float = REQUEST_SECONDS,
+    ) -> None:
         self.database = database
         self.request_seconds = request_seconds
         self.cipher = cipher
@@ -275,7 +294,9 @@ class Puller:
             return REFUSED_SECONDS
         except RelayProblem as exc:
             # once when trouble starts and once when it turns into "offline", not on every retry
-            log.log(logging.WARNING if self._failures in (0, OFFLINE_AFTER_FAILURES) else logging.DEBUG, "relay: %s", exc)
+            log.log(
+                logging.WARNING if self._failures in (0, OFFLINE_AFTER_FAILURES) else logging.DEBUG, "relay: %s", exc
+            )
             return self._failed(str(exc))
         except SQLAlchemyError as exc:
             log.error("relay: storing events failed (%s); they stay on the relay", type(exc).__name__)
@@ -317,7 +338,9 @@ class Puller:
             self._status_fetched = time.monotonic()
             try:
                 remote = client.status()
-                changes.update(backlog=remote.get("backlog"), oldest_unacked_age=remote.get("oldest_unacked_age_seconds"))
+                changes.update(
+                    backlog=remote.get("backlog"), oldest_unacked_age=remote.get("oldest_unacked_age_seconds")
+                )
             except RelayProblem:
                 pass  # the next pull will tell whether the relay is really gone
         self._set(**changes)

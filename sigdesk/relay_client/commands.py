@@ -21,7 +21,11 @@ from sigdesk.settings.commands import save
 
 def pair(session: Session, actor: Actor, cipher: Cipher, url: str, pairing: Pairing) -> None:
     """Switch inbound webhooks to the relay at `url` with the credentials its pairing code gave."""
-    save(session, actor, cipher, {"relay.url": url, "relay.token": pairing.token, "relay.install": pairing.install,
-                                  "inbound.mode": "relay"})
+    save(
+        session,
+        actor,
+        cipher,
+        {"relay.url": url, "relay.token": pairing.token, "relay.install": pairing.install, "inbound.mode": "relay"},
+    )
     record_by(session, actor, "relay.paired", pairing.name, {"relay": url})
     record(session, RelayPaired(urlsplit(url).hostname or url))

@@ -90,8 +90,12 @@ def store_relayed(session: Session, install: str, events: Sequence[Relayed], app
 def _redelivered(session: Session, seen, event: Relayed, app_secret: str, result: Stored) -> None:
     if seen.delivery_id is not None and seen.state in RETRY_STATES:
         result.pending.append(Pending(seen.delivery_id, event.body))
-    elif seen.delivery_id is not None and seen.state == DeliveryState.QUARANTINED.value \
-            and seen.error == SIGNATURE_MISMATCH and verify_signature(app_secret, event.body, event.signature):
+    elif (
+        seen.delivery_id is not None
+        and seen.state == DeliveryState.QUARANTINED.value
+        and seen.error == SIGNATURE_MISMATCH
+        and verify_signature(app_secret, event.body, event.signature)
+    ):
         _release(session, seen.delivery_id)
         result.pending.append(Pending(seen.delivery_id, event.body))
     else:
@@ -100,14 +104,16 @@ def _redelivered(session: Session, seen, event: Relayed, app_secret: str, result
 
 def _quarantine(session: Session, delivery_id: int) -> None:
     session.execute(
-        update(_deliveries).where(_deliveries.c.id == delivery_id)
+        update(_deliveries)
+        .where(_deliveries.c.id == delivery_id)
         .values(state=DeliveryState.QUARANTINED.value, error=SIGNATURE_MISMATCH, processed_at=utcnow())
     )
 
 
 def _release(session: Session, delivery_id: int) -> None:
     session.execute(
-        update(_deliveries).where(_deliveries.c.id == delivery_id)
+        update(_deliveries)
+        .where(_deliveries.c.id == delivery_id)
         .values(state=DeliveryState.RECEIVED.value, error=None, processed_at=None)
     )
 
@@ -119,7 +125,8 @@ def recheck_quarantined(session: Session, app_secret: str | None, limit: int = 5
     rows = session.execute(
         select(_deliveries.c.id, _deliveries.c.raw, _deliveries.c.signature)
         .where(_deliveries.c.state == DeliveryState.QUARANTINED.value, _deliveries.c.error == SIGNATURE_MISMATCH)
-        .order_by(_deliveries.c.id).limit(limit)
+        .order_by(_deliveries.c.id)
+        .limit(limit)
     ).all()
     released = []
     for row in rows:
@@ -130,10 +137,14 @@ def recheck_quarantined(session: Session, app_secret: str | None, limit: int = 5
 
 
 def quarantined_count(session: Session) -> int:
-    return session.scalar(
-        select(func.count()).select_from(_deliveries)
-        .where(_deliveries.c.state == DeliveryState.QUARANTINED.value, _deliveries.c.error == SIGNATURE_MISMATCH)
-    ) or 0
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(_deliveries)
+            .where(_deliveries.c.state == DeliveryState.QUARANTINED.value, _deliveries.c.error == SIGNATURE_MISMATCH)
+        )
+        or 0
+    )
 
 
 def last_relayed_at(session: Session, install: str | None) -> datetime | None:

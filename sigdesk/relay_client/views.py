@@ -16,8 +16,14 @@ from sigdesk.web import Rejected, acting, actor, cipher, client_ip, db_session, 
 bp = Blueprint("relay", __name__, url_prefix="/admin/inbound")
 
 LABELS = {
-    "starting": "starting", "off": "direct", "unpaired": "not paired", "waiting": "waiting for the app secret",
-    "connected": "connected", "reconnecting": "reconnecting", "offline": "offline", "refused": "token refused",
+    "starting": "starting",
+    "off": "direct",
+    "unpaired": "not paired",
+    "waiting": "waiting for the app secret",
+    "connected": "connected",
+    "reconnecting": "reconnecting",
+    "offline": "offline",
+    "refused": "token refused",
 }
 
 
@@ -59,7 +65,10 @@ def index():
 
 def _page(error: str | None = None, status: int = 200):
     return render_template(
-        "relay/index.html", summary=_summary(), error=error, form=request.form,
+        "relay/index.html",
+        summary=_summary(),
+        error=error,
+        form=request.form,
         callback_url=request.url_root + "webhooks/whatsapp",
     ), status
 
@@ -100,14 +109,24 @@ def mode():
             chosen = settings.set_text(session, cipher(), "inbound.mode", wanted)
             if chosen == "relay" and not relay.read_config(session, cipher()).token:
                 raise Rejected("Pair with a relay first (relay address and pairing code below).")
-            record(session, "settings.changed", actor=actor(), target="inbound.mode", ip=client_ip(), detail={"mode": chosen})
+            record(
+                session,
+                "settings.changed",
+                actor=actor(),
+                target="inbound.mode",
+                ip=client_ip(),
+                detail={"mode": chosen},
+            )
     except SettingError as exc:
         return _page(str(exc), 400)
     except Rejected as rejected:
         return _page(rejected.detail, 400)
     _puller().wake()
-    flash("Inbound webhooks now come through the relay." if chosen == "relay"
-          else "Inbound webhooks now come directly to this server.")
+    flash(
+        "Inbound webhooks now come through the relay."
+        if chosen == "relay"
+        else "Inbound webhooks now come directly to this server."
+    )
     return redirect(url_for("relay.index"))
 
 
@@ -143,9 +162,11 @@ def replay():
         record(session, "relay.replay", actor=actor(), ip=client_ip(), detail={"since": text})
     _puller().wake()
     count = result.get("redelivering", 0)
-    flash(f"The relay is sending {count} event{'s' if count != 1 else ''} again from {text}; "
-          "events SigDesk already has are skipped."
-          + (f" It keeps events from {result['oldest_kept'][:10]} on." if result.get("oldest_kept") else ""))
+    flash(
+        f"The relay is sending {count} event{'s' if count != 1 else ''} again from {text}; "
+        "events SigDesk already has are skipped."
+        + (f" It keeps events from {result['oldest_kept'][:10]} on." if result.get("oldest_kept") else "")
+    )
     return redirect(url_for("relay.index"))
 
 
@@ -160,6 +181,10 @@ def recheck():
     relay.apply(session, released)  # takes the write lock itself, a chunk at a time
     with writing() as session:
         record(session, "relay.recheck", actor=actor(), ip=client_ip(), detail={"released": len(released)})
-    flash(f"{len(released)} quarantined event{'s' if len(released) != 1 else ''} now match the app secret "
-          "and were processed." if released else "No quarantined event matches the current app secret.")
+    flash(
+        f"{len(released)} quarantined event{'s' if len(released) != 1 else ''} now match the app secret "
+        "and were processed."
+        if released
+        else "No quarantined event matches the current app secret."
+    )
     return redirect(url_for("relay.index"))

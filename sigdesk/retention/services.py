@@ -18,7 +18,16 @@ from sqlalchemy.orm import Session
 from sigdesk.audit.services import record
 from sigdesk.crypto import Cipher
 from sigdesk.db import utcnow
-from sigdesk.models import AuditEvent, DeliveryState, LoginEvent, Message, MessageStatusEvent, Reaction, Setting, WebhookDelivery
+from sigdesk.models import (
+    AuditEvent,
+    DeliveryState,
+    LoginEvent,
+    Message,
+    MessageStatusEvent,
+    Reaction,
+    Setting,
+    WebhookDelivery,
+)
 from sigdesk.settings import services as settings
 
 log = logging.getLogger(__name__)
@@ -33,7 +42,9 @@ def purge_messages(session: Session, data_dir: Path, cutoff: datetime) -> dict[s
     keys: set[str] = set()
     deleted = 0
     while True:
-        batch = session.execute(select(Message.id, Message.storage_key).where(Message.timestamp < cutoff).limit(BATCH)).all()
+        batch = session.execute(
+            select(Message.id, Message.storage_key).where(Message.timestamp < cutoff).limit(BATCH)
+        ).all()
         if not batch:
             break
         keys.update(key for _id, key in batch if key)
@@ -42,7 +53,9 @@ def purge_messages(session: Session, data_dir: Path, cutoff: datetime) -> dict[s
     statuses = session.execute(delete(MessageStatusEvent).where(MessageStatusEvent.created_at < cutoff)).rowcount
     reactions = session.execute(delete(Reaction).where(Reaction.reacted_at < cutoff)).rowcount
     deliveries = session.execute(
-        delete(WebhookDelivery).where(WebhookDelivery.received_at < cutoff, WebhookDelivery.state != DeliveryState.RECEIVED.value)
+        delete(WebhookDelivery).where(
+            WebhookDelivery.received_at < cutoff, WebhookDelivery.state != DeliveryState.RECEIVED.value
+        )
     ).rowcount
     session.flush()
     files = 0
@@ -55,8 +68,13 @@ def purge_messages(session: Session, data_dir: Path, cutoff: datetime) -> dict[s
             files += 1
         except FileNotFoundError:
             pass
-    return {"messages": deleted, "message_statuses": statuses, "reactions": reactions,
-            "webhook_deliveries": deliveries, "media_files": files}
+    return {
+        "messages": deleted,
+        "message_statuses": statuses,
+        "reactions": reactions,
+        "webhook_deliveries": deliveries,
+        "media_files": files,
+    }
 
 
 def purge_backups(folder: Path, cutoff: datetime) -> int:
@@ -80,10 +98,14 @@ def purge(session: Session, cipher: Cipher, data_dir: Path, now: datetime | None
         counts.update(purge_messages(session, data_dir, now - timedelta(days=days)))
     days = settings.get(session, cipher, "retention.audit_days")
     if days:
-        counts["audit_events"] = session.execute(delete(AuditEvent).where(AuditEvent.at < now - timedelta(days=days))).rowcount
+        counts["audit_events"] = session.execute(
+            delete(AuditEvent).where(AuditEvent.at < now - timedelta(days=days))
+        ).rowcount
     days = settings.get(session, cipher, "retention.logins_days")
     if days:
-        counts["login_events"] = session.execute(delete(LoginEvent).where(LoginEvent.at < now - timedelta(days=days))).rowcount
+        counts["login_events"] = session.execute(
+            delete(LoginEvent).where(LoginEvent.at < now - timedelta(days=days))
+        ).rowcount
     days = settings.get(session, cipher, "retention.backups_days")
     folder = settings.get(session, cipher, "backup.folder")
     if days and folder:

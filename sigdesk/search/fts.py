@@ -8,8 +8,12 @@ from sqlalchemy import Connection, text
 # SQLite: FTS5 tables over messages and contacts (external content, kept in sync by triggers).
 SQLITE_FTS_TABLES = ("messages_fts", "contacts_fts")
 SQLITE_TRIGGERS = (
-    "messages_fts_insert", "messages_fts_delete", "messages_fts_update",
-    "contacts_fts_insert", "contacts_fts_delete", "contacts_fts_update",
+    "messages_fts_insert",
+    "messages_fts_delete",
+    "messages_fts_update",
+    "contacts_fts_insert",
+    "contacts_fts_delete",
+    "contacts_fts_update",
 )
 # MySQL/MariaDB: FULLTEXT indexes on the tables themselves.
 MYSQL_FULLTEXT_INDEXES = ("ftx_messages_text_caption", "ftx_contacts_names")

@@ -76,10 +76,25 @@ def _contact_name(display_name, profile_name, wa_id, user_id, contact_id) -> str
 
 
 MESSAGE_COLUMNS = (
-    Message.id, Message.conversation_id, Message.timestamp, Message.text, Message.caption,
-    Contact.id, Contact.display_name, Contact.profile_name, Contact.wa_id, Contact.user_id,
+    Message.id,
+    Message.conversation_id,
+    Message.timestamp,
+    Message.text,
+    Message.caption,
+    Contact.id,
+    Contact.display_name,
+    Contact.profile_name,
+    Contact.wa_id,
+    Contact.user_id,
 )
-CONTACT_COLUMNS = (Contact.id, Contact.display_name, Contact.profile_name, Contact.wa_id, Contact.user_id, Conversation.id)
+CONTACT_COLUMNS = (
+    Contact.id,
+    Contact.display_name,
+    Contact.profile_name,
+    Contact.wa_id,
+    Contact.user_id,
+    Conversation.id,
+)
 
 
 def _message_hit(row, terms: list[str]) -> dict[str, Any]:
@@ -164,7 +179,9 @@ class SQLiteSearch:
         return _with_phone_matches(session, user, widened, query, rows, limit)
 
 
-def _with_phone_matches(session: Session, user: User, widened: bool, query: Query, rows: list, limit: int) -> list[dict[str, Any]]:
+def _with_phone_matches(
+    session: Session, user: User, widened: bool, query: Query, rows: list, limit: int
+) -> list[dict[str, Any]]:
     """A number typed in any format finds the contact whose number contains it."""
     if query.digits and len(rows) < limit:
         seen = {row[0] for row in rows}
@@ -216,11 +233,15 @@ class MySQLSearch:
             statement = statement.where(match(Message.text, Message.caption, against=against).in_boolean_mode())
         for term in unindexed:
             pattern = _like(term)
-            statement = statement.where(or_(Message.text.like(pattern, escape="\\"), Message.caption.like(pattern, escape="\\")))
+            statement = statement.where(
+                or_(Message.text.like(pattern, escape="\\"), Message.caption.like(pattern, escape="\\"))
+            )
         statement = statement.order_by(Message.id.desc()).limit(limit)
         return [_message_hit(row, query.terms) for row in session.execute(statement)]
 
-    def recent_messages(self, session: Session, user: User, widened: bool, query: Query, limit: int) -> list[dict[str, Any]] | None:
+    def recent_messages(
+        self, session: Session, user: User, widened: bool, query: Query, limit: int
+    ) -> list[dict[str, Any]] | None:
         """The hits among the newest messages, or None when they do not fill the page."""
         newest = session.scalar(select(func.max(Message.id)))
         if newest is None:
@@ -228,11 +249,16 @@ class MySQLSearch:
         statement = _visible_messages(user, widened).where(Message.id > newest - self.RECENT_WINDOW)
         for term in query.terms:
             pattern = _like(term)
-            statement = statement.where(or_(Message.text.like(pattern, escape="\\"), Message.caption.like(pattern, escape="\\")))
+            statement = statement.where(
+                or_(Message.text.like(pattern, escape="\\"), Message.caption.like(pattern, escape="\\"))
+            )
         rows = list(session.execute(statement.order_by(Message.id.desc()).limit(4 * limit)))
         # LIKE finds the words anywhere; keep those where they start a word, as the index would
-        hits = [_message_hit(row, query.terms) for row in rows
-                if _matches_all(row[3] or "", query.terms) or _matches_all(row[4] or "", query.terms)]
+        hits = [
+            _message_hit(row, query.terms)
+            for row in rows
+            if _matches_all(row[3] or "", query.terms) or _matches_all(row[4] or "", query.terms)
+        ]
         if len(hits) >= limit or (len(rows) < 4 * limit and newest <= self.RECENT_WINDOW):
             return hits[:limit]
         return None
@@ -241,13 +267,18 @@ class MySQLSearch:
         against, unindexed = self.split(query.terms)
         statement = _visible_contacts(user, widened)
         if against:
-            statement = statement.where(match(Contact.display_name, Contact.profile_name, Contact.wa_id, against=against).in_boolean_mode())
+            statement = statement.where(
+                match(Contact.display_name, Contact.profile_name, Contact.wa_id, against=against).in_boolean_mode()
+            )
         for term in unindexed:
             pattern = _like(term)
-            statement = statement.where(or_(
-                Contact.display_name.like(pattern, escape="\\"), Contact.profile_name.like(pattern, escape="\\"),
-                Contact.wa_id.like(pattern, escape="\\"),
-            ))
+            statement = statement.where(
+                or_(
+                    Contact.display_name.like(pattern, escape="\\"),
+                    Contact.profile_name.like(pattern, escape="\\"),
+                    Contact.wa_id.like(pattern, escape="\\"),
+                )
+            )
         statement = statement.order_by(Conversation.last_message_at.desc(), Contact.id.desc()).limit(limit)
         return _with_phone_matches(session, user, widened, query, list(session.execute(statement)), limit)
 
@@ -291,7 +322,9 @@ def _fold(value: str) -> tuple[str, list[int]]:
     folded: list[str] = []
     origin: list[int] = []
     for index, char in enumerate(value):
-        base = "".join(part for part in unicodedata.normalize("NFD", char) if not unicodedata.combining(part)).casefold()
+        base = "".join(
+            part for part in unicodedata.normalize("NFD", char) if not unicodedata.combining(part)
+        ).casefold()
         for part in base or char:
             folded.append(part)
             origin.append(index)
@@ -314,7 +347,11 @@ def _matches_all(value: str, terms: list[str]) -> bool:
 def snippet_html(value: str, terms: list[str], context: int = SNIPPET_CONTEXT) -> str:
     """A short excerpt around the first hit, HTML-escaped, with every hit wrapped in <mark>."""
     folded, origin = _fold(value)
-    spans = [(origin[m.start()], origin[m.end() - 1] + 1) for m in _pattern(terms).finditer(folded)] if terms and value else []
+    spans = (
+        [(origin[m.start()], origin[m.end() - 1] + 1) for m in _pattern(terms).finditer(folded)]
+        if terms and value
+        else []
+    )
     first = spans[0][0] if spans else 0
     start = max(0, first - context)
     end = min(len(value), first + 2 * context)

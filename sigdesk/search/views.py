@@ -25,9 +25,19 @@ def _searchable(value: str) -> str:
 class SearchQuery(BaseModel):
     model_config = ConfigDict(json_schema_extra={"required": ["q"]})  # missing q is refused with check_query's words
 
-    q: Annotated[str, AfterValidator(_searchable), WithJsonSchema({
-        "type": "string", "minLength": 1, "maxLength": services.MAX_QUERY_LENGTH, "pattern": r"\S",
-        "description": "Plain words; every word must match, the last one as a prefix"})] = Field("", validate_default=True)
+    q: Annotated[
+        str,
+        AfterValidator(_searchable),
+        WithJsonSchema(
+            {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": services.MAX_QUERY_LENGTH,
+                "pattern": r"\S",
+                "description": "Plain words; every word must match, the last one as a prefix",
+            }
+        ),
+    ] = Field("", validate_default=True)
     limit: PageSize = limit(20, services.MAX_LIMIT)
 
 

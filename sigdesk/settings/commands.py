@@ -78,5 +78,6 @@ def save(session: Session, actor: Actor, cipher: Cipher, values: Mapping[str, An
 def _check_lockout(actor: Actor, parsed: dict[str, Any], changed: list[str]) -> None:
     """A person may not require two-factor for everyone before they have it themselves."""
     if REQUIRE_2FA in changed and parsed[REQUIRE_2FA] and actor.user is not None and not actor.user.totp_enabled:
-        raise SettingsRejected({REQUIRE_2FA: "Turn on two-factor authentication for your own account first, "
-                                             "so you are not locked out."})
+        raise SettingsRejected(
+            {REQUIRE_2FA: "Turn on two-factor authentication for your own account first, so you are not locked out."}
+        )

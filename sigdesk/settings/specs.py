@@ -166,7 +166,12 @@ SPECS: dict[str, Spec] = {
     spec.key: spec
     for spec in [
         Spec("security.require_2fa", "Require two-factor authentication for everyone", parse_bool, False),
-        Spec("server.allowed_networks", "Networks allowed to reach the LAN server", parse_networks, DEFAULT_ALLOWED_NETWORKS),
+        Spec(
+            "server.allowed_networks",
+            "Networks allowed to reach the LAN server",
+            parse_networks,
+            DEFAULT_ALLOWED_NETWORKS,
+        ),
         Spec("general.business_name", "Business name", parse_str, ""),
         Spec("general.timezone", "Time zone for dates and times", parse_timezone, machine_timezone()),
         Spec("whatsapp.app_secret", "Meta app secret (checks webhook signatures)", parse_str, None, secret=True),
@@ -182,15 +187,32 @@ SPECS: dict[str, Spec] = {
         Spec("relay.token", "Relay access token (from pairing)", parse_str, None, secret=True),
         Spec("relay.install", "Relay install ID (from pairing)", parse_str, None),
         Spec("retention.messages_days", "Delete messages older than this many days (0 keeps them)", parse_days, 0),
-        Spec("retention.audit_days", "Delete audit log entries older than this many days (0 keeps them)", parse_days, 365),
+        Spec(
+            "retention.audit_days", "Delete audit log entries older than this many days (0 keeps them)", parse_days, 365
+        ),
         Spec("retention.logins_days", "Delete sign-in history older than this many days (0 keeps it)", parse_days, 365),
-        Spec("retention.backups_days", "Delete backups in the backup folder older than this many days (0 keeps them)", parse_days, 30),
+        Spec(
+            "retention.backups_days",
+            "Delete backups in the backup folder older than this many days (0 keeps them)",
+            parse_days,
+            30,
+        ),
         Spec("backup.folder", "Backup folder (e.g. a USB drive or a synced folder)", parse_str, None),
         Spec("backup.schedule", "Automatic backups (off, daily or weekly)", parse_schedule, "off"),
         Spec("backup.time", "Time of day for automatic backups (this computer's clock)", parse_clock, "02:00"),
         Spec("backup.passphrase", "Passphrase for automatic backups", parse_passphrase, None, secret=True),
-        Spec("inbox.agents_see_all", "Agents see every conversation, not only their own and unassigned ones", parse_bool, False),
-        Spec("onboarding.step", "First-run setup: the step to resume at (done once finished)", parse_onboarding_step, None),
+        Spec(
+            "inbox.agents_see_all",
+            "Agents see every conversation, not only their own and unassigned ones",
+            parse_bool,
+            False,
+        ),
+        Spec(
+            "onboarding.step",
+            "First-run setup: the step to resume at (done once finished)",
+            parse_onboarding_step,
+            None,
+        ),
     ]
 }
 

@@ -90,44 +90,67 @@ def validate_message(kind: str, content: Any) -> None:
     elif kind == "interactive":
         _validate_interactive(content)
     elif kind == "reaction":
-        _need(isinstance(content.get("message_id"), str) and content["message_id"] != "", "A reaction needs the message it reacts to")
+        _need(
+            isinstance(content.get("message_id"), str) and content["message_id"] != "",
+            "A reaction needs the message it reacts to",
+        )
         _need(isinstance(content.get("emoji", ""), str), "A reaction's emoji must be text (empty removes it)")
     elif kind == "location":
         for key, low, high in (("latitude", -90, 90), ("longitude", -180, 180)):
             value = content.get(key)
-            _need(isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and low <= value <= high,
-                  f"The {key} must be a number from {low} to {high}")
+            _need(
+                isinstance(value, (int, float))
+                and not isinstance(value, bool)
+                and math.isfinite(value)
+                and low <= value <= high,
+                f"The {key} must be a number from {low} to {high}",
+            )
         for key in ("name", "address"):
             _need(content.get(key) is None or isinstance(content[key], str), f"The location's {key} must be text")
     elif kind == "template":
-        _need(isinstance(content.get("name"), str) and content["name"] != "", "A template message needs the template's name")
+        _need(
+            isinstance(content.get("name"), str) and content["name"] != "",
+            "A template message needs the template's name",
+        )
         _need(bool((content.get("language") or {}).get("code")), "A template message needs a language code")
         components = content.get("components", [])
-        _need(isinstance(components, list) and all(isinstance(c, dict) and c.get("type") for c in components),
-              "Template components must be a list of objects, each with a type")
+        _need(
+            isinstance(components, list) and all(isinstance(c, dict) and c.get("type") for c in components),
+            "Template components must be a list of objects, each with a type",
+        )
     else:
         raise InvalidMessage(f"Unknown message type '{kind}'")
 
 
 def _validate_media(kind: str, content: dict[str, Any]) -> None:
-    _need(bool(content.get("id")) != bool(content.get("link")), f"A {kind} message needs exactly one of an uploaded media id or a link")
+    _need(
+        bool(content.get("id")) != bool(content.get("link")),
+        f"A {kind} message needs exactly one of an uploaded media id or a link",
+    )
     link = content.get("link")
     if link:
-        _need(isinstance(link, str) and urlsplit(link).scheme in ("http", "https") and bool(urlsplit(link).netloc),
-              f"A {kind} link must be an http(s) address")
+        _need(
+            isinstance(link, str) and urlsplit(link).scheme in ("http", "https") and bool(urlsplit(link).netloc),
+            f"A {kind} link must be an http(s) address",
+        )
     if content.get("caption") is not None:
         _need(kind in CAPTIONED, "Captions are for images, videos and documents only")
         _text(content["caption"], "A caption", CAPTION_MAX)
     if content.get("filename") is not None:
         _need(kind == "document", "Only documents have a file name")
-        _need(isinstance(content["filename"], str) and 0 < len(content["filename"]) <= 240, "The file name must be 1 to 240 characters")
+        _need(
+            isinstance(content["filename"], str) and 0 < len(content["filename"]) <= 240,
+            "The file name must be 1 to 240 characters",
+        )
 
 
 def _validate_contacts(content: Any) -> None:
     _need(isinstance(content, list) and len(content) > 0, "Send at least one contact card")
     for card in content:
         name = (card or {}).get("name") if isinstance(card, dict) else None
-        _need(isinstance(name, dict) and bool(name.get("formatted_name")), "Every contact card needs name.formatted_name")
+        _need(
+            isinstance(name, dict) and bool(name.get("formatted_name")), "Every contact card needs name.formatted_name"
+        )
 
 
 def _validate_interactive(content: dict[str, Any]) -> None:
@@ -153,7 +176,9 @@ def _validate_interactive(content: dict[str, Any]) -> None:
         for button in buttons:
             reply = (button or {}).get("reply") or {}
             title, button_id = reply.get("title") or "", reply.get("id") or ""
-            _need(0 < len(title) <= BUTTON_TITLE_MAX, f"Button titles need 1 to {BUTTON_TITLE_MAX} characters ('{title}')")
+            _need(
+                0 < len(title) <= BUTTON_TITLE_MAX, f"Button titles need 1 to {BUTTON_TITLE_MAX} characters ('{title}')"
+            )
             _need(0 < len(button_id) <= BUTTON_ID_MAX, f"Button ids need 1 to {BUTTON_ID_MAX} characters")
             ids.append(button_id)
             titles.append(title)
@@ -168,7 +193,9 @@ def _validate_interactive(content: dict[str, Any]) -> None:
             _need(title is not None or len(sections) == 1, "With more than one section, every section needs a title")
             _text(title, "A section title", SECTION_TITLE_MAX, required=False)
             rows.extend((section or {}).get("rows") or [])
-        _need(1 <= len(rows) <= MAX_LIST_ROWS, f"A list needs 1 to {MAX_LIST_ROWS} rows in all (this one has {len(rows)})")
+        _need(
+            1 <= len(rows) <= MAX_LIST_ROWS, f"A list needs 1 to {MAX_LIST_ROWS} rows in all (this one has {len(rows)})"
+        )
         for row in rows:
             _need(isinstance(row, dict), "Each list row must be an object with an id and a title")
             _text(row.get("title"), "A row title", ROW_TITLE_MAX)
@@ -264,10 +291,14 @@ class GraphClient:
             body = None
         if response.status_code >= 400 or (isinstance(body, dict) and "error" in body):
             error = GraphError.from_response(response.status_code, body)
-            log.warning("Graph API %s %s failed: HTTP %s code %s", method, path.split("?")[0], response.status_code, error.code)
+            log.warning(
+                "Graph API %s %s failed: HTTP %s code %s", method, path.split("?")[0], response.status_code, error.code
+            )
             raise error
         if not isinstance(body, dict):
-            raise GraphError(f"The Graph API answered HTTP {response.status_code} without a JSON object", status=response.status_code)
+            raise GraphError(
+                f"The Graph API answered HTTP {response.status_code} without a JSON object", status=response.status_code
+            )
         return body
 
     def _deadline(self) -> float:
@@ -287,8 +318,13 @@ class GraphClient:
 
     def _send(self, to: str, kind: str, content: Any, reply_to: str | None = None) -> str:
         _need(isinstance(to, str) and to.strip() != "", "The recipient's WhatsApp number is needed")
-        payload: dict[str, Any] = {"messaging_product": "whatsapp", "recipient_type": "individual",
-                                   "to": to.strip(), "type": kind, kind: content}
+        payload: dict[str, Any] = {
+            "messaging_product": "whatsapp",
+            "recipient_type": "individual",
+            "to": to.strip(),
+            "type": kind,
+            kind: content,
+        }
         if reply_to:
             payload["context"] = {"message_id": reply_to}
         return self.send_payload(payload)
@@ -296,8 +332,16 @@ class GraphClient:
     def send_text(self, to: str, body: str, preview_url: bool = False, reply_to: str | None = None) -> str:
         return self._send(to, "text", {"body": body, "preview_url": preview_url}, reply_to)
 
-    def send_media(self, to: str, kind: str, media_id: str | None = None, link: str | None = None,
-                   caption: str | None = None, filename: str | None = None, reply_to: str | None = None) -> str:
+    def send_media(
+        self,
+        to: str,
+        kind: str,
+        media_id: str | None = None,
+        link: str | None = None,
+        caption: str | None = None,
+        filename: str | None = None,
+        reply_to: str | None = None,
+    ) -> str:
         _need(kind in MEDIA_KINDS, f"Media messages are one of {', '.join(MEDIA_KINDS)}, not '{kind}'")
         content: dict[str, Any] = {}
         if media_id is not None:
@@ -310,25 +354,49 @@ class GraphClient:
             content["filename"] = filename
         return self._send(to, kind, content, reply_to)
 
-    def send_template(self, to: str, name: str, language: str, components: Sequence[dict[str, Any]] | None = None,
-                      reply_to: str | None = None) -> str:
+    def send_template(
+        self,
+        to: str,
+        name: str,
+        language: str,
+        components: Sequence[dict[str, Any]] | None = None,
+        reply_to: str | None = None,
+    ) -> str:
         content: dict[str, Any] = {"name": name, "language": {"code": language}}
         if components:
             content["components"] = list(components)
         return self._send(to, "template", content, reply_to)
 
-    def send_interactive_buttons(self, to: str, body: str, buttons: Sequence[tuple[str, str]],
-                                 header: str | dict[str, Any] | None = None, footer: str | None = None,
-                                 reply_to: str | None = None) -> str:
+    def send_interactive_buttons(
+        self,
+        to: str,
+        body: str,
+        buttons: Sequence[tuple[str, str]],
+        header: str | dict[str, Any] | None = None,
+        footer: str | None = None,
+        reply_to: str | None = None,
+    ) -> str:
         content: dict[str, Any] = {
             "type": "button",
             "body": {"text": body},
-            "action": {"buttons": [{"type": "reply", "reply": {"id": button_id, "title": title}} for button_id, title in buttons]},
+            "action": {
+                "buttons": [
+                    {"type": "reply", "reply": {"id": button_id, "title": title}} for button_id, title in buttons
+                ]
+            },
         }
         return self._send(to, "interactive", self._decorate(content, header, footer), reply_to)
 
-    def send_interactive_list(self, to: str, body: str, button_text: str, sections: Sequence[dict[str, Any]],
-                              header: str | None = None, footer: str | None = None, reply_to: str | None = None) -> str:
+    def send_interactive_list(
+        self,
+        to: str,
+        body: str,
+        button_text: str,
+        sections: Sequence[dict[str, Any]],
+        header: str | None = None,
+        footer: str | None = None,
+        reply_to: str | None = None,
+    ) -> str:
         """Sections are {"title", "rows"}; rows are {"id", "title", "description"} or (id, title[, description])."""
         shaped = []
         for section in sections:
@@ -350,8 +418,15 @@ class GraphClient:
     def send_reaction(self, to: str, message_id: str, emoji: str) -> str:
         return self._send(to, "reaction", {"message_id": message_id, "emoji": emoji})
 
-    def send_location(self, to: str, lat: float, lon: float, name: str | None = None, address: str | None = None,
-                      reply_to: str | None = None) -> str:
+    def send_location(
+        self,
+        to: str,
+        lat: float,
+        lon: float,
+        name: str | None = None,
+        address: str | None = None,
+        reply_to: str | None = None,
+    ) -> str:
         content: dict[str, Any] = {"latitude": lat, "longitude": lon}
         if name:
             content["name"] = name
@@ -365,14 +440,18 @@ class GraphClient:
     def mark_read(self, message_id: str) -> None:
         """Marks this and every earlier message in the chat read (blue ticks for the customer)."""
         _need(bool(message_id), "mark_read needs the incoming message's id")
-        self.request("POST", f"{self.phone_number_id}/messages",
-                     json={"messaging_product": "whatsapp", "status": "read", "message_id": message_id})
+        self.request(
+            "POST",
+            f"{self.phone_number_id}/messages",
+            json={"messaging_product": "whatsapp", "status": "read", "message_id": message_id},
+        )
 
     # --- media -------------------------------------------------------------------------------
     def upload_media(self, data: bytes, mime_type: str, filename: str = "file") -> str:
         validate_upload(data, mime_type)
         body = self.request(
-            "POST", f"{self.phone_number_id}/media",
+            "POST",
+            f"{self.phone_number_id}/media",
             data={"messaging_product": "whatsapp", "type": mime_type},
             files={"file": (filename or "file", data, mime_type)},
         )
@@ -425,7 +504,9 @@ class GraphClient:
     # --- account -----------------------------------------------------------------------------
     def phone_number_info(self) -> dict[str, Any]:
         """display_phone_number and verified_name prove the token, the ID and the network all work."""
-        return self.request("GET", self.phone_number_id, params={"fields": "display_phone_number,verified_name,quality_rating"})
+        return self.request(
+            "GET", self.phone_number_id, params={"fields": "display_phone_number,verified_name,quality_rating"}
+        )
 
     def list_templates(self) -> list[dict[str, Any]]:
         if not self.waba_id:

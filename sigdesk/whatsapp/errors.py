@@ -17,12 +17,12 @@ RETRYABLE_CODES = frozenset({1, 2, 4, 17, 32, 613, 80007, 130429, 131000, 131016
 
 HUMAN: dict[int, str] = {
     190: f"The access token has expired or is no longer valid (code 190). Create a new token in Meta's dashboard "
-         f"(a permanent system-user token is best) and save it in {SETTINGS}.",
+    f"(a permanent system-user token is best) and save it in {SETTINGS}.",
     0: f"Meta could not authenticate SigDesk (code 0). Check the access token in {SETTINGS}.",
     10: "The access token lacks a permission (code 10): give it whatsapp_business_messaging and "
-        "whatsapp_business_management.",
+    "whatsapp_business_management.",
     200: "The access token lacks a permission for this (code 200): give it whatsapp_business_messaging and "
-         "whatsapp_business_management.",
+    "whatsapp_business_management.",
     3: "This Meta app is not allowed to use that part of the API (code 3). Check the app's WhatsApp product setup.",
     1: f"Meta's API had an unknown problem (code 1). {RETRY}",
     2: f"Meta's API is temporarily unavailable or overloaded (code 2). {RETRY}",
@@ -32,12 +32,12 @@ HUMAN: dict[int, str] = {
     613: f"Too many calls to Meta's API in the last hour (code 613). {RETRY}",
     80007: f"The WhatsApp Business Account reached its API rate limit (code 80007). {RETRY}",
     100: f"Meta refused a parameter (code 100): check the phone number ID and WhatsApp Business Account ID in "
-         f"{SETTINGS}, and the message's content.",
+    f"{SETTINGS}, and the message's content.",
     368: "The WhatsApp Business Account is temporarily blocked for policy violations (code 368). "
-         "See Account Quality in WhatsApp Manager.",
+    "See Account Quality in WhatsApp Manager.",
     130429: f"WhatsApp's sending rate for this number was reached (code 130429). {RETRY}",
     130472: "WhatsApp held this marketing message back because the customer's number is part of a Meta experiment "
-            "(code 130472).",
+    "(code 130472).",
     130497: "This business account may not message customers in that country (code 130497).",
     131000: f"WhatsApp had an unexpected problem (code 131000). {RETRY}",
     131005: "Meta denied access (code 131005): the access token lacks permission for this phone number.",
@@ -46,23 +46,23 @@ HUMAN: dict[int, str] = {
     131016: f"WhatsApp's service is temporarily unavailable (code 131016). {RETRY}",
     131021: "A message cannot be sent to the business's own number (code 131021).",
     131026: "The message could not be delivered (code 131026): the number may not be on WhatsApp, the customer may "
-            "not have accepted WhatsApp's latest terms, or their app is too old.",
+    "not have accepted WhatsApp's latest terms, or their app is too old.",
     131031: "The WhatsApp Business Account is locked (code 131031). See Account Quality in WhatsApp Manager.",
     131042: "There is a payment problem on the WhatsApp Business Account (code 131042). Check the payment method "
-            "in Meta's Business Settings.",
+    "in Meta's Business Settings.",
     131045: "The phone number is not registered with the Cloud API (code 131045). Register it in WhatsApp Manager.",
     131047: "More than 24 hours have passed since the customer last wrote (code 131047): the 24-hour window is "
-            "closed, so only approved templates can be sent until the customer writes again.",
+    "closed, so only approved templates can be sent until the customer writes again.",
     131048: "WhatsApp limited this number because too many customers blocked or reported it (code 131048). "
-            "Slow down and check the number's quality in WhatsApp Manager.",
+    "Slow down and check the number's quality in WhatsApp Manager.",
     131049: "WhatsApp did not deliver this marketing message to protect the customer's experience (code 131049). "
-            "Wait before sending this customer another marketing message.",
+    "Wait before sending this customer another marketing message.",
     131050: "The customer has stopped marketing messages from this business (code 131050). Do not send them "
-            "marketing templates.",
+    "marketing templates.",
     131051: "WhatsApp does not support this message type (code 131051).",
     131052: "WhatsApp could not download the customer's media file (code 131052). Ask the customer to send it again.",
     131053: "WhatsApp could not process the media file (code 131053): check its type and size against WhatsApp's "
-            "limits.",
+    "limits.",
     131056: f"Too many messages to this customer in a short time (code 131056). {RETRY}",
     131057: "The WhatsApp Business Account is in maintenance mode (code 131057). Try again later.",
     132000: "The number of template variables does not match the template (code 132000).",
@@ -120,7 +120,9 @@ class GraphError(Exception):
         elif self.status is not None and self.status >= 500:
             text = f"WhatsApp's servers had a problem (HTTP {self.status}). {RETRY}"
         else:
-            text = f"WhatsApp refused the request: {self.title or self.args[0]}" + (f" (code {self.code})" if self.code else "")
+            text = f"WhatsApp refused the request: {self.title or self.args[0]}" + (
+                f" (code {self.code})" if self.code else ""
+            )
         if self.details and self.details not in text:
             text += f" Meta says: {_cut(self.details, 300)}"
         return text

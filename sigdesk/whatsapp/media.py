@@ -24,33 +24,81 @@ ALLOWED = {
 }
 # Names that differ between what phones declare, what filetype reports and what Meta documents.
 EQUIVALENT = {
-    "image/jpg": "image/jpeg", "image/pjpeg": "image/jpeg",
-    "audio/x-m4a": "audio/mp4", "audio/m4a": "audio/mp4", "audio/x-aac": "audio/aac", "audio/opus": "audio/ogg",
-    "audio/mp3": "audio/mpeg", "audio/x-mpeg": "audio/mpeg", "audio/3gpp": "video/3gpp", "video/x-m4v": "video/mp4",
-    "application/ogg": "audio/ogg", "text/comma-separated-values": "text/csv",
+    "image/jpg": "image/jpeg",
+    "image/pjpeg": "image/jpeg",
+    "audio/x-m4a": "audio/mp4",
+    "audio/m4a": "audio/mp4",
+    "audio/x-aac": "audio/aac",
+    "audio/opus": "audio/ogg",
+    "audio/mp3": "audio/mpeg",
+    "audio/x-mpeg": "audio/mpeg",
+    "audio/3gpp": "video/3gpp",
+    "video/x-m4v": "video/mp4",
+    "application/ogg": "audio/ogg",
+    "text/comma-separated-values": "text/csv",
 }
-EXECUTABLE = frozenset({
-    "application/x-executable", "application/x-msdownload", "application/x-mach-binary", "application/x-elf",
-    "application/x-sharedlib", "application/vnd.microsoft.portable-executable", "application/wasm",
-    "application/x-google-chrome-extension", "application/x-deb", "application/x-rpm", "application/x-shockwave-flash",
-})
-EXECUTABLE_MAGIC = (b"\x7fELF", b"MZ", b"\xfe\xed\xfa\xce", b"\xfe\xed\xfa\xcf", b"\xce\xfa\xed\xfe",
-                    b"\xcf\xfa\xed\xfe", b"\xca\xfe\xba\xbe")
+EXECUTABLE = frozenset(
+    {
+        "application/x-executable",
+        "application/x-msdownload",
+        "application/x-mach-binary",
+        "application/x-elf",
+        "application/x-sharedlib",
+        "application/vnd.microsoft.portable-executable",
+        "application/wasm",
+        "application/x-google-chrome-extension",
+        "application/x-deb",
+        "application/x-rpm",
+        "application/x-shockwave-flash",
+    }
+)
+EXECUTABLE_MAGIC = (
+    b"\x7fELF",
+    b"MZ",
+    b"\xfe\xed\xfa\xce",
+    b"\xfe\xed\xfa\xcf",
+    b"\xce\xfa\xed\xfe",
+    b"\xcf\xfa\xed\xfe",
+    b"\xca\xfe\xba\xbe",
+)
 OLE = frozenset({"application/msword", "application/vnd.ms-excel", "application/vnd.ms-powerpoint"})
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 OOXML_PREFIX = "application/vnd.openxmlformats-officedocument."
 ODF_PREFIX = "application/vnd.oasis.opendocument."
-DOCUMENTS = OLE | frozenset({
-    "application/pdf", "application/rtf", "application/epub+zip", "application/postscript",
-    "application/zip", "application/gzip", "application/x-7z-compressed", "application/x-rar-compressed",
-    "application/x-tar",
-    f"{OOXML_PREFIX}wordprocessingml.document", f"{OOXML_PREFIX}spreadsheetml.sheet",
-    f"{OOXML_PREFIX}presentationml.presentation",
-    f"{ODF_PREFIX}text", f"{ODF_PREFIX}spreadsheet", f"{ODF_PREFIX}presentation",
-})
+DOCUMENTS = OLE | frozenset(
+    {
+        "application/pdf",
+        "application/rtf",
+        "application/epub+zip",
+        "application/postscript",
+        "application/zip",
+        "application/gzip",
+        "application/x-7z-compressed",
+        "application/x-rar-compressed",
+        "application/x-tar",
+        f"{OOXML_PREFIX}wordprocessingml.document",
+        f"{OOXML_PREFIX}spreadsheetml.sheet",
+        f"{OOXML_PREFIX}presentationml.presentation",
+        f"{ODF_PREFIX}text",
+        f"{ODF_PREFIX}spreadsheet",
+        f"{ODF_PREFIX}presentation",
+    }
+)
 # Photos, recordings and videos are often sent "as a document" to keep their quality.
-MEDIA_AS_DOCUMENT = frozenset({"image/gif", "image/heic", "image/tiff", "image/bmp", "image/avif", "audio/x-wav",
-                               "audio/x-flac", "video/quicktime", "video/webm", "video/x-matroska"})
+MEDIA_AS_DOCUMENT = frozenset(
+    {
+        "image/gif",
+        "image/heic",
+        "image/tiff",
+        "image/bmp",
+        "image/avif",
+        "audio/x-wav",
+        "audio/x-flac",
+        "video/quicktime",
+        "video/webm",
+        "video/x-matroska",
+    }
+)
 TEXT_DOCUMENTS = frozenset({"application/json", "application/xml", "application/x-subrip", "application/csv"})
 ISO_MEDIA = frozenset({"audio/mp4", "video/mp4", "video/3gpp", "audio/aac"})
 UNSPECIFIC = frozenset({"application/octet-stream", "binary/octet-stream", "application/unknown"})
@@ -87,7 +135,13 @@ def is_executable(data: bytes, sniffed: str | None = None) -> bool:
 
 def is_animated_webp(data: bytes) -> bool:
     """The VP8X chunk's animation flag; an ANIM chunk may sit behind ICC or EXIF chunks."""
-    return data[:4] == b"RIFF" and data[8:12] == b"WEBP" and data[12:16] == b"VP8X" and len(data) > 20 and bool(data[20] & 0x02)
+    return (
+        data[:4] == b"RIFF"
+        and data[8:12] == b"WEBP"
+        and data[12:16] == b"VP8X"
+        and len(data) > 20
+        and bool(data[20] & 0x02)
+    )
 
 
 def _looks_like_text(data: bytes) -> bool:

@@ -179,7 +179,21 @@ class Revoke:
     original_wamid: str | None
 
 
-Content = Text | Media | Location | SharedContacts | Interactive | Button | Reaction | Order | System | Unsupported | Edit | Revoke | None
+Content = (
+    Text
+    | Media
+    | Location
+    | SharedContacts
+    | Interactive
+    | Button
+    | Reaction
+    | Order
+    | System
+    | Unsupported
+    | Edit
+    | Revoke
+    | None
+)
 
 
 @dataclass(frozen=True)
@@ -301,7 +315,4 @@ class Delivery:
 
     @property
     def event_count(self) -> int:
-        return (
-            len(self.messages) + len(self.statuses) + len(self.templates)
-            + len(self.preferences) + len(self.others)
-        )
+        return len(self.messages) + len(self.statuses) + len(self.templates) + len(self.preferences) + len(self.others)

@@ -48,16 +48,32 @@ from sigdesk.whatsapp.types import (
 
 SIGNATURE_HEADER = "X-Hub-Signature-256"
 MEDIA_TYPES = frozenset({"image", "video", "audio", "document", "sticker"})
-TEMPLATE_FIELDS = frozenset({
-    "message_template_status_update",
-    "message_template_quality_update",
-    "template_category_update",
-    "message_template_components_update",
-})
+TEMPLATE_FIELDS = frozenset(
+    {
+        "message_template_status_update",
+        "message_template_quality_update",
+        "template_category_update",
+        "message_template_components_update",
+    }
+)
 # Content keys, in the order used to guess a message's type when Meta leaves `type` out.
 CONTENT_KEYS = (
-    "text", "image", "video", "audio", "document", "sticker", "location", "contacts", "interactive",
-    "button", "reaction", "order", "system", "edit", "revoke", "unsupported",
+    "text",
+    "image",
+    "video",
+    "audio",
+    "document",
+    "sticker",
+    "location",
+    "contacts",
+    "interactive",
+    "button",
+    "reaction",
+    "order",
+    "system",
+    "edit",
+    "revoke",
+    "unsupported",
 )
 _MAX_UNIX = 253402300799  # 9999-12-31
 _INT32 = 2**31
@@ -90,7 +106,9 @@ def verify_signature(app_secret: str | None, raw_body: bytes, header: str | None
     return hmac.compare_digest(expected, digest)
 
 
-def verify_challenge(mode: str | None, token: str | None, challenge: str | None, expected_token: str | None) -> str | None:
+def verify_challenge(
+    mode: str | None, token: str | None, challenge: str | None, expected_token: str | None
+) -> str | None:
     """The challenge to echo when Meta's handshake carries our verify token, else None."""
     if mode != "subscribe" or not expected_token or token is None or challenge is None:
         return None
@@ -252,7 +270,9 @@ def match_profile(wa_id: str | None, user_id: str | None, profiles: tuple[Profil
             return profile
     if len(profiles) == 1:
         profile = profiles[0]
-        if (wa_id and profile.wa_id and profile.wa_id != wa_id) or (user_id and profile.user_id and profile.user_id != user_id):
+        if (wa_id and profile.wa_id and profile.wa_id != wa_id) or (
+            user_id and profile.user_id and profile.user_id != user_id
+        ):
             return None
         return profile
     return None
@@ -302,8 +322,11 @@ def _interactive(value: Any) -> Interactive:
             except (ValueError, RecursionError):
                 parsed = None
         return Interactive(
-            kind=kind, body=_text(sub.get("body")), name=_text(sub.get("name")),
-            response_json=response_json, response=_clean(parsed),
+            kind=kind,
+            body=_text(sub.get("body")),
+            name=_text(sub.get("name")),
+            response_json=response_json,
+            response=_clean(parsed),
         )
     if kind == "call_permission_reply":
         return Interactive(
@@ -354,8 +377,11 @@ def _content(kind: str, message: dict[str, Any]) -> Content:
     if kind == "location":
         loc = _dict(body)
         return Location(
-            latitude=_float(loc.get("latitude")), longitude=_float(loc.get("longitude")),
-            name=_text(loc.get("name")), address=_text(loc.get("address")), url=_text(loc.get("url")),
+            latitude=_float(loc.get("latitude")),
+            longitude=_float(loc.get("longitude")),
+            name=_text(loc.get("name")),
+            address=_text(loc.get("address")),
+            url=_text(loc.get("url")),
         )
     if kind == "contacts":
         return SharedContacts(tuple(card for card in _list(body) if isinstance(card, dict)))
@@ -409,13 +435,19 @@ class _Builder:
         self.preferences: list[UserPreference] = []
         self.others: list[OtherEvent] = []
 
-    def other(self, field: str, value: Any, waba_id: str | None, occurred_at: datetime | None, event: str | None = None) -> None:
+    def other(
+        self, field: str, value: Any, waba_id: str | None, occurred_at: datetime | None, event: str | None = None
+    ) -> None:
         if event is None and isinstance(value, dict):
             event = _text(value.get("event"))
-        self.others.append(OtherEvent(field=field, event=event, waba_id=waba_id, raw=dumps(value), occurred_at=occurred_at))
+        self.others.append(
+            OtherEvent(field=field, event=event, waba_id=waba_id, raw=dumps(value), occurred_at=occurred_at)
+        )
 
 
-def _message(item: dict[str, Any], profiles: tuple[Profile, ...], phone_number_id: str | None, direction: str) -> Message | None:
+def _message(
+    item: dict[str, Any], profiles: tuple[Profile, ...], phone_number_id: str | None, direction: str
+) -> Message | None:
     wamid = _id(item.get("id"))
     if wamid is None:
         return None
@@ -468,7 +500,9 @@ def _status(item: dict[str, Any], phone_number_id: str | None) -> Status | None:
     )
 
 
-def _messages_change(out: _Builder, field: str, value: dict[str, Any], waba_id: str | None, at: datetime | None) -> None:
+def _messages_change(
+    out: _Builder, field: str, value: dict[str, Any], waba_id: str | None, at: datetime | None
+) -> None:
     phone_number_id = _id(_dict(value.get("metadata")).get("phone_number_id"))
     profiles = tuple(_profile(item) for item in _list(value.get("contacts")) if isinstance(item, dict))
     out.profiles.extend(profiles)
@@ -493,23 +527,29 @@ def _messages_change(out: _Builder, field: str, value: dict[str, Any], waba_id: 
         out.other(field, value, waba_id, at)
 
 
-def _template_change(out: _Builder, field: str, value: dict[str, Any], waba_id: str | None, at: datetime | None) -> None:
+def _template_change(
+    out: _Builder, field: str, value: dict[str, Any], waba_id: str | None, at: datetime | None
+) -> None:
     reason = _text(value.get("reason"))
-    out.templates.append(TemplateUpdate(
-        field=field,
-        name=_text(value.get("message_template_name")),
-        language=_text(value.get("message_template_language")),
-        template_id=_id(value.get("message_template_id")),
-        raw=dumps(value),
-        event=_text(value.get("event")),
-        reason=None if reason in (None, "", "NONE") else reason,
-        category=_text(value.get("new_category")) or _text(value.get("message_template_category")),
-        quality=_text(value.get("new_quality_score")),
-        occurred_at=at,
-    ))
+    out.templates.append(
+        TemplateUpdate(
+            field=field,
+            name=_text(value.get("message_template_name")),
+            language=_text(value.get("message_template_language")),
+            template_id=_id(value.get("message_template_id")),
+            raw=dumps(value),
+            event=_text(value.get("event")),
+            reason=None if reason in (None, "", "NONE") else reason,
+            category=_text(value.get("new_category")) or _text(value.get("message_template_category")),
+            quality=_text(value.get("new_quality_score")),
+            occurred_at=at,
+        )
+    )
 
 
-def _preferences_change(out: _Builder, field: str, value: dict[str, Any], waba_id: str | None, at: datetime | None) -> None:
+def _preferences_change(
+    out: _Builder, field: str, value: dict[str, Any], waba_id: str | None, at: datetime | None
+) -> None:
     profiles = tuple(_profile(item) for item in _list(value.get("contacts")) if isinstance(item, dict))
     out.profiles.extend(profiles)
     items = _list(value.get("user_preferences"))
@@ -522,15 +562,17 @@ def _preferences_change(out: _Builder, field: str, value: dict[str, Any], waba_i
         if profile is not None:
             wa_id = wa_id or profile.wa_id
             user_id = user_id or profile.user_id
-        out.preferences.append(UserPreference(
-            wa_id=wa_id,
-            user_id=user_id,
-            category=_text(item.get("category")),
-            value=_text(item.get("value")),
-            timestamp=timestamp(item.get("timestamp")) or at,
-            raw=dumps(item),
-            profile=profile,
-        ))
+        out.preferences.append(
+            UserPreference(
+                wa_id=wa_id,
+                user_id=user_id,
+                category=_text(item.get("category")),
+                value=_text(item.get("value")),
+                timestamp=timestamp(item.get("timestamp")) or at,
+                raw=dumps(item),
+                profile=profile,
+            )
+        )
     if not items:
         out.other(field, value, waba_id, at)
 

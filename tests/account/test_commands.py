@@ -47,12 +47,22 @@ def test_the_account_page_and_the_cli_issue_tokens_the_same_way(app, auth, owner
 def test_password_and_two_factor_changes_are_audited_with_their_event(app, auth, owner):
     owner_id, _ = ids(app, owner.email)
     auth.enrol_totp(owner)
-    changed = auth.post("/account/password", {"current_password": PASSWORD, "new_password": "a brand new password",
-                                              "new_password_confirm": "a brand new password"}, form_page="/account/")
+    changed = auth.post(
+        "/account/password",
+        {
+            "current_password": PASSWORD,
+            "new_password": "a brand new password",
+            "new_password_confirm": "a brand new password",
+        },
+        form_page="/account/",
+    )
     assert changed.status_code == 302
     for action in ("2fa.enabled", "password.changed"):
         [entry] = audit(app, action)
         assert (entry.target, entry.actor, entry.channel) == (owner.email, owner.email, "web")
     assert [event["change"] for event in events(app, "user.changed") if event["user_id"] == owner_id] == [
-        "created", "two_factor", "password"]
+        "created",
+        "two_factor",
+        "password",
+    ]
     assert "a brand new password" not in str(audit(app, "password.changed"))

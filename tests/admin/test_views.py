@@ -1,4 +1,3 @@
-
 from tests.conftest import PASSWORD
 
 ADMIN_ENDPOINT_PREFIXES = ("admin.",)
@@ -40,7 +39,11 @@ def test_every_route_declares_who_may_use_it(app):
 
 
 def test_admin_adds_deactivates_and_changes_roles(auth, client, owner, app):
-    response = auth.post("/admin/team", {"email": "new@example.com", "name": "Nina", "role": "agent", "password": PASSWORD}, form_page="/admin/team")
+    response = auth.post(
+        "/admin/team",
+        {"email": "new@example.com", "name": "Nina", "role": "agent", "password": PASSWORD},
+        form_page="/admin/team",
+    )
     assert response.status_code == 302
     page = client.get("/admin/team").get_data(as_text=True)
     assert "new@example.com" in page and "Nina can now sign in" in page
@@ -59,7 +62,12 @@ def test_admin_adds_deactivates_and_changes_roles(auth, client, owner, app):
 
 
 def test_team_errors_are_shown_and_change_nothing(auth, client, owner):
-    response = auth.post("/admin/team", {"email": "bad", "name": "X", "role": "agent", "password": PASSWORD}, form_page="/admin/team", follow_redirects=True)
+    response = auth.post(
+        "/admin/team",
+        {"email": "bad", "name": "X", "role": "agent", "password": PASSWORD},
+        form_page="/admin/team",
+        follow_redirects=True,
+    )
     assert "Enter a valid email address" in response.get_data(as_text=True)
     response = auth.post("/admin/team/1/deactivate", form_page="/admin/team", follow_redirects=True)
     assert "cannot deactivate yourself" in response.get_data(as_text=True)
@@ -99,7 +107,11 @@ def test_audit_log_lists_logins_and_settings_changes_with_filters(auth, client, 
     auth.logout()
     auth.post("/login", {"email": owner.email, "password": "wrong password"})
     auth.login(owner)
-    auth.post("/admin/settings", {"general.business_name": "Bakery", "server.allowed_networks": "127.0.0.1/32"}, form_page="/admin/settings")
+    auth.post(
+        "/admin/settings",
+        {"general.business_name": "Bakery", "server.allowed_networks": "127.0.0.1/32"},
+        form_page="/admin/settings",
+    )
     page = client.get("/admin/audit").get_data(as_text=True)
     assert "settings.changed" in page and "general.business_name" in page
     assert "wrong_password" in page
@@ -110,7 +122,11 @@ def test_audit_log_lists_logins_and_settings_changes_with_filters(auth, client, 
 
 
 def test_bad_settings_are_refused_with_a_message_and_nothing_changes(auth, client, owner):
-    response = auth.post("/admin/settings", {"general.business_name": "Bakery", "server.allowed_networks": "10.0.0.0/8, not-a-network"}, form_page="/admin/settings")
+    response = auth.post(
+        "/admin/settings",
+        {"general.business_name": "Bakery", "server.allowed_networks": "10.0.0.0/8, not-a-network"},
+        form_page="/admin/settings",
+    )
     assert response.status_code == 400
     assert "not an IP address or CIDR network" in response.get_data(as_text=True)
     assert "Bakery" not in client.get("/admin/settings").get_data(as_text=True)

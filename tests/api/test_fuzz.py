@@ -26,14 +26,32 @@ def _seed(app, email: str) -> str:
         contact = Contact(wa_id="15550001", profile_name="Fuzzy")
         session.add(contact)
         session.flush()
-        conversation = Conversation(contact_id=contact.id, last_message_at=now, last_inbound_at=now - timedelta(minutes=5))
+        conversation = Conversation(
+            contact_id=contact.id, last_message_at=now, last_inbound_at=now - timedelta(minutes=5)
+        )
         session.add(conversation)
         session.flush()
         for n in range(3):
-            session.add(Message(conversation_id=conversation.id, contact_id=contact.id, direction="in", type="text",
-                                text=f"hello {n}", wamid=f"wamid.{n}", timestamp=now - timedelta(minutes=n)))
-        session.add(Template(name="welcome", language="en", status="APPROVED", category="UTILITY",
-                             components=json.dumps([{"type": "BODY", "text": "Hi {{1}}"}])))
+            session.add(
+                Message(
+                    conversation_id=conversation.id,
+                    contact_id=contact.id,
+                    direction="in",
+                    type="text",
+                    text=f"hello {n}",
+                    wamid=f"wamid.{n}",
+                    timestamp=now - timedelta(minutes=n),
+                )
+            )
+        session.add(
+            Template(
+                name="welcome",
+                language="en",
+                status="APPROVED",
+                category="UTILITY",
+                components=json.dumps([{"type": "BODY", "text": "Hi {{1}}"}]),
+            )
+        )
         user = session.query(User).filter_by(email=email).one()
         return accounts.create_api_token(session, user, "fuzz")
 
@@ -41,11 +59,30 @@ def _seed(app, email: str) -> str:
 def test_the_api_answers_every_generated_request_as_its_document_says(app, owner, live_server, tmp_path):
     token = _seed(app, owner.email)
     command = [
-        str(SCHEMATHESIS), "--config-file", str(CONFIG), "run", f"{live_server.url}/api/v1/openapi.json",
-        "--checks", "all", "--header", f"Authorization: Bearer {token}",
-        "--max-examples", "40", "--seed", "12", "--max-time", "45", "--workers", "2",
-        "--no-color", "--warnings", "off",
-        "--report", "ndjson", "--report-dir", str(tmp_path),
+        str(SCHEMATHESIS),
+        "--config-file",
+        str(CONFIG),
+        "run",
+        f"{live_server.url}/api/v1/openapi.json",
+        "--checks",
+        "all",
+        "--header",
+        f"Authorization: Bearer {token}",
+        "--max-examples",
+        "40",
+        "--seed",
+        "12",
+        "--max-time",
+        "45",
+        "--workers",
+        "2",
+        "--no-color",
+        "--warnings",
+        "off",
+        "--report",
+        "ndjson",
+        "--report-dir",
+        str(tmp_path),
     ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-8000:] + result.stderr[-2000:]

@@ -28,9 +28,11 @@ def test_limits_that_are_not_small_ascii_whole_numbers_are_400(api, headers, val
 
 @pytest.mark.parametrize("value", ["²", "١", "0", str(2**53), str(2**63), str(2**64)])
 def test_path_ids_out_of_bounds_or_in_other_digits_are_400(api, headers, value):
-    for response in (api.get(f"/api/v1/conversations/{value}/messages", headers=headers),
-                     api.post(f"/api/v1/conversations/{value}/read", headers=headers),
-                     api.post(f"/api/v1/conversations/1/messages/{value}/retry", headers=headers)):
+    for response in (
+        api.get(f"/api/v1/conversations/{value}/messages", headers=headers),
+        api.post(f"/api/v1/conversations/{value}/read", headers=headers),
+        api.post(f"/api/v1/conversations/1/messages/{value}/retry", headers=headers),
+    ):
         assert response.status_code == 400, response.get_data(as_text=True)
         assert response.get_json()["field"] in ("conversation_id", "message_id")
 
@@ -47,10 +49,18 @@ def test_lone_surrogates_in_json_are_400_naming_the_field(api, headers, body):
     assert response.get_json()["field"] in ("text", "image")
 
 
-@pytest.mark.parametrize("body, field", [
-    ('{"text": 5}', "text"), ('{"text": "hi", "preview_url": "yes"}', "preview_url"), ('{"type": "teleport"}', "type"),
-    ('{"type": "image"}', "image"), ("[]", "body"), ("not json", "body"), ('{"text": "hi", "reply_to": ""}', "reply_to"),
-])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ('{"text": 5}', "text"),
+        ('{"text": "hi", "preview_url": "yes"}', "preview_url"),
+        ('{"type": "teleport"}', "type"),
+        ('{"type": "image"}', "image"),
+        ("[]", "body"),
+        ("not json", "body"),
+        ('{"text": "hi", "reply_to": ""}', "reply_to"),
+    ],
+)
 def test_malformed_send_bodies_are_400_naming_the_field(api, headers, body, field):
     response = api.post("/api/v1/conversations/1/messages", data=body, content_type="application/json", headers=headers)
     assert response.status_code == 400, response.get_data(as_text=True)
@@ -73,7 +83,11 @@ def test_the_document_declares_the_bounds(client):
 def test_an_upload_without_its_type_is_400_naming_type(api, headers):
     import io
 
-    response = api.post("/api/v1/media", data={"file": (io.BytesIO(b"\x89PNG"), "a.png")}, headers=headers,
-                        content_type="multipart/form-data")
+    response = api.post(
+        "/api/v1/media",
+        data={"file": (io.BytesIO(b"\x89PNG"), "a.png")},
+        headers=headers,
+        content_type="multipart/form-data",
+    )
     assert response.status_code == 400, response.get_data(as_text=True)
     assert response.get_json()["field"] == "type"

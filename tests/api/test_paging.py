@@ -17,7 +17,9 @@ def _token(app, email):
 def _all_pages(client, path, token, limit=1):
     seen, cursor = [], ""
     for _ in range(20):
-        body = client.get(f"{path}?limit={limit}&cursor={cursor}", headers={"Authorization": f"Bearer {token}"}).get_json()
+        body = client.get(
+            f"{path}?limit={limit}&cursor={cursor}", headers={"Authorization": f"Bearer {token}"}
+        ).get_json()
         seen += [item["id"] for item in body["items"]]
         cursor = body["next_cursor"]
         if cursor is None:
@@ -53,8 +55,14 @@ def test_messages_page_newest_first_by_timestamp_then_id(app, owner):
         session.flush()
         ids = []
         for minutes_ago in (5, 0, 5, 10):  # two share a timestamp: the id breaks the tie
-            message = Message(conversation_id=conversation.id, contact_id=contact.id, direction="in", type="text",
-                              text="hi", timestamp=now - timedelta(minutes=minutes_ago))
+            message = Message(
+                conversation_id=conversation.id,
+                contact_id=contact.id,
+                direction="in",
+                type="text",
+                text="hi",
+                timestamp=now - timedelta(minutes=minutes_ago),
+            )
             session.add(message)
             session.flush()
             ids.append(message.id)
@@ -64,7 +72,9 @@ def test_messages_page_newest_first_by_timestamp_then_id(app, owner):
 
 
 def test_a_cursor_sigdesk_did_not_give_out_is_400_naming_cursor(client, app, owner):
-    response = client.get("/api/v1/templates?cursor=garbage", headers={"Authorization": f"Bearer {_token(app, owner.email)}"})
+    response = client.get(
+        "/api/v1/templates?cursor=garbage", headers={"Authorization": f"Bearer {_token(app, owner.email)}"}
+    )
     assert response.status_code == 400
     assert response.get_json()["field"] == "cursor"
 

@@ -89,11 +89,16 @@ def test_agents_see_their_own_and_unassigned_conversations_only(app, auth, owner
         token = accounts.create_api_token(session, me, "agent")
         owner_token = accounts.create_api_token(session, boss, "owner")
     client = app.test_client()
-    seen = {c["contact"]["name"] for c in client.get("/api/v1/conversations", headers={"Authorization": f"Bearer {token}"}).get_json()["items"]}
+    seen = {
+        c["contact"]["name"]
+        for c in client.get("/api/v1/conversations", headers={"Authorization": f"Bearer {token}"}).get_json()["items"]
+    }
     assert seen == {"mine", "free"}
     hidden = client.get(f"/api/v1/conversations/{ids['theirs']}/messages", headers={"Authorization": f"Bearer {token}"})
     assert hidden.status_code == 404
-    everything = client.get("/api/v1/conversations", headers={"Authorization": f"Bearer {owner_token}"}).get_json()["items"]
+    everything = client.get("/api/v1/conversations", headers={"Authorization": f"Bearer {owner_token}"}).get_json()[
+        "items"
+    ]
     assert len(everything) == 3
 
 

@@ -18,11 +18,25 @@ def user_id(app, email: str) -> int:
 
 
 def test_the_team_page_and_the_cli_add_a_member_the_same_way(app, auth, owner):
-    page = auth.post("/admin/team", {"email": "nina@example.com", "name": "Nina", "role": "agent",
-                                     "password": PASSWORD}, form_page="/admin/team")
+    page = auth.post(
+        "/admin/team",
+        {"email": "nina@example.com", "name": "Nina", "role": "agent", "password": PASSWORD},
+        form_page="/admin/team",
+    )
     assert page.status_code == 302
-    cli(app, "user", "create", "--email", "carl@example.com", "--name", "Carl", "--role", "admin", "--password-stdin",
-        input=PASSWORD + "\n")
+    cli(
+        app,
+        "user",
+        "create",
+        "--email",
+        "carl@example.com",
+        "--name",
+        "Carl",
+        "--role",
+        "admin",
+        "--password-stdin",
+        input=PASSWORD + "\n",
+    )
 
     added = audit(app, "team.user_added")
     assert [(entry.target, entry.actor, entry.channel, entry.detail) for entry in added] == [
@@ -45,8 +59,12 @@ def test_role_changes_deactivation_and_a_two_factor_reset_are_audited_with_their
     auth.post(f"/admin/team/{member_id}/reset-2fa", form_page="/admin/team")
 
     role = audit(app, "team.role_changed")[0]
-    assert (role.target, role.actor, role.channel, role.detail) == (member.email, owner.email, "web",
-                                                                    {"from": "agent", "to": "admin"})
+    assert (role.target, role.actor, role.channel, role.detail) == (
+        member.email,
+        owner.email,
+        "web",
+        {"from": "agent", "to": "admin"},
+    )
     for action in ("team.user_deactivated", "team.user_activated", "team.2fa_reset"):
         assert [(entry.target, entry.actor) for entry in audit(app, action)] == [(member.email, owner.email)]
     changes = [event["change"] for event in events(app, "user.changed") if event["user_id"] == member_id]

@@ -75,7 +75,9 @@ def test_a_password_change_or_deactivation_during_the_bcrypt_check_refuses_the_l
     user.is_active = False
     assert accounts.recheck_login(checked).reason == "deactivated"
     user.is_active = True
-    accounts.change_password(session, user, accounts.prepare_password_change(user, "long enough password", "a new long password", 4))
+    accounts.change_password(
+        session, user, accounts.prepare_password_change(user, "long enough password", "a new long password", 4)
+    )
     assert accounts.recheck_login(checked).reason == "wrong_password"
 
 

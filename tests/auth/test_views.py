@@ -89,7 +89,9 @@ def test_deactivated_users_cannot_sign_in(auth, client, owner):
 
 
 def test_session_cookie_is_httponly_and_samesite_lax(auth, client):
-    response = auth.post("/setup", {"email": "o@example.com", "name": "O", "password": PASSWORD, "password_confirm": PASSWORD})
+    response = auth.post(
+        "/setup", {"email": "o@example.com", "name": "O", "password": PASSWORD, "password_confirm": PASSWORD}
+    )
     cookie = response.headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
     assert "Secure" not in cookie
@@ -111,10 +113,18 @@ def test_login_does_not_redirect_off_site(auth, client, owner):
 
 def test_owner_can_require_two_factor_for_everyone(auth, client, owner):
     agent = auth.create_user("agent")
-    refused = auth.post("/admin/settings", {"security.require_2fa": "true", "server.allowed_networks": "127.0.0.1"}, form_page="/admin/settings")
+    refused = auth.post(
+        "/admin/settings",
+        {"security.require_2fa": "true", "server.allowed_networks": "127.0.0.1"},
+        form_page="/admin/settings",
+    )
     assert refused.status_code == 400 and "for your own account first" in refused.get_data(as_text=True)
     auth.enrol_totp(owner)
-    response = auth.post("/admin/settings", {"security.require_2fa": "true", "server.allowed_networks": "127.0.0.1", "general.business_name": ""}, form_page="/admin/settings")
+    response = auth.post(
+        "/admin/settings",
+        {"security.require_2fa": "true", "server.allowed_networks": "127.0.0.1", "general.business_name": ""},
+        form_page="/admin/settings",
+    )
     assert response.status_code == 302
     auth.logout()
     auth.login(agent)
@@ -125,7 +135,9 @@ def test_owner_can_require_two_factor_for_everyone(auth, client, owner):
 
 
 def test_setup_refuses_mismatched_passwords(auth, client):
-    response = auth.post("/setup", {"email": "o@example.com", "name": "O", "password": PASSWORD, "password_confirm": PASSWORD + "x"})
+    response = auth.post(
+        "/setup", {"email": "o@example.com", "name": "O", "password": PASSWORD, "password_confirm": PASSWORD + "x"}
+    )
     assert response.status_code == 400
     assert "do not match" in response.get_data(as_text=True)
     assert client.get("/").headers["Location"].endswith("/setup")

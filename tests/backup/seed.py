@@ -14,15 +14,37 @@ from sigdesk.audit.services import record
 from sigdesk.auth import services as accounts
 from sigdesk.db import Base
 from sigdesk.models import (
-    AccountEvent, Contact, Conversation, Message, MessageStatusEvent, Reaction, RelayReceipt, Template,
-    WebhookCounter, WebhookDelivery,
+    AccountEvent,
+    Contact,
+    Conversation,
+    Message,
+    MessageStatusEvent,
+    Reaction,
+    RelayReceipt,
+    Template,
+    WebhookCounter,
+    WebhookDelivery,
 )
 from sigdesk.settings import services as settings
 from sigdesk.whatsapp.media import store_media
 
 SECRET = "EAAG-secret-token-ü"
-MESSAGE_TYPES = ["text", "image", "video", "audio", "document", "sticker", "location", "contacts", "interactive",
-                 "button", "reaction", "template", "unsupported", "system"]
+MESSAGE_TYPES = [
+    "text",
+    "image",
+    "video",
+    "audio",
+    "document",
+    "sticker",
+    "location",
+    "contacts",
+    "interactive",
+    "button",
+    "reaction",
+    "template",
+    "unsupported",
+    "system",
+]
 MEDIA_TYPES = {"image", "video", "audio", "document", "sticker"}
 
 
@@ -31,34 +53,52 @@ def seed(app, contacts: int = 3) -> None:
     data_dir: Path = state.config.data_dir
     now = datetime(2026, 11, 1, 12, 0, 0, 123456, tzinfo=timezone.utc)
     with state.database.session() as session:
-        owner = accounts.create_user(session, "olive@example.com", "Olive Owner", "owner", "correct horse battery", rounds=4)
-        agent = accounts.create_user(session, "agnes@example.com", "Ágnes Agent 🙂", "agent", "correct horse battery", rounds=4)
+        owner = accounts.create_user(
+            session, "olive@example.com", "Olive Owner", "owner", "correct horse battery", rounds=4
+        )
+        agent = accounts.create_user(
+            session, "agnes@example.com", "Ágnes Agent 🙂", "agent", "correct horse battery", rounds=4
+        )
         accounts.create_api_token(session, owner, "zapier")
         settings.set_text(session, state.cipher, "whatsapp.access_token", SECRET)
         settings.set_text(session, state.cipher, "general.business_name", "Bäckerei 🍞")
         record(session, "settings.changed", actor=owner, target="whatsapp.access_token", detail={"via": "test"})
-        delivery = WebhookDelivery(raw=b"\x00\xff{\"object\":\"whatsapp_business_account\"}\x80", size=40, received_at=now)
+        delivery = WebhookDelivery(raw=b'\x00\xff{"object":"whatsapp_business_account"}\x80', size=40, received_at=now)
         session.add(delivery)
         session.flush()
         session.add(RelayReceipt(install="install-1", seq=2**40, delivery_id=delivery.id, received_at=now))
         session.add(AccountEvent(fingerprint="f" * 64, field="account_update", payload="{}", delivery_id=delivery.id))
         session.add(WebhookCounter(name="bad_signature", count=3, last_at=now))
-        session.add(Template(name="order_ready", language="en_US", status="APPROVED", components=json.dumps([{"type": "BODY"}])))
+        session.add(
+            Template(name="order_ready", language="en_US", status="APPROVED", components=json.dumps([{"type": "BODY"}]))
+        )
         for number in range(contacts):
-            contact = Contact(wa_id=f"4477009000{number:02d}", profile_name=f"Customer {number} — ñ",
-                              opted_out_marketing=bool(number % 2), created_at=now)
+            contact = Contact(
+                wa_id=f"4477009000{number:02d}",
+                profile_name=f"Customer {number} — ñ",
+                opted_out_marketing=bool(number % 2),
+                created_at=now,
+            )
             session.add(contact)
             session.flush()
-            conversation = Conversation(contact_id=contact.id, assignee_id=agent.id, last_message_at=now, unread_count=number)
+            conversation = Conversation(
+                contact_id=contact.id, assignee_id=agent.id, last_message_at=now, unread_count=number
+            )
             session.add(conversation)
             session.flush()
             for index, kind in enumerate(MESSAGE_TYPES):
                 message = Message(
-                    wamid=f"wamid.{number}.{index}", conversation_id=conversation.id, contact_id=contact.id,
-                    direction="in" if index % 2 else "out", type=kind, timestamp=now + timedelta(seconds=index),
+                    wamid=f"wamid.{number}.{index}",
+                    conversation_id=conversation.id,
+                    contact_id=contact.id,
+                    direction="in" if index % 2 else "out",
+                    type=kind,
+                    timestamp=now + timedelta(seconds=index),
                     text="Hello 👋 " + "long " * (2000 if index == 0 else 1) if kind == "text" else None,
-                    details=json.dumps({"type": kind, "n": index}), raw=json.dumps({"id": f"wamid.{number}.{index}"}),
-                    author_id=owner.id if index % 2 == 0 else None, status="delivered" if index % 2 == 0 else None,
+                    details=json.dumps({"type": kind, "n": index}),
+                    raw=json.dumps({"id": f"wamid.{number}.{index}"}),
+                    author_id=owner.id if index % 2 == 0 else None,
+                    status="delivered" if index % 2 == 0 else None,
                 )
                 if kind in MEDIA_TYPES:
                     data = os.urandom(1000 + 500 * index) + kind.encode()
@@ -83,7 +123,9 @@ def snapshot(engine: Engine, seconds_only: bool = False) -> dict[str, list[tuple
     with engine.connect() as connection:
         for table in Base.metadata.sorted_tables:
             order = list(table.primary_key.columns)
-            tables[table.name] = [tuple(norm(value) for value in row) for row in connection.execute(select(table).order_by(*order))]
+            tables[table.name] = [
+                tuple(norm(value) for value in row) for row in connection.execute(select(table).order_by(*order))
+            ]
     return tables
 
 

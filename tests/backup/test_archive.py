@@ -21,7 +21,9 @@ def build(files: dict[str, bytes]) -> bytes:
     with ThreadPoolExecutor(1) as helper, ThreadPoolExecutor(1) as writes:
         sink = Pipelined(out, Pipeline(writes))
         archive = ArchiveWriter(sink, Pipeline(helper))
-        futures = {name: archive.add_file(name, io.BytesIO(data), len(data), lambda _n: None) for name, data in files.items()}
+        futures = {
+            name: archive.add_file(name, io.BytesIO(data), len(data), lambda _n: None) for name, data in files.items()
+        }
         archive.close()
         sink.flush()
         digests = {name: future.result() for name, future in futures.items()}

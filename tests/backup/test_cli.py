@@ -72,7 +72,11 @@ def test_in_place_restore_swaps_the_data_dir_and_keeps_the_old_one(data_dir, tmp
     assert run(data_dir, "create", "--out", str(out), "--passphrase-stdin").exit_code == 0
     database = Database(f"sqlite:///{data_dir / 'sigdesk.db'}")
     with database.engine.begin() as connection:
-        connection.execute(text("INSERT INTO contacts (wa_id, opted_out_marketing, created_at) VALUES ('new', 0, '2026-11-23 08:00:00')"))
+        connection.execute(
+            text(
+                "INSERT INTO contacts (wa_id, opted_out_marketing, created_at) VALUES ('new', 0, '2026-11-23 08:00:00')"
+            )
+        )
     database.dispose()
 
     result = run(data_dir, "restore", str(out), "--passphrase-stdin")
@@ -87,7 +91,11 @@ def test_wrong_passphrase_is_one_line_and_changes_nothing(data_dir, tmp_path):
     out = tmp_path / "office.sigdesk-backup"
     assert run(data_dir, "create", "--out", str(out), "--passphrase-stdin").exit_code == 0
     before = tree(tmp_path)
-    for args in (["verify", str(out)], ["restore", str(out)], ["restore", str(out), "--into-data-dir", str(tmp_path / "x")]):
+    for args in (
+        ["verify", str(out)],
+        ["restore", str(out)],
+        ["restore", str(out), "--into-data-dir", str(tmp_path / "x")],
+    ):
         result = run(data_dir, *args, "--passphrase-stdin", input="guess guess guess\n")
         assert result.exit_code == 1
         assert result.output.strip().splitlines()[-1] == "Error: Wrong passphrase for this backup"
@@ -133,7 +141,17 @@ def test_in_place_restore_needs_a_target_database_when_not_on_sqlite(data_dir, t
     out = tmp_path / "office.sigdesk-backup"
     assert run(data_dir, "create", "--out", str(out), "--passphrase-stdin").exit_code == 0
     result = CliRunner().invoke(
-        main, ["--data-dir", str(data_dir), "--database-url", "mysql+pymysql://u@127.0.0.1:9/x", "backup", "restore", str(out), "--passphrase-stdin"],
+        main,
+        [
+            "--data-dir",
+            str(data_dir),
+            "--database-url",
+            "mysql+pymysql://u@127.0.0.1:9/x",
+            "backup",
+            "restore",
+            str(out),
+            "--passphrase-stdin",
+        ],
         input=PASSPHRASE,
     )
     assert result.exit_code == 1 and "--into-database-url" in result.output

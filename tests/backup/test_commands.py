@@ -20,8 +20,11 @@ PASSPHRASE = "office backup passphrase"
 
 
 def back_up_from_the_page(auth, folder):
-    auth.post("/admin/backups/settings", {"backup.folder": str(folder), "backup.passphrase": PASSPHRASE},
-              form_page="/admin/backups/")
+    auth.post(
+        "/admin/backups/settings",
+        {"backup.folder": str(folder), "backup.passphrase": PASSPHRASE},
+        form_page="/admin/backups/",
+    )
     page = auth.client.get("/admin/backups/").get_data(as_text=True)
     assert auth.client.post("/admin/backups/create", data={"csrf_token": csrf_from(page)}).status_code == 302
     deadline = time.monotonic() + 60
@@ -41,7 +44,9 @@ def test_the_backups_page_and_the_cli_record_the_same_run(app, auth, owner, tmp_
 
     for action in ("backup.started", "backup.created"):
         assert [(entry.target, entry.actor, entry.channel) for entry in audit(app, action)] == [
-            (from_page, owner.email, "web"), (out.name, None, "cli")]
+            (from_page, owner.email, "web"),
+            (out.name, None, "cli"),
+        ]
     assert events(app, "backup.finished") == [{"ok": True, "file": from_page}, {"ok": True, "file": out.name}]
     assert PASSPHRASE not in everything_recorded(app)
 

@@ -9,8 +9,16 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from sigdesk.backup.format import (
-    FORMAT_VERSION, HEADER_SIZE, MAGIC, DamagedBackup, DecryptingReader, EncryptingWriter, KdfParams,
-    NewerBackup, WrongPassphrase, sealing_key,
+    FORMAT_VERSION,
+    HEADER_SIZE,
+    MAGIC,
+    DamagedBackup,
+    DecryptingReader,
+    EncryptingWriter,
+    KdfParams,
+    NewerBackup,
+    WrongPassphrase,
+    sealing_key,
 )
 
 FAST = KdfParams(log2_n=4, r=1, p=1)

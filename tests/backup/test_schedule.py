@@ -47,7 +47,15 @@ def test_nothing_happens_while_the_schedule_is_off(app, tmp_path):
 
 
 def test_daily_backups_run_once_per_day_and_catch_up_after_a_gap(app, tmp_path):
-    configure(app, **{"backup.folder": tmp_path, "backup.passphrase": PASSPHRASE, "backup.schedule": "daily", "backup.time": "02:00"})
+    configure(
+        app,
+        **{
+            "backup.folder": tmp_path,
+            "backup.passphrase": PASSPHRASE,
+            "backup.schedule": "daily",
+            "backup.time": "02:00",
+        },
+    )
     first = tick(app, local(2026, 11, 23, 9, 0))  # never backed up: at once
     assert first is not None and first.parent == tmp_path
     assert backups.verify(first, PASSPHRASE)["tables"]["settings"]["rows"] >= 4
@@ -61,14 +69,25 @@ def test_daily_backups_run_once_per_day_and_catch_up_after_a_gap(app, tmp_path):
 
 
 def test_weekly_backups_wait_a_week(app, tmp_path):
-    configure(app, **{"backup.folder": tmp_path, "backup.passphrase": PASSPHRASE, "backup.schedule": "weekly", "backup.time": "02:00"})
+    configure(
+        app,
+        **{
+            "backup.folder": tmp_path,
+            "backup.passphrase": PASSPHRASE,
+            "backup.schedule": "weekly",
+            "backup.time": "02:00",
+        },
+    )
     assert tick(app, local(2026, 11, 23, 2, 5)) is not None
     assert tick(app, local(2026, 11, 29, 2, 5)) is None
     assert tick(app, local(2026, 11, 30, 2, 5)) is not None
 
 
 def test_a_missing_folder_is_recorded_and_retried_later(app, tmp_path):
-    configure(app, **{"backup.folder": tmp_path / "unplugged-usb", "backup.passphrase": PASSPHRASE, "backup.schedule": "daily"})
+    configure(
+        app,
+        **{"backup.folder": tmp_path / "unplugged-usb", "backup.passphrase": PASSPHRASE, "backup.schedule": "daily"},
+    )
     with pytest.raises(BackupError, match="does not exist"):
         tick(app, local(2026, 11, 23, 9, 0))
     state = app.extensions["sigdesk"]

@@ -11,7 +11,16 @@ from sqlalchemy import create_engine, text
 
 from sigdesk.app import create_app
 from sigdesk.backup import services as backups
-from sigdesk.backup.format import FORMAT_VERSION, HEADER_SIZE, MAGIC, BackupError, DamagedBackup, KdfParams, NewerBackup, WrongPassphrase
+from sigdesk.backup.format import (
+    FORMAT_VERSION,
+    HEADER_SIZE,
+    MAGIC,
+    BackupError,
+    DamagedBackup,
+    KdfParams,
+    NewerBackup,
+    WrongPassphrase,
+)
 from sigdesk.config import Config
 from sigdesk.db import Database
 from sigdesk.models import Contact
@@ -39,7 +48,9 @@ def backup_file(seeded, tmp_path) -> Path:
 
 
 def restored_config(data_dir: Path, url: str | None = None) -> Config:
-    return Config(data_dir=data_dir, database_url=url or f"sqlite:///{data_dir / 'sigdesk.db'}", bcrypt_rounds=4, testing=True)
+    return Config(
+        data_dir=data_dir, database_url=url or f"sqlite:///{data_dir / 'sigdesk.db'}", bcrypt_rounds=4, testing=True
+    )
 
 
 def tree(folder: Path) -> dict[str, bytes]:
@@ -166,7 +177,10 @@ def test_in_place_restore_keeps_the_old_data_dir_and_swaps_only_when_done(seeded
     restored = Database(f"sqlite:///{data_dir / 'sigdesk.db'}")
     try:
         with restored.engine.connect() as connection:
-            assert connection.execute(text("SELECT count(*) FROM contacts WHERE wa_id = 'made-after-backup'")).scalar() == 0
+            assert (
+                connection.execute(text("SELECT count(*) FROM contacts WHERE wa_id = 'made-after-backup'")).scalar()
+                == 0
+            )
             assert connection.execute(text("SELECT count(*) FROM contacts")).scalar() == 3
     finally:
         restored.dispose()
@@ -204,7 +218,9 @@ def test_backup_from_an_unknown_schema_revision_is_made_by_a_newer_sigdesk(seede
         migrations_dir = property(lambda self: future)
 
     out = tmp_path / "future.bak"
-    backups.create(state.database, FutureConfig(state.config.data_dir, state.config.database_url), PASSPHRASE, out, kdf=FAST)
+    backups.create(
+        state.database, FutureConfig(state.config.data_dir, state.config.database_url), PASSPHRASE, out, kdf=FAST
+    )
     with pytest.raises(NewerBackup, match="made by a newer SigDesk"):
         backups.restore(out, PASSPHRASE, tmp_path / "restored")
     assert not (tmp_path / "restored").exists()
@@ -266,7 +282,10 @@ def test_backup_in_format_1_still_verifies_restores_and_is_upgraded(tmp_path):
     app = create_app(restored_config(target))
     state = app.extensions["sigdesk"]
     try:
-        assert backups.current_revision(state.database.engine) == backups._scripts(state.config.migrations_dir).get_current_head()
+        assert (
+            backups.current_revision(state.database.engine)
+            == backups._scripts(state.config.migrations_dir).get_current_head()
+        )
         with state.database.session() as session:
             assert settings.get(session, state.cipher, "whatsapp.access_token") == SECRET
             assert session.query(Contact).count() == 3

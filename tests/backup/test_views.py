@@ -32,8 +32,16 @@ def test_only_owners_see_backups(auth, owner):
 
 
 def test_settings_are_saved_with_the_passphrase_encrypted_and_bad_values_refused(app, auth, owner, tmp_path):
-    response = save(auth, **{"backup.folder": str(tmp_path), "backup.schedule": "daily", "backup.time": "3:15",
-                             "backup.passphrase": PASSPHRASE, "retention.backups_days": "14"})
+    response = save(
+        auth,
+        **{
+            "backup.folder": str(tmp_path),
+            "backup.schedule": "daily",
+            "backup.time": "3:15",
+            "backup.passphrase": PASSPHRASE,
+            "retention.backups_days": "14",
+        },
+    )
     assert response.status_code == 302
     with app.extensions["sigdesk"].database.session() as session:
         row = session.get(Setting, "backup.passphrase")
@@ -70,7 +78,9 @@ def test_back_up_now_then_list_download_verify_and_delete(app, auth, owner, tmp_
     assert download.status_code == 200 and download.data == (folder / name).read_bytes()
     assert "attachment" in download.headers["Content-Disposition"]
 
-    verified = auth.client.post(f"/admin/backups/file/{name}/verify", data={"csrf_token": csrf_from(page)}, follow_redirects=True)
+    verified = auth.client.post(
+        f"/admin/backups/file/{name}/verify", data={"csrf_token": csrf_from(page)}, follow_redirects=True
+    )
     assert "is intact" in verified.get_data(as_text=True)
     gone = auth.client.post(f"/admin/backups/file/{name}/delete", data={"csrf_token": csrf_from(page)})
     assert gone.status_code == 302 and not (folder / name).exists()

@@ -12,8 +12,15 @@ import pytest
 
 CHROMIUM = Path(os.environ.get("SIGDESK_CHROMIUM", "/usr/lib/chromium/chromium"))
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
 ]
 REQUIRE_ENV = "SIGDESK_REQUIRE_BROWSER"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -52,7 +59,11 @@ class Watch:
     errors: list[str] = field(default_factory=list)
 
     def foreign_requests(self) -> list[str]:
-        return [url for url in self.requests if urlsplit(url).scheme not in ("data", "blob") and urlsplit(url).hostname not in LOOPBACK_HOSTS]
+        return [
+            url
+            for url in self.requests
+            if urlsplit(url).scheme not in ("data", "blob") and urlsplit(url).hostname not in LOOPBACK_HOSTS
+        ]
 
     def assert_clean(self) -> None:
         assert self.requests, "no requests were recorded"

@@ -186,7 +186,15 @@ def test_phone_width_collapses_the_navigation_and_never_scrolls_sideways(browse)
 def test_pages_only_talk_to_loopback_and_the_csp_lets_them_work(browse):
     page = browse.page
     set_up_owner(browse)
-    for path in ("/", "/account/", "/account/two-factor", "/admin/team", "/admin/audit", "/admin/settings", "/no-such-page"):
+    for path in (
+        "/",
+        "/account/",
+        "/account/two-factor",
+        "/admin/team",
+        "/admin/audit",
+        "/admin/settings",
+        "/no-such-page",
+    ):
         browse.goto(path)
         assert page.evaluate("getComputedStyle(document.body).display") == "flex", f"app.css not applied on {path}"
         page.click("#theme-toggle")

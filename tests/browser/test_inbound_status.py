@@ -24,8 +24,13 @@ def test_admins_see_the_relay_state_in_the_header(browse: Browse, app):
         closed = probe.getsockname()[1]
     state = app.extensions["sigdesk"]
     with state.database.session() as session:
-        for key, value in (("whatsapp.app_secret", "s"), ("relay.url", f"http://127.0.0.1:{closed}"),
-                           ("relay.token", "sdr_x"), ("relay.install", "i" * 32), ("inbound.mode", "relay")):
+        for key, value in (
+            ("whatsapp.app_secret", "s"),
+            ("relay.url", f"http://127.0.0.1:{closed}"),
+            ("relay.token", "sdr_x"),
+            ("relay.install", "i" * 32),
+            ("inbound.mode", "relay"),
+        ):
             settings.set_value(session, state.cipher, key, value)
     app.extensions["sigdesk.relay"].wake()  # the running puller notices the new settings now
     browse.goto("/")

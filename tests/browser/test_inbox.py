@@ -31,17 +31,36 @@ pytestmark = pytest.mark.browser
 APP_SECRET = "inbox-browser-secret"
 LIVE_MS = 5000
 EVERY_TYPE = [
-    "message_text", "message_edit", "message_reaction", "message_image", "message_revoke", "message_audio_voice",
-    "message_video", "message_document", "message_sticker_animated", "message_location", "message_contacts",
-    "message_interactive_button_reply", "message_interactive_list_reply", "message_interactive_nfm_reply",
-    "message_interactive_nfm_reply_not_json", "message_interactive_call_permission_reply", "message_button_quick_reply",
-    "message_order", "message_forwarded_referral", "message_unsupported", "message_unknown", "message_echo_text",
+    "message_text",
+    "message_edit",
+    "message_reaction",
+    "message_image",
+    "message_revoke",
+    "message_audio_voice",
+    "message_video",
+    "message_document",
+    "message_sticker_animated",
+    "message_location",
+    "message_contacts",
+    "message_interactive_button_reply",
+    "message_interactive_list_reply",
+    "message_interactive_nfm_reply",
+    "message_interactive_nfm_reply_not_json",
+    "message_interactive_call_permission_reply",
+    "message_button_quick_reply",
+    "message_order",
+    "message_forwarded_referral",
+    "message_unsupported",
+    "message_unknown",
+    "message_echo_text",
 ]
 
 
 class Agent:
     def __init__(self, browser, base_url: str, email: str) -> None:
-        self.context = browser.new_context(viewport=DESKTOP, color_scheme="light", locale="en-GB", service_workers="block")
+        self.context = browser.new_context(
+            viewport=DESKTOP, color_scheme="light", locale="en-GB", service_workers="block"
+        )
         self.context.set_default_timeout(TIMEOUT_MS)
         self.watch = Watch()
         self.context.on("request", lambda request: self.watch.requests.append(request.url))
@@ -68,12 +87,35 @@ class Agent:
 
 
 def inbound(wa_id: str, wamid: str, text: str, name: str) -> bytes:
-    return json.dumps({"object": "whatsapp_business_account", "entry": [{"id": WABA_ID, "changes": [{"field": "messages", "value": {
-        "messaging_product": "whatsapp", "metadata": {"display_phone_number": "15550100199", "phone_number_id": PHONE_NUMBER_ID},
-        "contacts": [{"profile": {"name": name}, "wa_id": wa_id}],
-        "messages": [{"from": wa_id, "id": wamid, "timestamp": str(int(time.time())), "type": "text", "text": {"body": text}}],
-    }}]}]}).encode()
-
+    return json.dumps(
+        {
+            "object": "whatsapp_business_account",
+            "entry": [
+                {
+                    "id": WABA_ID,
+                    "changes": [
+                        {
+                            "field": "messages",
+                            "value": {
+                                "messaging_product": "whatsapp",
+                                "metadata": {"display_phone_number": "15550100199", "phone_number_id": PHONE_NUMBER_ID},
+                                "contacts": [{"profile": {"name": name}, "wa_id": wa_id}],
+                                "messages": [
+                                    {
+                                        "from": wa_id,
+                                        "id": wamid,
+                                        "timestamp": str(int(time.time())),
+                                        "type": "text",
+                                        "text": {"body": text},
+                                    }
+                                ],
+                            },
+                        }
+                    ],
+                }
+            ],
+        }
+    ).encode()
 
 
 @pytest.fixture
@@ -83,13 +125,30 @@ def agents(browser, live_server, app, fake_graph) -> Iterator[tuple[Agent, Agent
         accounts.create_user(session, "owner@example.com", "Olive Owner", "owner", PASSWORD, rounds=4)
         accounts.create_user(session, "ada@example.com", "Ada Agent", "agent", PASSWORD, rounds=4)
         accounts.create_user(session, "bob@example.com", "Bob Agent", "agent", PASSWORD, rounds=4)
-        for key, value in {"whatsapp.access_token": TOKEN, "whatsapp.phone_number_id": PHONE_NUMBER_ID, "whatsapp.waba_id": WABA_ID,
-                           "whatsapp.graph_base_url": fake_graph.url, "whatsapp.app_secret": APP_SECRET,
-                           "whatsapp.read_receipts": "false", "onboarding.step": "done"}.items():
+        for key, value in {
+            "whatsapp.access_token": TOKEN,
+            "whatsapp.phone_number_id": PHONE_NUMBER_ID,
+            "whatsapp.waba_id": WABA_ID,
+            "whatsapp.graph_base_url": fake_graph.url,
+            "whatsapp.app_secret": APP_SECRET,
+            "whatsapp.read_receipts": "false",
+            "onboarding.step": "done",
+        }.items():
             settings.set_text(session, state.cipher, key, value)
-        session.add(Template(name="order_ready", language="en_GB", status="APPROVED", category="UTILITY", components=json.dumps([
-            {"type": "HEADER", "format": "TEXT", "text": "Order {{1}}"},
-            {"type": "BODY", "text": "Hello {{1}}, your order is ready for pickup at {{2}}."}])))
+        session.add(
+            Template(
+                name="order_ready",
+                language="en_GB",
+                status="APPROVED",
+                category="UTILITY",
+                components=json.dumps(
+                    [
+                        {"type": "HEADER", "format": "TEXT", "text": "Order {{1}}"},
+                        {"type": "BODY", "text": "Hello {{1}}, your order is ready for pickup at {{2}}."},
+                    ]
+                ),
+            )
+        )
     fake_graph.connect_webhook(live_server.url + "/webhooks/whatsapp", APP_SECRET)
     deliver_fixtures(state.database, *EVERY_TYPE)
     ada = Agent(browser, live_server.url, "ada@example.com")
@@ -114,8 +173,16 @@ def test_two_agents_work_the_inbox_live(agents, app, fake_graph):
     ada.screenshot("inbox-list")
     ada.open(showcase)
     thread = ada.page.locator("#messages")
-    for words in ("Dora Delivery", "37.60 EUR", "Tapped a button", "Filled in a form", "cannot be shown", "From an ad",
-                  "The customer deleted this message", "Open in a map"):
+    for words in (
+        "Dora Delivery",
+        "37.60 EUR",
+        "Tapped a button",
+        "Filled in a form",
+        "cannot be shown",
+        "From an ad",
+        "The customer deleted this message",
+        "Open in a map",
+    ):
         expect(thread).to_contain_text(words)
     expect(ada.page.locator("#window-state")).to_contain_text("closed")
     ada.page.set_viewport_size({"width": DESKTOP["width"], "height": 4200})  # the whole thread, not only its end
@@ -129,7 +196,9 @@ def test_two_agents_work_the_inbox_live(agents, app, fake_graph):
     ada.screenshot("inbox-template-composer")
 
     # a signed inbound webhook appears live in both windows
-    response = fake_graph.post_signed(inbound("15557654321", "wamid.LIVE.1", "Can I collect the blueberry tart today?", "Rosa Rossi"))
+    response = fake_graph.post_signed(
+        inbound("15557654321", "wamid.LIVE.1", "Can I collect the blueberry tart today?", "Rosa Rossi")
+    )
     assert response.status_code == 200, response.text
     rosa = conversation_of(app, "15557654321")
     for agent in (ada, bob):
@@ -148,8 +217,16 @@ def test_two_agents_work_the_inbox_live(agents, app, fake_graph):
 
     # ticks advance as the fake posts statuses
     with app.extensions["sigdesk"].database.session() as session:
-        reply = wait_for(lambda: session.scalar(select(Message).where(Message.conversation_id == rosa, Message.direction == "out",
-                                                                        Message.wamid.is_not(None))) or session.rollback())
+        reply = wait_for(
+            lambda: (
+                session.scalar(
+                    select(Message).where(
+                        Message.conversation_id == rosa, Message.direction == "out", Message.wamid.is_not(None)
+                    )
+                )
+                or session.rollback()
+            )
+        )
     tick = ada.page.locator(f"#msg-{reply.id} .tick")
     assert fake_graph.send_status(reply.wamid, "delivered").status_code == 200
     expect(tick).to_have_class(re.compile("delivered"), timeout=LIVE_MS)

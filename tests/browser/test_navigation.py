@@ -58,8 +58,19 @@ def test_every_section_and_every_settings_page_is_reachable_by_clicking(browse: 
         assert not has_horizontal_scroll(page), key
     browse.screenshot(f"nav-{size}-settings-landing")
     entries = navigation.settings_for("owner")
-    assert {entry.key for entry in entries} >= {"general", "team", "inbox", "access", "whatsapp", "inbound", "webhooks",
-                                                 "templates", "exports", "backups", "audit"}
+    assert {entry.key for entry in entries} >= {
+        "general",
+        "team",
+        "inbox",
+        "access",
+        "whatsapp",
+        "inbound",
+        "webhooks",
+        "templates",
+        "exports",
+        "backups",
+        "audit",
+    }
     for entry in entries:
         open_setting(browse, entry)
         assert page.locator(".settings-main h1").first.is_visible(), entry.key

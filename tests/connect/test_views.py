@@ -25,7 +25,11 @@ def test_admin_connects_and_the_check_shows_the_number(auth, client, owner, fake
 
 
 def test_an_expired_token_is_explained(auth, client, owner, fake_graph):
-    auth.post("/admin/whatsapp/", connect_form(fake_graph, **{"whatsapp.access_token": "old-token"}), form_page="/admin/whatsapp/")
+    auth.post(
+        "/admin/whatsapp/",
+        connect_form(fake_graph, **{"whatsapp.access_token": "old-token"}),
+        form_page="/admin/whatsapp/",
+    )
     page = auth.post("/admin/whatsapp/test", form_page="/admin/whatsapp/").get_data(as_text=True)
     assert "access token has expired" in page and "190" in page
 
@@ -46,19 +50,28 @@ def test_secrets_are_never_shown_back_and_are_encrypted_in_the_file(auth, client
 
 def test_blank_secret_fields_keep_the_stored_secret(auth, client, owner, fake_graph):
     auth.post("/admin/whatsapp/", connect_form(fake_graph), form_page="/admin/whatsapp/")
-    auth.post("/admin/whatsapp/", connect_form(fake_graph, **{"whatsapp.access_token": ""}), form_page="/admin/whatsapp/")
+    auth.post(
+        "/admin/whatsapp/", connect_form(fake_graph, **{"whatsapp.access_token": ""}), form_page="/admin/whatsapp/"
+    )
     page = auth.post("/admin/whatsapp/test", form_page="/admin/whatsapp/").get_data(as_text=True)
     assert "Connected to" in page
 
 
-@pytest.mark.parametrize(("key", "value", "message"), [
-    ("whatsapp.api_version", "21", "not a Graph API version"),
-    ("whatsapp.graph_base_url", "ftp://graph", "not an http(s) address"),
-    ("whatsapp.phone_number_id", "12ab", "not a numeric ID"),
-])
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("whatsapp.api_version", "21", "not a Graph API version"),
+        ("whatsapp.graph_base_url", "ftp://graph", "not an http(s) address"),
+        ("whatsapp.phone_number_id", "12ab", "not a numeric ID"),
+    ],
+)
 def test_bad_values_are_refused_and_nothing_changes(auth, client, owner, fake_graph, key, value, message):
     auth.post("/admin/whatsapp/", connect_form(fake_graph), form_page="/admin/whatsapp/")
-    response = auth.post("/admin/whatsapp/", connect_form(fake_graph, **{key: value, "whatsapp.waba_id": "999"}), form_page="/admin/whatsapp/")
+    response = auth.post(
+        "/admin/whatsapp/",
+        connect_form(fake_graph, **{key: value, "whatsapp.waba_id": "999"}),
+        form_page="/admin/whatsapp/",
+    )
     assert response.status_code == 400 and message in response.get_data(as_text=True)
     assert 'value="999"' not in client.get("/admin/whatsapp/").get_data(as_text=True)
 
@@ -78,9 +91,15 @@ def test_settings_changes_are_audited_without_values(auth, client, owner, fake_g
     assert "whatsapp.access_token" in audit and TOKEN not in audit
 
 
-@pytest.mark.parametrize(("method", "path"), [
-    ("GET", "/admin/whatsapp/"), ("POST", "/admin/whatsapp/"), ("POST", "/admin/whatsapp/test"), ("POST", "/admin/whatsapp/verify-token"),
-])
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/admin/whatsapp/"),
+        ("POST", "/admin/whatsapp/"),
+        ("POST", "/admin/whatsapp/test"),
+        ("POST", "/admin/whatsapp/verify-token"),
+    ],
+)
 def test_agents_get_403_and_change_nothing(auth, client, owner, fake_graph, method, path):
     agent = auth.create_user("agent")
     auth.logout()
@@ -108,7 +127,9 @@ def test_the_page_shows_the_callback_url_to_paste_into_meta(auth, client, owner)
 
 
 def test_the_check_talks_to_meta_with_the_saved_settings(auth, client, owner, fake_graph):
-    auth.post("/admin/whatsapp/", connect_form(fake_graph, **{"whatsapp.api_version": "v22.0"}), form_page="/admin/whatsapp/")
+    auth.post(
+        "/admin/whatsapp/", connect_form(fake_graph, **{"whatsapp.api_version": "v22.0"}), form_page="/admin/whatsapp/"
+    )
     auth.post("/admin/whatsapp/test", form_page="/admin/whatsapp/")
     request = fake_graph.requests[-1]
     assert request.path == f"/v22.0/{PHONE_NUMBER_ID}" and request.headers["Authorization"] == f"Bearer {TOKEN}"

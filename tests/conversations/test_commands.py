@@ -35,7 +35,9 @@ class Inbox:
         return self.post(f"{cid}/send", {"text": text})
 
     def retry(self, cid, mid):
-        return self.client.post(f"/api/v1/conversations/{cid}/messages/{mid}/retry", headers={"X-CSRFToken": self.token})
+        return self.client.post(
+            f"/api/v1/conversations/{cid}/messages/{mid}/retry", headers={"X-CSRFToken": self.token}
+        )
 
     def read(self, cid):
         return self.post(f"{cid}/read", {})
@@ -120,14 +122,18 @@ class Trail:
         self.stream = app.extensions["sigdesk"].events.subscribe()
 
     def audit(self):
-        return [(row.action, row.target, row.actor_email, row.channel, json.loads(row.detail or "{}"))
-                for row in since(self.database, AuditEvent, self.marks[AuditEvent])]
+        return [
+            (row.action, row.target, row.actor_email, row.channel, json.loads(row.detail or "{}"))
+            for row in since(self.database, AuditEvent, self.marks[AuditEvent])
+        ]
 
     def notes(self):
         return [(row.kind, row.body) for row in since(self.database, Note, self.marks[Note])]
 
     def events(self):
-        return [(row.name, json.loads(row.payload)) for row in since(self.database, OutboxEvent, self.marks[OutboxEvent])]
+        return [
+            (row.name, json.loads(row.payload)) for row in since(self.database, OutboxEvent, self.marks[OutboxEvent])
+        ]
 
     def live(self):
         return [(event.kind, event.conversation_id, event.data) for event in self.stream.get(timeout=1)]
@@ -138,11 +144,30 @@ def test_sending_queues_once_and_leaves_the_same_trail_from_every_door(app, door
     response = door.send(conversation, "Yes, ready at 5")
     assert response.status_code == 202, response.get_data(as_text=True)
     with trail.database.session() as session:
-        message = session.scalar(select(Message).where(Message.conversation_id == conversation, Message.direction == "out"))
-    assert trail.audit() == [("message.queue", f"conversation:{conversation}", owner.email, door.channel,
-                              {"message_id": message.id, "type": "text", **({"token_id": 1} if door.channel == "api" else {})})]
-    assert trail.events() == [("message.queued", {"conversation_id": conversation, "assignee_id": None, "message_id": message.id,
-                                                  "type": "text", "author_id": user_id(trail.database, owner.email)})]
+        message = session.scalar(
+            select(Message).where(Message.conversation_id == conversation, Message.direction == "out")
+        )
+    assert trail.audit() == [
+        (
+            "message.queue",
+            f"conversation:{conversation}",
+            owner.email,
+            door.channel,
+            {"message_id": message.id, "type": "text", **({"token_id": 1} if door.channel == "api" else {})},
+        )
+    ]
+    assert trail.events() == [
+        (
+            "message.queued",
+            {
+                "conversation_id": conversation,
+                "assignee_id": None,
+                "message_id": message.id,
+                "type": "text",
+                "author_id": user_id(trail.database, owner.email),
+            },
+        )
+    ]
     assert trail.notes() == []
     assert trail.live() == [("message.created", conversation, {"message_id": message.id})]
 
@@ -178,6 +203,10 @@ def test_retrying_a_failed_message_from_every_door(app, door, conversation, owne
         failed_id = failed.id
     trail = Trail(app)
     assert door.retry(conversation, failed_id).status_code == 202
-    assert [row[:4] for row in trail.audit()] == [("message.retry", f"conversation:{conversation}", owner.email, door.channel)]
-    assert trail.events() == [("message.retried", {"conversation_id": conversation, "assignee_id": None, "message_id": failed_id})]
+    assert [row[:4] for row in trail.audit()] == [
+        ("message.retry", f"conversation:{conversation}", owner.email, door.channel)
+    ]
+    assert trail.events() == [
+        ("message.retried", {"conversation_id": conversation, "assignee_id": None, "message_id": failed_id})
+    ]
     assert trail.live() == [("message.updated", conversation, {"message_id": failed_id})]

@@ -109,7 +109,9 @@ def test_a_waiting_subscriber_wakes_as_soon_as_an_event_is_published():
 def test_concurrent_publishers_produce_unique_ids_delivered_in_order():
     bus = EventBus(queue_size=100_000, ring_size=100_000)
     subscription = bus.subscribe()
-    threads = [threading.Thread(target=lambda: [bus.publish("message.created", 1, None) for _ in range(500)]) for _ in range(8)]
+    threads = [
+        threading.Thread(target=lambda: [bus.publish("message.created", 1, None) for _ in range(500)]) for _ in range(8)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:

@@ -33,7 +33,8 @@ def test_events_are_stored_with_the_commit_and_published_after_it(app):
         assert heard == [] and stream.get(timeout=0) == []  # nothing is told before the commit
     assert heard == [SettingsChanged(("inbox.agents_see_all",))]
     assert [(event.kind, event.conversation_id, event.data) for event in stream.get(timeout=1)] == [
-        ("note.created", 7, {"note_id": 3})]
+        ("note.created", 7, {"note_id": 3})
+    ]
     assert stored_names(state.database) == ["settings.changed", "note.added"]
 
 
@@ -51,9 +52,19 @@ def test_a_rolled_back_transaction_tells_nobody_and_stores_nothing(app):
 
 def test_every_catalogued_event_round_trips_through_the_outbox():
     for name, cls in CATALOGUE.items():
-        fields = {spec.name: (1 if "id" in spec.name else ("x",) if spec.name in ("keys", "fields")
-                              else True if spec.name in ("ok", "on") else "x")
-                  for spec in dataclasses.fields(cls) if spec.default is spec.default_factory is dataclasses.MISSING}
+        fields = {
+            spec.name: (
+                1
+                if "id" in spec.name
+                else ("x",)
+                if spec.name in ("keys", "fields")
+                else True
+                if spec.name in ("ok", "on")
+                else "x"
+            )
+            for spec in dataclasses.fields(cls)
+            if spec.default is spec.default_factory is dataclasses.MISSING
+        }
         event = cls(**fields)
         assert from_stored(name, json.loads(json.dumps(event.payload(), default=str))) == event
     assert from_stored("an.event.from.a.later.version", {}) is None
@@ -112,11 +123,18 @@ def test_a_reader_waits_at_a_fresh_gap_in_the_ids_and_steps_over_an_old_one(app)
     """On MySQL a later id can commit before an earlier one; a rolled-back insert leaves a gap for good."""
     database = app.extensions["sigdesk"].database
     with database.session() as session:
-        session.execute(insert(OutboxEvent), [{"id": 1, "at": utcnow(), "name": "note.added", "payload": "{}"},
-                                              {"id": 3, "at": utcnow(), "name": "note.added", "payload": "{}"}])
+        session.execute(
+            insert(OutboxEvent),
+            [
+                {"id": 1, "at": utcnow(), "name": "note.added", "payload": "{}"},
+                {"id": 3, "at": utcnow(), "name": "note.added", "payload": "{}"},
+            ],
+        )
     with database.session() as session:
         assert [row[0] for row in read_after(session, 0)] == [1]
-        session.execute(update(OutboxEvent).where(OutboxEvent.id == 3).values(at=utcnow() - GAP_WAIT - timedelta(seconds=1)))
+        session.execute(
+            update(OutboxEvent).where(OutboxEvent.id == 3).values(at=utcnow() - GAP_WAIT - timedelta(seconds=1))
+        )
         assert [row[0] for row in read_after(session, 0)] == [1, 3]
 
 

@@ -49,7 +49,9 @@ def test_anonymising_clears_identity_content_and_media_and_is_audited(seeded, tm
     with state.database.session() as session:
         contact = first_contact(session)
         other = session.scalars(select(Contact).order_by(Contact.id.desc())).first()
-        shared = session.scalars(select(Message).where(Message.contact_id == other.id, Message.storage_key.is_not(None))).first()
+        shared = session.scalars(
+            select(Message).where(Message.contact_id == other.id, Message.storage_key.is_not(None))
+        ).first()
         # The same bytes sent by two contacts are stored once; erasing one must not break the other.
         mine = session.scalars(select(Message).where(Message.contact_id == contact.id, Message.type == "image")).one()
         mine.storage_key = shared.storage_key

@@ -108,7 +108,9 @@ def test_export_streams_in_batches_past_the_batch_size(app, tmp_path, monkeypatc
             factories.contact(session, f"4400{n}")
     seen = []
     with app.extensions["sigdesk"].database.session() as session:
-        export(session, "contacts", "json", tmp_path / "c.jsonl", progress=lambda done, total: seen.append((done, total)))
+        export(
+            session, "contacts", "json", tmp_path / "c.jsonl", progress=lambda done, total: seen.append((done, total))
+        )
     ids = [json.loads(line)["id"] for line in (tmp_path / "c.jsonl").read_text().splitlines()]
     assert ids == sorted(ids) and len(set(ids)) == 30
     assert seen[-1] == (30, 30)
@@ -118,14 +120,40 @@ def test_cli_export_writes_the_file_and_reports_counts(seeded, tmp_path, monkeyp
     monkeypatch.delenv("SIGDESK_DATABASE_URL", raising=False)
     config = seeded.extensions["sigdesk"].config
     out = tmp_path / "audit.csv"
-    result = CliRunner().invoke(main, ["--data-dir", str(config.data_dir), "--database-url", config.database_url,
-                                       "export", "--format", "csv", "--what", "audit", "--out", str(out)])
+    result = CliRunner().invoke(
+        main,
+        [
+            "--data-dir",
+            str(config.data_dir),
+            "--database-url",
+            config.database_url,
+            "export",
+            "--format",
+            "csv",
+            "--what",
+            "audit",
+            "--out",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
     with seeded.extensions["sigdesk"].database.session() as session:
         audit_rows = len(session.scalars(select(AuditEvent).where(AuditEvent.action != "export.run")).all())
     assert f"{audit_rows} audit" in result.output  # the export's own audit entry is written after it
-    bad = CliRunner().invoke(main, ["--data-dir", str(config.data_dir), "--database-url", config.database_url,
-                                    "export", "--what", "orders", "--out", str(tmp_path / "o.csv")])
+    bad = CliRunner().invoke(
+        main,
+        [
+            "--data-dir",
+            str(config.data_dir),
+            "--database-url",
+            config.database_url,
+            "export",
+            "--what",
+            "orders",
+            "--out",
+            str(tmp_path / "o.csv"),
+        ],
+    )
     assert bad.exit_code == 1 and "no orders" in bad.output
 
 
@@ -135,7 +163,10 @@ def test_csv_opens_in_libreoffice(seeded, tmp_path):
     with seeded.extensions["sigdesk"].database.session() as session:
         export(session, "messages", "csv", out, bom=True)
     office = shutil.which("soffice") or shutil.which("libreoffice")
-    done = subprocess.run([office, "--headless", "--convert-to", "ods", "--outdir", str(tmp_path), str(out)],
-                          capture_output=True, timeout=120)
+    done = subprocess.run(
+        [office, "--headless", "--convert-to", "ods", "--outdir", str(tmp_path), str(out)],
+        capture_output=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "messages.ods").stat().st_size > 0

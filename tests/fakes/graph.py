@@ -30,9 +30,16 @@ VERIFIED_NAME = "Rosa's Bakery"
 MEDIA_TYPES = ("image", "video", "audio", "document", "sticker")
 MB = 1024 * 1024
 UPLOAD_LIMITS = {
-    "image/jpeg": 5 * MB, "image/png": 5 * MB, "image/webp": 500 * 1024,
-    "audio/aac": 16 * MB, "audio/amr": 16 * MB, "audio/mpeg": 16 * MB, "audio/mp4": 16 * MB, "audio/ogg": 16 * MB,
-    "video/mp4": 16 * MB, "video/3gpp": 16 * MB,
+    "image/jpeg": 5 * MB,
+    "image/png": 5 * MB,
+    "image/webp": 500 * 1024,
+    "audio/aac": 16 * MB,
+    "audio/amr": 16 * MB,
+    "audio/mpeg": 16 * MB,
+    "audio/mp4": 16 * MB,
+    "audio/ogg": 16 * MB,
+    "video/mp4": 16 * MB,
+    "video/3gpp": 16 * MB,
 }
 DOCUMENT_LIMIT = 100 * MB
 TITLES = {
@@ -99,14 +106,23 @@ class FakeGraph:
         self.app = self._build()
 
     # --- control from tests -------------------------------------------------------------
-    def fail_next(self, code: int, status: int | None = None, count: int = 1, title: str | None = None,
-                  details: str | None = None, subcode: int | None = None) -> None:
+    def fail_next(
+        self,
+        code: int,
+        status: int | None = None,
+        count: int = 1,
+        title: str | None = None,
+        details: str | None = None,
+        subcode: int | None = None,
+    ) -> None:
         """The next `count` Graph calls (not media downloads) fail with this Meta error."""
         failure = Failure(code, status or (401 if code == 190 else 400), title, details, subcode)
         with self._lock:
             self.failures.extend(failure for _ in range(count))
 
-    def fail_for(self, recipient: str, code: int, status: int = 400, title: str | None = None, details: str | None = None) -> None:
+    def fail_for(
+        self, recipient: str, code: int, status: int = 400, title: str | None = None, details: str | None = None
+    ) -> None:
         """Every send to this recipient fails until clear_failures(); 131047 (window closed) spares templates."""
         with self._lock:
             self.recipient_failures[recipient.lstrip("+")] = Failure(code, status, title, details)
@@ -135,51 +151,112 @@ class FakeGraph:
         if app_secret is not None:
             self.app_secret = app_secret
 
-    def status_payload(self, wamid: str, status: str, recipient: str | None = None, errors: list[dict[str, Any]] | None = None,
-                       biz_opaque: str | None = None) -> dict[str, Any]:
-        entry: dict[str, Any] = {"id": wamid, "status": status, "timestamp": str(int(time.time())),
-                                 "recipient_id": recipient or self.recipients.get(wamid, "15550001111")}
+    def status_payload(
+        self,
+        wamid: str,
+        status: str,
+        recipient: str | None = None,
+        errors: list[dict[str, Any]] | None = None,
+        biz_opaque: str | None = None,
+    ) -> dict[str, Any]:
+        entry: dict[str, Any] = {
+            "id": wamid,
+            "status": status,
+            "timestamp": str(int(time.time())),
+            "recipient_id": recipient or self.recipients.get(wamid, "15550001111"),
+        }
         if status in ("sent", "delivered"):
-            entry["conversation"] = {"id": hashlib.md5(entry["recipient_id"].encode()).hexdigest(),
-                                     "origin": {"type": "service"}}
+            entry["conversation"] = {
+                "id": hashlib.md5(entry["recipient_id"].encode()).hexdigest(),
+                "origin": {"type": "service"},
+            }
             entry["pricing"] = {"billable": True, "pricing_model": "PMP", "category": "service", "type": "regular"}
         if errors:
             entry["errors"] = errors
         if biz_opaque:
             entry["biz_opaque_callback_data"] = biz_opaque
-        return {"object": "whatsapp_business_account", "entry": [{"id": self.waba_id, "changes": [{"field": "messages", "value": {
-            "messaging_product": "whatsapp",
-            "metadata": {"display_phone_number": re.sub(r"\D", "", DISPLAY_NUMBER), "phone_number_id": self.phone_number_id},
-            "statuses": [entry]}}]}]}
+        return {
+            "object": "whatsapp_business_account",
+            "entry": [
+                {
+                    "id": self.waba_id,
+                    "changes": [
+                        {
+                            "field": "messages",
+                            "value": {
+                                "messaging_product": "whatsapp",
+                                "metadata": {
+                                    "display_phone_number": re.sub(r"\D", "", DISPLAY_NUMBER),
+                                    "phone_number_id": self.phone_number_id,
+                                },
+                                "statuses": [entry],
+                            },
+                        }
+                    ],
+                }
+            ],
+        }
 
-    def send_status(self, wamid: str, status: str, *, code: int | None = None, recipient: str | None = None,
-                    errors: list[dict[str, Any]] | None = None, biz_opaque: str | None = None,
-                    signature: str | None = None) -> httpx.Response:
+    def send_status(
+        self,
+        wamid: str,
+        status: str,
+        *,
+        code: int | None = None,
+        recipient: str | None = None,
+        errors: list[dict[str, Any]] | None = None,
+        biz_opaque: str | None = None,
+        signature: str | None = None,
+    ) -> httpx.Response:
         """POST a signed status webhook like Meta's; `code` builds a Meta-shaped errors[] for failed."""
         if self.webhook_url is None:
             raise RuntimeError("call connect_webhook(url, app_secret) first")
         if code is not None and errors is None:
-            errors = [{"code": code, "title": TITLES.get(code, "error"), "message": TITLES.get(code, "error"),
-                       "error_data": {"details": DETAILS.get(code, "")}}]
+            errors = [
+                {
+                    "code": code,
+                    "title": TITLES.get(code, "error"),
+                    "message": TITLES.get(code, "error"),
+                    "error_data": {"details": DETAILS.get(code, "")},
+                }
+            ]
         raw = json.dumps(self.status_payload(wamid, status, recipient, errors, biz_opaque)).encode()
         return self.post_signed(raw, signature)
 
     def post_signed(self, raw: bytes, signature: str | None = None) -> httpx.Response:
         signature = signature or "sha256=" + hmac.new(self.app_secret.encode(), raw, hashlib.sha256).hexdigest()
-        return httpx.post(self.webhook_url, content=raw, timeout=10,
-                          headers={"X-Hub-Signature-256": signature, "Content-Type": "application/json"})
+        return httpx.post(
+            self.webhook_url,
+            content=raw,
+            timeout=10,
+            headers={"X-Hub-Signature-256": signature, "Content-Type": "application/json"},
+        )
 
-    def post_status(self, webhook_url: str, app_secret: str, wamid: str, status: str, recipient: str = "15550001111",
-                    errors: list[dict[str, Any]] | None = None, biz_opaque: str | None = None) -> httpx.Response:
+    def post_status(
+        self,
+        webhook_url: str,
+        app_secret: str,
+        wamid: str,
+        status: str,
+        recipient: str = "15550001111",
+        errors: list[dict[str, Any]] | None = None,
+        biz_opaque: str | None = None,
+    ) -> httpx.Response:
         """Older form of send_status taking the address and secret each time."""
         self.connect_webhook(webhook_url, app_secret)
         return self.send_status(wamid, status, recipient=recipient, errors=errors, biz_opaque=biz_opaque)
 
     # --- the server -----------------------------------------------------------------------
     @staticmethod
-    def _error(code: int, message: str | None = None, status: int = 400, details: str | None = None, subcode: int | None = None):
-        payload: dict[str, Any] = {"message": message or TITLES.get(code, f"(#{code}) error"),
-                                   "type": "OAuthException", "code": code, "fbtrace_id": "AbCdEf123"}
+    def _error(
+        code: int, message: str | None = None, status: int = 400, details: str | None = None, subcode: int | None = None
+    ):
+        payload: dict[str, Any] = {
+            "message": message or TITLES.get(code, f"(#{code}) error"),
+            "type": "OAuthException",
+            "code": code,
+            "fbtrace_id": "AbCdEf123",
+        }
         if subcode is not None:
             payload["error_subcode"] = subcode
         details = details or DETAILS.get(code)
@@ -200,7 +277,9 @@ class FakeGraph:
             if upload is not None:
                 body["file"] = {"filename": upload.filename, "content_type": upload.mimetype}
         with self._lock:
-            self.requests.append(Received(request.method, request.path, body, dict(request.headers), dict(request.args)))
+            self.requests.append(
+                Received(request.method, request.path, body, dict(request.headers), dict(request.args))
+            )
 
     def _build(self) -> Flask:
         app = Flask("fake_graph")
@@ -252,7 +331,11 @@ class FakeGraph:
                 wamid = f"wamid.FAKE{next(self._ids):08d}"
                 self.sent.append(body)
                 self.recipients[wamid] = to.lstrip("+")
-            return jsonify(messaging_product="whatsapp", contacts=[{"input": to, "wa_id": to.lstrip("+")}], messages=[{"id": wamid}])
+            return jsonify(
+                messaging_product="whatsapp",
+                contacts=[{"input": to, "wa_id": to.lstrip("+")}],
+                messages=[{"id": wamid}],
+            )
 
         @app.post("/<version>/<phone_id>/media")
         def upload(version, phone_id):
@@ -276,13 +359,28 @@ class FakeGraph:
         @app.get("/<version>/<object_id>")
         def get_object(version, object_id):
             if object_id == self.phone_number_id:
-                return jsonify(id=object_id, display_phone_number=DISPLAY_NUMBER, verified_name=VERIFIED_NAME, quality_rating="GREEN")
+                return jsonify(
+                    id=object_id,
+                    display_phone_number=DISPLAY_NUMBER,
+                    verified_name=VERIFIED_NAME,
+                    quality_rating="GREEN",
+                )
             if object_id in self.media:
                 data, mime = self.media[object_id]
-                return jsonify(id=object_id, url=f"{self.url}/download/{object_id}", mime_type=mime,
-                               sha256=hashlib.sha256(data).hexdigest(), file_size=len(data), messaging_product="whatsapp")
-            return self._error(100, f"Unsupported get request. Object with ID '{object_id}' does not exist, cannot be loaded "
-                                    "due to missing permissions, or does not support this operation", 400)
+                return jsonify(
+                    id=object_id,
+                    url=f"{self.url}/download/{object_id}",
+                    mime_type=mime,
+                    sha256=hashlib.sha256(data).hexdigest(),
+                    file_size=len(data),
+                    messaging_product="whatsapp",
+                )
+            return self._error(
+                100,
+                f"Unsupported get request. Object with ID '{object_id}' does not exist, cannot be loaded "
+                "due to missing permissions, or does not support this operation",
+                400,
+            )
 
         @app.get("/<version>/<waba_id>/message_templates")
         def templates(version, waba_id):
@@ -290,7 +388,7 @@ class FakeGraph:
                 return self._error(100, "Unsupported get request")
             start = int(request.args.get("after") or 0)
             size = min(int(request.args.get("limit") or 25), self.template_page_size)
-            page = self.templates[start:start + size]
+            page = self.templates[start : start + size]
             after = start + len(page)
             paging: dict[str, Any] = {"cursors": {"before": str(start), "after": str(after)}}
             if after < len(self.templates):

@@ -26,7 +26,9 @@ def test_a_wrong_app_secret_is_refused_by_sigdesk(app, live_server, fake_graph):
 
 
 def test_failed_statuses_carry_metas_error_shape(fake_graph):
-    payload = fake_graph.status_payload("wamid.X", "failed", errors=[{"code": 131047, "title": "Re-engagement message"}])
+    payload = fake_graph.status_payload(
+        "wamid.X", "failed", errors=[{"code": 131047, "title": "Re-engagement message"}]
+    )
     status = payload["entry"][0]["changes"][0]["value"]["statuses"][0]
     assert status["errors"][0]["code"] == 131047 and "conversation" not in status
     json.dumps(payload)

@@ -19,16 +19,22 @@ def test_the_settings_link_opens_the_first_page_the_role_may_see(auth, client, o
 
 
 def test_a_wrong_time_zone_is_refused_and_what_was_typed_stays(auth, client, owner):
-    response = auth.post("/settings/general", {"general.business_name": "Bakery", "general.timezone": "Mars/Olympus"},
-                         form_page="/settings/general")
+    response = auth.post(
+        "/settings/general",
+        {"general.business_name": "Bakery", "general.timezone": "Mars/Olympus"},
+        form_page="/settings/general",
+    )
     page = response.get_data(as_text=True)
     assert response.status_code == 400
     assert "not a time zone name" in page and 'value="Mars/Olympus"' in page and 'value="Bakery"' in page
 
 
 def test_times_on_pages_follow_the_time_zone(app, auth, client, owner):
-    response = auth.post("/settings/general", {"general.business_name": "", "general.timezone": "Asia/Kathmandu"},
-                         form_page="/settings/general")
+    response = auth.post(
+        "/settings/general",
+        {"general.business_name": "", "general.timezone": "Asia/Kathmandu"},
+        form_page="/settings/general",
+    )
     assert response.status_code == 302
     assert 'data-timezone="Asia/Kathmandu"' in client.get("/settings/general").get_data(as_text=True)
     assert "general.timezone" in client.get("/admin/audit").get_data(as_text=True)

@@ -22,7 +22,14 @@ KEEP = {"users", "settings", "alembic_version"}
 
 
 def expected_rows(body: dict) -> dict:
-    found = {"messages": {}, "statuses": set(), "reactions": set(), "templates": set(), "fields": set(), "preferences": []}
+    found = {
+        "messages": {},
+        "statuses": set(),
+        "reactions": set(),
+        "templates": set(),
+        "fields": set(),
+        "preferences": [],
+    }
     for entry in body.get("entry", []):
         for change in entry.get("changes", []):
             field, value = change["field"], change["value"]
@@ -63,7 +70,9 @@ def empty(database: Database) -> None:
                 session.execute(delete(table))
 
 
-@pytest.mark.parametrize("path", FILES or [None], ids=lambda path: path.relative_to(CORPUS).as_posix() if path else "absent")
+@pytest.mark.parametrize(
+    "path", FILES or [None], ids=lambda path: path.relative_to(CORPUS).as_posix() if path else "absent"
+)
 def test_corpus_payload_ingests_with_the_expected_rows(shared_dir, corpus_db, path):
     empty(corpus_db)
     raw = path.read_bytes()

@@ -57,8 +57,9 @@ def status_body(wamid: str, status: str, ts: int, errors: list | None = None) ->
     return factories.status_update(wamid, status, ADA, at=ts, errors=errors)
 
 
-def text_body(wamid: str, body: str, ts: int, wa_id: str | None = ADA, user_id: str | None = None,
-              name: str | None = None) -> dict:
+def text_body(
+    wamid: str, body: str, ts: int, wa_id: str | None = ADA, user_id: str | None = None, name: str | None = None
+) -> dict:
     return factories.text_message(wa_id, body, wamid=wamid, at=ts, name=name, user_id=user_id)
 
 
@@ -84,7 +85,12 @@ def test_text_message_creates_contact_conversation_and_message(database):
         assert conversation.last_inbound_at == conversation.last_message_at == stored.timestamp
         assert ada.last_inbound_at == stored.timestamp
         delivery = session.scalar(select(WebhookDelivery))
-        assert (delivery.state, delivery.event_count, delivery.attempts, delivery.signature) == ("processed", 1, 1, "sha256=test")
+        assert (delivery.state, delivery.event_count, delivery.attempts, delivery.signature) == (
+            "processed",
+            1,
+            1,
+            "sha256=test",
+        )
 
 
 def test_redelivery_changes_nothing(database):
@@ -103,8 +109,21 @@ def test_every_fixture_lands_without_failure(database):
     with database.session() as session:
         types = dict(session.execute(select(Message.type, func.count()).group_by(Message.type)).all())
         assert types == {
-            "text": 6, "image": 2, "video": 1, "audio": 1, "document": 1, "sticker": 1, "location": 1, "contacts": 1,
-            "interactive": 5, "button": 1, "order": 1, "system": 1, "unsupported": 1, "unknown": 1, "edit": 1,
+            "text": 6,
+            "image": 2,
+            "video": 1,
+            "audio": 1,
+            "document": 1,
+            "sticker": 1,
+            "location": 1,
+            "contacts": 1,
+            "interactive": 5,
+            "button": 1,
+            "order": 1,
+            "system": 1,
+            "unsupported": 1,
+            "unknown": 1,
+            "edit": 1,
             "revoke": 1,
         }
         assert count(session, MessageStatusEvent) == 7
@@ -117,7 +136,10 @@ def test_several_entries_changes_and_messages_in_one_delivery_all_land(database)
     deliver(database, body_of("batch_several_entries"))
     with database.session() as session:
         assert {m.wamid for m in session.scalars(select(Message))} == {
-            "wamid.FIX.batch.1", "wamid.FIX.batch.2", "wamid.FIX.batch.3"}
+            "wamid.FIX.batch.1",
+            "wamid.FIX.batch.2",
+            "wamid.FIX.batch.3",
+        }
         assert count(session, Contact) == 2
         assert count(session, MessageStatusEvent, MessageStatusEvent.wamid == "wamid.FIX.out.9") == 2
         assert session.scalar(select(Template.status).where(Template.name == "batch_template")) == "PAUSED"
@@ -130,7 +152,12 @@ def test_media_message_waits_for_download(database):
     with database.session() as session:
         stored = message(session, "wamid.FIX.document.1")
         assert (stored.media_id, stored.mime_type, stored.filename, stored.caption, stored.media_state) == (
-            "880000000000004", "application/pdf", "invoice-2024-11.pdf", "My invoice", "pending")
+            "880000000000004",
+            "application/pdf",
+            "invoice-2024-11.pdf",
+            "My invoice",
+            "pending",
+        )
 
 
 def test_voice_and_forward_details_are_kept(database):
@@ -211,8 +238,18 @@ def test_ids_of_two_different_contacts_are_not_merged(database):
 
 
 def test_message_from_nobody_is_kept_as_an_event(database):
-    body = {"entry": [{"changes": [{"field": "messages", "value": {"messages": [
-        {"id": "w-anon", "type": "text", "text": {"body": "?"}}]}}]}]}
+    body = {
+        "entry": [
+            {
+                "changes": [
+                    {
+                        "field": "messages",
+                        "value": {"messages": [{"id": "w-anon", "type": "text", "text": {"body": "?"}}]},
+                    }
+                ]
+            }
+        ]
+    }
     assert deliver(database, body) == "processed"
     with database.session() as session:
         assert count(session, Message) == 0
@@ -338,7 +375,8 @@ def test_edit_or_revoke_before_its_target_is_kept(database):
     deliver(database, body_of("message_revoke"))
     with database.session() as session:
         assert json.loads(message(session, "wamid.FIX.revoke.1").details)["revoke"] == {
-            "original_wamid": "wamid.FIX.image.1"}
+            "original_wamid": "wamid.FIX.image.1"
+        }
 
 
 # --- statuses ----------------------------------------------------------------------------------
@@ -363,7 +401,7 @@ def test_played_comes_after_read(database):
 
 def test_failed_is_terminal_and_keeps_its_error(database):
     outbound(database, "wamid.OUT.2")
-    deliver(database, body_of("status_failed") .replace(b"wamid.FIX.out.2", b"wamid.OUT.2"))
+    deliver(database, body_of("status_failed").replace(b"wamid.FIX.out.2", b"wamid.OUT.2"))
     deliver(database, status_body("wamid.OUT.2", "delivered", 1731799999))
     with database.session() as session:
         failed = message(session, "wamid.OUT.2")
@@ -407,7 +445,11 @@ def test_template_updates_create_then_update_the_template(database):
     with database.session() as session:
         template = session.scalar(select(Template).where(Template.name == "order_update"))
         assert (template.language, template.quality, template.status, template.meta_id) == (
-            "en_US", "YELLOW", None, "1500000000001")
+            "en_US",
+            "YELLOW",
+            None,
+            "1500000000001",
+        )
     deliver(database, body_of("template_status_approved"))
     deliver(database, body_of("template_category_update"))
     with database.session() as session:
@@ -420,7 +462,11 @@ def test_rejected_template_keeps_its_reason(database):
     deliver(database, body_of("template_status_rejected"))
     with database.session() as session:
         template = session.scalar(select(Template))
-        assert (template.status, template.rejected_reason, template.category) == ("REJECTED", "INVALID_FORMAT", "MARKETING")
+        assert (template.status, template.rejected_reason, template.category) == (
+            "REJECTED",
+            "INVALID_FORMAT",
+            "MARKETING",
+        )
 
 
 def test_redelivered_template_event_does_not_undo_a_later_one(database):
@@ -488,13 +534,19 @@ def test_processing_a_missing_delivery_is_an_error(database):
 def _install_failing_trigger(database) -> None:
     with database.engine.begin() as connection:
         if connection.dialect.name == "sqlite":
-            connection.execute(text(
-                "CREATE TRIGGER boom BEFORE INSERT ON messages WHEN NEW.wamid = 'wamid.boom' "
-                "BEGIN SELECT RAISE(ABORT, 'boom'); END"))
+            connection.execute(
+                text(
+                    "CREATE TRIGGER boom BEFORE INSERT ON messages WHEN NEW.wamid = 'wamid.boom' "
+                    "BEGIN SELECT RAISE(ABORT, 'boom'); END"
+                )
+            )
         else:
-            connection.execute(text(
-                "CREATE TRIGGER boom BEFORE INSERT ON messages FOR EACH ROW BEGIN "
-                "IF NEW.wamid = 'wamid.boom' THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'boom'; END IF; END"))
+            connection.execute(
+                text(
+                    "CREATE TRIGGER boom BEFORE INSERT ON messages FOR EACH ROW BEGIN "
+                    "IF NEW.wamid = 'wamid.boom' THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'boom'; END IF; END"
+                )
+            )
 
 
 def test_failed_processing_leaves_the_delivery_stored_and_marked(database):
@@ -557,8 +609,14 @@ def test_verify_token_is_made_once(app, database):
 
 
 def test_concurrent_deliveries_from_a_new_customer_make_one_contact(database):
-    bodies = [json.dumps(text_body(f"wamid.race.{n}", f"message {n}", 1731700000 + n, wa_id="15550101010",
-                                   user_id="US.race", name="Racer")).encode() for n in range(12)]
+    bodies = [
+        json.dumps(
+            text_body(
+                f"wamid.race.{n}", f"message {n}", 1731700000 + n, wa_id="15550101010", user_id="US.race", name="Racer"
+            )
+        ).encode()
+        for n in range(12)
+    ]
     bodies += bodies[:4]  # and some redeliveries racing their originals
     errors: list[BaseException] = []
     start = threading.Barrier(len(bodies))

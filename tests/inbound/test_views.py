@@ -46,18 +46,23 @@ def configured(app, auth):
 
 
 def test_handshake_answers_the_challenge_as_plain_text(configured, client):
-    response = client.get(URL, query_string={"hub.mode": "subscribe", "hub.verify_token": TOKEN, "hub.challenge": "1158201444"})
+    response = client.get(
+        URL, query_string={"hub.mode": "subscribe", "hub.verify_token": TOKEN, "hub.challenge": "1158201444"}
+    )
     assert response.status_code == 200
     assert response.mimetype == "text/plain"
     assert response.get_data() == b"1158201444"
 
 
-@pytest.mark.parametrize("query", [
-    {"hub.mode": "subscribe", "hub.verify_token": "wrong", "hub.challenge": "1"},
-    {"hub.mode": "unsubscribe", "hub.verify_token": TOKEN, "hub.challenge": "1"},
-    {"hub.verify_token": TOKEN, "hub.challenge": "1"},
-    {},
-])
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"hub.mode": "subscribe", "hub.verify_token": "wrong", "hub.challenge": "1"},
+        {"hub.mode": "unsubscribe", "hub.verify_token": TOKEN, "hub.challenge": "1"},
+        {"hub.verify_token": TOKEN, "hub.challenge": "1"},
+        {},
+    ],
+)
 def test_handshake_with_wrong_token_or_mode_is_forbidden(configured, client, query):
     assert client.get(URL, query_string=query).status_code == 403
 
@@ -174,8 +179,10 @@ def test_deliveries_are_answered_before_flask_with_no_cookie_and_nothing_to_snif
 
 def test_other_methods_and_paths_are_left_to_flask(configured, client):
     raw = body_of("message_text")
-    for response in (client.put(URL, data=raw, headers=signed(raw)),
-                     client.post(URL + "/again", data=raw, headers=signed(raw))):
+    for response in (
+        client.put(URL, data=raw, headers=signed(raw)),
+        client.post(URL + "/again", data=raw, headers=signed(raw)),
+    ):
         assert response.status_code == 400 and "CSRF" in response.get_json()["error"]  # Flask's own checks
     assert rows(configured, WebhookDelivery) == 0
 
@@ -190,11 +197,16 @@ def test_failed_processing_still_answers_200_and_keeps_the_delivery(configured, 
     database = configured.extensions["sigdesk"].database
     with database.engine.begin() as connection:
         if connection.dialect.name == "sqlite":
-            connection.execute(text("CREATE TRIGGER boom BEFORE INSERT ON messages "
-                                    "BEGIN SELECT RAISE(ABORT, 'boom'); END"))
+            connection.execute(
+                text("CREATE TRIGGER boom BEFORE INSERT ON messages BEGIN SELECT RAISE(ABORT, 'boom'); END")
+            )
         else:
-            connection.execute(text("CREATE TRIGGER boom BEFORE INSERT ON messages FOR EACH ROW "
-                                    "SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'boom'"))
+            connection.execute(
+                text(
+                    "CREATE TRIGGER boom BEFORE INSERT ON messages FOR EACH ROW "
+                    "SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'boom'"
+                )
+            )
     try:
         raw = body_of("message_text")
         with caplog.at_level(logging.INFO):
@@ -224,7 +236,10 @@ def live(configured, live_server):
 def test_live_handshake_and_delivery_over_waitress(configured, live):
     answer = live.get(URL, params={"hub.mode": "subscribe", "hub.verify_token": TOKEN, "hub.challenge": "987"})
     assert (answer.status_code, answer.text) == (200, "987")
-    assert live.get(URL, params={"hub.mode": "subscribe", "hub.verify_token": "no", "hub.challenge": "1"}).status_code == 403
+    assert (
+        live.get(URL, params={"hub.mode": "subscribe", "hub.verify_token": "no", "hub.challenge": "1"}).status_code
+        == 403
+    )
     raw = body_of("batch_several_entries")
     for _ in range(2):
         response = live.post(URL, content=raw, headers=signed(raw))
@@ -295,8 +310,14 @@ def test_a_status_for_our_message_is_announced_and_one_for_an_unknown_message_is
     client.post(URL, data=raw_in, headers=signed(raw_in))
     with state.database.session() as session:
         customer = session.scalars(select(Message)).one()
-        ours = factories.message(session, session.get(Conversation, customer.conversation_id), "out",
-                                 wamid="wamid.FIX.out.1", text="hello", status="sent")
+        ours = factories.message(
+            session,
+            session.get(Conversation, customer.conversation_id),
+            "out",
+            wamid="wamid.FIX.out.1",
+            text="hello",
+            status="sent",
+        )
         ours_id = ours.id
     subscription = state.events.subscribe()
     raw = body_of("status_delivered")
@@ -310,8 +331,11 @@ def test_a_status_for_our_message_is_announced_and_one_for_an_unknown_message_is
 def test_a_delivery_the_database_refuses_gets_503_and_leaves_nothing_half_stored(configured, client, caplog):
     database = configured.extensions["sigdesk"].database
     with database.engine.begin() as connection:
-        connection.execute(text(
-            "CREATE TRIGGER refuse BEFORE INSERT ON webhook_deliveries BEGIN SELECT RAISE(ABORT, 'disk trouble'); END"))
+        connection.execute(
+            text(
+                "CREATE TRIGGER refuse BEFORE INSERT ON webhook_deliveries BEGIN SELECT RAISE(ABORT, 'disk trouble'); END"
+            )
+        )
     raw = body_of("message_text")
     response = client.post(URL, data=raw, headers=signed(raw))
     assert response.status_code == 503 and response.headers["Retry-After"] == "5"

@@ -29,11 +29,17 @@ def deliver_fixtures(database, *names: str) -> None:
         deliver(database, (FIXTURES / f"{name}.json").read_bytes())
 
 
-def customer_writes(database, wa_id: str, text: str = "Hello", at: datetime | None = None, name: str | None = None) -> int:
+def customer_writes(
+    database, wa_id: str, text: str = "Hello", at: datetime | None = None, name: str | None = None
+) -> int:
     """A customer's text arrives; returns the conversation id."""
     wamid = f"wamid.T{wa_id}.{datetime.now().timestamp()}.{text[:8]}"
-    deliver(database, factories.text_message(wa_id, text, wamid=wamid, at=at, name=name or f"Customer {wa_id[-4:]}",
-                                             meta=factories.metadata()))
+    deliver(
+        database,
+        factories.text_message(
+            wa_id, text, wamid=wamid, at=at, name=name or f"Customer {wa_id[-4:]}", meta=factories.metadata()
+        ),
+    )
     with database.session() as session:
         contact = session.scalar(select(Contact).where(Contact.wa_id == wa_id))
         return session.scalar(select(Conversation.id).where(Conversation.contact_id == contact.id))
@@ -59,4 +65,6 @@ def hours_ago(hours: float) -> datetime:
 
 def messages_of(database, conversation_id: int) -> list[Message]:
     with database.session() as session:
-        return list(session.scalars(select(Message).where(Message.conversation_id == conversation_id).order_by(Message.id)))
+        return list(
+            session.scalars(select(Message).where(Message.conversation_id == conversation_id).order_by(Message.id))
+        )

@@ -16,13 +16,19 @@ def test_markers_inside_words_or_with_spaces_stay_literal():
 
 
 def test_everything_is_escaped_before_formatting():
-    assert whatsapp('<img src=x onerror="alert(1)"> *&*') == "&lt;img src=x onerror=&#34;alert(1)&#34;&gt; <strong>&amp;</strong>"
+    assert (
+        whatsapp('<img src=x onerror="alert(1)"> *&*')
+        == "&lt;img src=x onerror=&#34;alert(1)&#34;&gt; <strong>&amp;</strong>"
+    )
     assert whatsapp("a *b _c* d_") == "a <strong>b _c</strong> d_"
 
 
 def test_links_are_http_only_and_keep_their_underscores():
     html = whatsapp("see https://example.com/a_b_c. or javascript:alert(1)")
-    assert '<a href="https://example.com/a_b_c" target="_blank" rel="noopener noreferrer nofollow">https://example.com/a_b_c</a>.' in html
+    assert (
+        '<a href="https://example.com/a_b_c" target="_blank" rel="noopener noreferrer nofollow">https://example.com/a_b_c</a>.'
+        in html
+    )
     assert "javascript:alert(1)" in html and 'href="javascript' not in html
 
 

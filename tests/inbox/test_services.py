@@ -103,7 +103,10 @@ def test_list_pages_follow_last_activity_without_gaps(app, auth):
     auth.setup_owner()
     database = app.extensions["sigdesk"].database
     same_time = hours_ago(1)
-    made = [customer_writes(database, f"1555100{n:04d}", f"hi {n}", at=same_time if n % 2 else hours_ago(n)) for n in range(7)]
+    made = [
+        customer_writes(database, f"1555100{n:04d}", f"hi {n}", at=same_time if n % 2 else hours_ago(n))
+        for n in range(7)
+    ]
     seen: list[int] = []
     cursor = None
     with database.session() as session:
@@ -129,7 +132,9 @@ def test_thread_opens_at_the_latest_fifty_and_pages_back(app, auth):
     database = app.extensions["sigdesk"].database
     conversation_id = None
     for n in range(60):
-        conversation_id = customer_writes(database, "15552220000", f"message {n}", at=hours_ago(2) + timedelta(seconds=n))
+        conversation_id = customer_writes(
+            database, "15552220000", f"message {n}", at=hours_ago(2) + timedelta(seconds=n)
+        )
     with database.session() as session:
         conversation = session.get(Conversation, conversation_id)
         latest = services.thread(session, conversation)
@@ -184,7 +189,9 @@ def test_snooze_needs_a_future_time_and_reopens_when_due(team):
     with database.session() as session:
         conversation = session.get(Conversation, ids["ada"])
         assert (conversation.status, conversation.snoozed_until) == ("open", None)
-        assert [note.kind for note in session.scalars(select(Note).where(Note.conversation_id == ids["ada"]))] == ["activity"]
+        assert [note.kind for note in session.scalars(select(Note).where(Note.conversation_id == ids["ada"]))] == [
+            "activity"
+        ]
 
 
 def test_a_customer_message_reopens_a_snoozed_conversation(team):
@@ -209,7 +216,8 @@ def test_the_snooze_job_publishes_what_it_reopened(team, app):
         assert job(session) == 0  # not looked at again before `every` seconds
     published = stream.get(timeout=1)
     assert [(event.kind, event.conversation_id, event.assignee_id) for event in published] == [
-        ("conversation.updated", ids["bob"], user_id(database, "bob@example.com"))]
+        ("conversation.updated", ids["bob"], user_id(database, "bob@example.com"))
+    ]
 
 
 def test_assignment_refuses_unknown_people(team):

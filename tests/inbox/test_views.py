@@ -27,7 +27,9 @@ class Browser:
         self.token = re.search(r'name="csrf-token" content="([^"]+)"', page).group(1)
 
     def post(self, path: str, body=None, **kwargs):
-        return self.client.post(path, json=body if body is not None else {}, headers={"X-CSRFToken": self.token}, **kwargs)
+        return self.client.post(
+            path, json=body if body is not None else {}, headers={"X-CSRFToken": self.token}, **kwargs
+        )
 
     def get(self, path: str, **kwargs):
         return self.client.get(path, **kwargs)
@@ -55,8 +57,12 @@ def agent_browser(app, auth, email="ada@example.com"):
 def connect(app, fake_graph):
     state = app.extensions["sigdesk"]
     with state.database.session() as session:
-        for key, value in {"whatsapp.access_token": TOKEN, "whatsapp.phone_number_id": PHONE_NUMBER_ID,
-                           "whatsapp.waba_id": WABA_ID, "whatsapp.graph_base_url": fake_graph.url}.items():
+        for key, value in {
+            "whatsapp.access_token": TOKEN,
+            "whatsapp.phone_number_id": PHONE_NUMBER_ID,
+            "whatsapp.waba_id": WABA_ID,
+            "whatsapp.graph_base_url": fake_graph.url,
+        }.items():
             settings.set_text(session, state.cipher, key, value)
 
 
@@ -99,16 +105,40 @@ def test_bad_requests_get_clear_4xx_answers(owner_browser, database):
     conversation_id = customer_writes(database, "15557770004", "hi")
     cases = [
         (owner_browser.get("/inbox/c/99999", headers={"Accept": "application/json"}), 404, "No such conversation"),
-        (owner_browser.post(f"/inbox/c/{conversation_id}/status", {"status": "sleeping"}), 400, "Status must be one of"),
-        (owner_browser.post(f"/inbox/c/{conversation_id}/status", {"status": "snoozed",
-                                                                   "snoozed_until": (utcnow() - timedelta(hours=1)).isoformat()}), 400, "in the past"),
-        (owner_browser.post(f"/inbox/c/{conversation_id}/status", {"status": "snoozed", "snoozed_until": "tomorrow"}), 400, "date and time"),
+        (
+            owner_browser.post(f"/inbox/c/{conversation_id}/status", {"status": "sleeping"}),
+            400,
+            "Status must be one of",
+        ),
+        (
+            owner_browser.post(
+                f"/inbox/c/{conversation_id}/status",
+                {"status": "snoozed", "snoozed_until": (utcnow() - timedelta(hours=1)).isoformat()},
+            ),
+            400,
+            "in the past",
+        ),
+        (
+            owner_browser.post(
+                f"/inbox/c/{conversation_id}/status", {"status": "snoozed", "snoozed_until": "tomorrow"}
+            ),
+            400,
+            "date and time",
+        ),
         (owner_browser.post(f"/inbox/c/{conversation_id}/notes", {"body": "  "}), 400, "needs some text"),
-        (owner_browser.post(f"/inbox/c/{conversation_id}/assign", {"assignee_id": 424242}), 400, "no active team member"),
+        (
+            owner_browser.post(f"/inbox/c/{conversation_id}/assign", {"assignee_id": 424242}),
+            400,
+            "no active team member",
+        ),
         (owner_browser.post(f"/inbox/c/{conversation_id}/send", {"text": ""}), 400, "Write a message"),
         (owner_browser.get("/inbox/list?status=nope", headers={"Accept": "application/json"}), 400, "'status' must be"),
         (owner_browser.get("/inbox/list?before=garbage", headers={"Accept": "application/json"}), 400, "list position"),
-        (owner_browser.get(f"/inbox/c/{conversation_id}?around=999999", headers={"Accept": "application/json"}), 404, "No such message"),
+        (
+            owner_browser.get(f"/inbox/c/{conversation_id}?around=999999", headers={"Accept": "application/json"}),
+            404,
+            "No such message",
+        ),
     ]
     for response, status, words in cases:
         assert response.status_code == status, response.get_data(as_text=True)
@@ -121,7 +151,12 @@ def test_bad_requests_get_clear_4xx_answers(owner_browser, database):
 def test_status_snooze_assignment_and_labels_change_and_are_recorded(owner_browser, database):
     conversation_id = customer_writes(database, "15557770005", "hi")
     until = (utcnow() + timedelta(hours=2)).isoformat()
-    assert owner_browser.post(f"/inbox/c/{conversation_id}/status", {"status": "snoozed", "snoozed_until": until}).status_code == 200
+    assert (
+        owner_browser.post(
+            f"/inbox/c/{conversation_id}/status", {"status": "snoozed", "snoozed_until": until}
+        ).status_code
+        == 200
+    )
     assert owner_browser.post(f"/inbox/c/{conversation_id}/assign", {"assignee_id": "me"}).get_json()["assignee_id"]
     label = owner_browser.post("/inbox/labels", {"name": "VIP"}).get_json()["id"]
     assert owner_browser.post(f"/inbox/c/{conversation_id}/labels", {"label_id": label, "on": True}).status_code == 200
@@ -140,20 +175,49 @@ def test_a_thread_renders_every_message_type(owner_browser, database):
         conversation_ids = set(session.scalars(select(Conversation.id)))
     html = "".join(owner_browser.get(f"/inbox/c/{cid}").get_data(as_text=True) for cid in conversation_ids)
     for expected in [
-        "Hello, is the shop open", "🎤 Voice message", "invoice-2024-11.pdf", "Dora Delivery", "+1 555 123 0004",
-        "openstreetmap.org/?mlat=52.520008", "Alexanderplatz 1, Berlin", "Tapped a button", "Yes, confirm",
-        "Chose from the list", "Morning slot", "Filled in a form", "rating", "{not json", "Call permission",
-        "Tapped a template button", "Stop promotions", "37.60 EUR", "SKU-TEA", "Please deliver after 5pm",
-        "The customer deleted this message", "Sticker", "(animated)", "changed from 15551230002", "cannot be shown",
-        "(poll)", "Forwarded many times", "From an ad", "Red mugs", "Asked about product", "🎥 Video", "Unboxing",
-        "Phone app", "Replying" ,
+        "Hello, is the shop open",
+        "🎤 Voice message",
+        "invoice-2024-11.pdf",
+        "Dora Delivery",
+        "+1 555 123 0004",
+        "openstreetmap.org/?mlat=52.520008",
+        "Alexanderplatz 1, Berlin",
+        "Tapped a button",
+        "Yes, confirm",
+        "Chose from the list",
+        "Morning slot",
+        "Filled in a form",
+        "rating",
+        "{not json",
+        "Call permission",
+        "Tapped a template button",
+        "Stop promotions",
+        "37.60 EUR",
+        "SKU-TEA",
+        "Please deliver after 5pm",
+        "The customer deleted this message",
+        "Sticker",
+        "(animated)",
+        "changed from 15551230002",
+        "cannot be shown",
+        "(poll)",
+        "Forwarded many times",
+        "From an ad",
+        "Red mugs",
+        "Asked about product",
+        "🎥 Video",
+        "Unboxing",
+        "Phone app",
+        "Replying",
     ]:
         assert expected in html, expected
     assert "wamid.FIX.edit.1" not in html and "wamid.FIX.revoke.1" not in html  # notices show on their target
 
 
 def test_customer_text_is_escaped_then_formatted(owner_browser, database):
-    conversation_id = customer_writes(database, "15557770006", "<script>alert(1)</script> *big* _slanted_ ~gone~ ```x<y```")
+    conversation_id = customer_writes(
+        database, "15557770006", "<script>alert(1)</script> *big* _slanted_ ~gone~ ```x<y```"
+    )
     html = owner_browser.get(f"/inbox/c/{conversation_id}").get_data(as_text=True)
     assert "<script>alert(1)" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "<strong>big</strong> <em>slanted</em> <s>gone</s>" in html and '<code class="mono">x&lt;y</code>' in html
@@ -196,22 +260,40 @@ def test_private_notes_never_reach_whatsapp(app, owner_browser, database, fake_g
         assert session.scalar(select(Message.id).where(Message.direction == "out")) is None
 
 
-def test_free_text_is_refused_when_the_window_closed_and_a_template_is_offered(app, owner_browser, database, fake_graph):
+def test_free_text_is_refused_when_the_window_closed_and_a_template_is_offered(
+    app, owner_browser, database, fake_graph
+):
     connect(app, fake_graph)
     conversation_id = customer_writes(database, "15557770010", "hello", at=hours_ago(30))
     with database.session() as session:
-        session.add(Template(name="order_ready", language="en", status="APPROVED", category="UTILITY", components=json.dumps(
-            [{"type": "BODY", "text": "Hi {{1}}, your order {{2}} is ready."}])))
+        session.add(
+            Template(
+                name="order_ready",
+                language="en",
+                status="APPROVED",
+                category="UTILITY",
+                components=json.dumps([{"type": "BODY", "text": "Hi {{1}}, your order {{2}} is ready."}]),
+            )
+        )
         session.add(Template(name="draft", language="en", status="PENDING", components="[]"))
     html = owner_browser.get(f"/inbox/c/{conversation_id}").get_data(as_text=True)
-    assert "24h window closed" in html and 'id="template-select"' in html and "order_ready" in html and ">draft" not in html
+    assert (
+        "24h window closed" in html
+        and 'id="template-select"' in html
+        and "order_ready" in html
+        and ">draft" not in html
+    )
     refused = owner_browser.post(f"/inbox/c/{conversation_id}/send", {"text": "hi"})
     assert refused.status_code == 422 and "window is closed" in refused.get_json()["error"]
     with database.session() as session:
         template_id = session.scalar(select(Template.id).where(Template.name == "order_ready"))
-    missing = owner_browser.post(f"/inbox/c/{conversation_id}/template", {"template_id": template_id, "params": {"body": ["Rosa"]}})
+    missing = owner_browser.post(
+        f"/inbox/c/{conversation_id}/template", {"template_id": template_id, "params": {"body": ["Rosa"]}}
+    )
     assert missing.status_code == 400 and "all 2 variables" in missing.get_json()["error"]
-    sent = owner_browser.post(f"/inbox/c/{conversation_id}/template", {"template_id": template_id, "params": {"body": ["Rosa", "#12"]}})
+    sent = owner_browser.post(
+        f"/inbox/c/{conversation_id}/template", {"template_id": template_id, "params": {"body": ["Rosa", "#12"]}}
+    )
     assert sent.status_code == 202
     run_sender(app)
     assert fake_graph.sent[-1]["template"]["components"][0]["parameters"][1]["text"] == "#12"
@@ -232,8 +314,12 @@ def test_admins_manage_canned_responses_and_duplicates_conflict(owner_browser, d
     duplicate = owner_browser.post("/inbox/canned", {"shortcut": "/hours", "body": "again"})
     assert duplicate.status_code == 409 and "already taken" in duplicate.get_json()["error"]
     canned_id = created.get_json()["id"]
-    assert owner_browser.post(f"/inbox/canned/{canned_id}", {"shortcut": "opening", "body": "9 to 5"}).status_code == 200
-    assert owner_browser.get("/inbox/canned?q=/op").get_json()["canned"] == [{"id": canned_id, "shortcut": "opening", "body": "9 to 5"}]
+    assert (
+        owner_browser.post(f"/inbox/canned/{canned_id}", {"shortcut": "opening", "body": "9 to 5"}).status_code == 200
+    )
+    assert owner_browser.get("/inbox/canned?q=/op").get_json()["canned"] == [
+        {"id": canned_id, "shortcut": "opening", "body": "9 to 5"}
+    ]
     assert "opening" in owner_browser.get("/inbox/settings").get_data(as_text=True)
     assert owner_browser.post(f"/inbox/canned/{canned_id}/delete").status_code == 200
     with database.session() as session:

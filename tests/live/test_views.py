@@ -92,7 +92,12 @@ def bus(app):
 @pytest.fixture
 def people(app, auth):
     owner = auth.setup_owner()
-    return {"owner": owner, "admin": auth.create_user("admin"), "ann": auth.create_user("agent"), "bob": auth.create_user("agent")}
+    return {
+        "owner": owner,
+        "admin": auth.create_user("admin"),
+        "ann": auth.create_user("agent"),
+        "bob": auth.create_user("agent"),
+    }
 
 
 def user_id(app, person) -> int:
@@ -148,8 +153,10 @@ def test_a_reconnect_with_last_event_id_catches_up_what_was_missed(open_stream, 
     bus.publish("message.updated", 1, None, message_id=1)
     bus.publish("note.created", 1, None, note_id=5)
     again = open_stream("owner", last_event_id=seen)
-    assert again.events(2) == [("message.updated", {"conversation_id": 1, "message_id": 1}),
-                               ("note.created", {"conversation_id": 1, "note_id": 5})]
+    assert again.events(2) == [
+        ("message.updated", {"conversation_id": 1, "message_id": 1}),
+        ("note.created", {"conversation_id": 1, "note_id": 5}),
+    ]
 
 
 def test_the_last_event_id_can_come_in_the_query_string(open_stream, bus):
@@ -173,8 +180,10 @@ def test_an_agent_receives_their_own_and_unassigned_conversations_only(app, open
     bus.publish("message.created", 2, ann, message_id=2)
     bus.publish("message.created", 3, None, message_id=3)
     bus.publish("note.created", 1, bob, note_id=4)
-    assert stream.events(2) == [("message.created", {"conversation_id": 2, "message_id": 2}),
-                                ("message.created", {"conversation_id": 3, "message_id": 3})]
+    assert stream.events(2) == [
+        ("message.created", {"conversation_id": 2, "message_id": 2}),
+        ("message.created", {"conversation_id": 3, "message_id": 3}),
+    ]
     assert stream.nothing_more()
 
 
@@ -283,7 +292,12 @@ def test_a_message_sent_through_the_api_appears_live_in_an_open_inbox(app, peopl
     conversation_id = customer_writes(database, "15550004321", "Can I order a cake?")
     with database.session() as session:
         token = api_token(session, find_user(session, people["owner"].email))
-    response = httpx.post(f"{live_server.url}/api/v1/conversations/{conversation_id}/messages",
-                          json={"text": "Of course!"}, headers={"Authorization": f"Bearer {token}"})
+    response = httpx.post(
+        f"{live_server.url}/api/v1/conversations/{conversation_id}/messages",
+        json={"text": "Of course!"},
+        headers={"Authorization": f"Bearer {token}"},
+    )
     assert response.status_code == 202, response.text
-    assert stream.events(1) == [("message.created", {"conversation_id": conversation_id, "message_id": response.json()["id"]})]
+    assert stream.events(1) == [
+        ("message.created", {"conversation_id": conversation_id, "message_id": response.json()["id"]})
+    ]

@@ -36,7 +36,20 @@ def connected(app, owner, fake_graph):
 
 def test_inbound_image_is_fetched_checked_and_served_inline(app, client, connected, fake_graph):
     media_id = fake_graph.add_media(PNG, "image/png")
-    deliver(app, client, inbound("wamid.IMG", "image", {"id": media_id, "mime_type": "image/png", "sha256": hashlib.sha256(PNG).hexdigest(), "caption": "this one"}))
+    deliver(
+        app,
+        client,
+        inbound(
+            "wamid.IMG",
+            "image",
+            {
+                "id": media_id,
+                "mime_type": "image/png",
+                "sha256": hashlib.sha256(PNG).hexdigest(),
+                "caption": "this one",
+            },
+        ),
+    )
     assert fetch(app) == 1
     message = media_message(app, "wamid.IMG")
     assert message.media_state == "ready"
@@ -49,11 +62,18 @@ def test_inbound_image_is_fetched_checked_and_served_inline(app, client, connect
 
 def test_documents_download_as_attachments(app, client, connected, fake_graph):
     media_id = fake_graph.add_media(PDF, "application/pdf")
-    deliver(app, client, inbound("wamid.DOC", "document", {"id": media_id, "mime_type": "application/pdf", "filename": "invoice.pdf"}))
+    deliver(
+        app,
+        client,
+        inbound("wamid.DOC", "document", {"id": media_id, "mime_type": "application/pdf", "filename": "invoice.pdf"}),
+    )
     fetch(app)
     response = client.get(f"/media/{media_message(app, 'wamid.DOC').id}")
     assert response.status_code == 200
-    assert response.headers["Content-Disposition"].startswith("attachment") and "invoice.pdf" in response.headers["Content-Disposition"]
+    assert (
+        response.headers["Content-Disposition"].startswith("attachment")
+        and "invoice.pdf" in response.headers["Content-Disposition"]
+    )
 
 
 def test_a_file_that_lies_about_its_type_is_quarantined_and_never_served(app, client, connected, fake_graph):
@@ -68,7 +88,9 @@ def test_a_file_that_lies_about_its_type_is_quarantined_and_never_served(app, cl
 
 def test_a_hash_mismatch_is_quarantined(app, client, connected, fake_graph):
     media_id = fake_graph.add_media(PNG, "image/png")
-    deliver(app, client, inbound("wamid.BADSHA", "image", {"id": media_id, "mime_type": "image/png", "sha256": "0" * 64}))
+    deliver(
+        app, client, inbound("wamid.BADSHA", "image", {"id": media_id, "mime_type": "image/png", "sha256": "0" * 64})
+    )
     fetch(app)
     assert media_message(app, "wamid.BADSHA").media_state == "quarantined"
 
@@ -93,7 +115,9 @@ def test_the_worker_fetches_media_under_a_real_server(app, connected, fake_graph
     import httpx
 
     media_id = fake_graph.add_media(PNG, "image/png")
-    raw, headers = factories.signed(inbound("wamid.LIVE", "image", {"id": media_id, "mime_type": "image/png"}), APP_SECRET)
+    raw, headers = factories.signed(
+        inbound("wamid.LIVE", "image", {"id": media_id, "mime_type": "image/png"}), APP_SECRET
+    )
     httpx.post(f"{live_server.url}/webhooks/whatsapp", content=raw, headers=headers)
     live_server.worker.wake()
     deadline = time.monotonic() + 10

@@ -16,8 +16,13 @@ def body(text, **extra):
 
 
 def test_positional_placeholders_are_numbered_variables_per_component():
-    layout = placeholders.parse([{"type": "HEADER", "format": "TEXT", "text": "Order {{1}}"},
-                                 *body("Hi {{1}}, order {{2}} is ready"), {"type": "FOOTER", "text": "Thanks"}])
+    layout = placeholders.parse(
+        [
+            {"type": "HEADER", "format": "TEXT", "text": "Order {{1}}"},
+            *body("Hi {{1}}, order {{2}} is ready"),
+            {"type": "FOOTER", "text": "Thanks"},
+        ]
+    )
     assert layout.variables() == {"header": 1, "body": 2} and not layout.named
     assert layout.fields() == {"header": ["1"], "body": ["1", "2"]}
 
@@ -48,9 +53,15 @@ def test_named_placeholders_are_sent_with_their_parameter_names():
     layout = placeholders.parse(body("Hi {{first_name}}, order {{order_id}} for {{first_name}}"), "NAMED")
     assert layout.named and layout.fields() == {"body": ["first_name", "order_id"]}
     components = placeholders.fill(layout, {"body": {"order_id": "#12", "first_name": "Rosa"}})
-    assert components == [{"type": "body", "parameters": [
-        {"type": "text", "text": "Rosa", "parameter_name": "first_name"},
-        {"type": "text", "text": "#12", "parameter_name": "order_id"}]}]
+    assert components == [
+        {
+            "type": "body",
+            "parameters": [
+                {"type": "text", "text": "Rosa", "parameter_name": "first_name"},
+                {"type": "text", "text": "#12", "parameter_name": "order_id"},
+            ],
+        }
+    ]
     assert placeholders.render(layout, components) == "Hi Rosa, order #12 for Rosa"
 
 
@@ -59,8 +70,21 @@ def test_a_list_of_values_fills_named_placeholders_in_order_of_appearance():
     assert placeholders.fill(layout, {"body": ["Rosa", "#12"]})[0]["parameters"][1]["parameter_name"] == "order_id"
 
 
-@pytest.mark.parametrize("text", ["Hi {{ 1 }}, order {{2}}", "Hi {{1 }}", "Hi {{First}}", "Hi {{1a}}", "Hi {{}}",
-                                  "Hi {{first name}}", "Hi {{0}}", "Hi {{1}", "Hi {{{1}}}", "Hi }} {{1}}"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Hi {{ 1 }}, order {{2}}",
+        "Hi {{1 }}",
+        "Hi {{First}}",
+        "Hi {{1a}}",
+        "Hi {{}}",
+        "Hi {{first name}}",
+        "Hi {{0}}",
+        "Hi {{1}",
+        "Hi {{{1}}}",
+        "Hi }} {{1}}",
+    ],
+)
 def test_anything_meta_would_not_approve_is_malformed_not_guessed(text):
     with pytest.raises(TemplateMalformed, match="body"):
         placeholders.parse(body(text))
@@ -110,17 +134,31 @@ def test_location_headers_are_refused_in_words():
 
 
 def test_url_and_copy_code_buttons_are_filled_by_their_index():
-    layout = placeholders.parse([*body("Track it"), {"type": "BUTTONS", "buttons": [
-        {"type": "QUICK_REPLY", "text": "Stop"},
-        {"type": "URL", "text": "Track", "url": "https://shop.example/track/{{1}}"},
-        {"type": "URL", "text": "Home", "url": "https://shop.example/"},
-        {"type": "COPY_CODE", "example": "SAVE10"}]}])
+    layout = placeholders.parse(
+        [
+            *body("Track it"),
+            {
+                "type": "BUTTONS",
+                "buttons": [
+                    {"type": "QUICK_REPLY", "text": "Stop"},
+                    {"type": "URL", "text": "Track", "url": "https://shop.example/track/{{1}}"},
+                    {"type": "URL", "text": "Home", "url": "https://shop.example/"},
+                    {"type": "COPY_CODE", "example": "SAVE10"},
+                ],
+            },
+        ]
+    )
     assert layout.variables() == {"button_1": 1, "button_3": 1}
     components = placeholders.fill(layout, {"button_1": ["A12"], "button_3": ["SAVE10"]})
     assert components == [
         {"type": "button", "sub_type": "url", "index": "1", "parameters": [{"type": "text", "text": "A12"}]},
-        {"type": "button", "sub_type": "copy_code", "index": "3",
-         "parameters": [{"type": "coupon_code", "coupon_code": "SAVE10"}]}]
+        {
+            "type": "button",
+            "sub_type": "copy_code",
+            "index": "3",
+            "parameters": [{"type": "coupon_code", "coupon_code": "SAVE10"}],
+        },
+    ]
     with pytest.raises(UserError, match="button 2") as caught:
         placeholders.fill(layout, {"button_3": ["SAVE10"]})
     assert caught.value.field == "params.button_1"
@@ -132,13 +170,25 @@ def test_a_url_button_variable_must_be_the_url_s_end():
 
 
 def test_named_templates_keep_numbered_url_buttons():
-    layout = placeholders.parse([*body("Hi {{first_name}}"), {"type": "BUTTONS", "buttons": [
-        {"type": "URL", "url": "https://x.example/{{1}}"}]}])
+    layout = placeholders.parse(
+        [
+            *body("Hi {{first_name}}"),
+            {"type": "BUTTONS", "buttons": [{"type": "URL", "url": "https://x.example/{{1}}"}]},
+        ]
+    )
     assert layout.named and layout.fields() == {"body": ["first_name"], "button_0": ["1"]}
 
 
-@pytest.mark.parametrize("components", ["{not json", '{"type": "BODY"}', '["BODY"]', '[{"type": "BODY", "text": 5}]',
-                                        '[{"type": "BUTTONS", "buttons": "URL"}]'])
+@pytest.mark.parametrize(
+    "components",
+    [
+        "{not json",
+        '{"type": "BODY"}',
+        '["BODY"]',
+        '[{"type": "BODY", "text": 5}]',
+        '[{"type": "BUTTONS", "buttons": "URL"}]',
+    ],
+)
 def test_malformed_components_raise_one_clear_error(components):
     with pytest.raises(TemplateMalformed) as caught:
         placeholders.parse(components)
@@ -164,8 +214,13 @@ def test_values_whatsapp_refuses_are_refused_before_the_send():
 def test_check_refuses_a_send_that_leaves_a_variable_empty():
     layout = placeholders.parse([{"type": "HEADER", "format": "IMAGE"}, *body("Hi {{1}} {{2}}")])
     with pytest.raises(UserError, match="body needs 2 values"):
-        placeholders.check(layout, [{"type": "header", "parameters": [{"type": "image", "image": {"id": "9"}}]},
-                                    {"type": "body", "parameters": [{"type": "text", "text": "Rosa"}]}])
+        placeholders.check(
+            layout,
+            [
+                {"type": "header", "parameters": [{"type": "image", "image": {"id": "9"}}]},
+                {"type": "body", "parameters": [{"type": "text", "text": "Rosa"}]},
+            ],
+        )
     with pytest.raises(UserError, match="header needs 1 value"):
         placeholders.check(layout, [{"type": "body", "parameters": [{"type": "text", "text": "a"}] * 2}])
     placeholders.check(layout, placeholders.fill(layout, {"header": ["https://x.example/a.png"], "body": ["a", "b"]}))
@@ -174,16 +229,19 @@ def test_check_refuses_a_send_that_leaves_a_variable_empty():
 
 def test_render_keeps_placeholders_nothing_was_sent_for_and_survives_junk():
     layout = placeholders.parse(body("Hi {{1}}, order {{2}}"))
-    assert placeholders.render(layout, [{"type": "body", "parameters": [{"type": "text", "text": "Rosa"}]}]) \
+    assert (
+        placeholders.render(layout, [{"type": "body", "parameters": [{"type": "text", "text": "Rosa"}]}])
         == "Hi Rosa, order {{2}}"
+    )
     assert placeholders.render(layout, "junk") == "Hi {{1}}, order {{2}}"
     assert placeholders.render(layout, [None, {"type": "body", "parameters": [5]}]) == "Hi {{1}}, order {{2}}"
 
 
 names = st.from_regex(r"[a-z_][a-z0-9_]{0,15}", fullmatch=True)
 words = st.text(st.characters(blacklist_characters="{}\n\t", blacklist_categories=("Cs",)), max_size=12)
-values = st.text(st.characters(blacklist_characters="\n\t", blacklist_categories=("Cs",)), min_size=1, max_size=20) \
-    .filter(lambda value: value.strip() and "     " not in value)
+values = st.text(
+    st.characters(blacklist_characters="\n\t", blacklist_categories=("Cs",)), min_size=1, max_size=20
+).filter(lambda value: value.strip() and "     " not in value)
 
 
 @given(st.lists(st.integers(1, 9), min_size=1, max_size=12), st.lists(words, min_size=22, max_size=22))

@@ -38,7 +38,9 @@ def backup_dir(tmp_path):
 
 
 def test_creating_the_owner_leads_into_the_wizard(auth, client):
-    response = auth.post("/setup", {"email": "o@example.com", "name": "O", "password": PASSWORD, "password_confirm": PASSWORD})
+    response = auth.post(
+        "/setup", {"email": "o@example.com", "name": "O", "password": PASSWORD, "password_confirm": PASSWORD}
+    )
     assert response.status_code == 302 and response.headers["Location"].endswith("/welcome/")
     start = client.get("/welcome/")
     assert start.status_code == 302 and start.headers["Location"].endswith("/welcome/welcome")
@@ -51,10 +53,16 @@ def test_creating_the_owner_leads_into_the_wizard(auth, client):
 @pytest.mark.database
 def test_the_whole_first_run_stores_every_setting_through_the_existing_stores(app, auth, client, owner, backup_dir):
     assert step(auth, "welcome").headers["Location"].endswith("/welcome/whatsapp")
-    response = step(auth, "whatsapp", {
-        "whatsapp.phone_number_id": "1234567890", "whatsapp.waba_id": "987654321",
-        "whatsapp.access_token": "EAAG-token", "whatsapp.app_secret": "app-secret",
-    })
+    response = step(
+        auth,
+        "whatsapp",
+        {
+            "whatsapp.phone_number_id": "1234567890",
+            "whatsapp.waba_id": "987654321",
+            "whatsapp.access_token": "EAAG-token",
+            "whatsapp.app_secret": "app-secret",
+        },
+    )
     assert response.status_code == 302 and response.headers["Location"].endswith("/welcome/inbound")
     assert setting(app, "whatsapp.phone_number_id") == "1234567890"
     assert setting(app, "whatsapp.access_token") == "EAAG-token"
@@ -63,8 +71,16 @@ def test_the_whole_first_run_stores_every_setting_through_the_existing_stores(ap
     assert step(auth, "inbound", {"mode": "direct"}).headers["Location"].endswith("/welcome/backup")
     assert setting(app, "inbound.mode") == "direct"
 
-    done = step(auth, "backup", {"passphrase": BACKUP_PASSPHRASE, "passphrase_confirm": BACKUP_PASSPHRASE,
-                                 "backup.folder": str(backup_dir), "backup.schedule": "weekly"})
+    done = step(
+        auth,
+        "backup",
+        {
+            "passphrase": BACKUP_PASSPHRASE,
+            "passphrase_confirm": BACKUP_PASSPHRASE,
+            "backup.folder": str(backup_dir),
+            "backup.schedule": "weekly",
+        },
+    )
     assert done.status_code == 302 and done.headers["Location"].endswith("/")
     assert setting(app, "backup.passphrase") == BACKUP_PASSPHRASE
     assert setting(app, "backup.folder") == str(backup_dir)
@@ -127,10 +143,19 @@ def test_going_back_to_an_earlier_step_does_not_lose_progress(app, auth, owner):
 
 
 def test_weak_and_mismatched_backup_passphrases_are_refused(app, auth, owner, backup_dir):
-    mismatched = step(auth, "backup", {"passphrase": BACKUP_PASSPHRASE, "passphrase_confirm": BACKUP_PASSPHRASE + "!",
-                                       "backup.folder": str(backup_dir)})
+    mismatched = step(
+        auth,
+        "backup",
+        {
+            "passphrase": BACKUP_PASSPHRASE,
+            "passphrase_confirm": BACKUP_PASSPHRASE + "!",
+            "backup.folder": str(backup_dir),
+        },
+    )
     assert mismatched.status_code == 400 and "The two backup passphrases do not match" in html(mismatched)
-    weak = step(auth, "backup", {"passphrase": "short", "passphrase_confirm": "short", "backup.folder": str(backup_dir)})
+    weak = step(
+        auth, "backup", {"passphrase": "short", "passphrase_confirm": "short", "backup.folder": str(backup_dir)}
+    )
     assert weak.status_code == 400 and "at least 8 characters" in html(weak)
     assert setting(app, "backup.passphrase") is None and setting(app, "backup.folder") is None
     assert setting(app, "onboarding.step") == "welcome"
@@ -150,8 +175,12 @@ def test_a_missing_or_relative_backup_folder_is_refused(app, auth, owner, tmp_pa
 
 
 def test_bad_input_is_a_json_error_for_json_callers(auth, owner, tmp_path):
-    response = step(auth, "backup", {"passphrase": BACKUP_PASSPHRASE, "passphrase_confirm": "other-passphrase",
-                                     "backup.folder": str(tmp_path)}, headers={"Accept": "application/json"})
+    response = step(
+        auth,
+        "backup",
+        {"passphrase": BACKUP_PASSPHRASE, "passphrase_confirm": "other-passphrase", "backup.folder": str(tmp_path)},
+        headers={"Accept": "application/json"},
+    )
     assert response.status_code == 400
     assert response.get_json() == {"error": "The two backup passphrases do not match", "status": 400}
 
@@ -161,8 +190,11 @@ def test_the_suggested_backup_folder_is_created_when_missing(app, auth, owner, t
     suggested = tmp_path / "SigDesk Backups"
     page = html(client_get(auth, "/welcome/backup"))
     assert str(suggested) in page
-    response = step(auth, "backup", {"passphrase": BACKUP_PASSPHRASE, "passphrase_confirm": BACKUP_PASSPHRASE,
-                                     "backup.folder": str(suggested)})
+    response = step(
+        auth,
+        "backup",
+        {"passphrase": BACKUP_PASSPHRASE, "passphrase_confirm": BACKUP_PASSPHRASE, "backup.folder": str(suggested)},
+    )
     assert response.status_code == 302
     assert suggested.is_dir() and setting(app, "backup.folder") == str(suggested)
 
@@ -193,8 +225,9 @@ def test_inbound_step_refuses_unknown_modes_and_bad_relay_details(app, auth, own
 
 def test_inbound_step_pairs_with_a_real_relay(app, auth, owner, relay_server, make_install):
     install = make_install(pair=False)
-    response = step(auth, "inbound", {"mode": "relay", "relay_url": relay_server.url,
-                                      "code": install.credentials.pairing_code})
+    response = step(
+        auth, "inbound", {"mode": "relay", "relay_url": relay_server.url, "code": install.credentials.pairing_code}
+    )
     assert response.status_code == 302 and response.headers["Location"].endswith("/welcome/backup")
     assert setting(app, "inbound.mode") == "relay"
     assert setting(app, "relay.install") == install.uid

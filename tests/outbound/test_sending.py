@@ -23,16 +23,26 @@ def connect(app, fake_graph):
     state = app.extensions["sigdesk"]
     with state.database.session() as session:
         for key, value in {
-            "whatsapp.access_token": TOKEN, "whatsapp.phone_number_id": PHONE_NUMBER_ID, "whatsapp.waba_id": WABA_ID,
-            "whatsapp.graph_base_url": fake_graph.url, "whatsapp.app_secret": APP_SECRET,
+            "whatsapp.access_token": TOKEN,
+            "whatsapp.phone_number_id": PHONE_NUMBER_ID,
+            "whatsapp.waba_id": WABA_ID,
+            "whatsapp.graph_base_url": fake_graph.url,
+            "whatsapp.app_secret": APP_SECRET,
         }.items():
             settings.set_text(session, state.cipher, key, value)
 
 
 def inbound(wamid, kind="text", content=None, when=None, name="Rosa"):
-    body = factories.incoming(CUSTOMER, kind, content or {"body": "Is my cake ready?"}, wamid=wamid,
-                              at=int(when or time.time()), name=name, waba_id=WABA_ID,
-                              meta=factories.metadata(PHONE_NUMBER_ID, "15550100199"))
+    body = factories.incoming(
+        CUSTOMER,
+        kind,
+        content or {"body": "Is my cake ready?"},
+        wamid=wamid,
+        at=int(when or time.time()),
+        name=name,
+        waba_id=WABA_ID,
+        meta=factories.metadata(PHONE_NUMBER_ID, "15550100199"),
+    )
     return json.dumps(body).encode()
 
 
@@ -41,7 +51,6 @@ def post_webhook(base_url, raw):
     response = httpx.post(f"{base_url}/webhooks/whatsapp", content=raw, headers=headers)
     assert response.status_code == 200, response.text
     return response
-
 
 
 @pytest.fixture
@@ -67,7 +76,9 @@ def test_a_reply_reaches_meta_and_its_ticks_advance(api, fake_graph):
     post_webhook(api.live_server.url, inbound("wamid.IN1"))
     conversation = first_conversation(api)
     assert conversation["window_open"] and conversation["unread_count"] == 1
-    response = api.post(f"/conversations/{conversation['id']}/messages", json={"text": "Yes, come by at 5!", "reply_to": "wamid.IN1"})
+    response = api.post(
+        f"/conversations/{conversation['id']}/messages", json={"text": "Yes, come by at 5!", "reply_to": "wamid.IN1"}
+    )
     assert response.status_code == 202 and response.json()["status"] == "queued"
     sent = wait_for(lambda: fake_graph.sent)
     assert sent[0]["text"]["body"] == "Yes, come by at 5!" and sent[0]["context"] == {"message_id": "wamid.IN1"}
@@ -87,9 +98,13 @@ def test_free_form_messages_are_refused_when_the_window_is_closed(api, app, fake
     response = api.post(f"/conversations/{conversation['id']}/messages", json={"text": "Hello again"})
     assert response.status_code == 422 and "Send a template" in response.json()["error"]
     with app.extensions["sigdesk"].database.session() as session:
-        session.add(Template(name="order_ready", language="en_US", status="APPROVED", category="UTILITY", components="[]"))
-    response = api.post(f"/conversations/{conversation['id']}/messages",
-                        json={"type": "template", "template": {"name": "order_ready", "language": {"code": "en_US"}}})
+        session.add(
+            Template(name="order_ready", language="en_US", status="APPROVED", category="UTILITY", components="[]")
+        )
+    response = api.post(
+        f"/conversations/{conversation['id']}/messages",
+        json={"type": "template", "template": {"name": "order_ready", "language": {"code": "en_US"}}},
+    )
     assert response.status_code == 202
     assert wait_for(lambda: fake_graph.sent)[0]["template"]["name"] == "order_ready"
 
@@ -154,7 +169,11 @@ def test_permanent_errors_fail_at_once_with_words(app, fake_graph, conversation_
     fake_graph.fail_next(131026)
     run_sender(app)
     failed = load(app, message_id)
-    assert failed.status == "failed" and failed.error_code == 131026 and "could not be delivered" in failed.error_explanation
+    assert (
+        failed.status == "failed"
+        and failed.error_code == 131026
+        and "could not be delivered" in failed.error_explanation
+    )
     assert failed.attempts == 1
 
 
@@ -201,8 +220,15 @@ def test_an_interrupted_send_is_adopted_when_meta_reports_it(app, client, fake_g
         ref = message.client_ref
     with app.extensions["sigdesk"].database.session() as session:
         outbound.recover_interrupted(session)
-    status = factories.status_update("wamid.LATE", "delivered", CUSTOMER, at=1700000000, waba_id=WABA_ID,
-                                     meta=factories.metadata(PHONE_NUMBER_ID, "1"), biz_opaque_callback_data=ref)
+    status = factories.status_update(
+        "wamid.LATE",
+        "delivered",
+        CUSTOMER,
+        at=1700000000,
+        waba_id=WABA_ID,
+        meta=factories.metadata(PHONE_NUMBER_ID, "1"),
+        biz_opaque_callback_data=ref,
+    )
     raw, headers = factories.signed(status, APP_SECRET)
     assert client.post("/webhooks/whatsapp", data=raw, headers=headers).status_code == 200
     adopted = load(app, message_id)
@@ -213,9 +239,15 @@ def test_failed_statuses_are_explained_in_words(app, client, fake_graph, convers
     message_id = queue_text(app)
     run_sender(app)
     wamid = load(app, message_id).wamid
-    status = factories.status_update(wamid, "failed", CUSTOMER, at=1700000000, waba_id=WABA_ID,
-                                     meta=factories.metadata(PHONE_NUMBER_ID, "1"),
-                                     errors=[{"code": 131047, "title": "Re-engagement message"}])
+    status = factories.status_update(
+        wamid,
+        "failed",
+        CUSTOMER,
+        at=1700000000,
+        waba_id=WABA_ID,
+        meta=factories.metadata(PHONE_NUMBER_ID, "1"),
+        errors=[{"code": 131047, "title": "Re-engagement message"}],
+    )
     raw, headers = factories.signed(status, APP_SECRET)
     client.post("/webhooks/whatsapp", data=raw, headers=headers)
     failed = load(app, message_id)
@@ -226,15 +258,21 @@ def test_attachments_are_checked_before_upload_then_sent_by_id(api, fake_graph):
     post_webhook(api.live_server.url, inbound("wamid.IN4"))
     conversation = first_conversation(api)
     png = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + b"\x00" * 300
-    lying = api.post("/media", files={"file": ("cake.png", b"%PDF-1.7\n" + b"x" * 100, "image/png")}, data={"type": "image"})
+    lying = api.post(
+        "/media", files={"file": ("cake.png", b"%PDF-1.7\n" + b"x" * 100, "image/png")}, data={"type": "image"}
+    )
     assert lying.status_code == 422 and "application/pdf" in lying.json()["error"]
-    big = api.post("/media", files={"file": ("big.png", png + b"\x00" * (6 * 1024 * 1024), "image/png")}, data={"type": "document"})
+    big = api.post(
+        "/media", files={"file": ("big.png", png + b"\x00" * (6 * 1024 * 1024), "image/png")}, data={"type": "document"}
+    )
     assert big.status_code in (413, 422)
     assert api.post("/media", data={"type": "image"}).status_code == 400
     uploaded = api.post("/media", files={"file": ("cake.png", png, "image/png")}, data={"type": "image"})
     assert uploaded.status_code == 201
-    response = api.post(f"/conversations/{conversation['id']}/messages",
-                        json={"type": "image", "image": {"id": uploaded.json()["id"], "caption": "Your cake"}})
+    response = api.post(
+        f"/conversations/{conversation['id']}/messages",
+        json={"type": "image", "image": {"id": uploaded.json()["id"], "caption": "Your cake"}},
+    )
     assert response.status_code == 202
     assert wait_for(lambda: fake_graph.sent)[-1]["image"] == {"id": uploaded.json()["id"], "caption": "Your cake"}
 

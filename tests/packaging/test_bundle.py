@@ -60,29 +60,35 @@ def test_the_data_dir_is_the_per_user_one_never_the_install_folder(monkeypatch, 
     assert Config.from_env().data_dir == tmp_path / "share/SigDesk"
 
 
-@pytest.mark.parametrize("path", [
-    "PySide6/Qt/translations/qt_de.qm",
-    "PySide6/Qt/translations/qtwebengine_locales/de.pak",
-    "PySide6/Qt/qml/QtQuick/Controls/libqtquickcontrols2plugin.so",
-    "PySide6/Qt/resources/qtwebengine_devtools_resources.pak",
-    "PySide6/Qt/plugins/platformthemes/libqgtk3.so",
-    "PySide6/Qt/plugins/platforms/libqvnc.so",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "PySide6/Qt/translations/qt_de.qm",
+        "PySide6/Qt/translations/qtwebengine_locales/de.pak",
+        "PySide6/Qt/qml/QtQuick/Controls/libqtquickcontrols2plugin.so",
+        "PySide6/Qt/resources/qtwebengine_devtools_resources.pak",
+        "PySide6/Qt/plugins/platformthemes/libqgtk3.so",
+        "PySide6/Qt/plugins/platforms/libqvnc.so",
+    ],
+)
 def test_pruning_drops_what_the_window_never_loads(bundle, path):
     assert bundle.is_pruned(path)
 
 
-@pytest.mark.parametrize("path", [
-    "PySide6/Qt/translations/qtwebengine_locales/en-US.pak",
-    "PySide6/Qt/resources/qtwebengine_resources.pak",
-    "PySide6/Qt/resources/icudtl.dat",
-    "PySide6/Qt/libexec/QtWebEngineProcess",
-    "PySide6/Qt/plugins/platforms/libqxcb.so",
-    "PySide6/Qt/plugins/platforms/libqwayland.so",
-    "PySide6/Qt/lib/libQt6WebEngineCore.so.6",
-    "ui/templates/base.html",
-    "migrations/env.py",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "PySide6/Qt/translations/qtwebengine_locales/en-US.pak",
+        "PySide6/Qt/resources/qtwebengine_resources.pak",
+        "PySide6/Qt/resources/icudtl.dat",
+        "PySide6/Qt/libexec/QtWebEngineProcess",
+        "PySide6/Qt/plugins/platforms/libqxcb.so",
+        "PySide6/Qt/plugins/platforms/libqwayland.so",
+        "PySide6/Qt/lib/libQt6WebEngineCore.so.6",
+        "ui/templates/base.html",
+        "migrations/env.py",
+    ],
+)
 def test_pruning_keeps_what_the_window_needs(bundle, path):
     assert not bundle.is_pruned(path)
 
@@ -99,14 +105,22 @@ def test_libraries_nothing_links_to_are_dropped_with_their_symlinks(bundle):
         ("libQt6XcbQpa.so.6", "PySide6/Qt/lib/libQt6XcbQpa.so.6", "SYMLINK"),
         ("libnssckbi.so", "/src/libnssckbi.so", "BINARY"),
     ]
-    needs = {"/src/QtWebEngineWidgets.abi3.so": ["libQt6WebEngineCore.so.6"], "/src/libqxcb.so": ["libQt6XcbQpa.so.6"],
-             "/src/libquick3dcoreplugin.so": ["libQt63DCore.so.6"]}
-    kept, datas = bundle.prune(binaries, [("ui/templates/base.html", "/src/base.html", "DATA")], lambda path: needs.get(path, []))
+    needs = {
+        "/src/QtWebEngineWidgets.abi3.so": ["libQt6WebEngineCore.so.6"],
+        "/src/libqxcb.so": ["libQt6XcbQpa.so.6"],
+        "/src/libquick3dcoreplugin.so": ["libQt63DCore.so.6"],
+    }
+    kept, datas = bundle.prune(
+        binaries, [("ui/templates/base.html", "/src/base.html", "DATA")], lambda path: needs.get(path, [])
+    )
     names = [entry[0] for entry in kept]
     assert names == [
-        "PySide6/QtWebEngineWidgets.abi3.so", "PySide6/Qt/plugins/platforms/libqxcb.so",
-        "PySide6/Qt/lib/libQt6WebEngineCore.so.6", "PySide6/Qt/lib/libQt6XcbQpa.so.6",
-        "libQt6XcbQpa.so.6", "libnssckbi.so",
+        "PySide6/QtWebEngineWidgets.abi3.so",
+        "PySide6/Qt/plugins/platforms/libqxcb.so",
+        "PySide6/Qt/lib/libQt6WebEngineCore.so.6",
+        "PySide6/Qt/lib/libQt6XcbQpa.so.6",
+        "libQt6XcbQpa.so.6",
+        "libnssckbi.so",
     ]
     assert datas == [("ui/templates/base.html", "/src/base.html", "DATA")]
 
@@ -123,8 +137,17 @@ def test_the_desktop_entry_starts_the_window_with_the_icon():
 
 
 def test_installer_scripts_are_executable_and_icons_are_present():
-    for script in ("build.sh", "test-deb.sh", "linux/build-deb.sh", "linux/build-tarball.sh", "linux/install.sh",
-                   "linux/postinst", "linux/postrm", "linux/sigdesk-wrapper.sh", "macos/build-dmg.sh"):
+    for script in (
+        "build.sh",
+        "test-deb.sh",
+        "linux/build-deb.sh",
+        "linux/build-tarball.sh",
+        "linux/install.sh",
+        "linux/postinst",
+        "linux/postrm",
+        "linux/sigdesk-wrapper.sh",
+        "macos/build-dmg.sh",
+    ):
         assert os.access(PACKAGING / script, os.X_OK), script
     assert (PACKAGING / "icons/sigdesk.png").read_bytes()[:4] == b"\x89PNG"
     assert (PACKAGING / "icons/sigdesk.ico").read_bytes()[:4] == b"\x00\x00\x01\x00"

@@ -54,7 +54,10 @@ def _free_port() -> int:
 
 
 def _du_mb(path: Path) -> float:
-    return int(subprocess.run(["du", "-sb", str(path)], capture_output=True, text=True, check=True).stdout.split()[0]) / 1e6
+    return (
+        int(subprocess.run(["du", "-sb", str(path)], capture_output=True, text=True, check=True).stdout.split()[0])
+        / 1e6
+    )
 
 
 def _tree(path: Path) -> set[str]:
@@ -62,8 +65,12 @@ def _tree(path: Path) -> set[str]:
 
 
 def _environment(home: Path, **changes: str) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items()
-           if not key.startswith(("SIGDESK_", "QT_", "QTWEBENGINE_")) and key not in ("DISPLAY", "WAYLAND_DISPLAY", "PYTHONPATH")}
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("SIGDESK_", "QT_", "QTWEBENGINE_"))
+        and key not in ("DISPLAY", "WAYLAND_DISPLAY", "PYTHONPATH")
+    }
     env.update(HOME=str(home), XDG_DATA_HOME=str(home / ".local/share"), **changes)
     return env
 
@@ -94,8 +101,13 @@ def built(tmp_path_factory) -> dict:
         return {"dist": Path(reuse), "build_seconds": None}
     dist = tmp_path_factory.mktemp("dist")
     started = time.monotonic()
-    result = subprocess.run(["bash", str(ROOT / "packaging/build.sh")], cwd=ROOT, capture_output=True, text=True,
-                            env=dict(os.environ, SIGDESK_DIST=str(dist), SIGDESK_WORK=str(tmp_path_factory.mktemp("work"))))
+    result = subprocess.run(
+        ["bash", str(ROOT / "packaging/build.sh")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, SIGDESK_DIST=str(dist), SIGDESK_WORK=str(tmp_path_factory.mktemp("work"))),
+    )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
     return {"dist": dist, "build_seconds": round(time.monotonic() - started, 1), "log": result.stdout}
 
@@ -112,9 +124,16 @@ def installed(built) -> dict:
 
 
 def test_installed_package_serves_sets_up_opens_its_window_and_uninstalls_keeping_data(installed, tmp_path):
-    figures: dict = {"build_seconds": installed["build_seconds"], "bundle_mb": round(_du_mb(installed["dist"] / "sigdesk"), 1),
-                     "deb_mb": round(installed["deb"].stat().st_size / 1e6, 1),
-                     "build_steps": [line for line in installed.get("log", "").splitlines() if line.split(":")[0] in ("bundle", "deb", "tarball", "total")]}
+    figures: dict = {
+        "build_seconds": installed["build_seconds"],
+        "bundle_mb": round(_du_mb(installed["dist"] / "sigdesk"), 1),
+        "deb_mb": round(installed["deb"].stat().st_size / 1e6, 1),
+        "build_steps": [
+            line
+            for line in installed.get("log", "").splitlines()
+            if line.split(":")[0] in ("bundle", "deb", "tarball", "total")
+        ],
+    }
 
     # what the package put where
     assert (INSTALL_DIR / "sigdesk").is_file() and os.access(INSTALL_DIR / "sigdesk", os.X_OK)
@@ -125,24 +144,38 @@ def test_installed_package_serves_sets_up_opens_its_window_and_uninstalls_keepin
         assert subprocess.run(["desktop-file-validate", str(DESKTOP_ENTRY)]).returncode == 0
     assert ICON.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     figures["installed_mb"] = round(_du_mb(INSTALL_DIR), 1)
-    figures["installed_size_field_kb"] = int(subprocess.run(
-        ["dpkg-query", "-W", "-f", "${Installed-Size}", "sigdesk"], capture_output=True, text=True, check=True).stdout)
-    ldd = subprocess.run(["ldd", str(INSTALL_DIR / "_internal/PySide6/Qt/lib/libQt6WebEngineCore.so.6")],
-                         capture_output=True, text=True, check=True).stdout
+    figures["installed_size_field_kb"] = int(
+        subprocess.run(
+            ["dpkg-query", "-W", "-f", "${Installed-Size}", "sigdesk"], capture_output=True, text=True, check=True
+        ).stdout
+    )
+    ldd = subprocess.run(
+        ["ldd", str(INSTALL_DIR / "_internal/PySide6/Qt/lib/libQt6WebEngineCore.so.6")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert "not found" not in ldd, ldd
     install_tree = _tree(INSTALL_DIR)
 
     home = tmp_path / "home"
     home.mkdir()
     data = tmp_path / "data"
-    assert subprocess.run(["sigdesk", "--version"], capture_output=True, text=True, env=_environment(home)).stdout.startswith("sigdesk, version")
+    assert subprocess.run(
+        ["sigdesk", "--version"], capture_output=True, text=True, env=_environment(home)
+    ).stdout.startswith("sigdesk, version")
 
     # the installed server: cold start to the first 200 from /healthz, then first-run setup over HTTP
     port = _free_port()
     started = time.monotonic()
-    server = subprocess.Popen(["sigdesk", "--data-dir", str(data), "serve", "--host", "127.0.0.1", "--port", str(port)],
-                              env=_environment(home), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              start_new_session=True)
+    server = subprocess.Popen(
+        ["sigdesk", "--data-dir", str(data), "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=_environment(home),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         with httpx.Client(base_url=base, trust_env=False, timeout=10) as client:
@@ -162,8 +195,16 @@ def test_installed_package_serves_sets_up_opens_its_window_and_uninstalls_keepin
             assert client.get("/").headers["location"].endswith("/setup")
             setup = client.get("/setup")
             assert setup.status_code == 200 and "Welcome to SigDesk" in setup.text
-            created = client.post("/setup", data={"csrf_token": _csrf(setup.text), "email": "owner@example.com",
-                                                  "name": "Packaged Owner", "password": PASSWORD, "password_confirm": PASSWORD})
+            created = client.post(
+                "/setup",
+                data={
+                    "csrf_token": _csrf(setup.text),
+                    "email": "owner@example.com",
+                    "name": "Packaged Owner",
+                    "password": PASSWORD,
+                    "password_confirm": PASSWORD,
+                },
+            )
             assert created.status_code == 302 and created.headers["location"].endswith("/welcome/")
             wizard = client.get("/welcome/welcome")
             assert wizard.status_code == 200 and "Your owner account is ready" in wizard.text
@@ -182,10 +223,20 @@ def test_installed_package_serves_sets_up_opens_its_window_and_uninstalls_keepin
     display_file = tmp_path / "display"
     started = time.monotonic()
     window = subprocess.Popen(
-        ["xvfb-run", "-a", "-s", "-screen 0 1280x800x24", "sh", "-c",
-         f'echo "$DISPLAY $XAUTHORITY" > {display_file}; exec sigdesk --data-dir {data} desktop'],
+        [
+            "xvfb-run",
+            "-a",
+            "-s",
+            "-screen 0 1280x800x24",
+            "sh",
+            "-c",
+            f'echo "$DISPLAY $XAUTHORITY" > {display_file}; exec sigdesk --data-dir {data} desktop',
+        ],
         env=_environment(home, QTWEBENGINE_REMOTE_DEBUGGING=f"127.0.0.1:{devtools}"),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
     shown = None
     try:
@@ -197,15 +248,26 @@ def test_installed_package_serves_sets_up_opens_its_window_and_uninstalls_keepin
                     pages = client.get(f"http://127.0.0.1:{devtools}/json/list").json()
                 except (httpx.TransportError, ValueError):
                     pages = []
-                shown = next((page for page in pages if re.fullmatch(r"http://127\.0\.0\.1:\d+/login(\?.*)?", page.get("url", ""))
-                              and page.get("title", "").startswith("Sign in")), None)
+                shown = next(
+                    (
+                        page
+                        for page in pages
+                        if re.fullmatch(r"http://127\.0\.0\.1:\d+/login(\?.*)?", page.get("url", ""))
+                        and page.get("title", "").startswith("Sign in")
+                    ),
+                    None,
+                )
                 if shown is None:
                     time.sleep(0.05)
         figures["desktop_cold_start_to_login_page_s"] = round(time.monotonic() - started, 2)
         assert "SigDesk" in shown["title"]
         display, xauthority = display_file.read_text().split()
-        windows = subprocess.run(["xwininfo", "-root", "-tree"], capture_output=True, text=True,
-                                 env=dict(os.environ, DISPLAY=display, XAUTHORITY=xauthority)).stdout
+        windows = subprocess.run(
+            ["xwininfo", "-root", "-tree"],
+            capture_output=True,
+            text=True,
+            env=dict(os.environ, DISPLAY=display, XAUTHORITY=xauthority),
+        ).stdout
         assert '"SigDesk"' in windows, "no top-level window titled SigDesk on the display"
     finally:
         _stop(window, signal.SIGTERM)
@@ -220,8 +282,12 @@ def test_installed_package_serves_sets_up_opens_its_window_and_uninstalls_keepin
     # an upgrade (the package installed again over itself) keeps the data; the next start migrates it
     result = _dpkg("-i", str(installed["deb"]))
     assert result.returncode == 0, result.stderr
-    again = subprocess.run(["sigdesk", "--data-dir", str(data), "settings", "get", "onboarding.step"],
-                           capture_output=True, text=True, env=_environment(home))
+    again = subprocess.run(
+        ["sigdesk", "--data-dir", str(data), "settings", "get", "onboarding.step"],
+        capture_output=True,
+        text=True,
+        env=_environment(home),
+    )
     assert again.returncode == 0 and again.stdout.strip() == "done", again.stderr
 
     # removing the package removes the program, never the users' data; nor does purging

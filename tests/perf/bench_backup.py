@@ -79,7 +79,9 @@ def build(data_dir: Path, size_mb: int) -> tuple[int, int, int]:
             rows += 1
             contact = rng.randint(1, contacts)
             body = " ".join(rng.choices(WORDS, k=90))
-            raw = json.dumps({"id": f"wamid.{rows}", "from": f"4477009{contact:05d}", "type": "text", "text": {"body": body}})
+            raw = json.dumps(
+                {"id": f"wamid.{rows}", "from": f"4477009{contact:05d}", "type": "text", "text": {"body": body}}
+            )
             stamp = f"2026-{1 + rows % 12:02d}-{1 + rows % 28:02d} {rows % 24:02d}:{rows % 60:02d}:{rows % 59:02d}.{rows % 999999:06d}"
             batch.append((f"wamid.{rows}", contact, contact, "in" if rows % 2 else "out", body, raw, stamp, stamp))
         connection.executemany(
@@ -163,8 +165,10 @@ def main() -> None:
     started = time.perf_counter()
     rows, db_bytes, media_bytes = build(data_dir, args.size_mb)
     source = db_bytes + media_bytes
-    print(f"built {source / MiB:.0f} MiB: database {db_bytes / MiB:.0f} MiB ({rows} messages), media {media_bytes / MiB:.0f} MiB "
-          f"in {time.perf_counter() - started:.0f} s")
+    print(
+        f"built {source / MiB:.0f} MiB: database {db_bytes / MiB:.0f} MiB ({rows} messages), media {media_bytes / MiB:.0f} MiB "
+        f"in {time.perf_counter() - started:.0f} s"
+    )
 
     enc_s, dec_s, enc_write_s = raw_aes(source_files(data_dir), work / "raw.sealed")
     kdf_s = kdf_seconds()
@@ -198,27 +202,48 @@ def main() -> None:
         return source / MiB / seconds
 
     result = {
-        "source_mib": round(source / MiB), "database_mib": round(db_bytes / MiB), "media_mib": round(media_bytes / MiB),
-        "messages": restored_rows, "backup_file_mib": round(out.stat().st_size / MiB), "database_stored_as": manifest.get("database"),
-        "raw_aes_encrypt_mib_s": round(rate(enc_s)), "raw_aes_decrypt_mib_s": round(rate(dec_s)),
-        "raw_aes_encrypt_write_fsync_mib_s": round(rate(enc_write_s)), "scrypt_s": round(kdf_s, 2),
-        "backup_s": round(backup_s, 2), "backup_snapshot_s": round(dump_s, 2), "backup_mib_s": round(rate(backup_s), 1),
-        "verify_s": round(verify_s, 2), "verify_mib_s": round(rate(verify_s), 1),
-        "restore_s": round(restore_s, 2), "restore_after_decrypt_s": round(load_s, 2), "restore_mib_s": round(rate(restore_s), 1),
-        "backup_ratio": round(enc_s / backup_s, 3), "restore_ratio": round(dec_s / restore_s, 3),
+        "source_mib": round(source / MiB),
+        "database_mib": round(db_bytes / MiB),
+        "media_mib": round(media_bytes / MiB),
+        "messages": restored_rows,
+        "backup_file_mib": round(out.stat().st_size / MiB),
+        "database_stored_as": manifest.get("database"),
+        "raw_aes_encrypt_mib_s": round(rate(enc_s)),
+        "raw_aes_decrypt_mib_s": round(rate(dec_s)),
+        "raw_aes_encrypt_write_fsync_mib_s": round(rate(enc_write_s)),
+        "scrypt_s": round(kdf_s, 2),
+        "backup_s": round(backup_s, 2),
+        "backup_snapshot_s": round(dump_s, 2),
+        "backup_mib_s": round(rate(backup_s), 1),
+        "verify_s": round(verify_s, 2),
+        "verify_mib_s": round(rate(verify_s), 1),
+        "restore_s": round(restore_s, 2),
+        "restore_after_decrypt_s": round(load_s, 2),
+        "restore_mib_s": round(rate(restore_s), 1),
+        "backup_ratio": round(enc_s / backup_s, 3),
+        "restore_ratio": round(dec_s / restore_s, 3),
         "backup_ratio_to_encrypt_write_fsync": round(enc_write_s / backup_s, 3),
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
-        "cpus": os.cpu_count(), "load_average_1m_before": round(load_before, 2), "load_average_1m_after": round(os.getloadavg()[0], 2), "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "load_average_1m_before": round(load_before, 2),
+        "load_average_1m_after": round(os.getloadavg()[0], 2),
+        "python": platform.python_version(),
     }
-    print(f"raw AES-GCM: encrypt {result['raw_aes_encrypt_mib_s']} MiB/s (reading the files), "
-          f"decrypt {result['raw_aes_decrypt_mib_s']} MiB/s (reading the sealed file); "
-          f"encrypt + write + fsync {result['raw_aes_encrypt_write_fsync_mib_s']} MiB/s; scrypt (n=2**17) {kdf_s:.2f} s")
-    print(f"backup : {backup_s:.2f} s, {result['backup_mib_s']} MiB/s, ratio to raw {result['backup_ratio']} "
-          f"(to encrypt + write + fsync {result['backup_ratio_to_encrypt_write_fsync']}); "
-          f"snapshot beside scrypt {dump_s:.2f} s, then streaming {backup_s - dump_s:.2f} s")
+    print(
+        f"raw AES-GCM: encrypt {result['raw_aes_encrypt_mib_s']} MiB/s (reading the files), "
+        f"decrypt {result['raw_aes_decrypt_mib_s']} MiB/s (reading the sealed file); "
+        f"encrypt + write + fsync {result['raw_aes_encrypt_write_fsync_mib_s']} MiB/s; scrypt (n=2**17) {kdf_s:.2f} s"
+    )
+    print(
+        f"backup : {backup_s:.2f} s, {result['backup_mib_s']} MiB/s, ratio to raw {result['backup_ratio']} "
+        f"(to encrypt + write + fsync {result['backup_ratio_to_encrypt_write_fsync']}); "
+        f"snapshot beside scrypt {dump_s:.2f} s, then streaming {backup_s - dump_s:.2f} s"
+    )
     print(f"verify : {verify_s:.2f} s, {result['verify_mib_s']} MiB/s")
-    print(f"restore: {restore_s:.2f} s, {result['restore_mib_s']} MiB/s, ratio to raw {result['restore_ratio']} "
-          f"(scrypt + decrypting and writing {restore_s - load_s:.2f} s; checks, migrations, data key {load_s:.2f} s)")
+    print(
+        f"restore: {restore_s:.2f} s, {result['restore_mib_s']} MiB/s, ratio to raw {result['restore_ratio']} "
+        f"(scrypt + decrypting and writing {restore_s - load_s:.2f} s; checks, migrations, data key {load_s:.2f} s)"
+    )
     print(f"peak RSS {result['peak_rss_mib']} MiB")
     print(json.dumps(result))
     if not args.keep:

@@ -30,7 +30,21 @@ sys.path.insert(0, str(ROOT))
 from sigdesk.app import create_app
 from sigdesk.config import Config
 
-WORDS = ["hello", "order", "delivery", "tomorrow", "thanks", "price", "invoice", "address", "please", "ready", "pickup", "ñandú", "👋"]
+WORDS = [
+    "hello",
+    "order",
+    "delivery",
+    "tomorrow",
+    "thanks",
+    "price",
+    "invoice",
+    "address",
+    "please",
+    "ready",
+    "pickup",
+    "ñandú",
+    "👋",
+]
 
 
 def build(data_dir: Path, messages: int) -> None:
@@ -56,7 +70,17 @@ def build(data_dir: Path, messages: int) -> None:
             done += 1
             contact = rng.randint(1, contacts)
             stamp = f"2026-{1 + done % 12:02d}-{1 + done % 28:02d} {done % 24:02d}:{done % 60:02d}:{done % 59:02d}.{done % 999999:06d}"
-            batch.append((f"wamid.{done}", contact, contact, "in" if done % 2 else "out", " ".join(rng.choices(WORDS, k=40)), stamp, stamp))
+            batch.append(
+                (
+                    f"wamid.{done}",
+                    contact,
+                    contact,
+                    "in" if done % 2 else "out",
+                    " ".join(rng.choices(WORDS, k=40)),
+                    stamp,
+                    stamp,
+                )
+            )
         connection.executemany(
             "INSERT INTO messages (wamid, conversation_id, contact_id, direction, type, text, timestamp, created_at,"
             " forwarded, frequently_forwarded, attempts) VALUES (?, ?, ?, ?, 'text', ?, ?, ?, 0, 0, 0)",
@@ -70,8 +94,24 @@ def run_export(data_dir: Path, fmt: str, out: Path) -> tuple[float, float]:
     start = time.perf_counter()
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     subprocess.run(
-        [sys.executable, "-m", "sigdesk", "--data-dir", str(data_dir), "export", "--format", fmt, "--what", "messages", "--out", str(out)],
-        check=True, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "sigdesk",
+            "--data-dir",
+            str(data_dir),
+            "export",
+            "--format",
+            fmt,
+            "--what",
+            "messages",
+            "--out",
+            str(out),
+        ],
+        check=True,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
         env={**os.environ, "SIGDESK_DATABASE_URL": f"sqlite:///{data_dir / 'sigdesk.db'}"},
     )
     seconds = time.perf_counter() - start
@@ -98,8 +138,10 @@ def main() -> None:
         result[f"{fmt}_rows_per_s"] = round(args.messages / seconds)
         result[f"{fmt}_peak_rss_mib"] = round(peak)
         result[f"{fmt}_file_mib"] = round(out.stat().st_size / 1024 / 1024)
-        print(f"{fmt}: {seconds:.1f} s, {args.messages / seconds:,.0f} rows/s, peak RSS {peak:.0f} MiB "
-              f"(child process, whole CLI), {lines} lines")
+        print(
+            f"{fmt}: {seconds:.1f} s, {args.messages / seconds:,.0f} rows/s, peak RSS {peak:.0f} MiB "
+            f"(child process, whole CLI), {lines} lines"
+        )
         out.unlink()
     print(json.dumps(result))
     import shutil

@@ -78,7 +78,13 @@ class Child:
         self.log = open(log_file, "w")
         self.started = time.perf_counter()
         self.process = subprocess.Popen(
-            args, cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=self.log, text=True, preexec_fn=_ctrl_c_as_usual,
+            args,
+            cwd=ROOT,
+            env=_env(),
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            text=True,
+            preexec_fn=_ctrl_c_as_usual,
         )
         self.port = None
         for line in self.process.stdout:
@@ -155,8 +161,10 @@ def bench_start(work: Path, runs: int) -> dict:
         subprocess.run([PYTHON, "-c", "pass"], check=True)
         interpreter.append(time.perf_counter() - started)
     return {
-        "cold_start_s": summary(cold), "cold_listening_s": summary(cold_listen),
-        "warm_start_s": summary(warm), "warm_listening_s": summary(warm_listen),
+        "cold_start_s": summary(cold),
+        "cold_listening_s": summary(cold_listen),
+        "warm_start_s": summary(warm),
+        "warm_listening_s": summary(warm_listen),
         "bare_python_start_s": summary(interpreter),
     }
 
@@ -174,17 +182,41 @@ def time_requests(port: int, path: str, count: int, warmup: int) -> dict[str, fl
                 raise RuntimeError(f"GET {path} answered {response.status_code}")
         size = len(response.content)
     return {
-        "p50": percentile(timings, 50), "p95": percentile(timings, 95), "p99": percentile(timings, 99),
-        "mean": statistics.fmean(timings), "min": min(timings), "max": max(timings), "count": count, "bytes": size,
+        "p50": percentile(timings, 50),
+        "p95": percentile(timings, 95),
+        "p99": percentile(timings, 99),
+        "mean": statistics.fmean(timings),
+        "min": min(timings),
+        "max": max(timings),
+        "count": count,
+        "bytes": size,
     }
 
 
 def bench_latency(work: Path, count: int, warmup: int, threads: int) -> dict:
     data_dir = work / "latency"
     created = subprocess.run(
-        [PYTHON, "-m", "sigdesk", "--data-dir", str(data_dir), "user", "create", "--email", "owner@example.com",
-         "--name", "Owner", "--role", "owner", "--password-stdin"],
-        cwd=ROOT, env=_env(), input=PASSWORD + "\n", capture_output=True, text=True,
+        [
+            PYTHON,
+            "-m",
+            "sigdesk",
+            "--data-dir",
+            str(data_dir),
+            "user",
+            "create",
+            "--email",
+            "owner@example.com",
+            "--name",
+            "Owner",
+            "--role",
+            "owner",
+            "--password-stdin",
+        ],
+        cwd=ROOT,
+        env=_env(),
+        input=PASSWORD + "\n",
+        capture_output=True,
+        text=True,
     )
     if created.returncode != 0:
         raise RuntimeError(f"could not create the benchmark user: {created.stdout}{created.stderr}")
@@ -201,8 +233,10 @@ def bench_latency(work: Path, count: int, warmup: int, threads: int) -> dict:
     finally:
         bare_child.stop()
     return {
-        "login_get_ms": login, "bare_get_ms": bare,
-        "ratio_p50": login["p50"] / bare["p50"], "ratio_p95": login["p95"] / bare["p95"],
+        "login_get_ms": login,
+        "bare_get_ms": bare,
+        "ratio_p50": login["p50"] / bare["p50"],
+        "ratio_p95": login["p95"] / bare["p95"],
     }
 
 
@@ -245,10 +279,14 @@ def main() -> None:
     args = parser.parse_args()
 
     result: dict = {
-        "python": platform.python_version(), "machine": platform.machine(), "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
         "database": "sqlite",
     }
-    print(f"SigDesk foundation benchmark: Python {result['python']}, {result['cpus']} CPUs, SQLite data dir in a temp folder")
+    print(
+        f"SigDesk foundation benchmark: Python {result['python']}, {result['cpus']} CPUs, SQLite data dir in a temp folder"
+    )
     with tempfile.TemporaryDirectory(prefix="sigdesk-bench-") as folder:
         work = Path(folder)
         start = bench_start(work, args.runs)
@@ -275,14 +313,18 @@ def main() -> None:
     if args.suite:
         pytest_args = args.pytest_args.split()
         suite = {"command": f"{PYTHON} -m pytest {' '.join(pytest_args)}", "sqlite": run_suite(pytest_args, None)}
-        print(f"test suite on SQLite: {suite['sqlite']['seconds']:.1f} s, exit {suite['sqlite']['exit_code']} ({suite['sqlite']['summary']})")
+        print(
+            f"test suite on SQLite: {suite['sqlite']['seconds']:.1f} s, exit {suite['sqlite']['exit_code']} ({suite['sqlite']['summary']})"
+        )
         problem = mysql_reachable(args.mysql_url)
         if problem:
             suite["mysql"] = {"skipped": problem}
             print(f"test suite on MariaDB: skipped, {args.mysql_url} is not reachable ({problem})")
         else:
             suite["mysql"] = run_suite(pytest_args, args.mysql_url)
-            print(f"test suite on MariaDB: {suite['mysql']['seconds']:.1f} s, exit {suite['mysql']['exit_code']} ({suite['mysql']['summary']})")
+            print(
+                f"test suite on MariaDB: {suite['mysql']['seconds']:.1f} s, exit {suite['mysql']['exit_code']} ({suite['mysql']['summary']})"
+            )
         result["suite"] = suite
     print(json.dumps(result, sort_keys=True))
 

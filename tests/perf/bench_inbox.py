@@ -35,8 +35,23 @@ from sigdesk.whatsapp.webhook import signature_header  # noqa: E402
 
 SECRET = "bench-app-secret"
 PASSWORD = "correct horse battery"
-QUERIES = ("order", "refund", "warranty", "delivery tomorrow", "refu", "invoice 4711", "crème", "maria", "müller",
-           "4915100", "hello thanks", "parcel arrived", "kuchen", "zzzznotfound", "is my order")
+QUERIES = (
+    "order",
+    "refund",
+    "warranty",
+    "delivery tomorrow",
+    "refu",
+    "invoice 4711",
+    "crème",
+    "maria",
+    "müller",
+    "4915100",
+    "hello thanks",
+    "parcel arrived",
+    "kuchen",
+    "zzzznotfound",
+    "is my order",
+)
 
 
 # --- server side (subprocess) ------------------------------------------------------------------
@@ -131,8 +146,10 @@ def report(name: str, server: list[float], wall: list[float], baseline: float | 
     p50, p95 = percentile(server, 0.5), percentile(server, 0.95)
     ratio = f"{p95 / baseline:6.1f}x" if baseline else "      "
     verdict = "" if target is None else ("ok" if p95 < target else f"MISSES {target:.0f} ms")
-    print(f"  {name:<34} n={len(server):<4} server p50 {p50:7.2f} ms  p95 {p95:7.2f} ms  {ratio}  "
-          f"(client p50 {percentile(wall, 0.5):6.2f}, p95 {percentile(wall, 0.95):6.2f})  {verdict}")
+    print(
+        f"  {name:<34} n={len(server):<4} server p50 {p50:7.2f} ms  p95 {p95:7.2f} ms  {ratio}  "
+        f"(client p50 {percentile(wall, 0.5):6.2f}, p95 {percentile(wall, 0.95):6.2f})  {verdict}"
+    )
 
 
 def conversation_ids(db_url: str | None, data_dir: str, count: int) -> tuple[list[int], int]:
@@ -142,8 +159,9 @@ def conversation_ids(db_url: str | None, data_dir: str, count: int) -> tuple[lis
     engine = create_engine(db_url or f"sqlite:///{Path(data_dir) / 'sigdesk.db'}")
     with engine.connect() as connection:
         total = connection.execute(text("SELECT max(id) FROM conversations")).scalar_one()
-        biggest = connection.execute(text(
-            "SELECT conversation_id FROM messages GROUP BY conversation_id ORDER BY count(*) DESC LIMIT 1")).scalar_one()
+        biggest = connection.execute(
+            text("SELECT conversation_id FROM messages GROUP BY conversation_id ORDER BY count(*) DESC LIMIT 1")
+        ).scalar_one()
         messages = connection.execute(text("SELECT count(*) FROM messages")).scalar_one()
     engine.dispose()
     print(f"database: {total:,} conversations, {messages:,} messages")
@@ -166,11 +184,17 @@ def bench_requests(url: str, db_url: str | None, data_dir: str, count: int) -> N
     report("list (owner, open)", *measure(owner, ["/inbox/list"] * count), baseline, 50)
     report("list (owner, any status)", *measure(owner, ["/inbox/list?status=any"] * count), baseline, 50)
     report("list (agent, open)", *measure(agent, ["/inbox/list"] * count), baseline, 50)
-    report("list (agent, mine, any status)", *measure(agent, ["/inbox/list?view=mine&status=any"] * count), baseline, 50)
+    report(
+        "list (agent, mine, any status)", *measure(agent, ["/inbox/list?view=mine&status=any"] * count), baseline, 50
+    )
     report("thread latest 50 (random)", *measure(owner, [f"/inbox/c/{cid}" for cid in sample]), baseline, 50)
     report(f"thread latest 50 (largest, #{biggest})", *measure(owner, [f"/inbox/c/{biggest}"] * count), baseline, 50)
-    report("api messages latest 50 (random)",
-           *measure(owner, [f"/api/v1/conversations/{cid}/messages?limit=50" for cid in sample]), baseline, 50)
+    report(
+        "api messages latest 50 (random)",
+        *measure(owner, [f"/api/v1/conversations/{cid}/messages?limit=50" for cid in sample]),
+        baseline,
+        50,
+    )
     queries = [QUERIES[n % len(QUERIES)] for n in range(count)]
     report("search (owner)", *measure(owner, [f"/api/v1/search?q={q}" for q in queries]), baseline, 100)
     report("search (agent)", *measure(agent, [f"/api/v1/search?q={q}" for q in queries]), baseline, 100)
@@ -178,7 +202,10 @@ def bench_requests(url: str, db_url: str | None, data_dir: str, count: int) -> N
     for query in QUERIES:
         server, _wall = measure(owner, [f"/api/v1/search?q={query}"] * 5)
         slowest.append((statistics.median(server), query))
-    print("  search by query (owner, median of 5): " + ", ".join(f"{q!r} {ms:.1f}" for ms, q in sorted(slowest, reverse=True)))
+    print(
+        "  search by query (owner, median of 5): "
+        + ", ".join(f"{q!r} {ms:.1f}" for ms, q in sorted(slowest, reverse=True))
+    )
     owner.close()
     agent.close()
 
@@ -213,13 +240,33 @@ class Listener:
 
 
 def delivery(serial: int, wa_id: str) -> bytes:
-    body = {"object": "whatsapp_business_account", "entry": [{"id": "900800700600500", "changes": [{"field": "messages", "value": {
-        "messaging_product": "whatsapp",
-        "metadata": {"display_phone_number": "15550001111", "phone_number_id": "100200300400500"},
-        "contacts": [{"profile": {"name": "Bench Customer"}, "wa_id": wa_id}],
-        "messages": [{"from": wa_id, "id": f"wamid.live.{time.time_ns()}.{serial}", "timestamp": str(int(time.time())),
-                      "type": "text", "text": {"body": f"live update number {serial}, is my order ready?"}}],
-    }}]}]}
+    body = {
+        "object": "whatsapp_business_account",
+        "entry": [
+            {
+                "id": "900800700600500",
+                "changes": [
+                    {
+                        "field": "messages",
+                        "value": {
+                            "messaging_product": "whatsapp",
+                            "metadata": {"display_phone_number": "15550001111", "phone_number_id": "100200300400500"},
+                            "contacts": [{"profile": {"name": "Bench Customer"}, "wa_id": wa_id}],
+                            "messages": [
+                                {
+                                    "from": wa_id,
+                                    "id": f"wamid.live.{time.time_ns()}.{serial}",
+                                    "timestamp": str(int(time.time())),
+                                    "type": "text",
+                                    "text": {"body": f"live update number {serial}, is my order ready?"},
+                                }
+                            ],
+                        },
+                    }
+                ],
+            }
+        ],
+    }
     return json.dumps(body).encode()
 
 
@@ -235,23 +282,30 @@ def bench_live(url: str, clients: int, posts: int) -> None:
     for serial in range(posts):
         raw = delivery(serial, f"49{1510000000 + rng.randint(1, 50_000) * 37}")
         started = time.perf_counter()
-        response = poster.post("/webhooks/whatsapp", content=raw,
-                               headers={"X-Hub-Signature-256": signature_header(SECRET, raw), "Content-Type": "application/json"})
+        response = poster.post(
+            "/webhooks/whatsapp",
+            content=raw,
+            headers={"X-Hub-Signature-256": signature_header(SECRET, raw), "Content-Type": "application/json"},
+        )
         if response.status_code != 200:
             raise SystemExit(f"webhook answered {response.status_code}: {response.text[:200]}")
         deadline = time.perf_counter() + 5
         while any(len(listener.arrivals) <= serial for listener in listeners) and time.perf_counter() < deadline:
             time.sleep(0.0005)
-        got = [(listener.arrivals[serial] - started) * 1000 for listener in listeners if len(listener.arrivals) > serial]
+        got = [
+            (listener.arrivals[serial] - started) * 1000 for listener in listeners if len(listener.arrivals) > serial
+        ]
         if len(got) < clients:
             raise SystemExit(f"post {serial}: only {len(got)} of {clients} clients got the event within 5 s")
         latencies.extend(got)
         worst.append(max(got))
         time.sleep(0.02)
     print(f"live updates: {posts} signed webhook POSTs, {clients} SSE clients; latency POST -> event at each client:")
-    print(f"  all deliveries n={len(latencies)}: p50 {percentile(latencies, 0.5):.1f} ms, p95 {percentile(latencies, 0.95):.1f} ms, "
-          f"max {max(latencies):.1f} ms; slowest client per POST: p50 {percentile(worst, 0.5):.1f} ms, "
-          f"p95 {percentile(worst, 0.95):.1f} ms  {'ok' if max(latencies) < 1000 else 'MISSES 1 s'}")
+    print(
+        f"  all deliveries n={len(latencies)}: p50 {percentile(latencies, 0.5):.1f} ms, p95 {percentile(latencies, 0.95):.1f} ms, "
+        f"max {max(latencies):.1f} ms; slowest client per POST: p50 {percentile(worst, 0.5):.1f} ms, "
+        f"p95 {percentile(worst, 0.95):.1f} ms  {'ok' if max(latencies) < 1000 else 'MISSES 1 s'}"
+    )
     for listener in listeners:
         listener.client.close()
     poster.close()
@@ -265,8 +319,11 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--posts", type=int, default=50)
-    parser.add_argument("--no-worker", action="store_true",
-                        help="stop the background worker (its jobs' queries compete with the requests measured)")
+    parser.add_argument(
+        "--no-worker",
+        action="store_true",
+        help="stop the background worker (its jobs' queries compete with the requests measured)",
+    )
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -274,7 +331,9 @@ def main() -> None:
         return
     proc, url = start_server(args.data_dir, args.db, not args.no_worker)
     try:
-        print(f"SigDesk on {url} ({args.db or 'SQLite'}; background worker {'stopped' if args.no_worker else 'running'})")
+        print(
+            f"SigDesk on {url} ({args.db or 'SQLite'}; background worker {'stopped' if args.no_worker else 'running'})"
+        )
         print("load average before: %.1f %.1f %.1f (figures are only comparable on a quiet machine)" % os.getloadavg())
         bench_requests(url, args.db, args.data_dir, args.requests)
         bench_live(url, args.clients, args.posts)

@@ -66,8 +66,13 @@ def serve_bare(threads: int) -> None:
         return "ok"
 
     server = create_server(
-        app, host="127.0.0.1", port=0, threads=threads, ident="SigDesk",
-        max_request_body_size=16 * 1024 * 1024 + 65536, clear_untrusted_proxy_headers=True,
+        app,
+        host="127.0.0.1",
+        port=0,
+        threads=threads,
+        ident="SigDesk",
+        max_request_body_size=16 * 1024 * 1024 + 65536,
+        clear_untrusted_proxy_headers=True,
     )
     threading.Thread(target=server.run, daemon=True).start()
     print(server.effective_port, flush=True)
@@ -197,7 +202,8 @@ def blast(url: str, sends: list[bytes], concurrency: int) -> tuple[float, float,
                 raw, signature = signed[index]
                 started = time.perf_counter()
                 response = client.post(
-                    "/webhooks/whatsapp", content=raw,
+                    "/webhooks/whatsapp",
+                    content=raw,
                     headers={"Content-Type": "application/json", "X-Hub-Signature-256": signature},
                 )
                 mine.append(time.perf_counter() - started)
@@ -281,7 +287,9 @@ end
 """
 
 
-def blast_wrk(url: str, sends: list[bytes], concurrency: int, folder: str) -> tuple[float, float, float, dict[int, int]]:
+def blast_wrk(
+    url: str, sends: list[bytes], concurrency: int, folder: str
+) -> tuple[float, float, float, dict[int, int]]:
     """wrk (C, one process) as the client, so the client is never what limits the bare endpoint.
 
     Returns elapsed seconds, p50 and p99 in seconds, and the codes; wrk's percentiles also count the
@@ -303,7 +311,10 @@ def blast_wrk(url: str, sends: list[bytes], concurrency: int, folder: str) -> tu
         marker.unlink(missing_ok=True)
     proc = subprocess.Popen(
         ["wrk", f"-t{threads}", f"-c{concurrency}", "-d600s", "--timeout", "60s", "-s", str(script), url],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
     )
     while not all(marker.exists() for marker in markers("ready")) and proc.poll() is None:
         time.sleep(0.002)
@@ -362,8 +373,12 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--redeliver", type=float, default=0.10)
     parser.add_argument("--threads", type=int, default=8, help="waitress worker threads")
-    parser.add_argument("--client", choices=["wrk", "python"], default="wrk",
-                        help="wrk (default; needs Debian's wrk) or httpx threads in this process")
+    parser.add_argument(
+        "--client",
+        choices=["wrk", "python"],
+        default="wrk",
+        help="wrk (default; needs Debian's wrk) or httpx threads in this process",
+    )
     parser.add_argument("--db", help="database URL (default: SQLite in a temp dir); a MySQL database is recreated")
     parser.add_argument("--serve", choices=["sigdesk", "bare"], help=argparse.SUPPRESS)
     parser.add_argument("--data-dir", help=argparse.SUPPRESS)
@@ -407,8 +422,10 @@ def main() -> None:
         print(f"events/s: {expected['events'] / elapsed:,.0f} ({expected['events']} events incl. redeliveries)")
         ratio = (len(sends) / elapsed) / (len(sends) / results["bare"][0])
         print(f"ratio to bare Flask: {ratio:.2f}")
-        print(f"server CPU per request: bare {cpu['bare'] * 1e6:.0f} µs, sigdesk {cpu['sigdesk'] * 1e6:.0f} µs, "
-              f"ratio {cpu['bare'] / cpu['sigdesk']:.2f} (steadier than wall-clock rates on a busy machine)")
+        print(
+            f"server CPU per request: bare {cpu['bare'] * 1e6:.0f} µs, sigdesk {cpu['sigdesk'] * 1e6:.0f} µs, "
+            f"ratio {cpu['bare'] / cpu['sigdesk']:.2f} (steadier than wall-clock rates on a busy machine)"
+        )
         stored = count_rows(db_url)
         print(f"stored {stored} expected {expected}")
         exact = all(stored[key] == expected[key] for key in ("messages", "status_events", "deliveries"))

@@ -47,17 +47,40 @@ PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "http
 
 def delivery(serial: int, tag: str) -> bytes:
     contact = serial % 500
-    return json.dumps({
-        "object": "whatsapp_business_account",
-        "entry": [{"id": "900800700600500", "changes": [{"field": "messages", "value": {
-            "messaging_product": "whatsapp",
-            "metadata": {"display_phone_number": "15550001111", "phone_number_id": "100200300400500"},
-            "contacts": [{"profile": {"name": f"Customer {contact} \u00e9"}, "wa_id": f"1555{contact:07d}"}],
-            "messages": [{"from": f"1555{contact:07d}", "id": f"wamid.bench.{tag}.{serial}",
-                          "timestamp": str(1731700000 + serial), "type": "text",
-                          "text": {"body": f"Hello, is order {serial} ready? \U0001F642"}}],
-        }}]}],
-    }).encode("ascii")
+    return json.dumps(
+        {
+            "object": "whatsapp_business_account",
+            "entry": [
+                {
+                    "id": "900800700600500",
+                    "changes": [
+                        {
+                            "field": "messages",
+                            "value": {
+                                "messaging_product": "whatsapp",
+                                "metadata": {
+                                    "display_phone_number": "15550001111",
+                                    "phone_number_id": "100200300400500",
+                                },
+                                "contacts": [
+                                    {"profile": {"name": f"Customer {contact} \u00e9"}, "wa_id": f"1555{contact:07d}"}
+                                ],
+                                "messages": [
+                                    {
+                                        "from": f"1555{contact:07d}",
+                                        "id": f"wamid.bench.{tag}.{serial}",
+                                        "timestamp": str(1731700000 + serial),
+                                        "type": "text",
+                                        "text": {"body": f"Hello, is order {serial} ready? \U0001f642"},
+                                    }
+                                ],
+                            },
+                        }
+                    ],
+                }
+            ],
+        }
+    ).encode("ascii")
 
 
 def signed(body: bytes) -> tuple[bytes, str]:
@@ -74,7 +97,9 @@ def free_port() -> int:
 
 
 def environment() -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if key not in PROXY_VARIABLES and not key.startswith("SIGDESK_")}
+    env = {
+        key: value for key, value in os.environ.items() if key not in PROXY_VARIABLES and not key.startswith("SIGDESK_")
+    }
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
@@ -96,7 +121,9 @@ def wait_up(url: str, proc: subprocess.Popen, timeout: float = 60) -> None:
 
 def start(args: list[str], health: str, log: Path) -> subprocess.Popen:
     with open(log, "ab") as out:
-        proc = subprocess.Popen([sys.executable, *args], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=environment())
+        proc = subprocess.Popen(
+            [sys.executable, *args], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=environment()
+        )
     wait_up(health, proc)
     return proc
 
@@ -124,14 +151,36 @@ def serve_bare(port: int, threads: int) -> None:
         start_response("200 OK", [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", "2")])
         return [b"ok"]
 
-    serve(app, host="127.0.0.1", port=port, threads=threads, ident="bare", max_request_body_size=4 * 1024 * 1024 + 65536,
-          clear_untrusted_proxy_headers=True, _quiet=True)
+    serve(
+        app,
+        host="127.0.0.1",
+        port=port,
+        threads=threads,
+        ident="bare",
+        max_request_body_size=4 * 1024 * 1024 + 65536,
+        clear_untrusted_proxy_headers=True,
+        _quiet=True,
+    )
 
 
 def start_relay(tmp: Path, db_url: str, threads: int, durable: bool = False) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    args = ["-m", "sigdesk", "--data-dir", str(tmp / "relay-data"), "relay", "serve", "--host", "127.0.0.1",
-            "--port", str(port), "--db", db_url, "--threads", str(threads)]
+    args = [
+        "-m",
+        "sigdesk",
+        "--data-dir",
+        str(tmp / "relay-data"),
+        "relay",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--db",
+        db_url,
+        "--threads",
+        str(threads),
+    ]
     if durable:
         args.append("--durable")
     return start(args, f"http://127.0.0.1:{port}/healthz", tmp / "relay.log"), f"http://127.0.0.1:{port}"
@@ -170,8 +219,9 @@ def _client_process(args) -> tuple[dict[int, int], list[float], float, float]:
                 break
             body, signature = item
             started = time.perf_counter()
-            connection.request("POST", path, body=body, headers={
-                "Content-Type": "application/json", "X-Hub-Signature-256": signature})
+            connection.request(
+                "POST", path, body=body, headers={"Content-Type": "application/json", "X-Hub-Signature-256": signature}
+            )
             response = connection.getresponse()
             response.read()
             mine.append(time.perf_counter() - started)
@@ -204,7 +254,13 @@ def blast(url: str, path: str, items: list[tuple[bytes, str]], concurrency: int,
         for code, n in part_codes.items():
             codes[code] = codes.get(code, 0) + n
     elapsed = max(r[3] for r in results) - min(r[2] for r in results)
-    return {"elapsed": elapsed, "rate": len(items) / elapsed, "codes": codes, "p50": pct(latencies, 0.5), "p99": pct(latencies, 0.99)}
+    return {
+        "elapsed": elapsed,
+        "rate": len(items) / elapsed,
+        "codes": codes,
+        "p50": pct(latencies, 0.5),
+        "p99": pct(latencies, 0.99),
+    }
 
 
 def pct(values: list[float], fraction: float) -> float:
@@ -221,8 +277,11 @@ def bench_ingest(tmp: Path, args) -> dict:
     results = {}
 
     port = free_port()
-    bare = start([__file__, "--serve-bare", str(port), "--threads", str(args.threads)],
-                 f"http://127.0.0.1:{port}/", tmp / "bare.log")
+    bare = start(
+        [__file__, "--serve-bare", str(port), "--threads", str(args.threads)],
+        f"http://127.0.0.1:{port}/",
+        tmp / "bare.log",
+    )
     try:
         blast(f"http://127.0.0.1:{port}", "/hook/x", warm, args.concurrency, args.client_procs)
         results["bare"] = blast(f"http://127.0.0.1:{port}", "/hook/x", items, args.concurrency, args.client_procs)
@@ -263,8 +322,10 @@ def configure_desktop(data_dir: Path, relay_url: str, pairing_code: str) -> None
     from sigdesk.cli import main
 
     runner = CliRunner()
-    for argv, stdin in ((["settings", "set", "whatsapp.app_secret", "--stdin"], SECRET),
-                        (["relay", "pair", "--url", relay_url, "--code", pairing_code], None)):
+    for argv, stdin in (
+        (["settings", "set", "whatsapp.app_secret", "--stdin"], SECRET),
+        (["relay", "pair", "--url", relay_url, "--code", pairing_code], None),
+    ):
         result = runner.invoke(main, ["--data-dir", str(data_dir), *argv], input=stdin)
         if result.exit_code:
             raise SystemExit(result.output)
@@ -281,7 +342,11 @@ def relay_token(data_dir: Path) -> str:
 
     from sigdesk.cli import main
 
-    return CliRunner().invoke(main, ["--data-dir", str(data_dir), "settings", "get", "relay.token", "--reveal"]).output.strip()
+    return (
+        CliRunner()
+        .invoke(main, ["--data-dir", str(data_dir), "settings", "get", "relay.token", "--reveal"])
+        .output.strip()
+    )
 
 
 # --- 2. latency --------------------------------------------------------------------------------
@@ -312,7 +377,9 @@ def bench_latency(tmp: Path, args) -> dict:
                 body, signature = signed(delivery(i, "lat"))
                 sent[f"wamid.bench.lat.{i}"] = time.time()
                 started = time.perf_counter()
-                response = client.post(f"{url}/hook/{install.hook_path}", content=body, headers={"X-Hub-Signature-256": signature})
+                response = client.post(
+                    f"{url}/hook/{install.hook_path}", content=body, headers={"X-Hub-Signature-256": signature}
+                )
                 post_times.append(time.perf_counter() - started)
                 assert response.status_code == 200, response.text
                 next_at += gap
@@ -321,8 +388,9 @@ def bench_latency(tmp: Path, args) -> dict:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             with engine.connect() as connection:
-                done = connection.execute(text(
-                    "SELECT count(*) FROM webhook_deliveries WHERE state = 'processed' AND source = 'relay'")).scalar()
+                done = connection.execute(
+                    text("SELECT count(*) FROM webhook_deliveries WHERE state = 'processed' AND source = 'relay'")
+                ).scalar()
             if done >= args.latency_count + 20:
                 break
             time.sleep(0.2)
@@ -338,8 +406,14 @@ def bench_latency(tmp: Path, args) -> dict:
         if desktop is not None:
             stop(desktop)
         stop(relay)
-    return {"count": len(latencies), "p50": pct(latencies, 0.5), "p95": pct(latencies, 0.95), "p99": pct(latencies, 0.99),
-            "post_p50": pct(post_times, 0.5), "mean": statistics.fmean(latencies) if latencies else float("nan")}
+    return {
+        "count": len(latencies),
+        "p50": pct(latencies, 0.5),
+        "p95": pct(latencies, 0.95),
+        "p99": pct(latencies, 0.99),
+        "post_p50": pct(post_times, 0.5),
+        "mean": statistics.fmean(latencies) if latencies else float("nan"),
+    }
 
 
 def _utc_timestamp(value) -> float:
@@ -367,11 +441,21 @@ def preload(db_url: str, install_id: int, count: int, tag: str) -> None:
             rows = []
             for i in range(start_at, min(count, start_at + 5000)):
                 body, signature = signed(delivery(i, tag))
-                rows.append({"install_id": install_id, "received_at": now, "size": len(body), "signature": signature, "body": body})
+                rows.append(
+                    {
+                        "install_id": install_id,
+                        "received_at": now,
+                        "size": len(body),
+                        "signature": signature,
+                        "body": body,
+                    }
+                )
                 total += len(body)
             connection.execute(insert(Event.__table__), rows)
-        connection.execute(text("UPDATE relay_installs SET stored_events = :n, stored_bytes = :b WHERE id = :id"),
-                           {"n": count, "b": total, "id": install_id})
+        connection.execute(
+            text("UPDATE relay_installs SET stored_events = :n, stored_bytes = :b WHERE id = :id"),
+            {"n": count, "b": total, "id": install_id},
+        )
     engine.dispose()
 
 
@@ -414,8 +498,12 @@ def bench_drain(tmp: Path, args) -> dict:
                     break
                 time.sleep(0.25)
         elapsed = time.perf_counter() - began - started_up
-        results["desktop"] = {"events": args.drain_count, "seconds": elapsed, "startup": started_up,
-                              "processed": processed_count(data_dir)}
+        results["desktop"] = {
+            "events": args.drain_count,
+            "seconds": elapsed,
+            "startup": started_up,
+            "processed": processed_count(data_dir),
+        }
     finally:
         if desktop is not None:
             stop(desktop)
@@ -429,8 +517,7 @@ def processed_count(data_dir: Path) -> int:
 
     engine = create_engine(f"sqlite:///{data_dir / 'sigdesk.db'}")
     with engine.connect() as connection:
-        count = connection.execute(text(
-            "SELECT count(*) FROM webhook_deliveries WHERE state = 'processed'")).scalar()
+        count = connection.execute(text("SELECT count(*) FROM webhook_deliveries WHERE state = 'processed'")).scalar()
     engine.dispose()
     return count
 
@@ -473,7 +560,9 @@ def main() -> None:
     parser.add_argument("--latency-count", type=int, default=500)
     parser.add_argument("--latency-rate", type=float, default=20.0, help="deliveries per second in the latency run")
     parser.add_argument("--drain-count", type=int, default=100_000)
-    parser.add_argument("--baseline-count", type=int, default=10_000, help="deliveries in the in-process ingest baseline")
+    parser.add_argument(
+        "--baseline-count", type=int, default=10_000, help="deliveries in the in-process ingest baseline"
+    )
     parser.add_argument("--only", choices=["ingest", "latency", "drain"])
     parser.add_argument("--serve-bare", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -488,27 +577,39 @@ def main() -> None:
             ingest = bench_ingest(tmp, args)
             for name, result in ingest.items():
                 stored = f", stored {result['stored']}" if "stored" in result else ""
-                print(f"ingest {name:16s} {args.count} POSTs in {result['elapsed']:.1f} s: {result['rate']:,.0f} POST/s, "
-                      f"p50 {result['p50'] * 1000:.1f} ms, p99 {result['p99'] * 1000:.1f} ms, codes {result['codes']}{stored}")
+                print(
+                    f"ingest {name:16s} {args.count} POSTs in {result['elapsed']:.1f} s: {result['rate']:,.0f} POST/s, "
+                    f"p50 {result['p50'] * 1000:.1f} ms, p99 {result['p99'] * 1000:.1f} ms, codes {result['codes']}{stored}"
+                )
             for name in [key for key in ingest if key != "bare"]:
-                print(f"ingest ratio {name} / bare WSGI: {ingest[name]['rate'] / ingest['bare']['rate']:.2f} "
-                      f"(target 1,500 POST/s: {'met' if ingest[name]['rate'] >= 1500 else 'NOT met'} here)")
+                print(
+                    f"ingest ratio {name} / bare WSGI: {ingest[name]['rate'] / ingest['bare']['rate']:.2f} "
+                    f"(target 1,500 POST/s: {'met' if ingest[name]['rate'] >= 1500 else 'NOT met'} here)"
+                )
         if args.only in (None, "latency"):
             latency = bench_latency(tmp, args)
-            print(f"latency POST -> SigDesk commit over {latency['count']} deliveries at {args.latency_rate:g}/s: "
-                  f"p50 {latency['p50'] * 1000:.0f} ms, p95 {latency['p95'] * 1000:.0f} ms, p99 {latency['p99'] * 1000:.0f} ms "
-                  f"(the POST itself: p50 {latency['post_p50'] * 1000:.1f} ms)")
+            print(
+                f"latency POST -> SigDesk commit over {latency['count']} deliveries at {args.latency_rate:g}/s: "
+                f"p50 {latency['p50'] * 1000:.0f} ms, p95 {latency['p95'] * 1000:.0f} ms, p99 {latency['p99'] * 1000:.0f} ms "
+                f"(the POST itself: p50 {latency['post_p50'] * 1000:.1f} ms)"
+            )
         if args.only in (None, "drain"):
             drain = bench_drain(tmp, args)
             alone, desktop, local = drain["relay_alone"], drain["desktop"], drain["local_baseline"]
             desktop_rate = desktop["events"] / desktop["seconds"]
             local_rate = local["events"] / local["seconds"]
-            print(f"drain relay alone (pull + ack, no ingest): {alone['events']} events in {alone['seconds']:.1f} s: "
-                  f"{alone['events'] / alone['seconds']:,.0f} events/s")
-            print(f"drain into SigDesk: {desktop['events']} events in {desktop['seconds']:.1f} s after a "
-                  f"{desktop['startup']:.1f} s start: {desktop_rate:,.0f} events/s ({desktop['processed']} processed)")
-            print(f"baseline SigDesk ingest in-process, no relay: {local['events']} in {local['seconds']:.1f} s: "
-                  f"{local_rate:,.0f} events/s; drain / baseline: {desktop_rate / local_rate:.2f}")
+            print(
+                f"drain relay alone (pull + ack, no ingest): {alone['events']} events in {alone['seconds']:.1f} s: "
+                f"{alone['events'] / alone['seconds']:,.0f} events/s"
+            )
+            print(
+                f"drain into SigDesk: {desktop['events']} events in {desktop['seconds']:.1f} s after a "
+                f"{desktop['startup']:.1f} s start: {desktop_rate:,.0f} events/s ({desktop['processed']} processed)"
+            )
+            print(
+                f"baseline SigDesk ingest in-process, no relay: {local['events']} in {local['seconds']:.1f} s: "
+                f"{local_rate:,.0f} events/s; drain / baseline: {desktop_rate / local_rate:.2f}"
+            )
     print(f"load average at end {os.getloadavg()[0]:.1f}")
 
 

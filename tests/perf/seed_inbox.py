@@ -27,22 +27,30 @@ PASSWORD = "correct horse battery"
 AGENTS = 5
 BATCH = 20_000
 
-FIRST = ("Maria Anna Peter Thomas Julia Michael Laura Stefan Sophie Lukas Emma Jonas Mia Paul Lea Felix Hannah Jan Lena "
-         "Tim Sarah David Lisa Daniel Katharina Tobias Johanna Florian Marie Sebastian Nina Alexander Clara Max Zoë "
-         "José Amélie Björn Søren Ayşe Mehmet Fatma Ali Olga Ivan Chen Wei Priya Raj Aisha Omar Luca Giulia").split()
-LAST = ("Müller Schmidt Schneider Fischer Weber Meyer Wagner Becker Schulz Hoffmann Koch Richter Klein Wolf Schröder "
-        "Neumann Schwarz Zimmermann Braun Krüger Hofmann Hartmann Lange Schmitt Werner Krause Meier Lehmann García "
-        "Martínez Rossi Russo Dubois Moreau Yılmaz Kaya Nowak Kowalski Novák Jensen Hansen Smith Jones Brown").split()
-COMMON = ("hi hello thanks thank you please yes no ok okay good great the a is are my your our we I it this that for "
-          "to of and in on at with when what where how can could would will today tomorrow morning afternoon evening "
-          "week order delivery parcel package invoice payment price offer appointment booking table reservation "
-          "question answer help problem issue address number name time date please sure perfect wonderful sorry "
-          "again later soon now here there still already just also very much many more").split()
-RARE = ("refund warranty voucher discount cancellation complaint tracking courier shipment receipt quotation deposit "
-        "allergy gluten vegan birthday wedding catering anniversary pickup takeaway repair replacement installation "
-        "measurement fitting alteration subscription membership newsletter brochure catalogue sample colour size "
-        "weekend holiday closing opening hours parking entrance floor elevator café crème brûlée Kuchen Bäckerei "
-        "Lieferung Rechnung Termin Grüße danke bitte straße").split()
+FIRST = (
+    "Maria Anna Peter Thomas Julia Michael Laura Stefan Sophie Lukas Emma Jonas Mia Paul Lea Felix Hannah Jan Lena "
+    "Tim Sarah David Lisa Daniel Katharina Tobias Johanna Florian Marie Sebastian Nina Alexander Clara Max Zoë "
+    "José Amélie Björn Søren Ayşe Mehmet Fatma Ali Olga Ivan Chen Wei Priya Raj Aisha Omar Luca Giulia"
+).split()
+LAST = (
+    "Müller Schmidt Schneider Fischer Weber Meyer Wagner Becker Schulz Hoffmann Koch Richter Klein Wolf Schröder "
+    "Neumann Schwarz Zimmermann Braun Krüger Hofmann Hartmann Lange Schmitt Werner Krause Meier Lehmann García "
+    "Martínez Rossi Russo Dubois Moreau Yılmaz Kaya Nowak Kowalski Novák Jensen Hansen Smith Jones Brown"
+).split()
+COMMON = (
+    "hi hello thanks thank you please yes no ok okay good great the a is are my your our we I it this that for "
+    "to of and in on at with when what where how can could would will today tomorrow morning afternoon evening "
+    "week order delivery parcel package invoice payment price offer appointment booking table reservation "
+    "question answer help problem issue address number name time date please sure perfect wonderful sorry "
+    "again later soon now here there still already just also very much many more"
+).split()
+RARE = (
+    "refund warranty voucher discount cancellation complaint tracking courier shipment receipt quotation deposit "
+    "allergy gluten vegan birthday wedding catering anniversary pickup takeaway repair replacement installation "
+    "measurement fitting alteration subscription membership newsletter brochure catalogue sample colour size "
+    "weekend holiday closing opening hours parking entrance floor elevator café crème brûlée Kuchen Bäckerei "
+    "Lieferung Rechnung Termin Grüße danke bitte straße"
+).split()
 PHRASES = (
     "Hi, is my order {n} ready for pickup?",
     "Thanks! The parcel arrived today.",
@@ -96,8 +104,10 @@ def prepare(data_dir: Path, db_url: str | None):
     database = app.extensions["sigdesk"].database
     with database.session() as session:
         accounts.create_user(session, "owner@bench.example", "Bench Owner", "owner", PASSWORD, rounds=4)
-        agents = [accounts.create_user(session, f"agent{n}@bench.example", f"Agent {n}", "agent", PASSWORD, rounds=4)
-                  for n in range(1, AGENTS + 1)]
+        agents = [
+            accounts.create_user(session, f"agent{n}@bench.example", f"Agent {n}", "agent", PASSWORD, rounds=4)
+            for n in range(1, AGENTS + 1)
+        ]
         agent_ids = [agent.id for agent in agents]
     url = database.engine.url
     database.dispose()
@@ -109,13 +119,25 @@ def connect(url):
         import sqlite3
 
         connection = sqlite3.connect(url.database, isolation_level=None)
-        for pragma in ("journal_mode=OFF", "synchronous=OFF", "cache_size=-1000000", "temp_store=MEMORY", "foreign_keys=OFF"):
+        for pragma in (
+            "journal_mode=OFF",
+            "synchronous=OFF",
+            "cache_size=-1000000",
+            "temp_store=MEMORY",
+            "foreign_keys=OFF",
+        ):
             connection.execute(f"PRAGMA {pragma}")
         return connection, "?", True
     import pymysql
 
-    connection = pymysql.connect(host=url.host or "127.0.0.1", port=url.port or 3306, user=url.username,
-                                 password=url.password or "", database=url.database, charset="utf8mb4")
+    connection = pymysql.connect(
+        host=url.host or "127.0.0.1",
+        port=url.port or 3306,
+        user=url.username,
+        password=url.password or "",
+        database=url.database,
+        charset="utf8mb4",
+    )
     cursor = connection.cursor()
     cursor.execute("SET foreign_key_checks=0, unique_checks=0")
     return connection, "%s", False
@@ -143,11 +165,13 @@ def seed(url, agent_ids: list[int], contacts: int, messages: int, seed_value: in
     contact_rows = []
     for n in range(1, contacts + 1):
         name = f"{rng.choice(FIRST)} {rng.choice(LAST)}"
-        display = f"{name} ({rng.choice(('shop', 'VIP', 'supplier', 'Berlin', 'Hamburg'))})" if rng.random() < 0.2 else None
+        display = (
+            f"{name} ({rng.choice(('shop', 'VIP', 'supplier', 'Berlin', 'Hamburg'))})" if rng.random() < 0.2 else None
+        )
         contact_rows.append((n, f"49{1510000000 + n * 37}", name, display, False, stamp(start, sqlite)))
     sql = f"INSERT INTO contacts (id, wa_id, profile_name, display_name, opted_out_marketing, created_at) VALUES ({', '.join([mark] * 6)})"
     for offset in range(0, len(contact_rows), BATCH):
-        insert(connection, sqlite, sql, contact_rows[offset:offset + BATCH])
+        insert(connection, sqlite, sql, contact_rows[offset : offset + BATCH])
     print(f"contacts: {contacts:,} in {time.monotonic() - begun:.1f} s", flush=True)
 
     sizes = conversation_sizes(rng, contacts, messages)
@@ -162,16 +186,33 @@ def seed(url, agent_ids: list[int], contacts: int, messages: int, seed_value: in
     last_at: dict[int, datetime] = {}
     last_in: dict[int, datetime] = {}
     trailing_in: dict[int, int] = {}
-    sql = (f"INSERT INTO messages (id, wamid, conversation_id, contact_id, direction, type, text, status, author_id, "
-           f"forwarded, frequently_forwarded, attempts, timestamp, created_at) VALUES ({', '.join([mark] * 14)})")
+    sql = (
+        f"INSERT INTO messages (id, wamid, conversation_id, contact_id, direction, type, text, status, author_id, "
+        f"forwarded, frequently_forwarded, attempts, timestamp, created_at) VALUES ({', '.join([mark] * 14)})"
+    )
     batch = []
     for message_id, (offset, conversation_id) in enumerate(events, start=1):
         at = start + timedelta(seconds=offset)
         inbound = rng.random() < 0.6
         when = stamp(at, sqlite)
-        batch.append((message_id, f"wamid.bench.{message_id}", conversation_id, conversation_id, "in" if inbound else "out",
-                      "text", message_text(rng), None if inbound else rng.choice(("delivered", "read", "read")),
-                      None if inbound else rng.choice(agent_ids), False, False, 0, when, when))
+        batch.append(
+            (
+                message_id,
+                f"wamid.bench.{message_id}",
+                conversation_id,
+                conversation_id,
+                "in" if inbound else "out",
+                "text",
+                message_text(rng),
+                None if inbound else rng.choice(("delivered", "read", "read")),
+                None if inbound else rng.choice(agent_ids),
+                False,
+                False,
+                0,
+                when,
+                when,
+            )
+        )
         last_at[conversation_id] = at
         if inbound:
             last_in[conversation_id] = at
@@ -191,16 +232,32 @@ def seed(url, agent_ids: list[int], contacts: int, messages: int, seed_value: in
     recent = now - timedelta(days=14)
     for conversation_id in range(1, contacts + 1):
         at = last_at[conversation_id]
-        status = "open" if at > recent and rng.random() < 0.7 else rng.choice(("resolved", "resolved", "resolved", "pending", "open"))
+        status = (
+            "open"
+            if at > recent and rng.random() < 0.7
+            else rng.choice(("resolved", "resolved", "resolved", "pending", "open"))
+        )
         assignee = None if rng.random() < 0.4 else rng.choice(agent_ids)
         unread = min(trailing_in.get(conversation_id, 0), 9) if status == "open" else 0
         inbound_at = last_in.get(conversation_id)
-        conversation_rows.append((conversation_id, conversation_id, status, assignee, stamp(at, sqlite),
-                                  stamp(inbound_at, sqlite) if inbound_at else None, unread, stamp(start, sqlite)))
-    sql = (f"INSERT INTO conversations (id, contact_id, status, assignee_id, last_message_at, last_inbound_at, "
-           f"unread_count, created_at) VALUES ({', '.join([mark] * 8)})")
+        conversation_rows.append(
+            (
+                conversation_id,
+                conversation_id,
+                status,
+                assignee,
+                stamp(at, sqlite),
+                stamp(inbound_at, sqlite) if inbound_at else None,
+                unread,
+                stamp(start, sqlite),
+            )
+        )
+    sql = (
+        f"INSERT INTO conversations (id, contact_id, status, assignee_id, last_message_at, last_inbound_at, "
+        f"unread_count, created_at) VALUES ({', '.join([mark] * 8)})"
+    )
     for offset in range(0, len(conversation_rows), BATCH):
-        insert(connection, sqlite, sql, conversation_rows[offset:offset + BATCH])
+        insert(connection, sqlite, sql, conversation_rows[offset : offset + BATCH])
     if sqlite:
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute("ANALYZE")

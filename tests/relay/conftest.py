@@ -88,7 +88,9 @@ class RelayThread:
     """The relay app under a real waitress server on a free loopback port."""
 
     def __init__(self, app: RelayApp) -> None:
-        self.server = create_server(app, host="127.0.0.1", port=0, threads=8, max_request_body_size=app.max_body_bytes + 65536)
+        self.server = create_server(
+            app, host="127.0.0.1", port=0, threads=8, max_request_body_size=app.max_body_bytes + 65536
+        )
         self.url = f"http://127.0.0.1:{self.server.effective_port}"
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.stopped = threading.Event()

@@ -25,7 +25,16 @@ from sigdesk.relay import installs
 from sigdesk.relay.schema import open_relay_database
 
 ROOT = Path(__file__).resolve().parents[2]
-PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "all_proxy", "no_proxy")
+PROXY_VARIABLES = (
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "NO_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "all_proxy",
+    "no_proxy",
+)
 
 
 def free_port() -> int:
@@ -46,7 +55,9 @@ def until(check, timeout: float, what: str, every: float = 0.1):
 
 
 def _environment(extra: dict[str, str] | None = None) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if key not in PROXY_VARIABLES and not key.startswith("SIGDESK_")}
+    env = {
+        key: value for key, value in os.environ.items() if key not in PROXY_VARIABLES and not key.startswith("SIGDESK_")
+    }
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra or {})
     return env
@@ -55,7 +66,9 @@ def _environment(extra: dict[str, str] | None = None) -> dict[str, str]:
 class Process:
     """A `python -m sigdesk ...` child with its output in a log file (shown when a test fails)."""
 
-    def __init__(self, name: str, args: list[str], log_dir: Path, health_url: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, name: str, args: list[str], log_dir: Path, health_url: str, env: dict[str, str] | None = None
+    ) -> None:
         self.name = name
         self.args = args
         self.log_path = log_dir / f"{name}.log"
@@ -66,7 +79,10 @@ class Process:
     def start(self, timeout: float = 30.0, env: dict[str, str] | None = None) -> "Process":
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "sigdesk", *self.args], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+            [sys.executable, "-m", "sigdesk", *self.args],
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
             env=_environment(env if env is not None else self.env),
         )
         log.close()
@@ -116,8 +132,21 @@ class Relay:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process = Process(
-            "relay", ["--data-dir", str(self.dir), "relay", "serve", "--host", "127.0.0.1", "--port", str(self.port),
-                      "--db", self.db_url], tmp, f"{self.url}/healthz",
+            "relay",
+            [
+                "--data-dir",
+                str(self.dir),
+                "relay",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--db",
+                self.db_url,
+            ],
+            tmp,
+            f"{self.url}/healthz",
         )
 
     def add_install(self, name: str) -> installs.Credentials:
@@ -144,8 +173,10 @@ class Desktop:
         self.url = f"http://127.0.0.1:{self.port}"
         self.db_url = f"sqlite:///{self.data_dir / 'sigdesk.db'}"
         self.process = Process(
-            name, ["--data-dir", str(self.data_dir), "serve", "--host", "127.0.0.1", "--port", str(self.port)],
-            tmp, f"{self.url}/healthz",
+            name,
+            ["--data-dir", str(self.data_dir), "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+            tmp,
+            f"{self.url}/healthz",
         )
 
     def cli(self, *args: str, input: str | None = None) -> str:
@@ -164,6 +195,7 @@ class Desktop:
         database = Database(self.db_url)
         try:
             with database.session() as session:
+
                 def count(model, *where):
                     return session.scalar(select(func.count()).select_from(model).where(*where))
 
@@ -218,7 +250,11 @@ class KillingProxy:
                     self.close_connection = True
                     return
                 proxy.forwarded.append(f"{self.command} {target.path}")
-                headers = {key: value for key, value in self.headers.items() if key.lower() in ("authorization", "content-type")}
+                headers = {
+                    key: value
+                    for key, value in self.headers.items()
+                    if key.lower() in ("authorization", "content-type")
+                }
                 with httpx.Client(trust_env=False, timeout=60) as client:
                     answer = client.request(self.command, self.path, content=body, headers=headers)
                 self.send_response(answer.status_code)

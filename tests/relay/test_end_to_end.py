@@ -31,8 +31,10 @@ def test_deliveries_that_arrive_while_sigdesk_is_stopped_are_all_ingested_exactl
     token = desktop.configure(relay, install, SECRET)
     bodies = [delivery(serial, "a") for serial in range(1000)]
     forged = delivery(0, "forged")
-    codes = send_all(relay.hook_url(install), [(body, signed(body)) for body in bodies]
-                     + [(forged, signed(forged, "not the app secret"))])
+    codes = send_all(
+        relay.hook_url(install),
+        [(body, signed(body)) for body in bodies] + [(forged, signed(forged, "not the app secret"))],
+    )
     assert codes == Counter({200: 1001})
     assert relay.status(token)["backlog"] == 1001
 

@@ -19,7 +19,9 @@ def test_relay_migrations_have_a_single_head(relay_store):
 def test_relay_models_match_the_relay_migrations(relay_store):
     with relay_store.engine.connect() as connection:
         ours = {"include_name": lambda name, kind, _parent: kind != "table" or name in RelayBase.metadata.tables}
-        context = MigrationContext.configure(connection, opts={"compare_type": True, "version_table": VERSION_TABLE, **ours})
+        context = MigrationContext.configure(
+            connection, opts={"compare_type": True, "version_table": VERSION_TABLE, **ours}
+        )
         assert compare_metadata(context, RelayBase.metadata) == []
         assert VERSION_TABLE in inspect(connection).get_table_names()
 

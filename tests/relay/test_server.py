@@ -29,7 +29,11 @@ def bodies(response) -> list[bytes]:
 
 def test_handshake_answers_the_challenge_only_with_the_installs_verify_token(relay_client, make_install):
     install = make_install(pair=False)
-    query = {"hub.mode": "subscribe", "hub.verify_token": install.credentials.verify_token, "hub.challenge": "1158201444"}
+    query = {
+        "hub.mode": "subscribe",
+        "hub.verify_token": install.credentials.verify_token,
+        "hub.challenge": "1158201444",
+    }
     answer = relay_client.get(install.hook, query_string=query)
     assert answer.status_code == 200 and answer.get_data() == b"1158201444"
     assert answer.mimetype == "text/plain"
@@ -96,7 +100,9 @@ def test_full_quota_drops_acknowledged_events_first_then_answers_503(relay_clien
     for serial in range(3):
         assert post(relay_client, install, delivery(serial)).status_code == 200
     assert post(relay_client, install, delivery(3)).status_code == 503
-    relay_client.post("/v1/ack", json={"seq": pull(relay_client, install).get_json()["events"][1]["seq"]}, headers=install.auth)
+    relay_client.post(
+        "/v1/ack", json={"seq": pull(relay_client, install).get_json()["events"][1]["seq"]}, headers=install.auth
+    )
     assert post(relay_client, install, delivery(4)).status_code == 200
     status = relay_client.get("/v1/status", headers=install.auth).get_json()
     assert status["stored_events"] == 2 and status["backlog"] == 2
@@ -130,7 +136,9 @@ def test_wrong_bearer_token_gets_401(relay_client, make_install, header):
     make_install()
     headers = {"Authorization": header} if header else {}
     for method, path in (("GET", "/v1/events"), ("POST", "/v1/ack"), ("POST", "/v1/replay"), ("GET", "/v1/status")):
-        response = relay_client.open(path, method=method, headers=headers, json={"seq": 1} if method == "POST" else None)
+        response = relay_client.open(
+            path, method=method, headers=headers, json={"seq": 1} if method == "POST" else None
+        )
         assert response.status_code == 401, (method, path)
 
 
@@ -147,10 +155,21 @@ def test_another_installs_token_cannot_read_or_move_this_installs_events(relay_c
     assert relay_client.get("/v1/status", headers=theirs.auth).get_json()["install"] == "Theirs"
 
 
-@pytest.mark.parametrize("query", [
-    {"after": "x"}, {"after": "-1"}, {"after": "1.5"}, {"after": ""}, {"limit": "0"}, {"limit": "100000"},
-    {"wait": "nan"}, {"wait": "-1"}, {"wait": "999"}, {"after": ["1", "2"]},
-])
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"after": "x"},
+        {"after": "-1"},
+        {"after": "1.5"},
+        {"after": ""},
+        {"limit": "0"},
+        {"limit": "100000"},
+        {"wait": "nan"},
+        {"wait": "-1"},
+        {"wait": "999"},
+        {"after": ["1", "2"]},
+    ],
+)
 def test_malformed_cursor_or_parameters_get_400(relay_client, make_install, query):
     install = make_install()
     response = pull(relay_client, install, **query)
@@ -186,7 +205,10 @@ def test_ack_never_moves_back_nor_past_the_last_event(relay_client, make_install
     for serial in range(3):
         post(relay_client, install, delivery(serial))
     seqs = [event["seq"] for event in pull(relay_client, install).get_json()["events"]]
-    assert relay_client.post("/v1/ack", json={"seq": seqs[-1] + 1000}, headers=install.auth).get_json()["acked"] == seqs[-1]
+    assert (
+        relay_client.post("/v1/ack", json={"seq": seqs[-1] + 1000}, headers=install.auth).get_json()["acked"]
+        == seqs[-1]
+    )
     assert relay_client.post("/v1/ack", json={"seq": seqs[0]}, headers=install.auth).get_json()["acked"] == seqs[-1]
     post(relay_client, install, delivery(3))
     assert bodies(pull(relay_client, install)) == [delivery(3)]
@@ -199,9 +221,13 @@ def test_replay_delivers_acknowledged_events_again_from_a_date(relay_client, mak
     last = pull(relay_client, install).get_json()["events"][-1]["seq"]
     relay_client.post("/v1/ack", json={"seq": last}, headers=install.auth)
     assert pull(relay_client, install).get_json()["events"] == []
-    future = relay_client.post("/v1/replay", json={"since": (utcnow() + timedelta(days=1)).isoformat()}, headers=install.auth)
+    future = relay_client.post(
+        "/v1/replay", json={"since": (utcnow() + timedelta(days=1)).isoformat()}, headers=install.auth
+    )
     assert future.get_json()["redelivering"] == 0
-    result = relay_client.post("/v1/replay", json={"since": (utcnow() - timedelta(days=1)).date().isoformat()}, headers=install.auth)
+    result = relay_client.post(
+        "/v1/replay", json={"since": (utcnow() - timedelta(days=1)).date().isoformat()}, headers=install.auth
+    )
     assert result.status_code == 200 and result.get_json()["redelivering"] == 3
     assert bodies(pull(relay_client, install)) == [delivery(serial) for serial in range(3)]
     assert relay_client.post("/v1/replay", json={"since": "yesterday"}, headers=install.auth).status_code == 400

@@ -21,11 +21,35 @@ REQUIREMENTS = ROOT / "packaging" / "relay" / "requirements.txt"
 
 # What the relay may load of SigDesk: its own package and the few shared modules with no CRM behind them.
 ALLOWED_SIGDESK = (
-    "sigdesk", "sigdesk.cli", "sigdesk.config", "sigdesk.db", "sigdesk.errors", "sigdesk.batching", "sigdesk.prepared",
-    "sigdesk.relay_client", "sigdesk.relay_client.cli",  # the desktop's `relay pair` command: click only until run
+    "sigdesk",
+    "sigdesk.cli",
+    "sigdesk.config",
+    "sigdesk.db",
+    "sigdesk.errors",
+    "sigdesk.batching",
+    "sigdesk.prepared",
+    "sigdesk.relay_client",
+    "sigdesk.relay_client.cli",  # the desktop's `relay pair` command: click only until run
 )
-CRM_PACKAGES = ("flask", "flask_login", "flask_wtf", "flask_limiter", "werkzeug", "jinja2", "bcrypt", "pyotp",
-                "qrcode", "webview", "cryptography", "httpx", "orjson", "filetype", "cheroot", "qtpy", "PySide6")
+CRM_PACKAGES = (
+    "flask",
+    "flask_login",
+    "flask_wtf",
+    "flask_limiter",
+    "werkzeug",
+    "jinja2",
+    "bcrypt",
+    "pyotp",
+    "qrcode",
+    "webview",
+    "cryptography",
+    "httpx",
+    "orjson",
+    "filetype",
+    "cheroot",
+    "qtpy",
+    "PySide6",
+)
 
 LOADED = """
 import json, sys, tempfile
@@ -44,8 +68,14 @@ print(json.dumps(sorted(sys.modules)))
 
 
 def _loaded_modules() -> list[str]:
-    result = subprocess.run([sys.executable, "-c", LOADED], cwd=ROOT, capture_output=True, text=True, timeout=60,
-                            env={key: value for key, value in os.environ.items() if not key.startswith("SIGDESK_")})
+    result = subprocess.run(
+        [sys.executable, "-c", LOADED],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={key: value for key, value in os.environ.items() if not key.startswith("SIGDESK_")},
+    )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.splitlines()[-1])
 
@@ -83,8 +113,11 @@ def relay_venv(tmp_path_factory) -> Path:
 
 
 def _venv_env(home: Path) -> dict[str, str]:
-    keep = {key: value for key, value in os.environ.items()
-            if not key.startswith(("SIGDESK_", "PYTHON", "VIRTUAL_ENV")) and "proxy" not in key.lower()}
+    keep = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("SIGDESK_", "PYTHON", "VIRTUAL_ENV")) and "proxy" not in key.lower()
+    }
     return {**keep, "HOME": str(home), "PYTHONUNBUFFERED": "1"}
 
 
@@ -97,18 +130,52 @@ def test_relay_serves_from_a_virtualenv_without_the_crms_dependencies(relay_venv
         assert subprocess.run([str(python), "-c", f"import {package}"], capture_output=True, env=env).returncode != 0
 
     db = f"sqlite:///{tmp_path / 'relay.db'}"
-    added = subprocess.run([str(sigdesk), "--data-dir", str(tmp_path), "relay", "add-install", "--name", "Rosa",
-                            "--public-url", "https://relay.example.com", "--json", "--db", db],
-                           capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
+    added = subprocess.run(
+        [
+            str(sigdesk),
+            "--data-dir",
+            str(tmp_path),
+            "relay",
+            "add-install",
+            "--name",
+            "Rosa",
+            "--public-url",
+            "https://relay.example.com",
+            "--json",
+            "--db",
+            db,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
+    )
     assert added.returncode == 0, added.stderr
     install = json.loads(added.stdout)
 
     port = free_port()
     log = tmp_path / "relay.log"
     with open(log, "wb") as output:
-        relay = subprocess.Popen([str(sigdesk), "--data-dir", str(tmp_path), "relay", "serve", "--host", "127.0.0.1",
-                                  "--port", str(port), "--db", db], stdout=output, stderr=subprocess.STDOUT,
-                                 env=env, cwd=tmp_path)
+        relay = subprocess.Popen(
+            [
+                str(sigdesk),
+                "--data-dir",
+                str(tmp_path),
+                "relay",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--db",
+                db,
+            ],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=tmp_path,
+        )
     try:
         base = f"http://127.0.0.1:{port}"
 
@@ -122,8 +189,16 @@ def test_relay_serves_from_a_virtualenv_without_the_crms_dependencies(relay_venv
         health = until(healthy, 30, "the relay to answer /healthz", every=0.1)
         assert health.status_code == 200 and health.json()["status"] == "ok"
         hook = install["webhook_url"].replace("https://relay.example.com", base)
-        handshake = httpx.get(hook, params={"hub.mode": "subscribe", "hub.verify_token": install["verify_token"],
-                                            "hub.challenge": "1158201444"}, timeout=5, trust_env=False)
+        handshake = httpx.get(
+            hook,
+            params={
+                "hub.mode": "subscribe",
+                "hub.verify_token": install["verify_token"],
+                "hub.challenge": "1158201444",
+            },
+            timeout=5,
+            trust_env=False,
+        )
         assert handshake.status_code == 200 and handshake.text == "1158201444"
     finally:
         relay.send_signal(signal.SIGTERM)

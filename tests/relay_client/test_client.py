@@ -55,7 +55,9 @@ def test_puller_stores_processes_and_then_acknowledges(desktop, puller, relay_se
     for _ in range(4):
         puller.step()
     assert count(desktop, Message) == 120
-    assert count(desktop, WebhookDelivery, WebhookDelivery.source == "relay", WebhookDelivery.state == "processed") == 120
+    assert (
+        count(desktop, WebhookDelivery, WebhookDelivery.source == "relay", WebhookDelivery.state == "processed") == 120
+    )
     status = puller.status
     assert status.state == "connected" and status.backlog == 0 and status.ingested == 120
     with relay.RelayClient(relay_server.url, _token(desktop)) as client:

@@ -14,14 +14,19 @@ pytestmark = pytest.mark.database
 
 def test_the_inbound_page_and_the_cli_pair_the_same_way(app, auth, owner, relay_server, make_install):
     first, second = make_install("Front desk", pair=False), make_install("Back office", pair=False)
-    page = auth.post("/admin/inbound/pair", {"relay_url": relay_server.url, "code": first.credentials.pairing_code},
-                     form_page="/admin/inbound/")
+    page = auth.post(
+        "/admin/inbound/pair",
+        {"relay_url": relay_server.url, "code": first.credentials.pairing_code},
+        form_page="/admin/inbound/",
+    )
     assert page.status_code == 302
     cli(app, "relay", "pair", "--url", relay_server.url, "--code", second.credentials.pairing_code)
 
     paired = audit(app, "relay.paired")
     assert [(entry.actor, entry.channel, entry.detail) for entry in paired] == [
-        (owner.email, "web", {"relay": relay_server.url}), (None, "cli", {"relay": relay_server.url})]
+        (owner.email, "web", {"relay": relay_server.url}),
+        (None, "cli", {"relay": relay_server.url}),
+    ]
     host = urlsplit(relay_server.url).hostname
     assert events(app, "relay.paired") == [{"relay_host": host}, {"relay_host": host}]
     assert {"relay.token", "relay.install"} <= set(events(app, "settings.changed")[-1]["keys"])

@@ -51,8 +51,15 @@ def test_message_retention_removes_old_messages_their_media_and_raw_webhooks(see
     state = seeded.extensions["sigdesk"]
     with state.database.session() as session:
         keep = session.scalars(select(Message).where(Message.storage_key.is_not(None)).order_by(Message.id)).first()
-        factories.message(session, session.get(Conversation, keep.conversation_id), type="image", wamid="wamid.recent",
-                          storage_key=keep.storage_key, media_state="ready", timestamp=SEEDED_AT + timedelta(days=40))
+        factories.message(
+            session,
+            session.get(Conversation, keep.conversation_id),
+            type="image",
+            wamid="wamid.recent",
+            storage_key=keep.storage_key,
+            media_state="ready",
+            timestamp=SEEDED_AT + timedelta(days=40),
+        )
         shared_key = keep.storage_key
     assert run_purge(seeded, SEEDED_AT + timedelta(days=29), **{"retention.messages_days": 30}) == {}
     assert count(seeded, Message) == 43
@@ -104,7 +111,11 @@ def test_purge_runs_once_a_day_and_catches_up_after_the_app_was_closed(app):
     def old_audit():
         with state.database.session() as session:
             record(session, "test.old")
-            session.execute(AuditEvent.__table__.update().where(AuditEvent.action == "test.old").values(at=start - timedelta(days=800)))
+            session.execute(
+                AuditEvent.__table__.update()
+                .where(AuditEvent.action == "test.old")
+                .values(at=start - timedelta(days=800))
+            )
 
     def tick(now):
         with state.database.session() as session:

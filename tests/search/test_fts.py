@@ -33,8 +33,14 @@ def test_a_restored_backup_is_searchable_and_its_index_matches_the_rows(app, tmp
     out = tmp_path / "office.sigdesk-backup"
     backups.create(state.database, state.config, PASSPHRASE, out, kdf=KdfParams(log2_n=4, r=1, p=1))
     backups.restore(out, PASSPHRASE, tmp_path / "restored")
-    restored = create_app(Config(data_dir=tmp_path / "restored", database_url=f"sqlite:///{tmp_path / 'restored' / 'sigdesk.db'}",
-                                 bcrypt_rounds=4, testing=True))
+    restored = create_app(
+        Config(
+            data_dir=tmp_path / "restored",
+            database_url=f"sqlite:///{tmp_path / 'restored' / 'sigdesk.db'}",
+            bcrypt_rounds=4,
+            testing=True,
+        )
+    )
     try:
         assert [hit["contact_name"] for hit in owner_search(restored, "warehouse")["messages"]] == ["Restored Person"]
         assert [hit["name"] for hit in owner_search(restored, "restored")["contacts"]] == ["Restored Person"]

@@ -16,12 +16,19 @@ from tests import factories
 pytestmark = pytest.mark.database
 
 
-def add_conversation(session, name: str | None, wa_id: str, texts: list[str], assignee: User | None = None) -> Conversation:
-    conversation = factories.conversation(session, factories.contact(session, wa_id, name),
-                                          assignee_id=assignee.id if assignee else None, last_message_at=utcnow())
+def add_conversation(
+    session, name: str | None, wa_id: str, texts: list[str], assignee: User | None = None
+) -> Conversation:
+    conversation = factories.conversation(
+        session,
+        factories.contact(session, wa_id, name),
+        assignee_id=assignee.id if assignee else None,
+        last_message_at=utcnow(),
+    )
     for n, body in enumerate(texts):
-        factories.message(session, conversation, text=body, wamid=f"wamid.{wa_id}.{n}",
-                          timestamp=utcnow() + timedelta(seconds=n))
+        factories.message(
+            session, conversation, text=body, wamid=f"wamid.{wa_id}.{n}", timestamp=utcnow() + timedelta(seconds=n)
+        )
     return conversation
 
 
@@ -33,17 +40,29 @@ def db(app):
 @pytest.fixture
 def team(db):
     with db.session() as session:
-        people = {role: factories.user(session, role.rstrip("2"), f"{role}@example.com", role.title())
-                  for role in ("owner", "admin", "agent", "agent2")}
+        people = {
+            role: factories.user(session, role.rstrip("2"), f"{role}@example.com", role.title())
+            for role in ("owner", "admin", "agent", "agent2")
+        }
     return people
 
 
 @pytest.fixture
 def inbox(db, team):
     with db.session() as session:
-        add_conversation(session, "Zoë Müller", "4915112345678", ["Hello, is my order 1042 ready?", "Thanks, see you at the café"])
-        add_conversation(session, "Peter Parker", "4917099887766", ["<script>alert('x')</script> spider order"], assignee=team["agent"])
-        add_conversation(session, "Olga Secret", "4930111222333", ["secret order for the other agent"], assignee=team["agent2"])
+        add_conversation(
+            session, "Zoë Müller", "4915112345678", ["Hello, is my order 1042 ready?", "Thanks, see you at the café"]
+        )
+        add_conversation(
+            session,
+            "Peter Parker",
+            "4917099887766",
+            ["<script>alert('x')</script> spider order"],
+            assignee=team["agent"],
+        )
+        add_conversation(
+            session, "Olga Secret", "4930111222333", ["secret order for the other agent"], assignee=team["agent2"]
+        )
 
 
 def run(db, who: User, query: str, **kwargs):
@@ -88,9 +107,32 @@ def test_finds_contacts_by_name_and_by_any_part_of_their_number(db, team, inbox)
     assert [hit["name"] for hit in run(db, team["owner"], "4915112345678")["contacts"]] == ["Zoë Müller"]
 
 
-SYNTAX = ['"', '""', "*", "-", "-order", "NEAR(order 1042)", "order NEAR", "(", ")", "order)", "order OR", "AND", "NOT",
-          '"unbalanced', "^order", "messages_fts:order", "text:order", "+-~<>@", "'; DROP TABLE messages; --", "%", "_",
-          "o*r*d", "\\", "order\x00"]
+SYNTAX = [
+    '"',
+    '""',
+    "*",
+    "-",
+    "-order",
+    "NEAR(order 1042)",
+    "order NEAR",
+    "(",
+    ")",
+    "order)",
+    "order OR",
+    "AND",
+    "NOT",
+    '"unbalanced',
+    "^order",
+    "messages_fts:order",
+    "text:order",
+    "+-~<>@",
+    "'; DROP TABLE messages; --",
+    "%",
+    "_",
+    "o*r*d",
+    "\\",
+    "order\x00",
+]
 
 
 def test_search_syntax_typed_by_a_person_is_taken_as_plain_words(db, team, inbox):

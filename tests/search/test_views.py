@@ -29,14 +29,17 @@ def test_the_search_box_gets_messages_and_contacts_as_json(client, signed_in):
     assert client.get("/api/v1/search?q=zoe").get_json()["contacts"][0]["name"] == "Zoë Müller"
 
 
-@pytest.mark.parametrize(("query", "message"), [
-    ({"q": ""}, "Type something"),
-    ({}, "Type something"),
-    ({"q": "x" * 201}, "too long"),
-    ({"q": "order", "limit": "0"}, "'limit'"),
-    ({"q": "order", "limit": "abc"}, "'limit'"),
-    ({"q": "order", "limit": "51"}, "'limit'"),
-])
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ({"q": ""}, "Type something"),
+        ({}, "Type something"),
+        ({"q": "x" * 201}, "too long"),
+        ({"q": "order", "limit": "0"}, "'limit'"),
+        ({"q": "order", "limit": "abc"}, "'limit'"),
+        ({"q": "order", "limit": "51"}, "'limit'"),
+    ],
+)
 def test_bad_queries_get_400_with_a_reason(client, signed_in, query, message):
     response = client.get("/api/v1/search", query_string=query)
     assert response.status_code == 400

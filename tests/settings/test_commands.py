@@ -15,8 +15,11 @@ SECRET = "app-secret-0123456789"
 
 
 def test_the_settings_page_and_the_cli_record_the_same_change(app, auth, owner):
-    page = auth.post("/admin/settings", {"general.business_name": "Rosa's Bakery",
-                                         "server.allowed_networks": "127.0.0.1/32"}, form_page="/admin/settings")
+    page = auth.post(
+        "/admin/settings",
+        {"general.business_name": "Rosa's Bakery", "server.allowed_networks": "127.0.0.1/32"},
+        form_page="/admin/settings",
+    )
     assert page.status_code == 302
     cli(app, "settings", "set", "general.business_name", "Rosa's Bakery and Cafe")
 
@@ -28,16 +31,25 @@ def test_the_settings_page_and_the_cli_record_the_same_change(app, auth, owner):
 
 
 def test_the_wizard_and_the_inbox_page_save_through_the_same_command(app, auth, owner):
-    wizard = auth.post("/welcome/whatsapp", {"whatsapp.phone_number_id": "1234567", "whatsapp.access_token": "EAAG-x"},
-                       form_page="/welcome/whatsapp")
+    wizard = auth.post(
+        "/welcome/whatsapp",
+        {"whatsapp.phone_number_id": "1234567", "whatsapp.access_token": "EAAG-x"},
+        form_page="/welcome/whatsapp",
+    )
     assert wizard.status_code == 302, wizard.get_data(as_text=True)
     by_key = {entry.target: entry for entry in audit(app, "settings.changed")}
     number = by_key["whatsapp.phone_number_id"]
     assert (number.actor, number.channel) == (owner.email, "wizard")
     assert set(events(app, "settings.changed")[-1]["keys"]) == {
-        "whatsapp.phone_number_id", "whatsapp.access_token", "whatsapp.verify_token"}
-    visible = auth.client.post("/inbox/settings/visibility", json={"inbox.agents_see_all": True},
-                               headers={"X-CSRFToken": auth.csrf("/inbox/settings")})
+        "whatsapp.phone_number_id",
+        "whatsapp.access_token",
+        "whatsapp.verify_token",
+    }
+    visible = auth.client.post(
+        "/inbox/settings/visibility",
+        json={"inbox.agents_see_all": True},
+        headers={"X-CSRFToken": auth.csrf("/inbox/settings")},
+    )
     assert visible.status_code == 200, visible.get_data(as_text=True)
     entry = audit(app, "settings.changed")[-1]
     assert (entry.target, entry.actor, entry.channel) == ("inbox.agents_see_all", owner.email, "web")
@@ -55,16 +67,22 @@ def test_nothing_is_recorded_when_nothing_changes_and_a_bad_value_stores_nothing
     cli(app, "settings", "set", "general.business_name", "Same")
     before = len(events(app, "settings.changed"))
     cli(app, "settings", "set", "general.business_name", "Same")
-    refused = auth.post("/admin/settings", {"general.business_name": "Other", "server.allowed_networks": "nope"},
-                        form_page="/admin/settings")
+    refused = auth.post(
+        "/admin/settings",
+        {"general.business_name": "Other", "server.allowed_networks": "nope"},
+        form_page="/admin/settings",
+    )
     assert refused.status_code == 400 and "not an IP address" in refused.get_data(as_text=True)
     assert len(events(app, "settings.changed")) == before
     assert [entry.target for entry in audit(app, "settings.changed")].count("general.business_name") == 1
 
 
 def test_requiring_two_factor_is_refused_to_someone_without_it(app, auth, owner):
-    page = auth.post("/admin/settings", {"general.business_name": "", "server.allowed_networks": "127.0.0.1/32",
-                                          "security.require_2fa": "on"}, form_page="/admin/settings")
+    page = auth.post(
+        "/admin/settings",
+        {"general.business_name": "", "server.allowed_networks": "127.0.0.1/32", "security.require_2fa": "on"},
+        form_page="/admin/settings",
+    )
     assert page.status_code == 400 and "your own account first" in page.get_data(as_text=True)
     assert events(app, "settings.changed") == []
 
@@ -82,8 +100,11 @@ def test_a_saved_allow_list_counts_on_the_next_request_through_the_event(app, cl
 def test_a_saved_allow_list_from_the_settings_page_counts_at_once(app, auth, owner):
     office = {"REMOTE_ADDR": "192.168.1.20"}
     assert auth.client.get("/admin/settings", environ_base=office).status_code == 200
-    auth.post("/admin/settings", {"general.business_name": "", "server.allowed_networks": "10.0.0.0/8"},
-              form_page="/admin/settings")
+    auth.post(
+        "/admin/settings",
+        {"general.business_name": "", "server.allowed_networks": "10.0.0.0/8"},
+        form_page="/admin/settings",
+    )
     assert auth.client.get("/admin/settings", environ_base=office).status_code == 403
 
 

@@ -23,8 +23,28 @@ from tests.fakes.graph import (
 CUSTOMER = "15550001111"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 # Every code meta-cloud-api.md lists as worth a human explanation.
-DOCUMENTED_CODES = [131047, 130429, 131056, 131026, 131048, 131049, 131050, 131051, 131053, 131000, 190, 4, 80007,
-                    132000, 132001, 132005, 132007, 132012, 132015, 132016]
+DOCUMENTED_CODES = [
+    131047,
+    130429,
+    131056,
+    131026,
+    131048,
+    131049,
+    131050,
+    131051,
+    131053,
+    131000,
+    190,
+    4,
+    80007,
+    132000,
+    132001,
+    132005,
+    132007,
+    132012,
+    132015,
+    132016,
+]
 
 
 def graph(fake_graph, token=TOKEN, **kwargs):
@@ -63,36 +83,59 @@ def test_media_is_sent_by_id_or_by_link(client, fake_graph):
     client.send_media(CUSTOMER, "document", link="https://example.com/invoice.pdf", filename="invoice.pdf")
     assert last_sent(fake_graph)["document"] == {"link": "https://example.com/invoice.pdf", "filename": "invoice.pdf"}
     client.send_media(CUSTOMER, "audio", media_id="1", reply_to="wamid.Q")
-    assert last_sent(fake_graph)["audio"] == {"id": "1"} and last_sent(fake_graph)["context"] == {"message_id": "wamid.Q"}
+    assert last_sent(fake_graph)["audio"] == {"id": "1"} and last_sent(fake_graph)["context"] == {
+        "message_id": "wamid.Q"
+    }
 
 
 def test_a_template_names_its_language_and_parameters(client, fake_graph):
     components = [{"type": "body", "parameters": [{"type": "text", "text": "Rosa"}]}]
     client.send_template(CUSTOMER, "order_ready", "en_US", components)
-    assert last_sent(fake_graph)["template"] == {"name": "order_ready", "language": {"code": "en_US"}, "components": components}
+    assert last_sent(fake_graph)["template"] == {
+        "name": "order_ready",
+        "language": {"code": "en_US"},
+        "components": components,
+    }
 
 
 def test_reply_buttons_with_header_and_footer(client, fake_graph):
-    client.send_interactive_buttons(CUSTOMER, "Pick up or delivery?", [("pickup", "Pick up"), ("deliver", "Delivery")],
-                                    header="Your order", footer="Rosa's Bakery")
+    client.send_interactive_buttons(
+        CUSTOMER,
+        "Pick up or delivery?",
+        [("pickup", "Pick up"), ("deliver", "Delivery")],
+        header="Your order",
+        footer="Rosa's Bakery",
+    )
     assert last_sent(fake_graph)["interactive"] == {
         "type": "button",
         "header": {"type": "text", "text": "Your order"},
         "body": {"text": "Pick up or delivery?"},
         "footer": {"text": "Rosa's Bakery"},
-        "action": {"buttons": [{"type": "reply", "reply": {"id": "pickup", "title": "Pick up"}},
-                               {"type": "reply", "reply": {"id": "deliver", "title": "Delivery"}}]},
+        "action": {
+            "buttons": [
+                {"type": "reply", "reply": {"id": "pickup", "title": "Pick up"}},
+                {"type": "reply", "reply": {"id": "deliver", "title": "Delivery"}},
+            ]
+        },
     }
 
 
 def test_a_list_accepts_rows_as_objects_or_tuples(client, fake_graph):
-    client.send_interactive_list(CUSTOMER, "Choose a cake", "Cakes", [
-        {"title": "Cakes", "rows": [("c1", "Chocolate", "Dark, 70%"), {"id": "c2", "title": "Lemon"}]},
-        {"title": "Tarts", "rows": [("t1", "Apple")]},
-    ])
+    client.send_interactive_list(
+        CUSTOMER,
+        "Choose a cake",
+        "Cakes",
+        [
+            {"title": "Cakes", "rows": [("c1", "Chocolate", "Dark, 70%"), {"id": "c2", "title": "Lemon"}]},
+            {"title": "Tarts", "rows": [("t1", "Apple")]},
+        ],
+    )
     action = last_sent(fake_graph)["interactive"]["action"]
     assert action["button"] == "Cakes"
-    assert action["sections"][0]["rows"] == [{"id": "c1", "title": "Chocolate", "description": "Dark, 70%"}, {"id": "c2", "title": "Lemon"}]
+    assert action["sections"][0]["rows"] == [
+        {"id": "c1", "title": "Chocolate", "description": "Dark, 70%"},
+        {"id": "c2", "title": "Lemon"},
+    ]
     assert action["sections"][1] == {"title": "Tarts", "rows": [{"id": "t1", "title": "Apple"}]}
 
 
@@ -102,8 +145,18 @@ def test_reactions_locations_and_contact_cards(client, fake_graph):
     client.send_reaction(CUSTOMER, "wamid.IN1", "")
     assert last_sent(fake_graph)["reaction"]["emoji"] == ""
     client.send_location(CUSTOMER, 52.52, 13.405, "Rosa's Bakery", "Main St 1")
-    assert last_sent(fake_graph)["location"] == {"latitude": 52.52, "longitude": 13.405, "name": "Rosa's Bakery", "address": "Main St 1"}
-    cards = [{"name": {"formatted_name": "Rosa Baker", "first_name": "Rosa"}, "phones": [{"phone": "+15550001111", "type": "WORK"}]}]
+    assert last_sent(fake_graph)["location"] == {
+        "latitude": 52.52,
+        "longitude": 13.405,
+        "name": "Rosa's Bakery",
+        "address": "Main St 1",
+    }
+    cards = [
+        {
+            "name": {"formatted_name": "Rosa Baker", "first_name": "Rosa"},
+            "phones": [{"phone": "+15550001111", "type": "WORK"}],
+        }
+    ]
     client.send_contacts(CUSTOMER, cards)
     assert last_sent(fake_graph)["contacts"] == cards
 
@@ -113,8 +166,14 @@ EVERY_TYPE = [
     ("image", {"id": "12345", "caption": "Our new cake"}),
     ("video", {"link": "https://example.com/v.mp4"}),
     ("sticker", {"id": "12345"}),
-    ("interactive", {"type": "button", "body": {"text": "Pick up?"},
-                     "action": {"buttons": [{"type": "reply", "reply": {"id": "y", "title": "Yes"}}]}}),
+    (
+        "interactive",
+        {
+            "type": "button",
+            "body": {"text": "Pick up?"},
+            "action": {"buttons": [{"type": "reply", "reply": {"id": "y", "title": "Yes"}}]},
+        },
+    ),
     ("reaction", {"message_id": "wamid.X", "emoji": "👍"}),
     ("template", {"name": "order_ready", "language": {"code": "en_US"}}),
 ]
@@ -122,15 +181,25 @@ EVERY_TYPE = [
 
 @pytest.mark.parametrize(("kind", "content"), EVERY_TYPE, ids=[kind for kind, _ in EVERY_TYPE])
 def test_prepared_payloads_are_sent_as_they_are(client, fake_graph, kind, content):
-    payload = {"messaging_product": "whatsapp", "recipient_type": "individual", "to": CUSTOMER, "type": kind, kind: content,
-               "biz_opaque_callback_data": "ref-1"}
+    payload = {
+        "messaging_product": "whatsapp",
+        "recipient_type": "individual",
+        "to": CUSTOMER,
+        "type": kind,
+        kind: content,
+        "biz_opaque_callback_data": "ref-1",
+    }
     assert client.send_payload(payload).startswith("wamid.")
     assert fake_graph.sent[-1] == payload
 
 
 def test_mark_read(client, fake_graph):
     client.mark_read("wamid.IN1")
-    assert fake_graph.requests[-1].body == {"messaging_product": "whatsapp", "status": "read", "message_id": "wamid.IN1"}
+    assert fake_graph.requests[-1].body == {
+        "messaging_product": "whatsapp",
+        "status": "read",
+        "message_id": "wamid.IN1",
+    }
 
 
 @pytest.mark.parametrize(
@@ -150,19 +219,26 @@ def test_mark_read(client, fake_graph):
         (lambda c: c.send_interactive_buttons(CUSTOMER, "b", [("1", "Same"), ("2", "Same")]), "own id and title"),
         (lambda c: c.send_interactive_buttons(CUSTOMER, "b" * 1025, [("1", "ok")]), "at most 1024"),
         (lambda c: c.send_interactive_buttons(CUSTOMER, "b", [("1", "ok")], footer="f" * 61), "at most 60"),
-        (lambda c: c.send_interactive_list(CUSTOMER, "b", "Open", [{"rows": [(str(i), "r") for i in range(11)]}]), "1 to 10 rows"),
+        (
+            lambda c: c.send_interactive_list(CUSTOMER, "b", "Open", [{"rows": [(str(i), "r") for i in range(11)]}]),
+            "1 to 10 rows",
+        ),
         (lambda c: c.send_interactive_list(CUSTOMER, "b", "Open", [{"rows": [("1", "x" * 25)]}]), "at most 24"),
-        (lambda c: c.send_interactive_list(CUSTOMER, "b", "Open", [{"rows": [("1", "a")]}, {"rows": [("2", "b")]}]), "needs a title"),
+        (
+            lambda c: c.send_interactive_list(CUSTOMER, "b", "Open", [{"rows": [("1", "a")]}, {"rows": [("2", "b")]}]),
+            "needs a title",
+        ),
         (lambda c: c.send_interactive_list(CUSTOMER, "b", "x" * 21, [{"rows": [("1", "a")]}]), "at most 20"),
         (lambda c: c.send_location(CUSTOMER, 91, 0), "latitude"),
         (lambda c: c.send_location(CUSTOMER, 0, float("nan")), "longitude"),
         (lambda c: c.send_contacts(CUSTOMER, [{"phones": [{"phone": "1"}]}]), "formatted_name"),
         (lambda c: c.send_template(CUSTOMER, "", "en_US"), "template's name"),
-        (lambda c: c.send_payload({"messaging_product": "whatsapp", "to": CUSTOMER, "type": "carrier_pigeon"}), "Unknown message type"),
+        (
+            lambda c: c.send_payload({"messaging_product": "whatsapp", "to": CUSTOMER, "type": "carrier_pigeon"}),
+            "Unknown message type",
+        ),
     ],
 )
-
-
 def test_rule_breaking_messages_are_refused_before_calling_meta(client, fake_graph, send, message):
     with pytest.raises(InvalidMessage, match=message) as caught:
         send(client)
@@ -176,14 +252,15 @@ def test_validation_matches_what_outbound_queues():
         validate_message("interactive", {"type": "carousel", "body": {"text": "b"}})
 
 
-@pytest.mark.parametrize(("data", "mime", "message"), [
-    (PNG + b"\x00" * (5 * 1024 * 1024), "image/png", "at most 5,242,880 bytes for images"),
-    (b"RIFF\x00\x00\x00\x00WEBPVP8 " + b"\x00" * (100 * 1024), "image/webp", "at most 102,400 bytes for stickers"),
-    (b"", "image/png", "empty"),
-    (PNG, "", "MIME type"),
-])
-
-
+@pytest.mark.parametrize(
+    ("data", "mime", "message"),
+    [
+        (PNG + b"\x00" * (5 * 1024 * 1024), "image/png", "at most 5,242,880 bytes for images"),
+        (b"RIFF\x00\x00\x00\x00WEBPVP8 " + b"\x00" * (100 * 1024), "image/webp", "at most 102,400 bytes for stickers"),
+        (b"", "image/png", "empty"),
+        (PNG, "", "MIME type"),
+    ],
+)
 def test_uploads_over_whatsapps_limits_are_refused_locally(client, fake_graph, data, mime, message):
     with pytest.raises(InvalidMedia, match=message):
         client.upload_media(data, mime, "file")
@@ -196,7 +273,11 @@ def test_media_round_trip(client, fake_graph):
     assert upload.body["messaging_product"] == "whatsapp" and upload.body["type"] == "image/png"
     assert upload.body["file"] == {"filename": "cake.png", "content_type": "image/png"}
     info = client.media_info(media_id)
-    assert info["sha256"] == hashlib.sha256(PNG).hexdigest() and info["mime_type"] == "image/png" and info["file_size"] == len(PNG)
+    assert (
+        info["sha256"] == hashlib.sha256(PNG).hexdigest()
+        and info["mime_type"] == "image/png"
+        and info["file_size"] == len(PNG)
+    )
     assert client.download_media(info["url"], max_bytes=1024) == PNG
     assert fake_graph.requests[-1].headers["Authorization"] == f"Bearer {TOKEN}"
 
@@ -216,7 +297,10 @@ def test_media_downloads_have_an_overall_deadline(client, fake_graph):
 
 
 def test_the_token_never_goes_to_a_plain_http_address_when_meta_is_https():
-    with GraphClient("https://graph.example.invalid", "v21.0", TOKEN, PHONE_NUMBER_ID) as client, pytest.raises(GraphError, match="non-https"):
+    with (
+        GraphClient("https://graph.example.invalid", "v21.0", TOKEN, PHONE_NUMBER_ID) as client,
+        pytest.raises(GraphError, match="non-https"),
+    ):
         client.download_media("http://127.0.0.1:9/steal", max_bytes=10)
 
 
@@ -233,13 +317,18 @@ def test_phone_number_info(client, fake_graph):
 
 
 def test_templates_are_listed_across_pages(client, fake_graph):
-    fake_graph.templates = [{"name": f"t{i}", "language": "en_US", "status": "APPROVED", "category": "UTILITY"} for i in range(5)]
+    fake_graph.templates = [
+        {"name": f"t{i}", "language": "en_US", "status": "APPROVED", "category": "UTILITY"} for i in range(5)
+    ]
     assert [t["name"] for t in client.list_templates()] == ["t0", "t1", "t2", "t3", "t4"]
     assert sum(r.path.endswith("/message_templates") for r in fake_graph.requests) == 3
 
 
 def test_templates_need_the_business_account_id(fake_graph):
-    with GraphClient(fake_graph.url, "v21.0", TOKEN, PHONE_NUMBER_ID) as client, pytest.raises(GraphError, match="Business Account ID"):
+    with (
+        GraphClient(fake_graph.url, "v21.0", TOKEN, PHONE_NUMBER_ID) as client,
+        pytest.raises(GraphError, match="Business Account ID"),
+    ):
         client.list_templates()
 
 
@@ -265,13 +354,26 @@ def test_meta_error_envelopes_are_read_by_code_and_details(client, fake_graph):
     client.send_text("15550002222", "Another customer is fine")
 
 
-@pytest.mark.parametrize(("code", "status", "retryable"), [
-    (130429, 400, True), (131056, 400, True), (4, 400, True), (80007, 400, True), (131000, 500, True), (2, 503, True),
-    (131047, 400, False), (131026, 400, False), (131050, 400, False), (132001, 404, False), (190, 401, False),
-    (100, 400, False), (131053, 400, False), (987654, 500, True), (987654, 400, False),
-])
-
-
+@pytest.mark.parametrize(
+    ("code", "status", "retryable"),
+    [
+        (130429, 400, True),
+        (131056, 400, True),
+        (4, 400, True),
+        (80007, 400, True),
+        (131000, 500, True),
+        (2, 503, True),
+        (131047, 400, False),
+        (131026, 400, False),
+        (131050, 400, False),
+        (132001, 404, False),
+        (190, 401, False),
+        (100, 400, False),
+        (131053, 400, False),
+        (987654, 500, True),
+        (987654, 400, False),
+    ],
+)
 def test_errors_know_whether_a_retry_can_help(client, fake_graph, code, status, retryable):
     fake_graph.fail_next(code, status)
     with pytest.raises(GraphError) as caught:
@@ -302,8 +404,9 @@ def test_every_code_the_shared_notes_list_is_explained(shared_dir):
 
 
 def test_unknown_errors_fall_back_to_metas_words():
-    error = GraphError.from_response(400, {"error": {"message": "(#12345) Something odd", "code": 12345,
-                                                      "error_data": '{"details": "odd detail"}'}})
+    error = GraphError.from_response(
+        400, {"error": {"message": "(#12345) Something odd", "code": 12345, "error_data": '{"details": "odd detail"}'}}
+    )
     assert error.details == "odd detail"
     assert "Something odd" in error.human and "odd detail" in error.human and not error.retryable
 
@@ -326,7 +429,10 @@ def test_an_unreachable_server_is_a_retryable_transport_error():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    with GraphClient(f"http://127.0.0.1:{port}", "v21.0", TOKEN, PHONE_NUMBER_ID, timeout=2) as client, pytest.raises(GraphError) as caught:
+    with (
+        GraphClient(f"http://127.0.0.1:{port}", "v21.0", TOKEN, PHONE_NUMBER_ID, timeout=2) as client,
+        pytest.raises(GraphError) as caught,
+    ):
         client.send_text(CUSTOMER, "hi")
     assert caught.value.transport and caught.value.retryable and "Could not reach" in caught.value.human
 
@@ -339,12 +445,13 @@ def test_proxy_settings_from_the_environment_are_honoured(fake_graph, monkeypatc
         assert client.phone_number_info()["verified_name"] == VERIFIED_NAME
 
 
-@pytest.mark.parametrize(("base_url", "version", "message"), [
-    ("https://graph.facebook.com", "21", "not a Graph API version"),
-    ("ftp://graph.facebook.com", "v21.0", "not an http"),
-])
-
-
+@pytest.mark.parametrize(
+    ("base_url", "version", "message"),
+    [
+        ("https://graph.facebook.com", "21", "not a Graph API version"),
+        ("ftp://graph.facebook.com", "v21.0", "not an http"),
+    ],
+)
 def test_bad_connection_settings_are_refused_at_once(base_url, version, message):
     with pytest.raises(ValueError, match=message):
         GraphClient(base_url, version, TOKEN, PHONE_NUMBER_ID)

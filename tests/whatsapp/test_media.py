@@ -50,9 +50,18 @@ def test_a_pdf_declared_as_jpeg_is_refused():
 
 
 @pytest.mark.parametrize("program", [ELF, PE, MACHO], ids=["elf", "pe", "mach-o"])
-@pytest.mark.parametrize(("kind", "declared"), [("image", "image/jpeg"), ("audio", "audio/ogg"), ("video", "video/mp4"),
-                                                ("sticker", "image/webp"), ("document", "application/pdf"),
-                                                ("document", "text/plain"), ("document", None)])
+@pytest.mark.parametrize(
+    ("kind", "declared"),
+    [
+        ("image", "image/jpeg"),
+        ("audio", "audio/ogg"),
+        ("video", "video/mp4"),
+        ("sticker", "image/webp"),
+        ("document", "application/pdf"),
+        ("document", "text/plain"),
+        ("document", None),
+    ],
+)
 def test_a_program_never_passes_as_media_or_document(program, kind, declared):
     check = check_media(program, declared, sha(program), kind)
     assert not check.ok and "program" in check.reason
@@ -77,65 +86,80 @@ def test_stickers_have_separate_limits_for_static_and_animated():
     assert not check_media(JPEG, "image/webp", None, "sticker").ok
 
 
-@pytest.mark.parametrize(("data", "declared", "kind"), [
-    (OGG, "audio/ogg; codecs=opus", "audio"),
-    (M4A, "audio/mp4", "audio"),
-    (MP4, "video/mp4", "video"),
-    (THREE_GP, "video/3gpp", "video"),
-    (JPEG, "image/jpg", "image"),
-    (PNG, None, "image"),
-    (PNG, "application/octet-stream", "image"),
-])
+@pytest.mark.parametrize(
+    ("data", "declared", "kind"),
+    [
+        (OGG, "audio/ogg; codecs=opus", "audio"),
+        (M4A, "audio/mp4", "audio"),
+        (MP4, "video/mp4", "video"),
+        (THREE_GP, "video/3gpp", "video"),
+        (JPEG, "image/jpg", "image"),
+        (PNG, None, "image"),
+        (PNG, "application/octet-stream", "image"),
+    ],
+)
 def test_whatsapps_media_types_pass(data, declared, kind):
     check = check_media(data, declared, sha(data), kind)
     assert check.ok, check.reason
 
 
-@pytest.mark.parametrize(("data", "declared", "kind", "reason"), [
-    (PNG, "image/jpeg", "image", "really image/png"),
-    (b"GIF89a" + b"\x00" * 64, "image/gif", "image", "not an allowed image type"),
-    (MP4, "video/mp4", "image", "not an allowed image type"),
-    (b"#!/bin/sh\nrm -rf ~\n", "image/jpeg", "image", "not a recognisable image"),
-    (OGG, "audio/ogg", "sticker", "not an allowed sticker type"),
-    (PNG, "image/png", "hologram", "unknown media kind"),
-])
+@pytest.mark.parametrize(
+    ("data", "declared", "kind", "reason"),
+    [
+        (PNG, "image/jpeg", "image", "really image/png"),
+        (b"GIF89a" + b"\x00" * 64, "image/gif", "image", "not an allowed image type"),
+        (MP4, "video/mp4", "image", "not an allowed image type"),
+        (b"#!/bin/sh\nrm -rf ~\n", "image/jpeg", "image", "not a recognisable image"),
+        (OGG, "audio/ogg", "sticker", "not an allowed sticker type"),
+        (PNG, "image/png", "hologram", "unknown media kind"),
+    ],
+)
 def test_media_that_is_not_what_it_claims_is_refused(data, declared, kind, reason):
     check = check_media(data, declared, None, kind)
     assert not check.ok and reason in check.reason
 
 
-@pytest.mark.parametrize(("data", "declared"), [
-    (PDF, "application/pdf"),
-    (PDF, "application/octet-stream"),
-    (PDF, None),
-    (docx(), "application/vnd.openxmlformats-officedocument.wordprocessingml.document"),
-    (OLD_WORD, "application/msword"),
-    (b"name,qty\ncake,2\n", "text/csv"),
-    (b"Order notes\n", "text/plain; charset=utf-8"),
-    (b'{"order": 1}', "application/json"),
-    (b"#!/bin/sh\necho hi\n", "text/x-shellscript"),
-    (JPEG, "image/jpeg"),
-])
+@pytest.mark.parametrize(
+    ("data", "declared"),
+    [
+        (PDF, "application/pdf"),
+        (PDF, "application/octet-stream"),
+        (PDF, None),
+        (docx(), "application/vnd.openxmlformats-officedocument.wordprocessingml.document"),
+        (OLD_WORD, "application/msword"),
+        (b"name,qty\ncake,2\n", "text/csv"),
+        (b"Order notes\n", "text/plain; charset=utf-8"),
+        (b'{"order": 1}', "application/json"),
+        (b"#!/bin/sh\necho hi\n", "text/x-shellscript"),
+        (JPEG, "image/jpeg"),
+    ],
+)
 def test_documents_pass_when_their_type_is_known(data, declared):
     check = check_media(data, declared, sha(data), "document")
     assert check.ok, check.reason
 
 
-@pytest.mark.parametrize(("data", "declared", "reason"), [
-    (b"\x00\x01binary", "text/csv", "could not be recognised"),
-    (b"\x13\x37 unknown blob", "application/octet-stream", "could not be recognised"),
-    (PDF, "application/vnd.openxmlformats-officedocument.wordprocessingml.document", "really application/pdf"),
-    (b"\x00asm\x01\x00\x00\x00" + b"\x00" * 32, "application/wasm", "program"),
-    (b"SQLite format 3\x00" + b"\x00" * 200, "application/x-sqlite3", "not a document type"),
-])
+@pytest.mark.parametrize(
+    ("data", "declared", "reason"),
+    [
+        (b"\x00\x01binary", "text/csv", "could not be recognised"),
+        (b"\x13\x37 unknown blob", "application/octet-stream", "could not be recognised"),
+        (PDF, "application/vnd.openxmlformats-officedocument.wordprocessingml.document", "really application/pdf"),
+        (b"\x00asm\x01\x00\x00\x00" + b"\x00" * 32, "application/wasm", "program"),
+        (b"SQLite format 3\x00" + b"\x00" * 200, "application/x-sqlite3", "not a document type"),
+    ],
+)
 def test_documents_of_unknown_or_disguised_type_are_refused(data, declared, reason):
     check = check_media(data, declared, None, "document")
     assert not check.ok and reason in check.reason
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.binary(max_size=512), st.sampled_from(["image", "audio", "video", "sticker", "document"]),
-       st.sampled_from([None, "image/jpeg", "image/png", "audio/ogg", "video/mp4", "application/pdf", "text/plain"]))
+@given(
+    st.binary(max_size=512),
+    st.sampled_from(["image", "audio", "video", "sticker", "document"]),
+    st.sampled_from([None, "image/jpeg", "image/png", "audio/ogg", "video/mp4", "application/pdf", "text/plain"]),
+)
 def test_any_bytes_get_a_verdict_and_executables_never_pass(data, kind, declared):
     for payload in (data, b"\x7fELF" + data, b"MZ" + data):
         check = check_media(payload, declared, None, kind)
@@ -145,8 +169,10 @@ def test_any_bytes_get_a_verdict_and_executables_never_pass(data, kind, declared
 
 
 def test_mime_types_map_to_whatsapp_kinds():
-    assert [kind_for_mime(m) for m in ("image/png", "image/webp", "audio/ogg; codecs=opus", "video/3gpp", "application/pdf", None)] == [
-        "image", "sticker", "audio", "video", "document", "document"]
+    assert [
+        kind_for_mime(m)
+        for m in ("image/png", "image/webp", "audio/ogg; codecs=opus", "video/3gpp", "application/pdf", None)
+    ] == ["image", "sticker", "audio", "video", "document", "document"]
 
 
 def test_store_is_content_addressed_and_idempotent(tmp_path):

@@ -41,10 +41,21 @@ def test_signature_over_reserialised_json_does_not_match():
     assert not verify_signature(SECRET, body, signature_header(SECRET, reserialised))
 
 
-@pytest.mark.parametrize("header", [
-    None, "", "sha256=", "sha256", "md5=abc", "sha1=" + "0" * 40, "sha256=" + "0" * 64, "sha256=" + "é" * 64,
-    "sha256=zz" + "0" * 62, "garbage without equals sign",
-])
+@pytest.mark.parametrize(
+    "header",
+    [
+        None,
+        "",
+        "sha256=",
+        "sha256",
+        "md5=abc",
+        "sha1=" + "0" * 40,
+        "sha256=" + "0" * 64,
+        "sha256=" + "é" * 64,
+        "sha256=zz" + "0" * 62,
+        "garbage without equals sign",
+    ],
+)
 def test_missing_or_malformed_signature_is_refused(header):
     assert not verify_signature(SECRET, b"{}", header)
 
@@ -63,10 +74,17 @@ def test_handshake_echoes_the_challenge_for_the_right_token():
     assert verify_challenge("subscribe", "tok", "1158201444", "tok") == "1158201444"
 
 
-@pytest.mark.parametrize("mode,token,expected", [
-    ("subscribe", "wrong", "tok"), ("unsubscribe", "tok", "tok"), (None, "tok", "tok"),
-    ("subscribe", None, "tok"), ("subscribe", "tok", None), ("subscribe", "", ""),
-])
+@pytest.mark.parametrize(
+    "mode,token,expected",
+    [
+        ("subscribe", "wrong", "tok"),
+        ("unsubscribe", "tok", "tok"),
+        (None, "tok", "tok"),
+        ("subscribe", None, "tok"),
+        ("subscribe", "tok", None),
+        ("subscribe", "", ""),
+    ],
+)
 def test_handshake_refuses_anything_else(mode, token, expected):
     assert verify_challenge(mode, token, "123", expected) is None
 
@@ -85,11 +103,17 @@ def test_deeply_nested_json_is_malformed_not_a_crash():
         parse(b"[" * 100000 + b"]" * 100000)
 
 
-@pytest.mark.parametrize("body", [
-    b"{}", b'{"object": "page"}', b'{"entry": 5}', b'{"entry": [1, "x", null]}',
-    b'{"entry": [{"changes": [1, {"field": 3}, {"field": "messages", "value": []}]}]}',
-    b'{"entry": [{"id": {"x": 1}, "time": "soon", "changes": [{"field": "messages", "value": {"messages": [{"id": 5}]}}]}]}',
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"{}",
+        b'{"object": "page"}',
+        b'{"entry": 5}',
+        b'{"entry": [1, "x", null]}',
+        b'{"entry": [{"changes": [1, {"field": 3}, {"field": "messages", "value": []}]}]}',
+        b'{"entry": [{"id": {"x": 1}, "time": "soon", "changes": [{"field": "messages", "value": {"messages": [{"id": 5}]}}]}]}',
+    ],
+)
 def test_odd_but_json_objects_never_raise(body):
     delivery = parse(body)
     assert isinstance(delivery, wa.Delivery)
@@ -104,7 +128,10 @@ def test_unreadable_entries_and_changes_are_kept_as_other_events():
 def test_several_entries_changes_and_messages_are_all_read():
     delivery = parse(fixture("batch_several_entries"))
     assert [m.wamid for m in delivery.messages] == ["wamid.FIX.batch.1", "wamid.FIX.batch.2", "wamid.FIX.batch.3"]
-    assert [(s.wamid, s.status) for s in delivery.statuses] == [("wamid.FIX.out.9", "sent"), ("wamid.FIX.out.9", "delivered")]
+    assert [(s.wamid, s.status) for s in delivery.statuses] == [
+        ("wamid.FIX.out.9", "sent"),
+        ("wamid.FIX.out.9", "delivered"),
+    ]
     assert [t.event for t in delivery.templates] == ["PAUSED"]
     assert delivery.event_count == 6
 
@@ -134,13 +161,16 @@ def test_user_known_only_by_user_id_has_no_wa_id():
     assert message.profile.username == "@cleo"
 
 
-@pytest.mark.parametrize("name,kind,media_id", [
-    ("message_image", "image", "880000000000001"),
-    ("message_video", "video", "880000000000002"),
-    ("message_audio_voice", "audio", "880000000000003"),
-    ("message_document", "document", "880000000000004"),
-    ("message_sticker_animated", "sticker", "880000000000005"),
-])
+@pytest.mark.parametrize(
+    "name,kind,media_id",
+    [
+        ("message_image", "image", "880000000000001"),
+        ("message_video", "video", "880000000000002"),
+        ("message_audio_voice", "audio", "880000000000003"),
+        ("message_document", "document", "880000000000004"),
+        ("message_sticker_animated", "sticker", "880000000000005"),
+    ],
+)
 def test_media_messages_carry_their_media_fields(name, kind, media_id):
     message = only_message(name)
     assert isinstance(message.content, wa.Media)
@@ -169,10 +199,19 @@ def test_shared_contacts_message():
 
 def test_interactive_button_and_list_replies():
     button = only_message("message_interactive_button_reply")
-    assert (button.content.kind, button.content.reply_id, button.text) == ("button_reply", "confirm-yes", "Yes, confirm")
+    assert (button.content.kind, button.content.reply_id, button.text) == (
+        "button_reply",
+        "confirm-yes",
+        "Yes, confirm",
+    )
     assert button.context.message_id == "wamid.FIX.out.1"
     listed = only_message("message_interactive_list_reply").content
-    assert (listed.kind, listed.reply_id, listed.title, listed.description) == ("list_reply", "slot-10", "10:00", "Morning slot")
+    assert (listed.kind, listed.reply_id, listed.title, listed.description) == (
+        "list_reply",
+        "slot-10",
+        "10:00",
+        "Morning slot",
+    )
 
 
 def test_flow_reply_keeps_the_json_string_and_parses_it():
@@ -217,10 +256,31 @@ def test_order_with_loosely_typed_quantities_and_prices():
 
 
 def test_order_with_placeholder_values_defaults_them():
-    body = {"entry": [{"changes": [{"field": "messages", "value": {"messages": [{
-        "from": "1", "id": "w1", "type": "order",
-        "order": {"product_items": [{"quantity": "number-of-item", "item_price": "unitary-price", "currency": 5}]},
-    }]}}]}]}
+    body = {
+        "entry": [
+            {
+                "changes": [
+                    {
+                        "field": "messages",
+                        "value": {
+                            "messages": [
+                                {
+                                    "from": "1",
+                                    "id": "w1",
+                                    "type": "order",
+                                    "order": {
+                                        "product_items": [
+                                            {"quantity": "number-of-item", "item_price": "unitary-price", "currency": 5}
+                                        ]
+                                    },
+                                }
+                            ]
+                        },
+                    }
+                ]
+            }
+        ]
+    }
     item = parse(json.dumps(body).encode()).messages[0].content.items[0]
     assert (item.quantity, item.item_price, item.currency) == (None, None, "5")
 
@@ -243,7 +303,10 @@ def test_unsupported_and_unknown_messages_keep_their_errors(name, kind):
 def test_edit_carries_the_new_version():
     content = only_message("message_edit").content
     assert (content.original_wamid, content.new_type, content.text) == (
-        "wamid.FIX.text.1", "text", "Hello, is the shop open tomorrow?")
+        "wamid.FIX.text.1",
+        "text",
+        "Hello, is the shop open tomorrow?",
+    )
 
 
 def test_revoke_names_the_deleted_message():
@@ -263,8 +326,20 @@ def test_business_app_echo_is_an_outbound_message_to_the_customer():
 
 
 def test_message_without_type_is_typed_by_its_content():
-    body = {"entry": [{"changes": [{"field": "messages", "value": {"messages": [
-        {"from": "1", "id": "w1", "timestamp": 1700000000, "text": {"body": "hi"}}]}}]}]}
+    body = {
+        "entry": [
+            {
+                "changes": [
+                    {
+                        "field": "messages",
+                        "value": {
+                            "messages": [{"from": "1", "id": "w1", "timestamp": 1700000000, "text": {"body": "hi"}}]
+                        },
+                    }
+                ]
+            }
+        ]
+    }
     message = parse(json.dumps(body).encode()).messages[0]
     assert (message.type, message.text) == ("text", "hi")
 
@@ -276,15 +351,37 @@ def test_message_without_id_is_kept_as_other_event():
     assert delivery.others[0].event == "unreadable_messages"
 
 
-@pytest.mark.parametrize("value,expected", [
-    ("1700000000", datetime(2023, 11, 14, 22, 13, 20, tzinfo=timezone.utc)),
-    (1700000000, datetime(2023, 11, 14, 22, 13, 20, tzinfo=timezone.utc)),
-    (1700000000.0, datetime(2023, 11, 14, 22, 13, 20, tzinfo=timezone.utc)),
-    ("soon", None), (None, None), (True, None), (-5, None), (10**30, None), ("1e400", None),
-])
+@pytest.mark.parametrize(
+    "value,expected",
+    [
+        ("1700000000", datetime(2023, 11, 14, 22, 13, 20, tzinfo=timezone.utc)),
+        (1700000000, datetime(2023, 11, 14, 22, 13, 20, tzinfo=timezone.utc)),
+        (1700000000.0, datetime(2023, 11, 14, 22, 13, 20, tzinfo=timezone.utc)),
+        ("soon", None),
+        (None, None),
+        (True, None),
+        (-5, None),
+        (10**30, None),
+        ("1e400", None),
+    ],
+)
 def test_timestamps_are_coerced_or_dropped(value, expected):
-    body = {"entry": [{"changes": [{"field": "messages", "value": {"messages": [
-        {"from": 1234, "id": 99, "timestamp": value, "type": "text", "text": {"body": 5}}]}}]}]}
+    body = {
+        "entry": [
+            {
+                "changes": [
+                    {
+                        "field": "messages",
+                        "value": {
+                            "messages": [
+                                {"from": 1234, "id": 99, "timestamp": value, "type": "text", "text": {"body": 5}}
+                            ]
+                        },
+                    }
+                ]
+            }
+        ]
+    }
     message = parse(json.dumps(body).encode()).messages[0]
     assert message.timestamp == expected
     assert (message.wamid, message.wa_id, message.text) == ("99", "1234", "5")
@@ -308,9 +405,15 @@ def test_statuses_with_conversation_pricing_and_callback_data():
     assert status.biz_opaque_callback_data == "order-42"
 
 
-@pytest.mark.parametrize("name,status", [
-    ("status_delivered", "delivered"), ("status_read", "read"), ("status_played", "played"), ("status_failed", "failed"),
-])
+@pytest.mark.parametrize(
+    "name,status",
+    [
+        ("status_delivered", "delivered"),
+        ("status_read", "read"),
+        ("status_played", "played"),
+        ("status_failed", "failed"),
+    ],
+)
 def test_every_status_kind(name, status):
     assert parse(fixture(name)).statuses[0].status == status
 
@@ -324,7 +427,12 @@ def test_failed_status_carries_its_error():
 def test_template_status_quality_and_category_updates():
     approved = parse(fixture("template_status_approved")).templates[0]
     assert (approved.name, approved.language, approved.event, approved.reason, approved.template_id) == (
-        "order_update", "en_US", "APPROVED", None, "1500000000001")
+        "order_update",
+        "en_US",
+        "APPROVED",
+        None,
+        "1500000000001",
+    )
     assert parse(fixture("template_status_rejected")).templates[0].reason == "INVALID_FORMAT"
     assert parse(fixture("template_quality_update")).templates[0].quality == "YELLOW"
     assert parse(fixture("template_category_update")).templates[0].category == "MARKETING"
@@ -345,9 +453,21 @@ def test_account_update_and_calls_are_other_events_with_raw_json():
 
 
 def test_value_level_errors_are_kept_as_an_event():
-    body = {"entry": [{"changes": [{"field": "messages", "value": {
-        "messages": [{"from": "1", "id": "w1", "type": "interactive"}],
-        "errors": [{"code": 131000, "title": "Something went wrong"}]}}]}]}
+    body = {
+        "entry": [
+            {
+                "changes": [
+                    {
+                        "field": "messages",
+                        "value": {
+                            "messages": [{"from": "1", "id": "w1", "type": "interactive"}],
+                            "errors": [{"code": 131000, "title": "Something went wrong"}],
+                        },
+                    }
+                ]
+            }
+        ]
+    }
     delivery = parse(json.dumps(body).encode())
     assert delivery.messages[0].content is None
     assert [(o.field, o.event) for o in delivery.others] == [("messages.errors", "131000")]
