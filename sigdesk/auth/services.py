@@ -16,7 +16,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from sigdesk.actor import Actor
-from sigdesk.audit.services import record_by
+from sigdesk.audit.services import record as audit_record, record_by, record_login
 from sigdesk.auth.roles import may_manage
 from sigdesk.crypto import Cipher
 from sigdesk.db import utcnow
@@ -175,9 +175,37 @@ def change_password(session: Session, user: User, change: PasswordChange) -> Non
     session.flush()
 
 
-def record_successful_login(session: Session, user: User) -> None:
+def signed_in(session: Session, user: User, ip: str | None, user_agent: str | None, method: str) -> None:
+    """A sign-in that succeeded (password, second factor, or the first owner at setup): history and audit."""
     user.last_login_at = utcnow()
     session.flush()
+    record_login(session, user.email, user, ip, user_agent, True, method)
+    audit_record(session, "login", actor=user, ip=ip, detail={"method": method})
+
+
+def sign_in_failed(
+    session: Session, email: str, user: User | None, ip: str | None, user_agent: str | None, reason: str
+) -> None:
+    record_login(session, email, user, ip, user_agent, False, reason)
+    audit_record(session, "login.failed", target=email[:254], ip=ip, detail={"reason": reason})
+
+
+def second_factor(
+    session: Session, cipher: Cipher, user: User, code: str, ip: str | None, user_agent: str | None
+) -> str | None:
+    """Which second factor the code is (None: neither); the attempt is recorded either way."""
+    if verify_totp(session, cipher, user, code):
+        method = "totp"
+    elif use_recovery_code(session, user, code):
+        audit_record(
+            session, "login.recovery_code_used", actor=user, ip=ip, detail={"remaining": remaining_recovery_codes(user)}
+        )
+        method = "recovery_code"
+    else:
+        sign_in_failed(session, user.email, user, ip, user_agent, "wrong_second_factor")
+        return None
+    signed_in(session, user, ip, user_agent, method)
+    return method
 
 
 # --- TOTP -------------------------------------------------------------------------------------

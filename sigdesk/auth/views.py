@@ -9,7 +9,6 @@ from flask import Blueprint, flash, redirect, render_template, request, session,
 from flask_login import login_user, logout_user
 from sqlalchemy.orm import Session
 
-from sigdesk.audit.services import record, record_login
 from sigdesk.auth import services as accounts
 from sigdesk.extensions import limiter, login_rate_limit
 from sigdesk.models import Role, User
@@ -29,9 +28,7 @@ def _safe_next(target: str | None) -> str:
 
 
 def _record_login(dbs: Session, user: User, method: str) -> None:
-    accounts.record_successful_login(dbs, user)
-    record_login(dbs, user.email, user, client_ip(), request.user_agent.string, True, method)
-    record(dbs, "login", actor=user, ip=client_ip(), detail={"method": method})
+    accounts.signed_in(dbs, user, client_ip(), request.user_agent.string, method)
 
 
 def _signed_in(user: User, landing: str | None = None):
@@ -39,11 +36,6 @@ def _signed_in(user: User, landing: str | None = None):
     session.clear()
     login_user(LoginUser(user))
     return redirect(landing or _safe_next(request.args.get("next")))
-
-
-def _record_failure(dbs: Session, email: str, user: User | None, reason: str) -> None:
-    record_login(dbs, email, user, client_ip(), request.user_agent.string, False, reason)
-    record(dbs, "login.failed", target=email[:254], ip=client_ip(), detail={"reason": reason})
 
 
 @bp.route("/setup", methods=["GET", "POST"])
@@ -96,7 +88,7 @@ def login():
             if result.ok:
                 _record_login(dbs, result.user, "password")
             else:
-                _record_failure(dbs, email, result.user, result.reason)
+                accounts.sign_in_failed(dbs, email, result.user, client_ip(), request.user_agent.string, result.reason)
         if result.ok:
             return _signed_in(result.user)
         error = "This account is deactivated" if result.reason == "deactivated" else "Wrong email or password"
@@ -122,26 +114,6 @@ def _sign_in_again():
     return redirect(url_for("auth.login"))
 
 
-def _second_factor(dbs: Session, user: User, code: str) -> str | None:
-    """Which second factor the code is (None: neither); records the attempt either way."""
-    if accounts.verify_totp(dbs, cipher(), user, code):
-        method = "totp"
-    elif accounts.use_recovery_code(dbs, user, code):
-        record(
-            dbs,
-            "login.recovery_code_used",
-            actor=user,
-            ip=client_ip(),
-            detail={"remaining": accounts.remaining_recovery_codes(user)},
-        )
-        method = "recovery_code"
-    else:
-        _record_failure(dbs, user.email, user, "wrong_second_factor")
-        return None
-    _record_login(dbs, user, method)
-    return method
-
-
 @bp.route("/login/verify", methods=["GET", "POST"])
 @public
 @limiter.limit(login_rate_limit, methods=["POST"])
@@ -154,7 +126,11 @@ def verify():
         code = request.form.get("code", "")
         with writing() as dbs:
             user = _pending_user(dbs, pending)
-            method = _second_factor(dbs, user, code) if user is not None else None
+            method = (
+                accounts.second_factor(dbs, cipher(), user, code, client_ip(), request.user_agent.string)
+                if user is not None
+                else None
+            )
         if user is None:
             return _sign_in_again()
         if method is not None:

@@ -30,6 +30,7 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
 
 from sigdesk import __version__
 from sigdesk.actor import Actor
@@ -148,6 +149,16 @@ def failed(database: Database, actor: Actor, file: str | None, exc: BaseExceptio
     """Record a run that ended in `exc` (or could not start: no folder or passphrase set)."""
     error = str(exc) if isinstance(exc, BackupError) else "The backup failed; the details are in the log."
     _note(database, actor, "backup.failed", file, BackupFinished(False, file), error=error)
+
+
+def downloaded(session: Session, actor: Actor, name: str) -> None:
+    """A backup file is about to leave the machine: who took it is audited."""
+    record_by(session, actor, "backup.downloaded", name)
+
+
+def delete_file(session: Session, actor: Actor, path: Path) -> None:
+    path.unlink()
+    record_by(session, actor, "backup.deleted", path.name)
 
 
 def _note(

@@ -22,7 +22,6 @@ from flask import (
     url_for,
 )
 
-from sigdesk.audit import services as audit
 from sigdesk.backup import services as backups
 from sigdesk.backup.format import BackupError
 from sigdesk.backup.schedule import LAST_ERROR, LAST_RUN, ManualBackup
@@ -32,10 +31,8 @@ from sigdesk.settings.specs import SPECS
 from sigdesk.web import (
     Rejected,
     acting,
-    actor,
     app_config,
     cipher,
-    client_ip,
     db_session,
     error_response,
     requires,
@@ -176,7 +173,7 @@ def status():
 def download(name: str):
     path = _file(name)
     with writing() as session:
-        audit.record(session, "backup.downloaded", actor=actor(), target=name, ip=client_ip())
+        backups.downloaded(session, acting(), name)
     return send_from_directory(path.parent, path.name, as_attachment=True, mimetype="application/octet-stream")
 
 
@@ -201,8 +198,7 @@ def verify(name: str):
 @requires(PERMISSION)
 def delete(name: str):
     path = _file(name)
-    path.unlink()
     with writing() as session:
-        audit.record(session, "backup.deleted", actor=actor(), target=name, ip=client_ip())
+        backups.delete_file(session, acting(), path)
     flash(f"Deleted {name}.")
     return redirect(url_for("backups.index"))

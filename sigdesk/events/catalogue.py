@@ -26,6 +26,7 @@ needs more reads it from the database, where retention and anonymisation already
 | user.changed                  | a team member was added, changed, deactivated or signed out everywhere |
 | token.changed                 | an API token was created or revoked                                    |
 | relay.paired                  | this SigDesk was paired with a relay                                   |
+| relay.replayed                | the relay was asked to send events again from a date (`since`)         |
 | backup.finished               | a backup run ended (`ok`, `file`)                                      |
 | export.finished               | an export ran (`what`, `format`, `rows`)                               |
 """
@@ -195,6 +196,12 @@ class TokenChanged(DomainEvent):
 @dataclass(frozen=True)
 class RelayPaired(DomainEvent):
     relay_host: str
+
+
+@_named("relay.replayed")
+@dataclass(frozen=True)
+class RelayReplayed(DomainEvent):
+    since: str
 
 
 @_named("backup.finished")

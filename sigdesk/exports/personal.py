@@ -20,9 +20,12 @@ from pathlib import Path
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from sigdesk.audit.services import record
-from sigdesk.db import utcnow
-from sigdesk.models import Contact, Conversation, Message, MessageStatusEvent, Reaction, User
+from sigdesk.actor import Actor
+from sigdesk.audit.services import record_by
+from sigdesk.events.catalogue import ContactChanged
+from sigdesk.events.outbox import record as record_event
+from sigdesk.db import Database, utcnow, write_lock
+from sigdesk.models import Contact, Conversation, Message, MessageStatusEvent, Reaction
 from sigdesk.exports.services import ExportError
 
 log = logging.getLogger(__name__)
@@ -97,7 +100,19 @@ def export_contact(session: Session, contact_id: int, out_path: Path, data_dir: 
     return {name: len(rows) for name, rows in data.items()}
 
 
-def anonymise_contact(session: Session, contact_id: int, data_dir: Path, actor: User | None = None) -> list[Path]:
+def download_contact(
+    database: Database, actor: Actor, contact_id: int, out_path: Path, data_dir: Path
+) -> dict[str, int]:
+    """Everything about one person, as a command: written from a read-only session (the zip may hold
+    media), then audited, since it is personal data leaving SigDesk."""
+    with database.session(write=False) as session:
+        written = export_contact(session, contact_id, out_path, data_dir)
+    with write_lock(database.engine), database.session() as session:
+        record_by(session, actor, "export.contact", f"contact {contact_id}")
+    return written
+
+
+def anonymise_contact(session: Session, actor: Actor, contact_id: int, data_dir: Path) -> list[Path]:
     """Erase the contact's identity and content. Returns the media files to delete once the caller has
     committed (remove_files), so a failed commit never leaves rows pointing at deleted files."""
     contact = _contact(session, contact_id)
@@ -130,13 +145,14 @@ def anonymise_contact(session: Session, contact_id: int, data_dir: Path, actor: 
         ).scalar_one()
         if not still_used:
             doomed.append(Path(data_dir) / key)
-    record(
+    record_by(
         session,
+        actor,
         "contact.anonymised",
-        actor=actor,
-        target=f"contact {contact.id}",
-        detail={"messages": len(messages), "media_files": len(doomed)},
+        f"contact {contact.id}",
+        {"messages": len(messages), "media_files": len(doomed)},
     )
+    record_event(session, ContactChanged(contact.id, ("anonymised",)))
     log.info("contact %s anonymised", contact.id)
     return doomed
 

@@ -8,11 +8,10 @@ from pathlib import Path
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, send_file, url_for
 
-from sigdesk.audit import services as audit
 from sigdesk.exports import personal
 from sigdesk.exports import services as exports
 from sigdesk.exports.services import FORMATS, WHAT, ExportError
-from sigdesk.web import acting, actor, app_config, client_ip, db_session, error_response, requires, writing
+from sigdesk.web import acting, app_config, error_response, requires, writing
 
 bp = Blueprint("exports", __name__, url_prefix="/admin/exports")
 
@@ -69,11 +68,11 @@ def contact_download():
         return error_response(400, "Give the contact's number (ID).")
     path = _temp_path(".zip")
     try:
-        personal.export_contact(db_session(), contact_id, path, app_config().data_dir)
+        personal.download_contact(
+            current_app.extensions["sigdesk"].database, acting(), contact_id, path, app_config().data_dir
+        )
     except ExportError as exc:
         return error_response(404, str(exc))
-    with writing() as session:
-        audit.record(session, "export.contact", actor=actor(), target=f"contact {contact_id}", ip=client_ip())
     return _send(path, f"sigdesk-contact-{contact_id}.zip", "application/zip")
 
 
@@ -87,7 +86,7 @@ def contact_anonymise():
         return error_response(400, "Type ANONYMISE to confirm: this cannot be undone.")
     try:
         with writing() as session:
-            doomed = personal.anonymise_contact(session, contact_id, app_config().data_dir, actor=actor())
+            doomed = personal.anonymise_contact(session, acting(), contact_id, app_config().data_dir)
     except ExportError as exc:
         return error_response(404, str(exc))
     removed = personal.remove_files(doomed)

@@ -11,11 +11,13 @@ from sqlalchemy.orm import Session
 from sigdesk.errors import NotFound
 from sigdesk.message_templates import placeholders
 from sigdesk.message_templates.placeholders import Layout, TemplateMalformed
+from sigdesk.actor import Actor
+from sigdesk.audit.services import record_by
 from sigdesk.models import Template
 from sigdesk.paging import Cursor, Page, newest_first, page
 
 
-def sync(session: Session, listed: list[dict[str, Any]]) -> int:
+def sync(session: Session, actor: Actor, listed: list[dict[str, Any]]) -> int:
     """Insert or update every template the WABA has; ones deleted at Meta are marked DELETED.
 
     `listed` is GraphClient.list_templates(), fetched before the write: Meta can take seconds to answer.
@@ -41,6 +43,7 @@ def sync(session: Session, listed: list[dict[str, Any]]) -> int:
         if key not in seen:
             row.status = "DELETED"
     session.flush()
+    record_by(session, actor, "templates.synced", detail={"count": len(seen)})
     return len(seen)
 
 

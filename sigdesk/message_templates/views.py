@@ -2,10 +2,9 @@
 
 from flask import Blueprint, flash, redirect, render_template, url_for
 
-from sigdesk.audit.services import record
 from sigdesk.connect.services import NotConnected, graph_client
 from sigdesk.message_templates import services as templates
-from sigdesk.web import actor, cipher, client_ip, db_session, requires, writing
+from sigdesk.web import acting, cipher, db_session, requires, writing
 from sigdesk.whatsapp.errors import GraphError
 
 bp = Blueprint("message_templates", __name__, url_prefix="/admin/templates")
@@ -28,7 +27,6 @@ def sync():
         flash(exc.human if isinstance(exc, GraphError) else str(exc), "error")
         return redirect(url_for("message_templates.index"))
     with writing() as session:
-        count = templates.sync(session, listed)
-        record(session, "templates.synced", actor=actor(), ip=client_ip(), detail={"count": count})
+        count = templates.sync(session, acting(), listed)
     flash(f"{count} templates synced from Meta.")
     return redirect(url_for("message_templates.index"))

@@ -11,6 +11,8 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
+from sigdesk.actor import Actor
+from sigdesk.audit.services import record_by
 from sigdesk.crypto import Cipher
 from sigdesk.settings import services as settings
 from sigdesk.settings.specs import ONBOARDING_STEPS, SettingError, parse_passphrase
@@ -54,8 +56,10 @@ def advance(session: Session, cipher: Cipher, past: str) -> str:
     return following
 
 
-def finish(session: Session, cipher: Cipher) -> None:
+def finish(session: Session, actor: Actor, cipher: Cipher) -> None:
+    """The wizard is done (finished or skipped); it is not shown again."""
     settings.set_value(session, cipher, STEP_KEY, DONE)
+    record_by(session, actor, "onboarding.finished")
 
 
 def check_passphrase(passphrase: str, repeated: str) -> str:

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy.orm import Session
 
-from sigdesk.audit.services import record_by
 from sigdesk.connect import services as connect
 from sigdesk.onboarding import services as onboarding
 from sigdesk.relay_client import client as relay, commands as relay_commands
@@ -83,8 +82,7 @@ def _next(past: str, save: Callable[[Session], None] | None = None):
 
 
 def _finished(session: Session) -> None:
-    onboarding.finish(session, cipher())
-    record_by(session, acting(WIZARD), "onboarding.finished")
+    onboarding.finish(session, acting(WIZARD), cipher())
 
 
 def _finish(message: str):
@@ -182,9 +180,6 @@ def _save_inbound():
         response = _next("inbound", save)
     except settings_commands.SettingsRejected as exc:
         return _page("inbound", 400, error=exc.message)
-    puller = current_app.extensions.get("sigdesk.relay")
-    if puller is not None:
-        puller.wake()
     return response
 
 

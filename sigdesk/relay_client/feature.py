@@ -13,3 +13,12 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
     puller = app.extensions["sigdesk.relay"] = Puller(state.database, state.cipher)
     state.worker.add_loop("relay", puller.run, puller.interrupt)
+    state.dispatcher.subscribe("relay.paired", lambda _event: puller.wake())
+    state.dispatcher.subscribe("relay.replayed", lambda _event: puller.wake())
+    state.dispatcher.subscribe("settings.changed", lambda event: _wake_for(puller, event.keys))
+
+
+def _wake_for(puller, keys) -> None:
+    """A new mode, relay or app secret counts now, not after the puller's current long-poll."""
+    if any(key.startswith("relay.") or key in ("inbound.mode", "whatsapp.app_secret") for key in keys):
+        puller.wake()

@@ -6,12 +6,12 @@ from datetime import datetime, time, timezone
 
 from flask import Blueprint, current_app, flash, jsonify, redirect, render_template, request, url_for
 
-from sigdesk.audit.services import record
 from sigdesk.db import utcnow
 from sigdesk.relay_client import client as relay, commands as relay_commands, receive
 from sigdesk.settings import services as settings
+from sigdesk.errors import UserError
 from sigdesk.settings.specs import SettingError, parse_http_url
-from sigdesk.web import Rejected, acting, actor, cipher, client_ip, db_session, error_response, requires, writing
+from sigdesk.web import acting, cipher, db_session, error_response, requires, writing
 
 bp = Blueprint("relay", __name__, url_prefix="/admin/inbound")
 
@@ -95,7 +95,6 @@ def pair():
         return _page(f"Pairing failed: {exc}", 400)
     with writing() as session:
         relay_commands.pair(session, acting(), cipher(), url, pairing)
-    _puller().wake()
     flash(f"Paired with the relay as '{pairing.name}'. Events now come through the relay.")
     return redirect(url_for("relay.index"))
 
@@ -106,25 +105,12 @@ def mode():
     wanted = request.form.get("mode", "")
     try:
         with writing() as session:
-            chosen = settings.set_text(session, cipher(), "inbound.mode", wanted)
-            if chosen == "relay" and not relay.read_config(session, cipher()).token:
-                raise Rejected("Pair with a relay first (relay address and pairing code below).")
-            record(
-                session,
-                "settings.changed",
-                actor=actor(),
-                target="inbound.mode",
-                ip=client_ip(),
-                detail={"mode": chosen},
-            )
-    except SettingError as exc:
+            relay_commands.set_mode(session, acting(), cipher(), wanted)
+    except UserError as exc:
         return _page(str(exc), 400)
-    except Rejected as rejected:
-        return _page(rejected.detail, 400)
-    _puller().wake()
     flash(
         "Inbound webhooks now come through the relay."
-        if chosen == "relay"
+        if wanted == "relay"
         else "Inbound webhooks now come directly to this server."
     )
     return redirect(url_for("relay.index"))
@@ -134,10 +120,7 @@ def mode():
 @requires("settings.manage")
 def unpair():
     with writing() as session:
-        settings.set_value(session, cipher(), "relay.token", "")
-        settings.set_value(session, cipher(), "inbound.mode", "direct")
-        record(session, "relay.unpaired", actor=actor(), ip=client_ip())
-    _puller().wake()
+        relay_commands.unpair(session, acting(), cipher())
     flash("Unpaired from the relay. Inbound webhooks now come directly to this server.")
     return redirect(url_for("relay.index"))
 
@@ -159,8 +142,7 @@ def replay():
     except relay.RelayProblem as exc:
         return _page(f"Replay failed: {exc}", 400 if not isinstance(exc, relay.RelayUnavailable) else 502)
     with writing() as session:
-        record(session, "relay.replay", actor=actor(), ip=client_ip(), detail={"since": text})
-    _puller().wake()
+        relay_commands.replayed(session, acting(), text)
     count = result.get("redelivering", 0)
     flash(
         f"The relay is sending {count} event{'s' if count != 1 else ''} again from {text}; "
@@ -177,10 +159,8 @@ def recheck():
     if not settings.get(db_session(), cipher(), "whatsapp.app_secret"):
         return error_response(400, "Enter the Meta app secret first (Settings → WhatsApp).")
     with writing() as session:
-        released = receive.recheck_quarantined(session, settings.get(session, cipher(), "whatsapp.app_secret"))
+        released = relay_commands.recheck(session, acting(), settings.get(session, cipher(), "whatsapp.app_secret"))
     relay.apply(session, released)  # takes the write lock itself, a chunk at a time
-    with writing() as session:
-        record(session, "relay.recheck", actor=actor(), ip=client_ip(), detail={"released": len(released)})
     flash(
         f"{len(released)} quarantined event{'s' if len(released) != 1 else ''} now match the app secret "
         "and were processed."

@@ -10,6 +10,7 @@ import zipfile
 import pytest
 from sqlalchemy import select
 
+from sigdesk.actor import Actor
 from sigdesk.exports.personal import anonymise_contact, export_contact, remove_files
 from sigdesk.exports.services import ExportError
 from sigdesk.models import AuditEvent, Contact, Conversation, Message, Reaction
@@ -58,7 +59,7 @@ def test_anonymising_clears_identity_content_and_media_and_is_audited(seeded, tm
         wa_id, contact_id = contact.wa_id, contact.id
     before = media_files(data_dir)
     with state.database.session() as session:
-        doomed = anonymise_contact(session, contact_id, data_dir)
+        doomed = anonymise_contact(session, Actor.system("cli"), contact_id, data_dir)
     assert remove_files(doomed) == 4
     after = media_files(data_dir)
     assert len(after) == len(before) - 4
@@ -80,5 +81,5 @@ def test_unknown_contact_is_a_clear_error(seeded, tmp_path):
         with pytest.raises(ExportError, match="no contact 999"):
             export_contact(session, 999, tmp_path / "x.zip")
         with pytest.raises(ExportError, match="no contact 999"):
-            anonymise_contact(session, 999, tmp_path)
+            anonymise_contact(session, Actor.system("cli"), 999, tmp_path)
     assert not (tmp_path / "x.zip").exists()
