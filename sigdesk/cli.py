@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import click
 
 from sigdesk import __version__
+from sigdesk.features import COMMANDS, feature_command
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -74,8 +75,8 @@ class Context:
 
 
 class FriendlyGroup(click.Group):
-    """Turns the errors a user can fix into one line and exit 1, instead of a traceback; imports the
-    command groups of LAZY_COMMANDS only when one of them is run."""
+    """Turns the errors a user can fix into one line and exit 1, instead of a traceback; imports a
+    feature's commands (sigdesk.features.COMMANDS) only when one of them is run."""
 
     def invoke(self, ctx: click.Context):
         try:
@@ -86,12 +87,12 @@ class FriendlyGroup(click.Group):
             raise
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
+        return sorted({*super().list_commands(ctx), *COMMANDS})
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         command = super().get_command(ctx, name)
-        if command is None and name in LAZY_COMMANDS:
-            command = LAZY_COMMANDS[name]()
+        if command is None and name in COMMANDS:
+            command = feature_command(name)
             self.add_command(command, name)
         return command
 
@@ -180,118 +181,3 @@ def db_upgrade(obj: Context) -> None:
     with obj.store():
         pass
     click.echo("Database is up to date.")
-
-
-@main.group()
-def user() -> None:
-    """Manage users."""
-
-
-@user.command("create")
-@click.option("--email", required=True)
-@click.option("--name", required=True)
-@click.option("--role", type=click.Choice(["owner", "admin", "agent"]), default="agent", show_default=True)
-@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
-@pass_context
-def user_create(obj: Context, email: str, name: str, role: str, password_stdin: bool) -> None:
-    """Create a user (the password comes from stdin or a hidden prompt, never the command line)."""
-    from sigdesk.actor import Actor
-    from sigdesk.auth.services import add_user, new_user
-
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    else:
-        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-    new = new_user(email, name, role, password)
-    with obj.store() as (session, _cipher):
-        created = add_user(session, Actor.system("cli"), new)
-    click.echo(f"Created {role} {created.email}.")
-
-
-@main.group()
-def token() -> None:
-    """Personal API tokens."""
-
-
-@token.command("create")
-@click.option("--email", required=True)
-@click.option("--name", default="CLI token", show_default=True)
-@pass_context
-def token_create(obj: Context, email: str, name: str) -> None:
-    """Print a new API token for a user (shown once)."""
-    from sigdesk.actor import Actor
-    from sigdesk.auth.services import find_user, issue_api_token
-
-    with obj.store() as (session, _cipher):
-        owner = find_user(session, email)
-        if owner is None:
-            raise click.ClickException(f"No user with the email {email}")
-        value = issue_api_token(session, Actor.system("cli"), owner, name)
-    click.echo(value)
-
-
-@main.group()
-def settings() -> None:
-    """Read and change settings."""
-
-
-@settings.command("set")
-@click.argument("key")
-@click.argument("value", required=False)
-@click.option("--stdin", "from_stdin", is_flag=True, help="Read the value from standard input (for secrets).")
-@pass_context
-def settings_set(obj: Context, key: str, value: str | None, from_stdin: bool) -> None:
-    """Set KEY to VALUE (or to what stdin holds)."""
-    from sigdesk.actor import Actor
-    from sigdesk.settings.commands import save
-    from sigdesk.settings.specs import spec_for
-
-    if from_stdin == (value is not None):
-        raise click.UsageError("Give a VALUE or --stdin, not both and not neither.")
-    spec = spec_for(key)
-    text = sys.stdin.read().rstrip("\r\n") if from_stdin else value
-    with obj.store() as (session, cipher):
-        save(session, Actor.system("cli"), cipher, {key: text})
-    click.echo(f"{key} saved{' (encrypted)' if spec.secret else ''}.")
-
-
-@settings.command("get")
-@click.argument("key")
-@click.option("--reveal", is_flag=True, help="Print secret values instead of masking them.")
-@pass_context
-def settings_get(obj: Context, key: str, reveal: bool) -> None:
-    """Print the value of KEY."""
-    from sigdesk.settings import services as store
-    from sigdesk.settings.specs import spec_for
-
-    spec = spec_for(key)
-    with obj.store() as (session, cipher):
-        value = store.get(session, cipher, key)
-    if spec.secret and not reveal:
-        click.echo("(set; use --reveal to print)" if value else "(not set)")
-    else:
-        click.echo(spec.to_text(value) if value is not None else "")
-
-
-def _relay() -> click.Command:
-    """The relay service's commands (no CRM), plus the desktop's `pair`, which imports the CRM only when run."""
-    from sigdesk.relay.cli import relay
-    from sigdesk.relay_client.cli import pair
-
-    relay.add_command(pair)
-    return relay
-
-
-def _backup() -> click.Command:
-    from sigdesk.backup.cli import backup
-
-    return backup
-
-
-def _export() -> click.Command:
-    from sigdesk.exports.cli import export
-
-    return export
-
-
-LAZY_COMMANDS: dict[str, Callable[[], click.Command]] = {"relay": _relay, "backup": _backup, "export": _export}

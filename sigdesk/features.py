@@ -3,14 +3,19 @@
 Each entry is a module with `init_app(app)` that registers what the feature brings: blueprints, worker
 tasks and loops, outbox consumers, event subscribers. Settings specs and permissions stay declared in
 one place each (sigdesk.settings.specs, sigdesk.auth.roles), so one module decides what a role may do.
-Adding a feature is adding its package with a feature.py and one line here.
+Command-line groups are named in COMMANDS and imported only when run, so `sigdesk relay serve` on a
+relay server loads none of the CRM. Adding a feature is adding its package with a feature.py and a line
+here (and one in COMMANDS for its commands).
 """
 
 from __future__ import annotations
 
 from importlib import import_module
+from typing import TYPE_CHECKING
 
-from flask import Flask
+if TYPE_CHECKING:  # the relay's server reads COMMANDS and must not load Flask
+    import click
+    from flask import Flask
 
 FEATURES = (
     "sigdesk.health",
@@ -41,3 +46,18 @@ FEATURES = (
 def init_features(app: Flask) -> None:
     for name in FEATURES:
         import_module(name).init_app(app)
+
+
+COMMANDS = {
+    "user": "sigdesk.auth.cli:user",
+    "token": "sigdesk.auth.cli:token",
+    "settings": "sigdesk.settings.cli:settings",
+    "backup": "sigdesk.backup.cli:backup",
+    "export": "sigdesk.exports.cli:export",
+    "relay": "sigdesk.relay_client.cli:relay",
+}
+
+
+def feature_command(name: str) -> "click.Command":
+    module, _, attribute = COMMANDS[name].partition(":")
+    return getattr(import_module(module), attribute)

@@ -133,3 +133,16 @@ def test_missing_data_key_is_a_clear_error_and_no_key_is_created(cli):
 def test_db_upgrade(cli):
     result = cli("db", "upgrade")
     assert result.exit_code == 0 and "up to date" in result.output
+
+
+def test_every_feature_command_group_is_listed_and_has_help():
+    """Features name their command groups in sigdesk.features; the CLI loads each only when it is run."""
+    from sigdesk.features import COMMANDS
+
+    listing = CliRunner().invoke(main, ["--help"])
+    assert listing.exit_code == 0
+    for name in COMMANDS:
+        assert f"  {name} " in listing.output or f"  {name}\n" in listing.output
+        result = CliRunner().invoke(main, [name, "--help"])
+        assert result.exit_code == 0, result.output
+        assert "Usage:" in result.output

@@ -1,10 +1,12 @@
-"""`sigdesk relay pair`: the one relay command that runs on the desktop, so it lives with the desktop's side."""
+"""`sigdesk relay`: the relay service's own commands, plus `pair`, the one that runs on the desktop."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import click
+
+from sigdesk.relay.cli import relay
 
 
 @click.command("pair")
@@ -28,3 +30,6 @@ def pair(obj: Any, relay_url: str, code: str) -> None:
     with obj.store() as (session, cipher):
         commands.pair(session, Actor.system("cli"), cipher, url, pairing)
     click.echo(f"Paired with the relay as '{pairing.name}'. SigDesk pulls events from it while it runs.")
+
+
+relay.add_command(pair)
