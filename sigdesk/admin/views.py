@@ -154,7 +154,7 @@ def general_settings():
         except settings_commands.SettingsRejected as rejected:
             errors = rejected.errors
         else:
-            flash("Settings saved." if changed else "Nothing changed.")
+            flash("Settings saved." if changed else "Nothing changed.", "success" if changed else "info")
             return redirect(url_for("admin.general_settings"))
     values = {key: (request.form.get(key) if key in errors else settings.get(dbs, cipher(), key)) for key in editable}
     return render_template(

@@ -140,7 +140,7 @@ def save_settings():
             last_run="",
             last_error="",
         ), 400
-    flash("Backup settings saved." if changed else "Nothing changed.")
+    flash("Backup settings saved." if changed else "Nothing changed.", "success" if changed else "info")
     return redirect(url_for("backups.index"))
 
 

@@ -42,7 +42,7 @@ def save():
             )
     except settings_commands.SettingsRejected as rejected:
         return _page(rejected.errors, status=400)
-    flash("WhatsApp settings saved." if changed else "Nothing changed.")
+    flash("WhatsApp settings saved." if changed else "Nothing changed.", "success" if changed else "info")
     return redirect(url_for("connect.index"))
 
 

@@ -138,3 +138,11 @@ def test_admins_do_not_see_owner_only_settings(auth, client, owner):
     auth.login(admin)
     page = client.get("/admin/settings").get_data(as_text=True)
     assert "security.require_2fa" not in page
+
+
+def test_saving_without_a_change_says_so_as_information_not_success(auth, client, owner):
+    form = {"server.allowed_networks": "127.0.0.1/32"}
+    saved = auth.post("/admin/settings", form, form_page="/admin/settings", follow_redirects=True)
+    assert 'data-category="success">Settings saved.' in saved.get_data(as_text=True)
+    again = auth.post("/admin/settings", form, form_page="/admin/settings", follow_redirects=True)
+    assert 'data-category="info">Nothing changed.' in again.get_data(as_text=True)
