@@ -78,7 +78,18 @@ def send(
     stored: StoredFile | None = None,
 ) -> Message:
     """Queue a WhatsApp message; the worker sends it (woken by the message.queued event)."""
-    conversation = find(session, actor, conversation_id)
+    return _queue(session, actor, find(session, actor, conversation_id), kind, content, reply_to, stored)
+
+
+def _queue(
+    session: Session,
+    actor: Actor,
+    conversation: Conversation,
+    kind: str,
+    content: dict[str, Any],
+    reply_to: str | None = None,
+    stored: StoredFile | None = None,
+) -> Message:
     if reply_to is not None and (not isinstance(reply_to, str) or not reply_to or len(reply_to) > MAX_REPLY_TO):
         raise UserError("'reply_to' must be a message's wamid", field="reply_to")
     message = outbound.queue(session, conversation, kind, content, author_id=actor.user_id, reply_to_wamid=reply_to)
@@ -105,7 +116,7 @@ def react(session: Session, actor: Actor, conversation_id: int, message_id: Any,
     )
     if target is None or target.conversation_id != conversation.id or not target.wamid:
         raise NotFound("That message cannot take a reaction (it has not reached WhatsApp)", field="message_id")
-    return send(session, actor, conversation.id, "reaction", {"message_id": target.wamid, "emoji": emoji})
+    return _queue(session, actor, conversation, "reaction", {"message_id": target.wamid, "emoji": emoji})
 
 
 def send_template(
@@ -113,8 +124,8 @@ def send_template(
 ) -> Message:
     if not isinstance(template_id, int) or isinstance(template_id, bool):
         raise UserError("Give 'template_id', a synced template's id", field="template_id")
-    find(session, actor, conversation_id)
-    return send(session, actor, conversation_id, "template", templates.template_content(session, template_id, params))
+    conversation = find(session, actor, conversation_id)
+    return _queue(session, actor, conversation, "template", templates.template_content(session, template_id, params))
 
 
 def retry(session: Session, actor: Actor, conversation_id: int, message_id: int) -> Message:

@@ -7,16 +7,14 @@ after it they go to the process's Dispatcher (the live bus, in-process subscribe
 rolled-back transaction drops its events, so nobody hears of a change that did not happen.
 
 Background consumers (automation, outbound webhooks, broadcasts, rollups, AI) read the outbox in id
-order from a cursor of their own, advanced in the same transaction as their work: each event at least
-once, in order, across restarts. On MySQL two transactions can commit their ids out of order, so a
+order from a cursor of their own, advanced only after their handler returned: each event at least once,
+in order, across restarts (so handlers are idempotent). On MySQL two transactions can commit their ids out of order, so a
 consumer does not step over a gap in the ids until it is GAP_WAIT old (a rolled-back insert leaves one).
 """
 
 from __future__ import annotations
 
 import json
-
-import orjson
 import logging
 import threading
 import time
@@ -25,6 +23,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
+import orjson
 from sqlalchemy import Engine, delete, event as sa_event, func, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import Pool
@@ -48,10 +47,6 @@ Subscriber = Callable[[DomainEvent], None]
 def record(session: Session, *events: DomainEvent) -> None:
     """Note events of the session's current transaction; they are stored and published with its commit."""
     session.info.setdefault(PENDING, []).extend(events)
-
-
-def pending(session: Session) -> list[DomainEvent]:
-    return list(session.info.get(PENDING, ()))
 
 
 class Dispatcher:
