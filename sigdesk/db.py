@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Iterator
@@ -10,6 +11,7 @@ import weakref
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Connection, DateTime, Engine, MetaData, create_engine, event
 from sqlalchemy.engine import URL, make_url
@@ -61,6 +63,54 @@ class UTCDateTime(TypeDecorator):
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+# --- stored JSON -------------------------------------------------------------------------------
+#
+# Columns such as messages.details and payload, message_status_events.errors, conversation and pricing,
+# templates.components, account_events.payload and audit_events.detail hold JSON as text. They stay
+# plain text columns, read through read_json, rather than a JSON TypeDecorator: the webhook ingest writes
+# them as text it has already encoded (Core and Prepared statements, where a decorator would encode it
+# twice), backups and exports pass the stored text through verbatim, and the audit log shows it as is.
+# A decorator would change the Python type of those attributes for every one of them; one reader
+# gives the one thing that matters, the same answer to stored text that does not parse.
+
+_unreadable_columns: set[str] = set()
+
+
+def dump_json(value: Any) -> str:
+    """Compact UTF-8 JSON text, as SigDesk stores it (no ASCII escapes: emoji and scripts stay readable)."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def read_json(text: str | bytes | None, expect: type | None = dict, column: str = "a JSON column") -> Any:
+    """A stored JSON column's value, with one policy for text that does not parse.
+
+    Empty is no value. Text that does not parse, or (with `expect`) parses to another shape, is no
+    value either, and is logged once per column (by name, never the content, which may be personal).
+    No value is `expect()` (an empty dict or list), or None when `expect` is None, so a reader never
+    needs its own try/except and an edited row can never crash a page.
+    """
+    empty = expect() if expect is not None else None
+    if text is None or text == "" or text == b"":
+        return empty
+    try:
+        value = json.loads(text)
+    except ValueError:
+        _unreadable(column, "is not valid JSON")
+        return empty
+    if value is None:
+        return empty
+    if expect is not None and not isinstance(value, expect):
+        _unreadable(column, f"holds {type(value).__name__}, not {expect.__name__}")
+        return empty
+    return value
+
+
+def _unreadable(column: str, why: str) -> None:
+    if column not in _unreadable_columns:
+        _unreadable_columns.add(column)
+        log.warning("stored %s %s; SigDesk reads it as empty (logged once per column)", column, why)
 
 
 def parse_url(url: str) -> URL:

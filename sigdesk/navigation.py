@@ -16,7 +16,7 @@ from sigdesk.auth.roles import can
 class Entry:
     """A link to a page: shown to roles with `permission`, current when the endpoint matches `matches`.
 
-    A match ending in "." covers a whole blueprint ("connect."); anything else is one endpoint.
+    A match ending in "." covers a whole blueprint ("whatsapp_account."); anything else is one endpoint.
     """
 
     key: str
@@ -98,7 +98,9 @@ for _entry in (
     Entry("team", "Team", "admin.team", "team.manage", 20, "Workspace"),
     Entry("inbox", "Inbox", "inbox.inbox_settings", "canned.manage", 30, "Workspace"),
     Entry("access", "Security and access", "admin.general_settings", "settings.manage", 40, "Workspace"),
-    Entry("whatsapp", "Connection", "connect.index", "settings.manage", 10, "WhatsApp", ("connect.",)),
+    Entry(
+        "whatsapp", "Connection", "whatsapp_account.index", "settings.manage", 10, "WhatsApp", ("whatsapp_account.",)
+    ),
     Entry("inbound", "Inbound", "relay.index", "settings.manage", 20, "WhatsApp", ("relay.",)),
     Entry("webhooks", "Webhooks", "deliveries.index", "settings.manage", 30, "WhatsApp", ("deliveries.",)),
     Entry(

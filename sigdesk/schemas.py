@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from werkzeug.datastructures import FileStorage
 
 from sigdesk.paging import MAX_CURSOR, MAX_ID
 
@@ -43,9 +44,18 @@ def _valid_unicode(value: Any) -> Any:
     return value
 
 
+def _uploaded(value: Any) -> FileStorage:
+    if not isinstance(value, FileStorage) or not value.filename:
+        raise ValueError("must be a file (a multipart part with a filename)")
+    return value
+
+
 Id = Annotated[int, Field(ge=1, le=MAX_ID), BeforeValidator(_whole_number)]
+JsonId = Annotated[int, Field(strict=True, ge=1, le=MAX_ID)]  # an id in a JSON body: a number, never "12"
 JsonObject = Annotated[dict[str, Any], AfterValidator(_valid_unicode)]
 JsonList = Annotated[list[Any], AfterValidator(_valid_unicode)]
+Text = Annotated[str, AfterValidator(_valid_unicode)]
+UploadedFile = Annotated[Any, AfterValidator(_uploaded), WithJsonSchema({"type": "string", "format": "binary"})]
 
 
 def limit(default: int, high: int) -> Any:

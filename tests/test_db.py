@@ -1,9 +1,12 @@
+import json
+import logging
+
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from sigdesk.config import ConfigError
-from sigdesk.db import Database, parse_url, write_lock
-from sigdesk.models import User
+from sigdesk.db import Database, dump_json, parse_url, read_json, write_lock
+from sigdesk.models import Template, User
 
 
 def test_malformed_database_url_is_a_clear_error():
@@ -63,3 +66,42 @@ def test_every_writer_to_one_sqlite_database_queues_on_the_same_lock(app):
     writer.close()
     assert len(locks) == 1
     assert write_lock(Database("sqlite://").engine) is not write_lock(database.engine)
+
+
+# --- stored JSON columns -------------------------------------------------------------------------
+
+
+@pytest.mark.database
+def test_json_columns_round_trip_compact_utf8_text_with_emoji_and_scripts_kept(app):
+    components = [{"type": "BODY", "text": "Grüße 👋 {{1}} — مرحبا, 你好"}, {"type": "FOOTER", "text": None}]
+    database = app.extensions["sigdesk"].database
+    with database.session() as session:
+        session.add(Template(name="greeting", language="de", components=dump_json(components)))
+    with database.session() as session:
+        stored = session.scalar(select(Template.components))
+    assert stored == '[{"type":"BODY","text":"Grüße 👋 {{1}} — مرحبا, 你好"},{"type":"FOOTER","text":null}]'
+    assert read_json(stored, list, "templates.components") == components
+
+
+def test_rows_written_before_in_another_spacing_or_escaping_read_back_the_same():
+    value = {"text": "Grüße 👋", "n": [1, 2.5, True, None]}
+    for older in (json.dumps(value), json.dumps(value, ensure_ascii=False, indent=1), dump_json(value)):
+        assert read_json(older) == value
+
+
+def test_stored_json_that_does_not_parse_reads_as_empty_and_is_logged_once_by_column_never_by_content(caplog):
+    with caplog.at_level(logging.WARNING, logger="sigdesk.db"):
+        assert read_json('{"text": "secret body"', dict, "test.broken") == {}
+        assert read_json("not json at all", dict, "test.broken") == {}
+        assert read_json('["a list"]', dict, "test.shape") == {}
+        assert read_json('{"a": 1}', list, "test.shape") == []
+        assert read_json("{broken", None, "test.any") is None
+    assert [record.getMessage().split()[1] for record in caplog.records] == ["test.broken", "test.shape", "test.any"]
+    assert "secret" not in caplog.text and "a list" not in caplog.text
+
+
+def test_empty_or_null_json_is_no_value_without_a_warning(caplog):
+    with caplog.at_level(logging.WARNING, logger="sigdesk.db"):
+        assert read_json(None) == {} and read_json("") == {} and read_json("null", list) == []
+        assert read_json(None, None) is None and read_json("0", None) == 0 and read_json(b'{"a":1}') == {"a": 1}
+    assert caplog.records == []

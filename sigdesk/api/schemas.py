@@ -1,4 +1,4 @@
-"""What the API's operations take and answer, declared once (pydantic v2); openapi.py documents them.
+"""What the API's operations take and answer, declared once (pydantic v2); sigdesk/openapi.py documents them.
 
 Answers reuse each domain's serializer (conversations, templates, search, auth); this module adds
 the requests, the pages and the small answers that only the API gives.
@@ -8,15 +8,13 @@ from __future__ import annotations
 
 from typing import Union, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, RootModel, Tag, WithJsonSchema, create_model
-from pydantic.functional_validators import AfterValidator
-from werkzeug.datastructures import FileStorage
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, RootModel, Tag, create_model
 
-from sigdesk.api.openapi import TAGS
+from sigdesk.openapi import TAGS
 from sigdesk.auth.schemas import MeData
 from sigdesk.conversations.schemas import ConversationData, MessageData
 from sigdesk.message_templates.schemas import TemplateData
-from sigdesk.schemas import Id, Input, JsonList, JsonObject
+from sigdesk.schemas import Id, Input, JsonList, JsonObject, UploadedFile
 from sigdesk.search.schemas import SearchResults
 from sigdesk.whatsapp.media import LIMITS
 
@@ -155,15 +153,6 @@ class MarkedRead(BaseModel):
 
 
 # --- media ---------------------------------------------------------------------------------------
-
-
-def _uploaded(value: Any) -> FileStorage:
-    if not isinstance(value, FileStorage):
-        raise ValueError("must be a file (a multipart part with a filename)")
-    return value
-
-
-UploadedFile = Annotated[Any, AfterValidator(_uploaded), WithJsonSchema({"type": "string", "format": "binary"})]
 
 
 class MediaUpload(BaseModel):

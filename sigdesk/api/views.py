@@ -1,6 +1,6 @@
 """REST API under /api/v1, authenticated by personal API tokens (or the browser session).
 
-Every operation is declared with `operation()` (sigdesk/api/openapi.py): inputs are validated
+Every operation is declared with `operation()` (sigdesk/openapi.py): inputs are validated
 before the view runs and the answer is checked against its model, so the OpenAPI document is
 what the code does. Lists answer {"items", "next_cursor"} and take ?cursor=&limit= (sigdesk/paging.py).
 """
@@ -12,7 +12,7 @@ from collections.abc import Callable
 from flask import Blueprint, jsonify, request
 from sqlalchemy.orm import Session
 
-from sigdesk.api.openapi import document, operation
+from sigdesk.openapi import document, operation
 from sigdesk.api.schemas import (
     ConversationPage,
     ConversationPath,

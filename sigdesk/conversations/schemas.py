@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
 
+from sigdesk.contacts.services import ContactData
 from sigdesk.conversations.services import window_closes_at, window_open
+from sigdesk.db import read_json
 from sigdesk.models import Contact, Conversation, ConversationStatus, Direction, Message, MessageStatus
-
-
-class ContactSummaryData(BaseModel):
-    id: int
-    name: str
-    wa_id: str | None
-    user_id: str | None
-    opted_out_marketing: bool
 
 
 class ConversationData(BaseModel):
@@ -28,7 +21,7 @@ class ConversationData(BaseModel):
     last_message_at: datetime | None
     window_closes_at: datetime | None
     window_open: bool
-    contact: ContactSummaryData
+    contact: ContactData
 
     @classmethod
     def of(cls, conversation: Conversation, contact: Contact) -> "ConversationData":
@@ -40,13 +33,7 @@ class ConversationData(BaseModel):
             last_message_at=conversation.last_message_at,
             window_closes_at=window_closes_at(conversation),
             window_open=window_open(conversation),
-            contact=ContactSummaryData(
-                id=contact.id,
-                name=contact.name,
-                wa_id=contact.wa_id,
-                user_id=contact.user_id,
-                opted_out_marketing=bool(contact.opted_out_marketing),
-            ),
+            contact=ContactData.of(contact),
         )
 
 
@@ -101,7 +88,7 @@ class MessageData(BaseModel):
                 state=message.media_state,
                 url=f"/media/{message.id}" if message.storage_key else None,
             ),
-            details=None if revoked or not message.details else json.loads(message.details),
+            details=None if revoked else read_json(message.details, None, "messages.details"),
             reply_to_wamid=message.reply_to_wamid,
             forwarded=bool(message.forwarded),
             status=message.status,

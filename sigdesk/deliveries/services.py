@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from sigdesk.db import read_json
 from sigdesk.inbound.services import rejected_count
 from sigdesk.models import AccountEvent, DeliveryState, WebhookDelivery
 
@@ -55,8 +56,6 @@ def account_events(session: Session, limit: int = 50) -> list[dict]:
 
 
 def _summary(payload: str) -> str:
-    try:
-        text = json.dumps(json.loads(payload), ensure_ascii=False, sort_keys=True)
-    except ValueError:
-        text = payload
+    value = read_json(payload, None, "account_events.payload")
+    text = payload if value is None else json.dumps(value, ensure_ascii=False, sort_keys=True)
     return text if len(text) <= 300 else text[:300] + "…"

@@ -12,8 +12,9 @@ import io
 import os
 import zipfile
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import orjson
 from sqlalchemy import DateTime, func, select
@@ -21,6 +22,9 @@ from sqlalchemy.orm import Session
 
 from sigdesk.actor import Actor
 from sigdesk.audit.services import record_by
+from sigdesk.contacts.services import COLUMNS as CONTACT_COLUMNS
+from sigdesk.contacts.services import FIELDS as CONTACT_FIELDS
+from sigdesk.contacts.services import ContactData
 from sigdesk.db import Database, UTCDateTime, write_lock
 from sigdesk.events.catalogue import ExportFinished
 from sigdesk.events.outbox import record
@@ -30,20 +34,7 @@ BATCH = 2000
 FORMATS = ("json", "csv")
 
 KINDS: dict[str, tuple[type, tuple[str, ...]]] = {
-    "contacts": (
-        Contact,
-        (
-            "id",
-            "wa_id",
-            "user_id",
-            "profile_name",
-            "display_name",
-            "opted_out_marketing",
-            "opted_out_changed_at",
-            "created_at",
-            "last_inbound_at",
-        ),
-    ),
+    "contacts": (Contact, CONTACT_FIELDS),
     "conversations": (
         Conversation,
         (
@@ -102,6 +93,9 @@ KINDS: dict[str, tuple[type, tuple[str, ...]]] = {
     ),
     "audit": (AuditEvent, ("id", "at", "actor_id", "actor_email", "action", "target", "ip", "detail")),
 }
+# Kinds exported through their entity's one serializer rather than as columns: what is selected (id
+# first), and the pydantic model whose of_row() makes the record; the kind's columns are its fields.
+SERIALIZED: dict[str, tuple[tuple, Any]] = {"contacts": (CONTACT_COLUMNS, ContactData)}
 NOT_YET = {"orders": "SigDesk has no orders yet, so there is nothing to export"}
 WHAT = tuple(KINDS) + ("all",)
 
@@ -110,6 +104,16 @@ Progress = Callable[[int, int], None]
 
 class ExportError(Exception):
     """The export cannot be made as asked; the message says why."""
+
+
+def plain_values(values: dict[str, Any]) -> dict[str, Any]:
+    """Times as ISO 8601 text, the rest as is: how exports write a record."""
+    return {key: value.isoformat() if isinstance(value, datetime) else value for key, value in values.items()}
+
+
+def _is_time(schema: Any, field: str) -> bool:
+    annotation = schema.model_fields[field].annotation
+    return datetime in (annotation, *getattr(annotation, "__args__", ()))
 
 
 def _datetime_columns(model, columns: tuple[str, ...]) -> list[int]:
@@ -121,8 +125,12 @@ def _datetime_columns(model, columns: tuple[str, ...]) -> list[int]:
 def row_values(session: Session, kind: str) -> Iterator[list]:
     """Rows of one kind in id order as lists (times as ISO 8601 text), fetched in batches by key so memory stays flat."""
     model, columns = KINDS[kind]
-    selected = [getattr(model, name) for name in columns]
-    times = _datetime_columns(model, columns)
+    selected, schema = SERIALIZED.get(kind, (None, None))
+    if schema is None:
+        selected = [getattr(model, name) for name in columns]
+        times = _datetime_columns(model, columns)
+    else:
+        times = [index for index, name in enumerate(columns) if _is_time(schema, name)]
     last = None
     while True:
         query = select(*selected).order_by(model.id).limit(BATCH)
@@ -132,7 +140,7 @@ def row_values(session: Session, kind: str) -> Iterator[list]:
         if not batch:
             return
         for row in batch:
-            values = list(row)
+            values = list(schema.of_row(row).model_dump().values()) if schema else list(row)
             for index in times:
                 if values[index] is not None:
                     values[index] = values[index].isoformat()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, send_file, url_for
 
+from sigdesk.contacts import commands as contacts
 from sigdesk.exports import personal
 from sigdesk.exports import services as exports
 from sigdesk.exports.services import FORMATS, WHAT, ExportError
@@ -84,11 +85,8 @@ def contact_anonymise():
         return error_response(400, "Give the contact's number (ID).")
     if request.form.get("confirm") != "ANONYMISE":
         return error_response(400, "Type ANONYMISE to confirm: this cannot be undone.")
-    try:
-        with writing() as session:
-            doomed = personal.anonymise_contact(session, acting(), contact_id, app_config().data_dir)
-    except ExportError as exc:
-        return error_response(404, str(exc))
-    removed = personal.remove_files(doomed)
+    with writing() as session:
+        doomed = contacts.anonymise(session, acting(), contact_id, app_config().data_dir)
+    removed = contacts.remove_files(doomed)
     flash(f"Contact {contact_id} anonymised; {removed} media files deleted.")
     return redirect(url_for("exports.index"))

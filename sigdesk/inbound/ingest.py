@@ -8,7 +8,6 @@ ORM objects and statements per row costs more than the database work itself.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,7 +20,9 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from sigdesk.db import UTCDateTime, utcnow
+from sigdesk.actor import Actor
+from sigdesk.contacts.commands import MARKETING_STOPPED, set_marketing_opt_out
+from sigdesk.db import UTCDateTime, read_json, utcnow
 from sigdesk.events.catalogue import DomainEvent, MessageReceived, MessageUpdated
 from sigdesk.prepared import Prepared, insert_ignore
 from sigdesk.models import (
@@ -43,6 +44,8 @@ from sigdesk.whatsapp import types as wa
 from sigdesk.whatsapp.webhook import dumps
 
 log = logging.getLogger(__name__)
+
+WEBHOOK = Actor.system("webhook")
 
 # Message types that are notices about other messages, not something for an agent to read.
 NOT_UNREAD = frozenset({"reaction", "edit", "revoke", "system"})
@@ -599,11 +602,10 @@ def _apply_edit(state: _State, row: _ContactRow, message: wa.Message, edit: wa.E
         target = _own_target(state, row, edit.original_wamid)
         if target is None or target.revoked_at is not None or (target.edited_at is not None and target.edited_at > at):
             return
-        try:
-            details = json.loads(target.details) if target.details else {}
-        except ValueError:
+        details = read_json(target.details, None, "messages.details")
+        if details is None:
             details = {}
-        if not isinstance(details, dict):
+        elif not isinstance(details, dict):
             details = {"previous": details}
         details.setdefault("original", {"text": target.text, "caption": target.caption})
         details["edited_by"] = message.wamid
@@ -676,6 +678,18 @@ def _ingest_status(state: _State, status: wa.Status) -> None:
         _adopt_interrupted_send(state.conn, values["wamid"], status.biz_opaque_callback_data)
     if _apply_status(state.conn, values["wamid"], values["status"], status.errors[0] if status.errors else None):
         _changed(state, values["wamid"])
+    if status.errors and status.errors[0].code == MARKETING_STOPPED:
+        _marketing_stopped(state, values["wamid"], status.timestamp or state.now)
+
+
+def _marketing_stopped(state: _State, wamid: str, at: datetime) -> None:
+    """Meta refused a marketing message because the customer stopped them: SigDesk learns it too."""
+    m = _messages.c
+    contact_id = state.conn.execute(
+        select(m.contact_id).where(m.wamid == wamid, m.direction == Direction.OUT.value)
+    ).scalar()
+    if contact_id is not None:
+        set_marketing_opt_out(state.session, WEBHOOK, contact_id, True, at, f"error {MARKETING_STOPPED}")
 
 
 def _adopt_interrupted_send(conn: Connection, wamid: str, client_ref: str) -> None:
@@ -718,17 +732,15 @@ def replay_statuses(session: Session, wamid: str) -> None:
     ).all()
     for status, errors_json in sorted(rows, key=lambda item: STATUS_RANK.get(item[0], -1)):
         error = None
-        if errors_json:
-            try:
-                first = json.loads(errors_json)[0]
-                error = wa.ErrorInfo(
-                    code=first.get("code"),
-                    title=first.get("title"),
-                    message=first.get("message"),
-                    details=first.get("details"),
-                )
-            except (ValueError, AttributeError, IndexError, KeyError, TypeError):
-                error = None
+        errors = read_json(errors_json, list, "message_status_events.errors")
+        first = errors[0] if errors and isinstance(errors[0], dict) else None
+        if first is not None:
+            error = wa.ErrorInfo(
+                code=first.get("code"),
+                title=first.get("title"),
+                message=first.get("message"),
+                details=first.get("details"),
+            )
         _apply_status(session.connection(), wamid, status, error)
 
 
@@ -736,7 +748,8 @@ def replay_statuses(session: Session, wamid: str) -> None:
 
 
 def _ingest_preference(state: _State, preference: wa.UserPreference) -> None:
-    """Marketing stop/resume; the newest word wins even when deliveries arrive out of order."""
+    """Marketing stop/resume through the contacts command (audited, announced), on the session whose
+    connection this ingest writes on; it is rare, so the command's few statements cost nothing here."""
     opt_out = preference.marketing_opt_out
     name = preference.profile.name if preference.profile else None
     row = _contact(state, preference.wa_id, preference.user_id, name)
@@ -744,15 +757,7 @@ def _ingest_preference(state: _State, preference: wa.UserPreference) -> None:
         _record_event(state, "user_preferences", preference.value, None, preference.raw, preference.timestamp)
         return
     at = preference.timestamp or state.now
-    changed = state.conn.execute(
-        update(_contacts)
-        .where(
-            _contacts.c.id == row.id,
-            or_(_contacts.c.opted_out_changed_at.is_(None), _contacts.c.opted_out_changed_at < at),
-        )
-        .values(opted_out_marketing=opt_out, opted_out_changed_at=at)
-    ).rowcount
-    if changed:
+    if set_marketing_opt_out(state.session, WEBHOOK, row.id, opt_out, at, "user_preferences"):
         _learn_name(state, row, name)
     state.result.preferences += 1
 

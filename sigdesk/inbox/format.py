@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from markupsafe import Markup, escape
 
+from sigdesk.db import read_json
 from sigdesk.models import Message
 
 MEDIA_TYPES = ("image", "video", "audio", "document", "sticker")
@@ -131,22 +132,14 @@ class Card:
     data: dict[str, Any] = field(default_factory=dict)
 
 
-def json_object(text: str | None) -> dict[str, Any]:
-    """A stored JSON column as a dict; anything else (empty, broken, a list) as an empty one."""
-    try:
-        value = json.loads(text) if text else {}
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
 def details_of(message: Message) -> dict[str, Any]:
-    return json_object(message.details)
+    """The message's stored details as a dict (read_json's policy: anything unreadable is empty)."""
+    return read_json(message.details, dict, "messages.details")
 
 
 def card(message: Message, template_text: str | None = None) -> Card:
     """Normalise inbound details (keyed by type) and outbound ones (Meta's send object) into one shape."""
-    details = json_object(message.details)
+    details = details_of(message)
     ours = message.payload is not None  # sent through SigDesk: details hold what we sent
     kind = message.type
     part = details if ours else details.get(kind) if isinstance(details.get(kind), dict) else {}
@@ -325,7 +318,7 @@ def _money(value: Decimal | None) -> str:
 
 
 def referral(message: Message) -> dict[str, Any] | None:
-    ref = json_object(message.details).get("referral")
+    ref = details_of(message).get("referral")
     if not isinstance(ref, dict):
         return None
     return {
@@ -337,13 +330,13 @@ def referral(message: Message) -> dict[str, Any] | None:
 
 
 def referred_product(message: Message) -> dict[str, Any] | None:
-    context = json_object(message.details).get("context")
+    context = details_of(message).get("context")
     product = context.get("referred_product") if isinstance(context, dict) else None
     return product if isinstance(product, dict) else None
 
 
 def edited_from(message: Message) -> str | None:
-    original = json_object(message.details).get("original")
+    original = details_of(message).get("original")
     if message.edited_at is None or not isinstance(original, dict):
         return None
     return original.get("text") or original.get("caption")

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from sigdesk.conversations.services import agents_see_all, visible
 from sigdesk.errors import UserError
-from sigdesk.inbox.format import json_object
+from sigdesk.db import read_json
 from sigdesk.paging import Cursor
 from sigdesk.message_templates import services as message_templates
 from sigdesk.models import (
@@ -58,23 +58,12 @@ class InboxError(UserError):
 
 @dataclass(frozen=True)
 class Filters:
+    """What the list shows; inbox/schemas.py's ListQuery reads them from the query string."""
+
     view: str = "all"
     status: str = "open"
     label_id: int | None = None
     unread: bool = False
-
-    @classmethod
-    def parse(cls, args: dict[str, str]) -> "Filters":
-        view = args.get("view") or "all"
-        status = args.get("status") or "open"
-        if view not in VIEWS:
-            raise InboxError(f"'view' must be one of {', '.join(VIEWS)}")
-        if status not in (*STATUSES, "any"):
-            raise InboxError(f"'status' must be one of {', '.join(STATUSES)} or any")
-        label = args.get("label") or ""
-        if label and not label.isdigit():
-            raise InboxError("'label' must be a label id")
-        return cls(view, status, int(label) if label else None, args.get("unread") in ("1", "true", "on"))
 
 
 @dataclass
@@ -348,7 +337,7 @@ def _attach(session: Session, conversation: Conversation, page: Thread, notes: b
             )
             latest: dict[str, str | None] = {}
             for (details,) in ours:
-                content = json_object(details)
+                content = read_json(details, dict, "messages.details")
                 if content.get("message_id"):
                     latest[content["message_id"]] = content.get("emoji") or None
             for target, emoji in latest.items():
@@ -367,7 +356,7 @@ def _attach(session: Session, conversation: Conversation, page: Thread, notes: b
     if author_ids:
         page.authors = dict(session.execute(select(User.id, User.name).where(User.id.in_(author_ids))).all())
     sent = {
-        message.id: json_object(message.details)
+        message.id: read_json(message.details, dict, "messages.details")
         for message in messages
         if message.type == "template" and message.payload
     }

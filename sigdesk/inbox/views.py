@@ -1,13 +1,18 @@
-"""The team inbox: one page with three panes, and the HTML fragments and JSON calls its script uses."""
+"""The team inbox: one page with three panes, and the HTML fragments and JSON calls its script uses.
+
+Every call's path, query string and body is declared in inbox/schemas.py and checked by `ui_call()`
+(sigdesk/openapi.py) before the view runs; a wrong shape is a 400 naming the field. The calls are
+SigDesk's own, not the public API, so they are documented apart, at /inbox/openapi.json.
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any, TypeVar
 
 from flask import Blueprint, Response, flash, jsonify, redirect, render_template, request, url_for
+from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -17,11 +22,35 @@ from sigdesk.conversations import actions, commands
 from sigdesk.conversations.services import AGENTS_SEE_ALL, agents_see_all, window_closes_at, window_open
 from sigdesk.inbox import format as fmt
 from sigdesk.inbox import services
+from sigdesk.inbox.schemas import (
+    AddNote,
+    Assign,
+    Attachment,
+    CannedFields,
+    CannedPath,
+    CannedQuery,
+    ConversationPath,
+    LabelFields,
+    LabelPath,
+    ListQuery,
+    MessagePath,
+    MoreQuery,
+    NotePath,
+    PageQuery,
+    React,
+    SendTemplate,
+    SendText,
+    SetLabel,
+    SetStatus,
+    ThreadQuery,
+    VisibilityFields,
+)
 from sigdesk.inbox.services import InboxError
 from sigdesk.labels import services as labels
 from sigdesk.media.services import upload_checked
 from sigdesk.message_templates import services as message_templates
 from sigdesk.models import Conversation, Message, User
+from sigdesk.openapi import ui, ui_call
 from sigdesk.settings import commands as settings_commands
 from sigdesk.web import acting, actor, app_config, cipher, db_session, requires, writing
 from sigdesk.whatsapp.media import LIMITS, kind_for_mime, store_media
@@ -31,6 +60,7 @@ log = logging.getLogger(__name__)
 bp = Blueprint("inbox", __name__, url_prefix="/inbox")
 
 T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
 CAPTIONED = ("image", "video", "document")
 EMOJI = (
     "👍",
@@ -99,24 +129,17 @@ def _write(change: Callable[[Session], T]) -> T:
         return change(session)
 
 
-def _body() -> dict[str, Any]:
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise InboxError("Send a JSON object with Content-Type: application/json")
-    return body
+def _given(model: type[M]) -> M:
+    """The query string or body that ui_call() checked against `model`."""
+    context = request.context  # type: ignore[attr-defined]
+    for part in (context.query, context.json, context.form):
+        if isinstance(part, model):
+            return part
+    raise LookupError(f"{model.__name__} was not declared on {request.endpoint}")
 
 
 def _conversation(session: Session, conversation_id: int) -> Conversation:
     return services.get_conversation(session, actor(), conversation_id)[0]
-
-
-def _int(name: str) -> int | None:
-    text = request.args.get(name)
-    if text is None or text == "":
-        return None
-    if not text.isdigit() or len(text) > 18:
-        raise InboxError(f"'{name}' must be a message id")
-    return int(text)
 
 
 # --- pages and fragments -----------------------------------------------------------------------
@@ -124,20 +147,21 @@ def _int(name: str) -> int | None:
 
 @bp.get("/")
 @requires("app.use")
+@ui_call("inboxPage", query=PageQuery)
 def index():
     session = db_session()
     user = actor()
-    filters = services.Filters.parse(request.args)
+    query = _given(PageQuery)
+    filters = query.filters()
     page = services.list_page(session, user, filters)
-    selected = request.args.get("c", "")
     return render_template(
         "inbox/index.html",
         page=page,
         filters=filters,
         labels=labels.list_labels(session),
         unread=services.unread_total(session, user),
-        selected=int(selected) if selected.isdigit() else None,
-        focus=request.args.get("m", "") if request.args.get("m", "").isdigit() else "",
+        selected=query.c,
+        focus=str(query.m) if query.m else "",
         team=_team(session),
         canned=canned_responses.list_canned(session),
         emoji=EMOJI,
@@ -147,12 +171,13 @@ def index():
 
 @bp.get("/list")
 @requires("app.use")
+@ui_call("inboxList", query=ListQuery)
 def conversation_list():
     session = db_session()
     user = actor()
-    filters = services.Filters.parse(request.args)
-    before = request.args.get("before")
-    page = services.list_page(session, user, filters, services.Cursor.decode(before) if before else None)
+    query = _given(ListQuery)
+    filters = query.filters()
+    page = services.list_page(session, user, filters, query.before)
     response = Response(render_template("inbox/_rows.html", page=page, filters=filters))
     response.headers["X-Unread-Total"] = str(services.unread_total(session, user))
     response.headers["Cache-Control"] = "no-store"
@@ -163,12 +188,13 @@ def _thread_context(session: Session, conversation: Conversation, page: services
     return {"conversation": conversation, "thread": page}
 
 
-@bp.get("/c/<int:conversation_id>")
+@bp.get("/c/<conversation_id>")
 @requires("app.use")
+@ui_call("inboxThread", path=ConversationPath, query=ThreadQuery)
 def conversation(conversation_id: int):
     session = db_session()
     found, contact = services.get_conversation(session, actor(), conversation_id)
-    page = services.thread(session, found, around=_int("around"))
+    page = services.thread(session, found, around=_given(ThreadQuery).around)
     closes = window_closes_at(found)
     templates = message_templates.approved(session) if not window_open(found) else []
     return _fragment(
@@ -183,20 +209,22 @@ def conversation(conversation_id: int):
     )
 
 
-@bp.get("/c/<int:conversation_id>/messages")
+@bp.get("/c/<conversation_id>/messages")
 @requires("app.use")
+@ui_call("inboxMoreMessages", path=ConversationPath, query=MoreQuery)
 def messages(conversation_id: int):
     session = db_session()
     found = _conversation(session, conversation_id)
-    before, after = _int("before"), _int("after")
-    if before is None and after is None:
-        raise InboxError("Give 'before' or 'after'")
-    page = services.thread(session, found, before=before, after=after)
+    query = _given(MoreQuery)
+    if query.before is None and query.after is None:
+        raise InboxError("Give 'before' or 'after'", field="before")
+    page = services.thread(session, found, before=query.before, after=query.after)
     return _fragment(render_template("inbox/_items.html", **_thread_context(session, found, page)))
 
 
-@bp.get("/c/<int:conversation_id>/messages/<int:message_id>")
+@bp.get("/c/<conversation_id>/messages/<message_id>")
 @requires("app.use")
+@ui_call("inboxMessage", path=MessagePath)
 def message(conversation_id: int, message_id: int):
     session = db_session()
     found = _conversation(session, conversation_id)
@@ -204,8 +232,9 @@ def message(conversation_id: int, message_id: int):
     return _fragment(render_template("inbox/_items.html", **_thread_context(session, found, page)))
 
 
-@bp.get("/c/<int:conversation_id>/notes/<int:note_id>")
+@bp.get("/c/<conversation_id>/notes/<note_id>")
 @requires("app.use")
+@ui_call("inboxNote", path=NotePath)
 def note(conversation_id: int, note_id: int):
     session = db_session()
     found = _conversation(session, conversation_id)
@@ -214,8 +243,9 @@ def note(conversation_id: int, note_id: int):
     return _fragment(render_template("inbox/_items.html", **_thread_context(session, found, page)))
 
 
-@bp.get("/c/<int:conversation_id>/panel")
+@bp.get("/c/<conversation_id>/panel")
 @requires("app.use")
+@ui_call("inboxPanel", path=ConversationPath)
 def panel(conversation_id: int):
     session = db_session()
     found, contact = services.get_conversation(session, actor(), conversation_id)
@@ -248,6 +278,13 @@ def _team(session: Session) -> list[User]:
     return list(session.scalars(select(User).where(User.is_active.is_(True)).order_by(User.name)))
 
 
+@bp.get("/openapi.json")
+@requires("app.use")
+def calls():
+    """The page's own calls, documented from the same declarations (not the public API: they may change)."""
+    return jsonify(ui.document())
+
+
 # --- sending and team changes: each one command (sigdesk.conversations.commands) -----------------
 
 
@@ -258,54 +295,45 @@ def _queued(command: Callable[[Session], Message]):
     return jsonify(message_id=sent.id, status=sent.status), 202
 
 
-@bp.post("/c/<int:conversation_id>/send")
+@bp.post("/c/<conversation_id>/send")
 @requires("app.use")
+@ui_call("inboxSend", path=ConversationPath, json=SendText)
 def send(conversation_id: int):
-    body = _body()
-    text = body.get("text")
-    if not isinstance(text, str) or not text.strip():
-        raise InboxError("Write a message first", field="text")
-    content = {"body": text.strip(), "preview_url": "http" in text}
-    return _queued(
-        lambda session: commands.send(session, acting(), conversation_id, "text", content, body.get("reply_to"))
-    )
+    body = _given(SendText)
+    content = {"body": body.text.strip(), "preview_url": "http" in body.text}
+    return _queued(lambda session: commands.send(session, acting(), conversation_id, "text", content, body.reply_to))
 
 
-@bp.post("/c/<int:conversation_id>/react")
+@bp.post("/c/<conversation_id>/react")
 @requires("app.use")
+@ui_call("inboxReact", path=ConversationPath, json=React)
 def react(conversation_id: int):
-    body = _body()
-    return _queued(
-        lambda session: commands.react(session, acting(), conversation_id, body.get("message_id"), body.get("emoji"))
-    )
+    body = _given(React)
+    return _queued(lambda session: commands.react(session, acting(), conversation_id, body.message_id, body.emoji))
 
 
-@bp.post("/c/<int:conversation_id>/template")
+@bp.post("/c/<conversation_id>/template")
 @requires("app.use")
+@ui_call("inboxSendTemplate", path=ConversationPath, json=SendTemplate)
 def send_template(conversation_id: int):
-    body = _body()
-    params = body.get("params") or {}
-    if not isinstance(params, dict):
-        raise InboxError('Give \'params\' ({"body": [...], "header": [...]})', field="params")
-    clean = {str(key): value for key, value in params.items() if isinstance(value, (list, dict))}
+    body = _given(SendTemplate)
     return _queued(
-        lambda session: commands.send_template(session, acting(), conversation_id, body.get("template_id"), clean)
+        lambda session: commands.send_template(session, acting(), conversation_id, body.template_id, body.params or {})
     )
 
 
-@bp.post("/c/<int:conversation_id>/attachment")
+@bp.post("/c/<conversation_id>/attachment")
 @requires("app.use")
+@ui_call("inboxAttachment", path=ConversationPath, form=Attachment)
 def attachment(conversation_id: int):
     """Check the file here (real type, size), upload it to Meta, keep a copy for the thread, queue the message."""
-    upload = request.files.get("file")
-    if upload is None or not upload.filename:
-        raise InboxError("Choose a file to send", field="file")
+    form = _given(Attachment)
+    upload = form.file
     session = db_session()
     commands.find(session, acting(), conversation_id)
     kind = kind_for_mime(upload.mimetype)
     data = upload.read(LIMITS[kind] + 1)
-    caption = (request.form.get("caption") or "").strip()
-    reply_to = request.form.get("reply_to") or None
+    caption = form.caption.strip()
     media_id, check = upload_checked(session, cipher(), data, upload.mimetype, upload.filename, kind)
     stored = commands.StoredFile(
         store_media(app_config().data_dir, data),
@@ -318,67 +346,58 @@ def attachment(conversation_id: int):
         content["caption"] = caption
     if kind == "document":
         content["filename"] = upload.filename[:240]
-    return _queued(lambda session: commands.send(session, acting(), conversation_id, kind, content, reply_to, stored))
+    return _queued(
+        lambda session: commands.send(session, acting(), conversation_id, kind, content, form.reply_to, stored)
+    )
 
 
-@bp.post("/c/<int:conversation_id>/read")
+@bp.post("/c/<conversation_id>/read")
 @requires("app.use")
+@ui_call("inboxMarkRead", path=ConversationPath)
 def mark_read(conversation_id: int):
     with writing() as session:
         found = commands.mark_read(session, acting(), conversation_id)
     return jsonify(id=found.id, unread_count=0)
 
 
-@bp.post("/c/<int:conversation_id>/notes")
+@bp.post("/c/<conversation_id>/notes")
 @requires("app.use")
+@ui_call("inboxAddNote", path=ConversationPath, json=AddNote)
 def add_note(conversation_id: int):
-    text = _body().get("body")
+    text = _given(AddNote).body
     with writing() as session:
         created = commands.add_note(session, acting(), conversation_id, text)
     return jsonify(note_id=created.id), 201
 
 
-@bp.post("/c/<int:conversation_id>/assign")
+@bp.post("/c/<conversation_id>/assign")
 @requires("app.use")
+@ui_call("inboxAssign", path=ConversationPath, json=Assign)
 def assign(conversation_id: int):
-    wanted = _body().get("assignee_id")
+    wanted = _given(Assign).assignee_id
     with writing() as session:
         found = commands.assign(session, acting(), conversation_id, actor().id if wanted == "me" else wanted)
     return jsonify(id=found.id, assignee_id=found.assignee_id)
 
 
-@bp.post("/c/<int:conversation_id>/status")
+@bp.post("/c/<conversation_id>/status")
 @requires("app.use")
+@ui_call("inboxSetStatus", path=ConversationPath, json=SetStatus)
 def set_status(conversation_id: int):
-    body = _body()
-    until = _when(body.get("snoozed_until"))
+    body = _given(SetStatus)
     with writing() as session:
-        found = commands.set_status(session, acting(), conversation_id, body.get("status"), until)
+        found = commands.set_status(session, acting(), conversation_id, body.status, body.snoozed_until)
     return jsonify(id=found.id, status=found.status, snoozed_until=fmt.iso(found.snoozed_until) or None)
 
 
-def _when(value: Any) -> datetime | None:
-    if value in (None, ""):
-        return None
-    example = "'snoozed_until' must be a date and time like 2030-01-31T09:00:00Z"
-    if not isinstance(value, str):
-        raise InboxError(example, field="snoozed_until")
-    try:
-        when = datetime.fromisoformat(value.strip())
-    except ValueError as exc:
-        raise InboxError(example, field="snoozed_until") from exc
-    if when.tzinfo is None:
-        raise InboxError("'snoozed_until' needs a time zone (for example a trailing Z)", field="snoozed_until")
-    return when
-
-
-@bp.post("/c/<int:conversation_id>/labels")
+@bp.post("/c/<conversation_id>/labels")
 @requires("app.use")
+@ui_call("inboxSetLabel", path=ConversationPath, json=SetLabel)
 def set_label(conversation_id: int):
-    body = _body()
+    body = _given(SetLabel)
     with writing() as session:
-        found = commands.set_label(session, acting(), conversation_id, body.get("label_id"), body.get("on"))
-    return jsonify(id=found.id, label_id=body.get("label_id"), on=body.get("on"))
+        found = commands.set_label(session, acting(), conversation_id, body.label_id, body.on)
+    return jsonify(id=found.id, label_id=body.label_id, on=body.on)
 
 
 # --- canned responses, labels and inbox settings (admins) --------------------------------------
@@ -386,8 +405,9 @@ def set_label(conversation_id: int):
 
 @bp.get("/canned")
 @requires("app.use")
+@ui_call("inboxCanned", query=CannedQuery)
 def canned():
-    rows = canned_responses.list_canned(db_session(), request.args.get("q", ""))
+    rows = canned_responses.list_canned(db_session(), _given(CannedQuery).q)
     return jsonify(canned=[{"id": row.id, "shortcut": row.shortcut, "body": row.body} for row in rows])
 
 
@@ -404,10 +424,6 @@ def inbox_settings():
     )
 
 
-def _fields() -> dict[str, Any]:
-    return (request.get_json(silent=True) or {}) if request.is_json else request.form.to_dict()
-
-
 def _done(message: str, status: int = 200, **data: Any):
     if request.is_json:
         return jsonify(message=message, **data), status
@@ -417,31 +433,26 @@ def _done(message: str, status: int = 200, **data: Any):
 
 @bp.post("/canned")
 @requires("canned.manage")
+@ui_call("inboxCreateCanned", json=CannedFields, form=CannedFields)
 def create_canned():
-    fields = _fields()
+    fields = _given(CannedFields)
     user = actor()
-    row = _write(
-        lambda session: canned_responses.create_canned(
-            session, str(fields.get("shortcut") or ""), str(fields.get("body") or ""), user
-        )
-    )
+    row = _write(lambda session: canned_responses.create_canned(session, fields.shortcut, fields.body, user))
     return _done(f"Saved /{row.shortcut}.", 201, id=row.id, shortcut=row.shortcut)
 
 
-@bp.post("/canned/<int:canned_id>")
+@bp.post("/canned/<canned_id>")
 @requires("canned.manage")
+@ui_call("inboxUpdateCanned", path=CannedPath, json=CannedFields, form=CannedFields)
 def update_canned(canned_id: int):
-    fields = _fields()
-    row = _write(
-        lambda session: canned_responses.update_canned(
-            session, canned_id, str(fields.get("shortcut") or ""), str(fields.get("body") or "")
-        )
-    )
+    fields = _given(CannedFields)
+    row = _write(lambda session: canned_responses.update_canned(session, canned_id, fields.shortcut, fields.body))
     return _done(f"Saved /{row.shortcut}.", id=row.id, shortcut=row.shortcut)
 
 
-@bp.post("/canned/<int:canned_id>/delete")
+@bp.post("/canned/<canned_id>/delete")
 @requires("canned.manage")
+@ui_call("inboxDeleteCanned", path=CannedPath)
 def delete_canned(canned_id: int):
     _write(lambda session: canned_responses.delete_canned(session, canned_id))
     return _done("Deleted the canned response.")
@@ -449,14 +460,16 @@ def delete_canned(canned_id: int):
 
 @bp.post("/labels")
 @requires("labels.manage")
+@ui_call("inboxCreateLabel", json=LabelFields, form=LabelFields)
 def create_label():
-    fields = _fields()
-    row = _write(lambda session: labels.create_label(session, str(fields.get("name") or "")))
+    name = _given(LabelFields).name
+    row = _write(lambda session: labels.create_label(session, name))
     return _done(f"Added the label {row.name}.", 201, id=row.id, name=row.name)
 
 
-@bp.post("/labels/<int:label_id>/delete")
+@bp.post("/labels/<label_id>/delete")
 @requires("labels.manage")
+@ui_call("inboxDeleteLabel", path=LabelPath)
 def delete_label(label_id: int):
     _write(lambda session: labels.delete_label(session, label_id))
     return _done("Deleted the label.")
@@ -464,8 +477,9 @@ def delete_label(label_id: int):
 
 @bp.post("/settings/visibility")
 @requires("settings.manage")
+@ui_call("inboxVisibility", json=VisibilityFields, form=VisibilityFields)
 def visibility():
-    wide = str(_fields().get(AGENTS_SEE_ALL) or "").lower() in ("1", "true", "on", "yes")
+    wide = _given(VisibilityFields).agents_see_all
     _write(lambda session: settings_commands.save(session, acting(), cipher(), {AGENTS_SEE_ALL: wide}))
     return _done(
         "Agents now see every conversation." if wide else "Agents see their own and unassigned conversations.",

@@ -6,7 +6,7 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    from sigdesk.connect.services import client_or_none
+    from sigdesk.whatsapp_account.services import client_or_none
     from sigdesk.media.services import fetch_pending
     from sigdesk.media.views import bp
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from sigdesk.connect.services import NotConnected, graph_client
+from sigdesk.whatsapp_account.services import NotConnected, graph_client
 from sigdesk.crypto import Cipher
 from sigdesk.db import write_lock
 from sigdesk.errors import UserError

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from sigdesk.db import dump_json, read_json
 from sigdesk.errors import NotFound
 from sigdesk.message_templates import placeholders
 from sigdesk.message_templates.placeholders import Layout, TemplateMalformed
@@ -37,7 +37,7 @@ def sync(session: Session, actor: Actor, listed: list[dict[str, Any]]) -> int:
         row.category = item.get("category") or row.category
         row.status = item.get("status") or row.status
         row.quality = ((item.get("quality_score") or {}).get("score")) or row.quality
-        row.components = json.dumps(item.get("components") or [], ensure_ascii=False)
+        row.components = dump_json(item.get("components") or [])
         row.rejected_reason = item.get("rejected_reason") if item.get("rejected_reason") not in (None, "NONE") else None
     for key, row in existing.items():
         if key not in seen:
@@ -155,8 +155,4 @@ def data(template: Template) -> dict[str, Any]:
 
 def components(template: Template) -> list[Any]:
     """Meta's components as stored; an empty list when they are not a JSON list (problem() says why)."""
-    try:
-        value = json.loads(template.components or "[]")
-    except ValueError:
-        return []
-    return value if isinstance(value, list) else []
+    return read_json(template.components, list, "templates.components")

@@ -2,7 +2,7 @@
 
 from flask import Blueprint, flash, redirect, render_template, url_for
 
-from sigdesk.connect.services import NotConnected, graph_client
+from sigdesk.whatsapp_account.services import NotConnected, graph_client
 from sigdesk.message_templates import services as templates
 from sigdesk.web import acting, cipher, db_session, requires, writing
 from sigdesk.whatsapp.errors import GraphError

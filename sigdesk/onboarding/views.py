@@ -13,7 +13,7 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy.orm import Session
 
-from sigdesk.connect import services as connect
+from sigdesk.whatsapp_account import services as connect
 from sigdesk.onboarding import services as onboarding
 from sigdesk.relay_client import client as relay, commands as relay_commands
 from sigdesk.settings import commands as settings_commands, services as settings

@@ -6,7 +6,7 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    from sigdesk.connect.services import client_or_none
+    from sigdesk.whatsapp_account.services import client_or_none
     from sigdesk.outbound.services import ReadReceipts, recover_interrupted, send_due
 
     state = app.extensions["sigdesk"]

@@ -8,7 +8,6 @@ otherwise marked as needing a human decision.
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from datetime import datetime, timedelta
@@ -18,9 +17,11 @@ from typing import Any, Protocol
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from sigdesk.actor import Actor
+from sigdesk.contacts.commands import MARKETING_STOPPED, set_marketing_opt_out
 from sigdesk.outbound.window import window_open
 from sigdesk.inbound.services import replay_statuses
-from sigdesk.db import utcnow, write_lock
+from sigdesk.db import dump_json, read_json, utcnow, write_lock
 from sigdesk.errors import Refused
 from sigdesk.events.catalogue import ConversationRead, MessageSent
 from sigdesk.events.outbox import Stored, record
@@ -115,8 +116,8 @@ def queue(
         type=kind,
         text=_text_of(kind, content),
         caption=content.get("caption") if isinstance(content, dict) else None,
-        details=json.dumps(content, ensure_ascii=False),
-        payload=json.dumps(payload, ensure_ascii=False),
+        details=dump_json(content),
+        payload=dump_json(payload),
         reply_to_wamid=reply_to_wamid,
         status=MessageStatus.QUEUED.value,
         author_id=author_id,
@@ -229,7 +230,10 @@ def _call(sender: Sender | None, payload: str) -> str | Exception:
     if sender is None:
         return ValueError("WhatsApp is not connected: set the access token and phone number ID in Settings → WhatsApp.")
     try:
-        return sender.send_payload(json.loads(payload))
+        request = read_json(payload, dict, "messages.payload")
+        if not request:
+            return ValueError("The queued message is unreadable; write it again.")
+        return sender.send_payload(request)
     except (GraphError, ValueError) as error:
         return error
 
@@ -244,6 +248,10 @@ def _record(session: Session, message: Message, outcome: str | Exception) -> Non
             log.info("send of message %s deferred (code %s, attempt %s)", message.id, outcome.code, message.attempts)
         else:
             _fail(message, outcome.code, outcome.human, outcome.title)
+            if outcome.code == MARKETING_STOPPED:
+                set_marketing_opt_out(
+                    session, Actor.system(), message.contact_id, True, reason=f"error {MARKETING_STOPPED}"
+                )
         return
     if isinstance(outcome, Exception):
         _fail(message, None, str(outcome))

@@ -6,6 +6,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
+from sigdesk.contacts.services import ContactData
+
 
 class MessageHit(BaseModel):
     message_id: int
@@ -20,6 +22,7 @@ class ContactHit(BaseModel):
     conversation_id: int
     name: str
     wa_id: str | None
+    contact: ContactData = Field(description="The contact as the API shows it everywhere")
 
 
 class SearchResults(BaseModel):

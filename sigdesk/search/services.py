@@ -17,6 +17,7 @@ from sqlalchemy import Engine, column, func, literal_column, or_, select, table,
 from sqlalchemy.dialects.mysql import match
 from sqlalchemy.orm import Session
 
+from sigdesk.contacts.services import COLUMNS, NAME_COLUMNS, ContactData, contact_name
 from sigdesk.conversations.services import agents_see_all, visible
 from sigdesk.models import Contact, Conversation, Message, User
 
@@ -71,30 +72,15 @@ def search(session: Session, user: User, query: str, limit: int = 20) -> dict[st
 # ---- results ----------------------------------------------------------------------------------
 
 
-def _contact_name(display_name, profile_name, wa_id, user_id, contact_id) -> str:
-    return display_name or profile_name or wa_id or user_id or f"Contact {contact_id}"
-
-
 MESSAGE_COLUMNS = (
     Message.id,
     Message.conversation_id,
     Message.timestamp,
     Message.text,
     Message.caption,
-    Contact.id,
-    Contact.display_name,
-    Contact.profile_name,
-    Contact.wa_id,
-    Contact.user_id,
+    *NAME_COLUMNS,
 )
-CONTACT_COLUMNS = (
-    Contact.id,
-    Contact.display_name,
-    Contact.profile_name,
-    Contact.wa_id,
-    Contact.user_id,
-    Conversation.id,
-)
+CONTACT_COLUMNS = (*COLUMNS, Conversation.id)  # the contact's serializer's columns, then its conversation
 
 
 def _message_hit(row, terms: list[str]) -> dict[str, Any]:
@@ -103,19 +89,20 @@ def _message_hit(row, terms: list[str]) -> dict[str, Any]:
     return {
         "message_id": message_id,
         "conversation_id": conversation_id,
-        "contact_name": _contact_name(display_name, profile_name, wa_id, user_id, contact_id),
+        "contact_name": contact_name(contact_id, display_name, profile_name, wa_id, user_id),
         "snippet_html": snippet_html(source, terms),
         "timestamp": timestamp.isoformat() if timestamp else None,
     }
 
 
 def _contact_hit(row) -> dict[str, Any]:
-    contact_id, display_name, profile_name, wa_id, user_id, conversation_id = row
+    contact = ContactData.of_row(row[: len(COLUMNS)])
     return {
-        "contact_id": contact_id,
-        "conversation_id": conversation_id,
-        "name": _contact_name(display_name, profile_name, wa_id, user_id, contact_id),
-        "wa_id": wa_id,
+        "contact_id": contact.id,
+        "conversation_id": row[len(COLUMNS)],
+        "name": contact.name,
+        "wa_id": contact.wa_id,
+        "contact": contact.model_dump(),
     }
 
 

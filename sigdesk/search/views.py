@@ -7,7 +7,7 @@ from typing import Annotated
 from flask import Blueprint, request
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
 
-from sigdesk.api.openapi import operation
+from sigdesk.openapi import operation
 from sigdesk.schemas import PageSize, limit
 from sigdesk.search import services
 from sigdesk.search.schemas import SearchResults

@@ -6,6 +6,6 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    from sigdesk.connect.views import bp
+    from sigdesk.whatsapp_account.views import bp
 
     app.register_blueprint(bp)

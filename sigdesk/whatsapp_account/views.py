@@ -4,20 +4,20 @@ from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 
-from sigdesk.connect import services as connect
+from sigdesk.whatsapp_account import services as account
 from sigdesk.settings import commands as settings_commands, services as settings
 from sigdesk.settings.specs import SPECS
 from sigdesk.web import acting, cipher, db_session, requires, writing
 
-bp = Blueprint("connect", __name__, url_prefix="/admin/whatsapp")
+bp = Blueprint("whatsapp_account", __name__, url_prefix="/admin/whatsapp")
 
 
-def _page(errors: dict[str, str] | None = None, check: connect.ConnectionCheck | None = None, status: int = 200):
+def _page(errors: dict[str, str] | None = None, check: account.ConnectionCheck | None = None, status: int = 200):
     session = db_session()
     return render_template(
-        "connect/index.html",
-        plain=[(SPECS[key], settings.get(session, cipher(), key)) for key in connect.PLAIN_KEYS],
-        secrets=[(SPECS[key], settings.is_set(session, key)) for key in connect.SECRET_KEYS],
+        "whatsapp_account/index.html",
+        plain=[(SPECS[key], settings.get(session, cipher(), key)) for key in account.PLAIN_KEYS],
+        secrets=[(SPECS[key], settings.is_set(session, key)) for key in account.SECRET_KEYS],
         callback_url=request.url_root + "webhooks/whatsapp",
         errors=errors or {},
         check=check,
@@ -34,7 +34,7 @@ def index():
 @bp.post("/")
 @requires("settings.manage")
 def save():
-    keys = connect.PLAIN_KEYS + connect.SECRET_KEYS
+    keys = account.PLAIN_KEYS + account.SECRET_KEYS
     try:
         with writing() as session:
             changed = settings_commands.save(
@@ -43,21 +43,21 @@ def save():
     except settings_commands.SettingsRejected as rejected:
         return _page(rejected.errors, status=400)
     flash("WhatsApp settings saved." if changed else "Nothing changed.", "success" if changed else "info")
-    return redirect(url_for("connect.index"))
+    return redirect(url_for("whatsapp_account.index"))
 
 
 @bp.post("/verify-token")
 @requires("settings.manage")
 def new_verify_token():
-    token = connect.new_verify_token()
+    token = account.new_verify_token()
     with writing() as session:
         settings_commands.save(session, acting(), cipher(), {"whatsapp.verify_token": token})
     return render_template(
-        "connect/verify_token.html", token=token, callback_url=request.url_root + "webhooks/whatsapp"
+        "whatsapp_account/verify_token.html", token=token, callback_url=request.url_root + "webhooks/whatsapp"
     )
 
 
 @bp.post("/test")
 @requires("settings.manage")
 def check_connection():
-    return _page(check=connect.test_connection(db_session(), cipher()))
+    return _page(check=account.test_connection(db_session(), cipher()))

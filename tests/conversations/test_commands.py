@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from sigdesk.auth import services as accounts
 from sigdesk.db import utcnow
-from sigdesk.models import AuditEvent, Message, Note, OutboxEvent
+from sigdesk.models import ApiToken, AuditEvent, Message, Note, OutboxEvent
 from tests.inbox.helpers import customer_writes, user_id
 
 pytestmark = pytest.mark.database
@@ -95,7 +95,9 @@ def door(request, app, owner, client):
         return Inbox(client)
     with app.extensions["sigdesk"].database.session() as session:
         token = accounts.create_api_token(session, accounts.find_user(session, owner.email), "commands")
-    return Api(app.test_client(), token)
+        door = Api(app.test_client(), token)
+        door.token_id = session.scalar(select(ApiToken.id).order_by(ApiToken.id.desc()).limit(1))
+    return door
 
 
 @pytest.fixture
@@ -153,7 +155,11 @@ def test_sending_queues_once_and_leaves_the_same_trail_from_every_door(app, door
             f"conversation:{conversation}",
             owner.email,
             door.channel,
-            {"message_id": message.id, "type": "text", **({"token_id": 1} if door.channel == "api" else {})},
+            {
+                "message_id": message.id,
+                "type": "text",
+                **({"token_id": door.token_id} if door.channel == "api" else {}),
+            },
         )
     ]
     assert trail.events() == [

@@ -3,7 +3,7 @@ import time
 
 import pytest
 
-from sigdesk.connect.services import client_or_none
+from sigdesk.whatsapp_account.services import client_or_none
 from sigdesk.media.services import fetch_pending
 from sigdesk.models import Message
 from tests import factories

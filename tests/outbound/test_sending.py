@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from sigdesk.auth import services as accounts
-from sigdesk.connect.services import client_or_none
+from sigdesk.whatsapp_account.services import client_or_none
 from sigdesk.db import utcnow
 from sigdesk.models import Conversation, Message, Template
 from sigdesk.outbound import services as outbound

@@ -102,7 +102,7 @@ def test_html_in_a_message_comes_back_escaped(db, team, inbox):
 def test_finds_contacts_by_name_and_by_any_part_of_their_number(db, team, inbox):
     found = run(db, team["owner"], "peter")
     assert [(hit["name"], hit["wa_id"]) for hit in found["contacts"]] == [("Peter Parker", "4917099887766")]
-    assert set(found["contacts"][0]) == {"contact_id", "conversation_id", "name", "wa_id"}
+    assert set(found["contacts"][0]) == {"contact_id", "conversation_id", "name", "wa_id", "contact"}
     assert [hit["name"] for hit in run(db, team["owner"], "+49 170 998")["contacts"]] == ["Peter Parker"]
     assert [hit["name"] for hit in run(db, team["owner"], "4915112345678")["contacts"]] == ["Zoë Müller"]
 

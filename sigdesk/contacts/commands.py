@@ -1,0 +1,130 @@
+"""State changes of a contact, one function each, taking (session, actor, ...); the caller owns the transaction.
+
+Marketing consent: Meta tells SigDesk a customer stopped or resumed marketing messages in two ways, the
+user_preferences webhook and error 131050 on a marketing send. Both go through set_marketing_opt_out,
+whose rule (consent_change) is that the newest word wins, whichever order the words arrive in.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import Update, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from sigdesk.actor import Actor
+from sigdesk.audit.services import record_by
+from sigdesk.contacts.services import get_contact
+from sigdesk.db import utcnow
+from sigdesk.errors import NotFound
+from sigdesk.events.catalogue import ContactChanged
+from sigdesk.events.outbox import record as record_event
+from sigdesk.models import Contact, Message, MessageStatusEvent, Reaction
+
+log = logging.getLogger(__name__)
+
+# Meta's error for a marketing message to a customer who stopped them: as good as their own word.
+MARKETING_STOPPED = 131050
+
+# What anonymising clears on each of the contact's messages.
+MESSAGE_CONTENT = ("text", "caption", "details", "raw", "payload", "filename", "media_id", "sha256", "storage_key")
+
+
+def consent_change(contact_id: int, opt_out: bool, at: datetime) -> Update:
+    """The consent rule as one statement: it changes the row only when `at` is newer than the last word,
+    so a resume delivered late never undoes a later stop (its rowcount says whether it did)."""
+    c = Contact.__table__.c
+    return (
+        update(Contact.__table__)
+        .where(c.id == contact_id, or_(c.opted_out_changed_at.is_(None), c.opted_out_changed_at < at))
+        .values(opted_out_marketing=opt_out, opted_out_changed_at=at)
+    )
+
+
+def set_marketing_opt_out(
+    session: Session, actor: Actor, contact_id: int, opt_out: bool, at: datetime | None = None, reason: str = ""
+) -> bool:
+    """Record that the customer stopped (True) or resumed (False) marketing messages, as said at `at`.
+
+    Returns whether it changed anything: a word older than the one on record changes nothing and is
+    neither audited nor announced. Runs as a Core statement, so it is cheap enough for the webhook
+    ingest and leaves no stale Contact in the session.
+    """
+    if session.scalar(select(Contact.id).where(Contact.id == contact_id)) is None:
+        raise NotFound(f"There is no contact {contact_id}", field="contact_id")
+    changed = session.execute(consent_change(contact_id, opt_out, at or utcnow())).rowcount
+    if not changed:
+        return False
+    record_by(
+        session,
+        actor,
+        "contact.marketing_opt_out" if opt_out else "contact.marketing_opt_in",
+        f"contact {contact_id}",
+        {"reason": reason} if reason else None,
+    )
+    record_event(session, ContactChanged(contact_id, ("opted_out_marketing",)))
+    return True
+
+
+def anonymise(session: Session, actor: Actor, contact_id: int, data_dir: Path) -> list[Path]:
+    """Erase the contact's identity and content, keeping the rows so counts and reports stay whole.
+
+    Returns the media files to delete once the caller has committed (remove_files), so a failed commit
+    never leaves rows pointing at deleted files; a file is kept while another contact's message points
+    at the same content. The audit log records that it happened, never who it was.
+    """
+    contact = get_contact(session, contact_id)
+    messages = session.scalars(select(Message).where(Message.contact_id == contact_id)).all()
+    keys = {m.storage_key for m in messages if m.storage_key}
+    wamids = [m.wamid for m in messages if m.wamid]
+    for message in messages:
+        for field in MESSAGE_CONTENT:
+            setattr(message, field, None)
+        if message.media_state:
+            message.media_state = "failed"
+    if wamids:
+        session.execute(
+            update(MessageStatusEvent)
+            .where(MessageStatusEvent.wamid.in_(wamids))
+            .values(recipient_id=None, errors=None, conversation=None, pricing=None, biz_opaque_callback_data=None)
+        )
+    session.execute(update(Reaction).where(Reaction.contact_id == contact_id).values(emoji=None))
+    contact.wa_id = None
+    contact.user_id = None
+    contact.profile_name = None
+    contact.display_name = f"Anonymised contact {contact.id}"
+    # Erased people get no marketing: part of the erasure, so no consent entry of its own.
+    contact.opted_out_marketing = True
+    contact.opted_out_changed_at = utcnow()
+    session.flush()
+    doomed = []
+    for key in sorted(keys):
+        still_used = session.execute(
+            select(func.count()).select_from(Message).where(Message.storage_key == key)
+        ).scalar_one()
+        if not still_used:
+            doomed.append(Path(data_dir) / key)
+    record_by(
+        session,
+        actor,
+        "contact.anonymised",
+        f"contact {contact.id}",
+        {"messages": len(messages), "media_files": len(doomed)},
+    )
+    record_event(session, ContactChanged(contact.id, ("anonymised",)))
+    log.info("contact %s anonymised", contact.id)
+    return doomed
+
+
+def remove_files(paths: list[Path]) -> int:
+    """Delete what anonymise returned, after the commit; a file already gone counts as not removed."""
+    removed = 0
+    for path in paths:
+        try:
+            path.unlink()
+            removed += 1
+        except FileNotFoundError:
+            pass
+    return removed
