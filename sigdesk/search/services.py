@@ -46,8 +46,14 @@ class InvalidQuery(ValueError):
     pass
 
 
+# What JSON Schema's `\s` (ECMA-262) calls white space; Python's str.strip() also drops the separators
+# U+001C-U+001F and U+0085, which the API document's pattern counts as content.
+WHITE_SPACE = "\t\n\v\f\r \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+
+
 def check_query(raw: str | None) -> str:
-    query = (raw or "").strip()
+    """A query the API document calls valid (a non-space character, ECMA-262's sense) is searched."""
+    query = (raw or "").strip(WHITE_SPACE)
     if not query:
         raise InvalidQuery("Type something to search for.")
     if len(query) > MAX_QUERY_LENGTH:

@@ -54,3 +54,11 @@ def test_search_needs_a_signed_in_user_or_a_token(app, client, signed_in, auth):
         token = accounts.create_api_token(session, owner, "script")
     response = client.get("/api/v1/search?q=order", headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 200 and len(response.get_json()["messages"]) == 1
+
+
+def test_a_query_of_separator_characters_is_searched_as_the_api_document_says_not_refused(client, owner):
+    """JSON Schema's \\S counts U+001C as content, where Python's strip() would not; SigDesk follows the document."""
+    response = client.get("/api/v1/search", query_string={"q": "\x1c\x1c"})
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.get_json()["messages"] == []
+    assert client.get("/api/v1/search", query_string={"q": " \u3000\t"}).status_code == 400
