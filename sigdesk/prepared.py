@@ -81,9 +81,7 @@ class Prepared:
             self._plans[dialect.name] = plan
         return plan
 
-    def __call__(self, conn: Connection, params: Mapping[str, Any]) -> DBAPICursor:
-        dialect = conn.dialect
-        plan = self._plan(dialect)
+    def _bind(self, plan: _Plan, params: Mapping[str, Any]) -> tuple[Any, ...] | dict[str, Any]:
         values = []
         for name, default, processor in zip(plan.names, plan.defaults, plan.processors):
             value = params.get(name, default)
@@ -91,12 +89,24 @@ class Prepared:
                 raise KeyError(f"missing value for {name}")
             values.append(processor(value) if processor is not None and value is not None else value)
         if plan.keys is not None:
-            bound = dict(zip(plan.keys, values))
-        else:
-            bound = tuple(values) if plan.order is None else tuple(values[index] for index in plan.order)
+            return dict(zip(plan.keys, values))
+        return tuple(values) if plan.order is None else tuple(values[index] for index in plan.order)
+
+    def __call__(self, conn: Connection, params: Mapping[str, Any]) -> DBAPICursor:
+        plan = self._plan(conn.dialect)
+        return self._run(conn, plan, "execute", self._bind(plan, params))
+
+    def many(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> DBAPICursor:
+        """One statement for many rows: PyMySQL sends an INSERT's rows in one round trip."""
+        plan = self._plan(conn.dialect)
+        return self._run(conn, plan, "executemany", [self._bind(plan, row) for row in rows])
+
+    @staticmethod
+    def _run(conn: Connection, plan: _Plan, method: str, bound: Any) -> DBAPICursor:
+        dialect = conn.dialect
         cursor = conn.connection.dbapi_connection.cursor()
         try:
-            cursor.execute(plan.sql, bound)
+            getattr(cursor, method)(plan.sql, bound)
         except dialect.loaded_dbapi.Error as exc:
             raise DBAPIError.instance(
                 plan.sql,

@@ -31,6 +31,7 @@ from sqlalchemy.pool import Pool
 from sigdesk.db import WRITER_OPTION, utcnow, write_lock
 from sigdesk.events.catalogue import DomainEvent, from_stored
 from sigdesk.models import OutboxCursor, OutboxEvent
+from sigdesk.prepared import Prepared
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +95,8 @@ def dispatcher_for(engine: Engine) -> Dispatcher | None:
     return _dispatchers.get(engine.pool)
 
 
-_INSERT = OutboxEvent.__table__.insert()
+# On the webhook's hot path: one prepared multi-row insert per committed batch (see sigdesk.prepared).
+_INSERT = Prepared(OutboxEvent.__table__.insert(), column_keys=("at", "name", "payload"))
 
 
 def _rows(events: Iterable[DomainEvent]) -> list[dict]:
@@ -109,7 +111,7 @@ def _rows(events: Iterable[DomainEvent]) -> list[dict]:
 def _store(session: Session) -> None:
     events = session.info.pop(PENDING, None)
     if events:
-        session.execute(_INSERT, _rows(events))
+        _INSERT.many(session.connection(), _rows(events))
         session.info[COMMITTING] = events
 
 
