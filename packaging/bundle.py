@@ -27,6 +27,7 @@ HIDDEN_IMPORTS = [
     "alembic.runtime.migration",
     "alembic.ddl.sqlite",
     "alembic.ddl.mysql",
+    "spectree.plugins.flask_plugin",  # spectree loads its Flask backend by name
 ]
 PLATFORM_HIDDEN_IMPORTS = {
     "linux": [
