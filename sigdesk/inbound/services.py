@@ -53,7 +53,7 @@ __all__ = [
     "IngestResult",
     "Pending",
     "app_secret",
-    "process_batch",
+    "apply_batch",
     "store_and_apply",
     "count_rejected",
     "describe_error",
@@ -61,8 +61,8 @@ __all__ = [
     "ingest",
     "is_transient",
     "mark_failed",
-    "process_delivery",
-    "process_stored",
+    "apply_delivery",
+    "apply_stored",
     "rejected_count",
     "replay_statuses",
     "store_delivery",
@@ -213,7 +213,7 @@ def _store_applied(
     return delivery_id, state
 
 
-def process_delivery(
+def apply_delivery(
     session: Session,
     delivery_id: int,
     raw: bytes | None = None,
@@ -274,7 +274,7 @@ def _connection(session: Session):
     return session.connection()
 
 
-def process_stored(
+def apply_stored(
     session: Session,
     delivery_id: int,
     raw: bytes | None = None,
@@ -289,7 +289,7 @@ def process_stored(
     for attempt in range(1, PROCESS_ATTEMPTS + 1):
         found: list[Change] = []
         try:
-            state = process_delivery(session, delivery_id, raw, parsed, found)
+            state = apply_delivery(session, delivery_id, raw, parsed, found)
             record(session, *dict.fromkeys(found))
             session.commit()
             if changes is not None:
@@ -366,13 +366,13 @@ def store_and_apply(session: Session, incoming: Sequence[Incoming]) -> tuple[lis
     with write_lock(session):
         ids = [store_delivery(session, item.raw, item.signature, item.source) for item in incoming]
         session.commit()
-    return ids, process_batch(session, [Pending(i, item.raw, item.parsed) for i, item in zip(ids, incoming)])
+    return ids, apply_batch(session, [Pending(i, item.raw, item.parsed) for i, item in zip(ids, incoming)])
 
 
-def process_batch(session: Session, pending: Sequence[Pending]) -> Applied:
+def apply_batch(session: Session, pending: Sequence[Pending]) -> Applied:
     """Apply committed deliveries a chunk per transaction: one commit instead of a hundred.
 
-    A chunk that fails is rolled back and applied one by one through process_stored, which retries
+    A chunk that fails is rolled back and applied one by one through apply_stored, which retries
     deadlocks and marks what still fails, so one bad delivery never holds back the others.
     """
     applied = Applied()
@@ -384,7 +384,7 @@ def process_batch(session: Session, pending: Sequence[Pending]) -> Applied:
             known = KnownContacts()
             try:
                 for item in chunk:
-                    states.append(process_delivery(session, item.delivery_id, item.raw, item.parsed, changes, known))
+                    states.append(apply_delivery(session, item.delivery_id, item.raw, item.parsed, changes, known))
                 record(session, *dict.fromkeys(changes))
                 session.commit()
                 applied.states.extend(states)
@@ -399,12 +399,12 @@ def process_batch(session: Session, pending: Sequence[Pending]) -> Applied:
                 )
         for item in chunk:
             with write_lock(session):
-                applied.states.append(process_stored(session, item.delivery_id, item.raw, item.parsed, applied.changes))
+                applied.states.append(apply_stored(session, item.delivery_id, item.raw, item.parsed, applied.changes))
     return applied
 
 
 def mark_failed(session: Session, delivery_id: int, error: BaseException | str) -> None:
-    """After rolling back a failed `process_delivery`: note why, keep the delivery for a retry."""
+    """After rolling back a failed `apply_delivery`: note why, keep the delivery for a retry."""
     reason = describe_error(error)
     if isinstance(error, BaseException):
         log.error(

@@ -26,7 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sigdesk import __version__
 from sigdesk.crypto import Cipher
 from sigdesk.db import Database, utcnow
-from sigdesk.inbound.services import Applied, Pending, process_batch, write_lock
+from sigdesk.inbound.services import Applied, Pending, apply_batch, write_lock
 from sigdesk.relay_client import receive
 from sigdesk.settings import services as settings
 from sigdesk.whatsapp.webhook import MalformedDelivery, parse
@@ -367,15 +367,15 @@ class Puller:
 
 
 def apply(session, pending: list[Pending]) -> Applied:
-    """Parse outside the write lock, then apply in chunks (see process_batch)."""
-    return process_batch(session, [replace(item, parsed=_parsed(item.raw)) for item in pending])
+    """Parse outside the write lock, then apply in chunks (see apply_batch)."""
+    return apply_batch(session, [replace(item, parsed=_parsed(item.raw)) for item in pending])
 
 
 def _parsed(raw: bytes):
     try:
         return parse(raw)
     except (MalformedDelivery, ValueError):
-        return None  # process_delivery parses again and quarantines it
+        return None  # apply_delivery parses again and quarantines it
 
 
 def backoff(failures: int) -> float:

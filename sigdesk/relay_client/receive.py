@@ -43,7 +43,7 @@ class Relayed:
 
 @dataclass
 class Stored:
-    """What a batch did; `pending` still needs `process_stored`, after the caller commits."""
+    """What a batch did; `pending` still needs `apply_stored`, after the caller commits."""
 
     new: int = 0
     duplicates: int = 0

@@ -520,7 +520,7 @@ def test_stored_delivery_can_be_processed_from_its_raw_copy(database):
     with database.session() as session:
         delivery_id = services.store_delivery(session, body_of("message_text"), None, source="relay")
     with database.session() as session:
-        assert services.process_delivery(session, delivery_id) == "processed"
+        assert services.apply_delivery(session, delivery_id) == "processed"
     with database.session() as session:
         assert session.get(WebhookDelivery, delivery_id).source == "relay"
         assert count(session, Message) == 1
@@ -528,7 +528,7 @@ def test_stored_delivery_can_be_processed_from_its_raw_copy(database):
 
 def test_processing_a_missing_delivery_is_an_error(database):
     with database.session() as session, pytest.raises(LookupError):
-        services.process_delivery(session, 12345, b"{}")
+        services.apply_delivery(session, 12345, b"{}")
 
 
 def _install_failing_trigger(database) -> None:
@@ -558,7 +558,7 @@ def test_failed_processing_leaves_the_delivery_stored_and_marked(database):
         session = database.sessionmaker()
         try:
             with pytest.raises(Exception):  # noqa: B017 - any driver error
-                services.process_delivery(session, delivery_id, raw)
+                services.apply_delivery(session, delivery_id, raw)
             session.rollback()
             services.mark_failed(session, delivery_id, RuntimeError("database refused"))
             session.commit()
@@ -581,7 +581,7 @@ def test_error_descriptions_leave_out_bound_values(database):
         with database.session() as session:
             delivery_id = services.store_delivery(session, raw, None)
         with database.session() as session, pytest.raises(Exception) as failure:
-            services.process_delivery(session, delivery_id, raw)
+            services.apply_delivery(session, delivery_id, raw)
         described = services.describe_error(failure.value)
         assert "boom" in described
         assert "secret words" not in described and "secret words" not in str(failure.value)
@@ -630,7 +630,7 @@ def test_concurrent_deliveries_from_a_new_customer_make_one_contact(database):
                     with services.write_lock(session):
                         delivery_id = services.store_delivery(session, raw, None)
                         session.commit()
-                        services.process_delivery(session, delivery_id, raw)
+                        services.apply_delivery(session, delivery_id, raw)
                         session.commit()
                     return
                 except Exception as exc:  # noqa: BLE001

@@ -21,7 +21,7 @@ def deliver(database, body) -> str:
     with database.session() as session:
         delivery_id = inbound.store_delivery(session, raw, "sha256=test")
     with database.session() as session:
-        return inbound.process_delivery(session, delivery_id, raw)
+        return inbound.apply_delivery(session, delivery_id, raw)
 
 
 def deliver_fixtures(database, *names: str) -> None:

@@ -540,7 +540,7 @@ def local_ingest(tmp: Path, count: int) -> dict:
         with services.write_lock(session):
             delivery_id = services.store_delivery(session, body, signature, source="relay")
             session.commit()
-            services.process_stored(session, delivery_id, body, parsed)
+            services.apply_stored(session, delivery_id, body, parsed)
     elapsed = time.perf_counter() - began
     session.close()
     database.dispose()

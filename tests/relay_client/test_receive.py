@@ -1,7 +1,7 @@
 import pytest
 from sqlalchemy import func, select
 
-from sigdesk.inbound.services import process_stored
+from sigdesk.inbound.services import apply_stored
 from sigdesk.models import Message, RelayReceipt, WebhookDelivery
 from sigdesk.relay_client import receive
 from sigdesk.relay_client.receive import Relayed
@@ -24,7 +24,7 @@ def store(app, events, secret=SECRET, process=True) -> receive.Stored:
         session.commit()
         if process:
             for pending in stored.pending:
-                process_stored(session, pending.delivery_id, pending.raw)
+                apply_stored(session, pending.delivery_id, pending.raw)
     return stored
 
 
@@ -74,7 +74,7 @@ def test_quarantined_events_are_released_once_the_app_secret_is_corrected(app):
         released = receive.recheck_quarantined(session, "the-real-secret")
         session.commit()
         for pending in released:
-            process_stored(session, pending.delivery_id, pending.raw)
+            apply_stored(session, pending.delivery_id, pending.raw)
         assert [pending.raw for pending in released] == [delivery(1)]
         assert receive.quarantined_count(session) == 1
     assert count(app, Message, Message.wamid == wamid(1)) == 1
