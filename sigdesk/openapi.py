@@ -18,8 +18,10 @@ becomes a UserError, answered by the app's one handler as {"error", "status", "f
 
 from __future__ import annotations
 
+import logging
+
 import copy
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import wraps
 from typing import Any
 
@@ -49,6 +51,9 @@ ERROR_TEXT = {
 COMMON_ERRORS = (400, 401, 403, 413, 429, 503)
 
 
+log = logging.getLogger(__name__)
+
+
 class Error(BaseModel):
     """Every refusal: what to tell the user, the HTTP status, and the input at fault if one is."""
 
@@ -60,6 +65,16 @@ class Error(BaseModel):
 def _refuse_invalid(_request: Any, _response: Any, error: Exception | None, _instance: Any, _adapter: Any) -> None:
     if isinstance(error, ValidationError):
         raise invalid(error)
+
+
+def _answer_mismatch(_request: Any, _response: Any, error: Exception | None, _instance: Any, _adapter: Any) -> None:
+    """An answer that breaks its own declaration is a bug (spectree answers 500); logged by field and kind
+    only: spectree's own handler would log the values, which may be message text or names."""
+    if isinstance(error, ValidationError):
+        where = sorted(
+            {(".".join(str(part) for part in item["loc"]), item["type"]) for item in error.errors(include_url=False)}
+        )
+        log.error("an answer does not match its declaration: %s", where)
 
 
 def invalid(error: ValidationError) -> UserError:
@@ -87,6 +102,7 @@ def _spectree(title: str, **options: Any) -> SpecTree:
         title=title,
         version=__version__,
         before=_refuse_invalid,
+        after=_answer_mismatch,
         validation_error_status=400,
         validation_error_model=Error,
         naming_strategy=_name,
@@ -116,17 +132,20 @@ class Declarations:
         json: type[BaseModel] | None = None,
         form: type[BaseModel] | None = None,
         errors: Sequence[int] = (),
+        also: Mapping[int, str] | None = None,
     ) -> Callable[[Callable], Callable]:
         """Declare an operation: its inputs, its answer and the refusals it may give.
 
         The view gets the validated path parameters as keyword arguments and finds the query and body
         models on `request.context`. With both `json` and `form`, a JSON object or a page's form post
         is taken (the same model checks either). Without `ok`, the answer is not checked (pages,
-        fragments and redirects).
+        fragments and redirects). `also` documents other answers without a body, by status and what
+        they mean (a page's form post redirects back to the page); they are passed through unchecked.
         """
         codes = sorted(set(errors) | set(self.common_errors))
         responses: dict[str, Any] = {f"HTTP_{ok[0]}": ok[1]} if ok is not None else {}
         responses.update({f"HTTP_{code}": (Error, ERROR_TEXT[code]) for code in codes})
+        responses.update({f"HTTP_{code}": (None, text) for code, text in (also or {}).items()})
 
         def decorate(view: Callable) -> Callable:
             validated = self.spec.validate(

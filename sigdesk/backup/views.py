@@ -24,8 +24,10 @@ from flask import (
 
 from sigdesk.backup import services as backups
 from sigdesk.backup.format import BackupError
+from sigdesk.backup.schemas import BackupProgress
 from sigdesk.backup.schedule import LAST_ERROR, LAST_RUN, ManualBackup
 from sigdesk.models import Setting
+from sigdesk.openapi import ui_call
 from sigdesk.settings import commands as settings_commands, services as settings
 from sigdesk.settings.specs import SPECS
 from sigdesk.web import (
@@ -164,6 +166,7 @@ def create_now():
 
 @bp.get("/status")
 @requires(PERMISSION)
+@ui_call("backupStatus", (200, BackupProgress))
 def status():
     return jsonify(_runner().status())
 

@@ -1,4 +1,5 @@
-"""What the inbox page's calls take, declared once (pydantic v2) and checked on the way in by `ui_call()`.
+"""What the inbox page's calls take and answer, declared once (pydantic v2): `ui_call()` checks the
+inputs on the way in and the JSON answers on the way out, and documents both at /inbox/openapi.json.
 
 These are SigDesk's own page's calls, not the public API: they are kept out of /api/v1/openapi.json.
 The rules of the business (a note needs text, a snooze lies ahead, a shortcut is free) stay with the
@@ -15,6 +16,7 @@ from pydantic_core import PydanticCustomError
 
 from sigdesk.errors import UserError
 from sigdesk.inbox.services import STATUSES, VIEWS, Filters
+from sigdesk.models import MessageStatus
 from sigdesk.paging import MAX_CURSOR, MAX_ID, Cursor
 from sigdesk.schemas import Id, Input, JsonId, JsonList, JsonObject, Text, UploadedFile
 
@@ -212,3 +214,71 @@ class LabelFields(BaseModel):
 
 class VisibilityFields(BaseModel):
     agents_see_all: bool = Field(False, alias="inbox.agents_see_all")
+
+
+# --- answers -----------------------------------------------------------------------------------
+
+FORM_POSTED = {302: "The settings page's form post: back to the settings page, with the message as a notice"}
+
+
+class Queued(BaseModel):
+    """A message accepted for sending: the worker sends it, the thread follows its status."""
+
+    message_id: int
+    status: MessageStatus
+
+
+class MarkedRead(BaseModel):
+    id: int
+    unread_count: int
+
+
+class NoteAdded(BaseModel):
+    note_id: int
+
+
+class Assigned(BaseModel):
+    id: int
+    assignee_id: int | None = Field(description="The team member now on it; null for nobody")
+
+
+class StatusSet(BaseModel):
+    id: int
+    status: Literal[STATUSES]  # type: ignore[valid-type]
+    snoozed_until: datetime | None
+
+
+class LabelSet(BaseModel):
+    id: int
+    label_id: int
+    on: bool
+
+
+class Canned(BaseModel):
+    id: int
+    shortcut: str
+    body: str
+
+
+class CannedList(BaseModel):
+    canned: list[Canned]
+
+
+class Done(BaseModel):
+    """A settings change made: what to tell the admin."""
+
+    message: str
+
+
+class CannedSaved(Done):
+    id: int
+    shortcut: str
+
+
+class LabelAdded(Done):
+    id: int
+    name: str
+
+
+class VisibilitySaved(Done):
+    agents_see_all: bool

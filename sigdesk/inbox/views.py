@@ -1,8 +1,9 @@
 """The team inbox: one page with three panes, and the HTML fragments and JSON calls its script uses.
 
-Every call's path, query string and body is declared in inbox/schemas.py and checked by `ui_call()`
-(sigdesk/openapi.py) before the view runs; a wrong shape is a 400 naming the field. The calls are
-SigDesk's own, not the public API, so they are documented apart, at /inbox/openapi.json.
+Every call's path, query string, body and JSON answer is declared in inbox/schemas.py and checked by
+`ui_call()` (sigdesk/openapi.py): a wrong shape in is a 400 naming the field, an answer unlike its
+declaration a 500. The calls are SigDesk's own, not the public API, so they are documented apart, at
+/inbox/openapi.json.
 """
 
 from __future__ import annotations
@@ -23,27 +24,39 @@ from sigdesk.conversations.services import AGENTS_SEE_ALL, agents_see_all, windo
 from sigdesk.inbox import format as fmt
 from sigdesk.inbox import services
 from sigdesk.inbox.schemas import (
+    FORM_POSTED,
     AddNote,
     Assign,
+    Assigned,
     Attachment,
     CannedFields,
+    CannedList,
     CannedPath,
     CannedQuery,
+    CannedSaved,
     ConversationPath,
+    Done,
+    LabelAdded,
     LabelFields,
     LabelPath,
+    LabelSet,
     ListQuery,
+    MarkedRead,
     MessagePath,
     MoreQuery,
+    NoteAdded,
     NotePath,
     PageQuery,
+    Queued,
     React,
     SendTemplate,
     SendText,
     SetLabel,
     SetStatus,
+    StatusSet,
     ThreadQuery,
     VisibilityFields,
+    VisibilitySaved,
 )
 from sigdesk.inbox.services import InboxError
 from sigdesk.labels import services as labels
@@ -297,7 +310,7 @@ def _queued(command: Callable[[Session], Message]):
 
 @bp.post("/c/<conversation_id>/send")
 @requires("app.use")
-@ui_call("inboxSend", path=ConversationPath, json=SendText)
+@ui_call("inboxSend", (202, Queued), path=ConversationPath, json=SendText)
 def send(conversation_id: int):
     body = _given(SendText)
     content = {"body": body.text.strip(), "preview_url": "http" in body.text}
@@ -306,7 +319,7 @@ def send(conversation_id: int):
 
 @bp.post("/c/<conversation_id>/react")
 @requires("app.use")
-@ui_call("inboxReact", path=ConversationPath, json=React)
+@ui_call("inboxReact", (202, Queued), path=ConversationPath, json=React)
 def react(conversation_id: int):
     body = _given(React)
     return _queued(lambda session: commands.react(session, acting(), conversation_id, body.message_id, body.emoji))
@@ -314,7 +327,7 @@ def react(conversation_id: int):
 
 @bp.post("/c/<conversation_id>/template")
 @requires("app.use")
-@ui_call("inboxSendTemplate", path=ConversationPath, json=SendTemplate)
+@ui_call("inboxSendTemplate", (202, Queued), path=ConversationPath, json=SendTemplate)
 def send_template(conversation_id: int):
     body = _given(SendTemplate)
     return _queued(
@@ -324,7 +337,7 @@ def send_template(conversation_id: int):
 
 @bp.post("/c/<conversation_id>/attachment")
 @requires("app.use")
-@ui_call("inboxAttachment", path=ConversationPath, form=Attachment)
+@ui_call("inboxAttachment", (202, Queued), path=ConversationPath, form=Attachment)
 def attachment(conversation_id: int):
     """Check the file here (real type, size), upload it to Meta, keep a copy for the thread, queue the message."""
     form = _given(Attachment)
@@ -353,7 +366,7 @@ def attachment(conversation_id: int):
 
 @bp.post("/c/<conversation_id>/read")
 @requires("app.use")
-@ui_call("inboxMarkRead", path=ConversationPath)
+@ui_call("inboxMarkRead", (200, MarkedRead), path=ConversationPath)
 def mark_read(conversation_id: int):
     with writing() as session:
         found = commands.mark_read(session, acting(), conversation_id)
@@ -362,7 +375,7 @@ def mark_read(conversation_id: int):
 
 @bp.post("/c/<conversation_id>/notes")
 @requires("app.use")
-@ui_call("inboxAddNote", path=ConversationPath, json=AddNote)
+@ui_call("inboxAddNote", (201, NoteAdded), path=ConversationPath, json=AddNote)
 def add_note(conversation_id: int):
     text = _given(AddNote).body
     with writing() as session:
@@ -372,7 +385,7 @@ def add_note(conversation_id: int):
 
 @bp.post("/c/<conversation_id>/assign")
 @requires("app.use")
-@ui_call("inboxAssign", path=ConversationPath, json=Assign)
+@ui_call("inboxAssign", (200, Assigned), path=ConversationPath, json=Assign)
 def assign(conversation_id: int):
     wanted = _given(Assign).assignee_id
     with writing() as session:
@@ -382,7 +395,7 @@ def assign(conversation_id: int):
 
 @bp.post("/c/<conversation_id>/status")
 @requires("app.use")
-@ui_call("inboxSetStatus", path=ConversationPath, json=SetStatus)
+@ui_call("inboxSetStatus", (200, StatusSet), path=ConversationPath, json=SetStatus)
 def set_status(conversation_id: int):
     body = _given(SetStatus)
     with writing() as session:
@@ -392,7 +405,7 @@ def set_status(conversation_id: int):
 
 @bp.post("/c/<conversation_id>/labels")
 @requires("app.use")
-@ui_call("inboxSetLabel", path=ConversationPath, json=SetLabel)
+@ui_call("inboxSetLabel", (200, LabelSet), path=ConversationPath, json=SetLabel)
 def set_label(conversation_id: int):
     body = _given(SetLabel)
     with writing() as session:
@@ -405,7 +418,7 @@ def set_label(conversation_id: int):
 
 @bp.get("/canned")
 @requires("app.use")
-@ui_call("inboxCanned", query=CannedQuery)
+@ui_call("inboxCanned", (200, CannedList), query=CannedQuery)
 def canned():
     rows = canned_responses.list_canned(db_session(), _given(CannedQuery).q)
     return jsonify(canned=[{"id": row.id, "shortcut": row.shortcut, "body": row.body} for row in rows])
@@ -433,7 +446,7 @@ def _done(message: str, status: int = 200, **data: Any):
 
 @bp.post("/canned")
 @requires("canned.manage")
-@ui_call("inboxCreateCanned", json=CannedFields, form=CannedFields)
+@ui_call("inboxCreateCanned", (201, CannedSaved), json=CannedFields, form=CannedFields, also=FORM_POSTED)
 def create_canned():
     fields = _given(CannedFields)
     user = actor()
@@ -443,7 +456,9 @@ def create_canned():
 
 @bp.post("/canned/<canned_id>")
 @requires("canned.manage")
-@ui_call("inboxUpdateCanned", path=CannedPath, json=CannedFields, form=CannedFields)
+@ui_call(
+    "inboxUpdateCanned", (200, CannedSaved), path=CannedPath, json=CannedFields, form=CannedFields, also=FORM_POSTED
+)
 def update_canned(canned_id: int):
     fields = _given(CannedFields)
     row = _write(lambda session: canned_responses.update_canned(session, canned_id, fields.shortcut, fields.body))
@@ -452,7 +467,7 @@ def update_canned(canned_id: int):
 
 @bp.post("/canned/<canned_id>/delete")
 @requires("canned.manage")
-@ui_call("inboxDeleteCanned", path=CannedPath)
+@ui_call("inboxDeleteCanned", (200, Done), path=CannedPath, also=FORM_POSTED)
 def delete_canned(canned_id: int):
     _write(lambda session: canned_responses.delete_canned(session, canned_id))
     return _done("Deleted the canned response.")
@@ -460,7 +475,7 @@ def delete_canned(canned_id: int):
 
 @bp.post("/labels")
 @requires("labels.manage")
-@ui_call("inboxCreateLabel", json=LabelFields, form=LabelFields)
+@ui_call("inboxCreateLabel", (201, LabelAdded), json=LabelFields, form=LabelFields, also=FORM_POSTED)
 def create_label():
     name = _given(LabelFields).name
     row = _write(lambda session: labels.create_label(session, name))
@@ -469,7 +484,7 @@ def create_label():
 
 @bp.post("/labels/<label_id>/delete")
 @requires("labels.manage")
-@ui_call("inboxDeleteLabel", path=LabelPath)
+@ui_call("inboxDeleteLabel", (200, Done), path=LabelPath, also=FORM_POSTED)
 def delete_label(label_id: int):
     _write(lambda session: labels.delete_label(session, label_id))
     return _done("Deleted the label.")
@@ -477,7 +492,7 @@ def delete_label(label_id: int):
 
 @bp.post("/settings/visibility")
 @requires("settings.manage")
-@ui_call("inboxVisibility", json=VisibilityFields, form=VisibilityFields)
+@ui_call("inboxVisibility", (200, VisibilitySaved), json=VisibilityFields, form=VisibilityFields, also=FORM_POSTED)
 def visibility():
     wide = _given(VisibilityFields).agents_see_all
     _write(lambda session: settings_commands.save(session, acting(), cipher(), {AGENTS_SEE_ALL: wide}))

@@ -7,7 +7,9 @@ from datetime import datetime, time, timezone
 from flask import Blueprint, current_app, flash, jsonify, redirect, render_template, request, url_for
 
 from sigdesk.db import utcnow
+from sigdesk.openapi import ui_call
 from sigdesk.relay_client import client as relay, commands as relay_commands, receive
+from sigdesk.relay_client.schemas import InboundStatus
 from sigdesk.settings import services as settings
 from sigdesk.errors import UserError
 from sigdesk.settings.specs import SettingError, parse_http_url
@@ -75,6 +77,7 @@ def _page(error: str | None = None, status: int = 200):
 
 @bp.get("/status.json")
 @requires("settings.manage")
+@ui_call("inboundStatus", (200, InboundStatus))
 def status_json():
     return jsonify(_summary())
 

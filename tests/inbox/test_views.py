@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from sigdesk.whatsapp_account.services import client_or_none
 from sigdesk.db import utcnow
+from sigdesk.inbox import schemas
 from sigdesk.models import CannedResponse, Conversation, Message, Note, Template
 from sigdesk.outbound import services as outbound
 from sigdesk.settings import services as settings
@@ -502,6 +503,43 @@ def test_the_page_calls_are_documented_apart_from_the_public_api(owner_browser):
     assert {"conversation_id"} == {p["name"] for p in status["parameters"] if p["in"] == "path"}
     listing = {p["name"] for p in calls["paths"]["/inbox/list"]["get"]["parameters"]}
     assert {"view", "status", "label", "unread", "before"} <= listing
+
+
+def test_each_call_answers_what_its_declaration_says(app, owner_browser, database, fake_graph):
+    """Every JSON answer parses as the model the page calls' document names, under the status it names."""
+    documented = owner_browser.get("/inbox/openapi.json").get_json()["paths"]
+    connect(app, fake_graph)
+    conversation_id = customer_writes(database, "15557770031", "Any cake left?")
+    with database.session() as session:
+        message_id = session.scalar(select(Message.id).where(Message.conversation_id == conversation_id))
+    c = f"/inbox/c/{conversation_id}"
+    calls = [
+        (f"{c}/send", {"text": "Yes"}, schemas.Queued),
+        (f"{c}/react", {"message_id": message_id, "emoji": "👍"}, schemas.Queued),
+        (f"{c}/read", None, schemas.MarkedRead),
+        (f"{c}/notes", {"body": "regular"}, schemas.NoteAdded),
+        (f"{c}/assign", {"assignee_id": "me"}, schemas.Assigned),
+        (f"{c}/status", {"status": "snoozed", "snoozed_until": "2099-01-31T09:00:00Z"}, schemas.StatusSet),
+        ("/inbox/labels", {"name": "VIP"}, schemas.LabelAdded),
+        ("/inbox/canned", {"shortcut": "hours", "body": "9 to 5"}, schemas.CannedSaved),
+        ("/inbox/settings/visibility", {"inbox.agents_see_all": True}, schemas.VisibilitySaved),
+    ]
+    answers = {}
+    for path, body, model in calls:
+        response = owner_browser.post(path, body)
+        answers[path] = model.model_validate(response.get_json())
+        declared = documented[re.sub(r"/c/\d+/", "/c/{conversation_id}/", path)]["post"]["responses"]
+        schema = declared[str(response.status_code)]["content"]["application/json"]["schema"]
+        assert schema["$ref"].endswith(f"/{model.__name__}"), (path, response.status_code)
+    label_id, canned_id = answers["/inbox/labels"].id, answers["/inbox/canned"].id
+    on = owner_browser.post(f"{c}/labels", {"label_id": label_id, "on": True})
+    assert schemas.LabelSet.model_validate(on.get_json()).on is True
+    listed = schemas.CannedList.model_validate(owner_browser.get("/inbox/canned?q=ho").get_json())
+    assert [item.shortcut for item in listed.canned] == ["hours"]
+    updated = owner_browser.post(f"/inbox/canned/{canned_id}", {"shortcut": "open", "body": "9 to 6"})
+    assert schemas.CannedSaved.model_validate(updated.get_json()).shortcut == "open"
+    for path in (f"/inbox/canned/{canned_id}/delete", f"/inbox/labels/{label_id}/delete"):
+        assert schemas.Done.model_validate(owner_browser.post(path).get_json()).message
 
 
 def test_an_attachment_without_a_file_is_400_naming_file(owner_browser, database):
