@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import ColumnElement, Select, and_, or_
+from sqlalchemy.orm import Session
 
 from sigdesk.errors import UserError
 
@@ -80,3 +81,19 @@ def page(found: Sequence[Row], limit: int, cursor_of: Callable[[Row], Cursor]) -
     items = list(found[:limit])
     more = len(found) > limit and bool(items)
     return Page(items, cursor_of(items[-1]).encode() if more else None)
+
+
+def in_key_order(
+    session: Session, query: Select, key: Any, key_of: Callable[[Any], Any], size: int
+) -> Iterator[list[Any]]:
+    """Every row of `query` once, in batches of `size` after the last batch's `key` (the primary key), for
+    readers of a whole table (exports): memory stays at one batch. Lists people page through are ordered by
+    time (newest_first); a whole table has no time order to keep, and reading messages by (time, id) would
+    sort the table again for every batch, as no index holds that order."""
+    last = None
+    while True:
+        batch = session.execute((query if last is None else query.where(key > last)).order_by(key).limit(size)).all()
+        if not batch:
+            return
+        yield batch
+        last = key_of(batch[-1])

@@ -6,11 +6,29 @@ import json
 from datetime import datetime
 from typing import Any
 
+from pydantic import BaseModel
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from sigdesk.actor import Actor
 from sigdesk.models import AuditEvent, LoginEvent, User
+
+
+class AuditData(BaseModel):
+    """An audit entry as the audit log page and the audit export show it: `detail` is the JSON text as stored."""
+
+    id: int
+    at: datetime
+    actor_id: int | None
+    actor_email: str | None
+    action: str
+    target: str | None
+    ip: str | None
+    detail: str | None
+
+    @classmethod
+    def of(cls, event: AuditEvent) -> "AuditData":
+        return cls(**{field: getattr(event, field) for field in cls.model_fields})
 
 
 def record(
@@ -82,13 +100,14 @@ def list_audit(
     since: datetime | None = None,
     until: datetime | None = None,
     limit: int = 200,
-) -> list[AuditEvent]:
+) -> list[AuditData]:
     query = _window(select(AuditEvent), AuditEvent.at, since, until)
     if action:
         query = query.where(AuditEvent.action == action)
     if actor_email:
         query = query.where(AuditEvent.actor_email == actor_email)
-    return list(session.scalars(query.order_by(AuditEvent.at.desc(), AuditEvent.id.desc()).limit(limit)))
+    found = session.scalars(query.order_by(AuditEvent.at.desc(), AuditEvent.id.desc()).limit(limit))
+    return [AuditData.of(event) for event in found]
 
 
 def list_logins(

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import Row
+
 from pydantic import BaseModel, Field
 
 from sigdesk.contacts.services import ContactData
@@ -21,6 +23,8 @@ class ConversationData(BaseModel):
     last_message_at: datetime | None
     window_closes_at: datetime | None
     window_open: bool
+    last_inbound_at: datetime | None = Field(description="When the customer last wrote")
+    created_at: datetime | None
     contact: ContactData
 
     @classmethod
@@ -33,6 +37,8 @@ class ConversationData(BaseModel):
             last_message_at=conversation.last_message_at,
             window_closes_at=window_closes_at(conversation),
             window_open=window_open(conversation),
+            last_inbound_at=conversation.last_inbound_at,
+            created_at=conversation.created_at,
             contact=ContactData.of(contact),
         )
 
@@ -51,8 +57,40 @@ class MessageErrorData(BaseModel):
     explanation: str | None
 
 
+# The columns MessageData is read from: a query that selects them (exports, search) gives rows that of() takes
+# as it takes a Message, without loading whole messages (their Meta payloads) as objects.
+MESSAGE_COLUMNS = (
+    Message.id,
+    Message.conversation_id,
+    Message.contact_id,
+    Message.wamid,
+    Message.direction,
+    Message.type,
+    Message.text,
+    Message.caption,
+    Message.media_id,
+    Message.storage_key,
+    Message.mime_type,
+    Message.filename,
+    Message.file_size,
+    Message.media_state,
+    Message.details,
+    Message.reply_to_wamid,
+    Message.forwarded,
+    Message.status,
+    Message.error_code,
+    Message.error_title,
+    Message.error_explanation,
+    Message.timestamp,
+    Message.edited_at,
+    Message.revoked_at,
+)
+
+
 class MessageData(BaseModel):
     id: int
+    conversation_id: int
+    contact_id: int
     wamid: str | None
     direction: Direction
     type: str
@@ -70,10 +108,13 @@ class MessageData(BaseModel):
     revoked_at: datetime | None
 
     @classmethod
-    def of(cls, message: Message, reactions: list[str] | None = None) -> "MessageData":
+    def of(cls, message: Message | Row, reactions: list[str] | None = None) -> "MessageData":
+        """From a Message or a row that selected MESSAGE_COLUMNS."""
         revoked = message.revoked_at is not None
         return cls(
             id=message.id,
+            conversation_id=message.conversation_id,
+            contact_id=message.contact_id,
             wamid=message.wamid,
             direction=message.direction,
             type=message.type,

@@ -1,8 +1,11 @@
 """Exports of the business's data as JSON Lines or CSV, streamed so size never costs memory.
 
-Each export is a fixed, documented list of columns (not the raw tables): what a person or another
-tool needs, without queue bookkeeping. Times are ISO 8601 in UTC. CSV may start with the BOM that
-Excel needs to read UTF-8; "all" zips one file per kind.
+Each record is its entity's one serializer (sigdesk/<feature>/schemas.py): a JSON Lines record is what the
+API answers for that contact, conversation, message or template. CSV flattens it: a nested object (a
+conversation's contact, a message's media and error) becomes dotted columns (`contact.name`), a list or
+free-form object (reactions, details, components) JSON text in its cell. Audit entries are written as the
+audit log shows them. Times are ISO 8601 in UTC. CSV may start with the BOM that Excel needs to read UTF-8;
+"all" zips one file per kind.
 """
 
 from __future__ import annotations
@@ -10,92 +13,84 @@ from __future__ import annotations
 import csv
 import io
 import os
+import types
+import typing
 import zipfile
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import orjson
-from sqlalchemy import DateTime, func, select
+from pydantic import BaseModel
+from sqlalchemy import Row, Select, func, select
 from sqlalchemy.orm import Session
 
 from sigdesk.actor import Actor
-from sigdesk.audit.services import record_by
+from sigdesk.audit.services import AuditData, record_by
 from sigdesk.contacts.services import COLUMNS as CONTACT_COLUMNS
-from sigdesk.contacts.services import FIELDS as CONTACT_FIELDS
 from sigdesk.contacts.services import ContactData
-from sigdesk.db import Database, UTCDateTime, write_lock
+from sigdesk.conversations.schemas import MESSAGE_COLUMNS, ConversationData, MessageData
+from sigdesk.conversations.services import reactions_for
+from sigdesk.db import Database, write_lock
 from sigdesk.events.catalogue import ExportFinished
 from sigdesk.events.outbox import record
+from sigdesk.message_templates.schemas import TemplateData
 from sigdesk.models import AuditEvent, Contact, Conversation, Message, Template
+from sigdesk.paging import in_key_order
 
 BATCH = 2000
 FORMATS = ("json", "csv")
 
-KINDS: dict[str, tuple[type, tuple[str, ...]]] = {
-    "contacts": (Contact, CONTACT_FIELDS),
-    "conversations": (
-        Conversation,
-        (
-            "id",
-            "contact_id",
-            "status",
-            "assignee_id",
-            "last_message_at",
-            "last_inbound_at",
-            "unread_count",
-            "created_at",
-        ),
+
+def _messages(session: Session, batch: list[Row]) -> list[MessageData]:
+    reactions = reactions_for(session, [row.wamid for row in batch if row.wamid])
+    return [MessageData.of(row, reactions.get(row.wamid)) for row in batch]
+
+
+@dataclass(frozen=True)
+class Kind:
+    """What one export reads (in batches by `key`) and the serializer that makes its records of a batch."""
+
+    query: Select
+    key: Any
+    key_of: Callable[[Row], int]
+    schema: type[BaseModel]
+    serialize: Callable[[Session, list[Row]], list[BaseModel]]
+
+
+KINDS: dict[str, Kind] = {
+    "contacts": Kind(
+        select(*CONTACT_COLUMNS),
+        Contact.id,
+        lambda row: row[0],
+        ContactData,
+        lambda _session, batch: [ContactData.of_row(row) for row in batch],
     ),
-    "messages": (
-        Message,
-        (
-            "id",
-            "wamid",
-            "conversation_id",
-            "contact_id",
-            "direction",
-            "type",
-            "text",
-            "caption",
-            "mime_type",
-            "filename",
-            "file_size",
-            "storage_key",
-            "media_state",
-            "status",
-            "error_code",
-            "error_title",
-            "reply_to_wamid",
-            "forwarded",
-            "details",
-            "timestamp",
-            "edited_at",
-            "revoked_at",
-        ),
+    "conversations": Kind(
+        select(Conversation, Contact).join(Contact, Contact.id == Conversation.contact_id),
+        Conversation.id,
+        lambda row: row[0].id,
+        ConversationData,
+        lambda _session, batch: [ConversationData.of(conversation, contact) for conversation, contact in batch],
     ),
-    "templates": (
-        Template,
-        (
-            "id",
-            "name",
-            "language",
-            "meta_id",
-            "category",
-            "status",
-            "quality",
-            "components",
-            "rejected_reason",
-            "created_at",
-            "updated_at",
-        ),
+    "messages": Kind(select(*MESSAGE_COLUMNS), Message.id, lambda row: row.id, MessageData, _messages),
+    "templates": Kind(
+        select(Template),
+        Template.id,
+        lambda row: row[0].id,
+        TemplateData,
+        lambda _session, batch: [TemplateData.of(template) for (template,) in batch],
     ),
-    "audit": (AuditEvent, ("id", "at", "actor_id", "actor_email", "action", "target", "ip", "detail")),
+    "audit": Kind(
+        select(AuditEvent),
+        AuditEvent.id,
+        lambda row: row[0].id,
+        AuditData,
+        lambda _session, batch: [AuditData.of(event) for (event,) in batch],
+    ),
 }
-# Kinds exported through their entity's one serializer rather than as columns: what is selected (id
-# first), and the pydantic model whose of_row() makes the record; the kind's columns are its fields.
-SERIALIZED: dict[str, tuple[tuple, Any]] = {"contacts": (CONTACT_COLUMNS, ContactData)}
 NOT_YET = {"orders": "SigDesk has no orders yet, so there is nothing to export"}
 WHAT = tuple(KINDS) + ("all",)
 
@@ -111,58 +106,59 @@ def plain_values(values: dict[str, Any]) -> dict[str, Any]:
     return {key: value.isoformat() if isinstance(value, datetime) else value for key, value in values.items()}
 
 
-def _is_time(schema: Any, field: str) -> bool:
-    annotation = schema.model_fields[field].annotation
-    return datetime in (annotation, *getattr(annotation, "__args__", ()))
+def _nested(annotation: Any) -> type[BaseModel] | None:
+    """The model a field holds (alone or or None): its fields become dotted CSV columns."""
+    union = typing.get_origin(annotation) in (typing.Union, types.UnionType)
+    for candidate in typing.get_args(annotation) if union else (annotation,):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None
 
 
-def _datetime_columns(model, columns: tuple[str, ...]) -> list[int]:
-    return [
-        index for index, name in enumerate(columns) if isinstance(getattr(model, name).type, (DateTime, UTCDateTime))
-    ]
+def _paths(schema: type[BaseModel]) -> list[tuple[str, ...]]:
+    paths: list[tuple[str, ...]] = []
+    for name, field in schema.model_fields.items():
+        nested = _nested(field.annotation)
+        paths += [(name, *path) for path in _paths(nested)] if nested else [(name,)]
+    return paths
 
 
-def row_values(session: Session, kind: str) -> Iterator[list]:
-    """Rows of one kind in id order as lists (times as ISO 8601 text), fetched in batches by key so memory stays flat."""
-    model, columns = KINDS[kind]
-    selected, schema = SERIALIZED.get(kind, (None, None))
-    if schema is None:
-        selected = [getattr(model, name) for name in columns]
-        times = _datetime_columns(model, columns)
-    else:
-        times = [index for index, name in enumerate(columns) if _is_time(schema, name)]
-    last = None
-    while True:
-        query = select(*selected).order_by(model.id).limit(BATCH)
-        if last is not None:
-            query = query.where(model.id > last)
-        batch = session.execute(query).all()
-        if not batch:
-            return
-        for row in batch:
-            values = list(schema.of_row(row).model_dump().values()) if schema else list(row)
-            for index in times:
-                if values[index] is not None:
-                    values[index] = values[index].isoformat()
-            yield values
-        last = batch[-1][0]
+PATHS: dict[str, list[tuple[str, ...]]] = {kind: _paths(spec.schema) for kind, spec in KINDS.items()}
+COLUMNS: dict[str, tuple[str, ...]] = {kind: tuple(".".join(path) for path in PATHS[kind]) for kind in KINDS}
 
 
-def rows(session: Session, kind: str) -> Iterator[dict]:
-    columns = KINDS[kind][1]
-    for values in row_values(session, kind):
-        yield dict(zip(columns, values))
+def csv_row(kind: str, record: BaseModel) -> list[Any]:
+    """One record as the kind's CSV columns: the serializer's JSON, flattened."""
+    dumped = record.model_dump(mode="json")
+    cells = []
+    for path in PATHS[kind]:
+        value = dumped
+        for name in path:
+            value = value[name]
+            if value is None:
+                break
+        if value is None:
+            value = ""
+        elif value.__class__ in (dict, list):
+            value = orjson.dumps(value).decode()
+        cells.append(value)
+    return cells
+
+
+def records(session: Session, kind: str) -> Iterator[BaseModel]:
+    """Every record of one kind through its serializer, in id order, read in batches so memory stays flat."""
+    spec = KINDS[kind]
+    for batch in in_key_order(session, spec.query, spec.key, spec.key_of, BATCH):
+        yield from spec.serialize(session, batch)
 
 
 def count(session: Session, kind: str) -> int:
-    model, _columns = KINDS[kind]
-    return session.execute(select(func.count()).select_from(model)).scalar_one()
+    return session.execute(select(func.count(KINDS[kind].key))).scalar_one()
 
 
 def write_kind(
     session: Session, kind: str, fmt: str, sink: BinaryIO, bom: bool = False, tick: Callable[[], None] | None = None
 ) -> int:
-    _, columns = KINDS[kind]
     text = io.TextIOWrapper(
         sink, encoding="utf-8-sig" if bom and fmt == "csv" else "utf-8", newline="", write_through=False
     )
@@ -170,16 +166,16 @@ def write_kind(
     try:
         if fmt == "csv":
             writer = csv.writer(text)
-            writer.writerow(columns)
-            for values in row_values(session, kind):
-                writer.writerow(["" if value is None else value for value in values])
+            writer.writerow(COLUMNS[kind])
+            for found in records(session, kind):
+                writer.writerow(csv_row(kind, found))
                 written += 1
                 if tick:
                     tick()
         else:
             text.flush()
-            for values in row_values(session, kind):
-                sink.write(orjson.dumps(dict(zip(columns, values))) + b"\n")
+            for found in records(session, kind):
+                sink.write(found.model_dump_json().encode() + b"\n")
                 written += 1
                 if tick:
                     tick()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -21,6 +22,9 @@ class TemplateData(BaseModel):
     components: list[Any] = Field(description="As Meta describes them")
     variables: dict[str, int] = Field(description="How many values each component needs (header, body, button_<index>)")
     problem: str | None = Field(None, description="Why the template cannot be sent (malformed placeholders), if so")
+    meta_id: str | None = Field(description="Meta's id of the template")
+    created_at: datetime | None = Field(description="When SigDesk first synced it")
+    updated_at: datetime | None
 
     @classmethod
     def of(cls, template: Template) -> "TemplateData":
@@ -35,4 +39,7 @@ class TemplateData(BaseModel):
             components=components(template),
             variables=variables(template),
             problem=problem(template),
+            meta_id=template.meta_id,
+            created_at=template.created_at,
+            updated_at=template.updated_at,
         )

@@ -7,6 +7,7 @@ from datetime import datetime
 from pydantic import BaseModel, Field
 
 from sigdesk.contacts.services import ContactData
+from sigdesk.conversations.schemas import MessageData
 
 
 class MessageHit(BaseModel):
@@ -15,6 +16,7 @@ class MessageHit(BaseModel):
     contact_name: str
     snippet_html: str = Field(description="HTML-escaped, with the matched words in <mark>")
     timestamp: datetime | None
+    message: MessageData = Field(description="The message as the API shows it everywhere")
 
 
 class ContactHit(BaseModel):

@@ -17,8 +17,10 @@ from sqlalchemy import Engine, column, func, literal_column, or_, select, table,
 from sqlalchemy.dialects.mysql import match
 from sqlalchemy.orm import Session
 
-from sigdesk.contacts.services import COLUMNS, NAME_COLUMNS, ContactData, contact_name
-from sigdesk.conversations.services import agents_see_all, visible
+from sigdesk.contacts.services import COLUMNS, ContactData, contact_name
+from sigdesk.conversations.schemas import MESSAGE_COLUMNS as MESSAGE_DATA_COLUMNS
+from sigdesk.conversations.schemas import MessageData
+from sigdesk.conversations.services import agents_see_all, reactions_for, visible
 from sigdesk.models import Contact, Conversation, Message, User
 
 MAX_QUERY_LENGTH = 200
@@ -78,26 +80,33 @@ def search(session: Session, user: User, query: str, limit: int = 20) -> dict[st
 # ---- results ----------------------------------------------------------------------------------
 
 
+# The message's serializer's columns, then what names its contact
 MESSAGE_COLUMNS = (
-    Message.id,
-    Message.conversation_id,
-    Message.timestamp,
-    Message.text,
-    Message.caption,
-    *NAME_COLUMNS,
+    *MESSAGE_DATA_COLUMNS,
+    Contact.id.label("named_contact_id"),
+    Contact.display_name,
+    Contact.profile_name,
+    Contact.wa_id,
+    Contact.user_id,
 )
 CONTACT_COLUMNS = (*COLUMNS, Conversation.id)  # the contact's serializer's columns, then its conversation
 
 
-def _message_hit(row, terms: list[str]) -> dict[str, Any]:
-    message_id, conversation_id, timestamp, body, caption, contact_id, display_name, profile_name, wa_id, user_id = row
+def _message_hits(session: Session, rows: list, terms: list[str]) -> list[dict[str, Any]]:
+    reactions = reactions_for(session, [row.wamid for row in rows if row.wamid])
+    return [_message_hit(row, terms, reactions.get(row.wamid)) for row in rows]
+
+
+def _message_hit(row, terms: list[str], reactions: list[str] | None) -> dict[str, Any]:
+    body, caption = row.text, row.caption
     source = body if body and _find(body, terms) else caption or body or ""
     return {
-        "message_id": message_id,
-        "conversation_id": conversation_id,
-        "contact_name": contact_name(contact_id, display_name, profile_name, wa_id, user_id),
+        "message_id": row.id,
+        "conversation_id": row.conversation_id,
+        "contact_name": contact_name(row.named_contact_id, row.display_name, row.profile_name, row.wa_id, row.user_id),
         "snippet_html": snippet_html(source, terms),
-        "timestamp": timestamp.isoformat() if timestamp else None,
+        "timestamp": row.timestamp.isoformat() if row.timestamp else None,
+        "message": MessageData.of(row, reactions).model_dump(),
     }
 
 
@@ -157,7 +166,7 @@ class SQLiteSearch:
             .order_by(fts.c.rowid.desc())
             .limit(limit)
         )
-        return [_message_hit(row, query.terms) for row in session.execute(statement)]
+        return _message_hits(session, list(session.execute(statement)), query.terms)
 
     def contacts(self, session: Session, user: User, widened: bool, query: Query, limit: int) -> list[dict[str, Any]]:
         fts = self.contacts_fts
@@ -230,7 +239,7 @@ class MySQLSearch:
                 or_(Message.text.like(pattern, escape="\\"), Message.caption.like(pattern, escape="\\"))
             )
         statement = statement.order_by(Message.id.desc()).limit(limit)
-        return [_message_hit(row, query.terms) for row in session.execute(statement)]
+        return _message_hits(session, list(session.execute(statement)), query.terms)
 
     def recent_messages(
         self, session: Session, user: User, widened: bool, query: Query, limit: int
@@ -247,13 +256,13 @@ class MySQLSearch:
             )
         rows = list(session.execute(statement.order_by(Message.id.desc()).limit(4 * limit)))
         # LIKE finds the words anywhere; keep those where they start a word, as the index would
-        hits = [
-            _message_hit(row, query.terms)
+        found = [
+            row
             for row in rows
-            if _matches_all(row[3] or "", query.terms) or _matches_all(row[4] or "", query.terms)
+            if _matches_all(row.text or "", query.terms) or _matches_all(row.caption or "", query.terms)
         ]
-        if len(hits) >= limit or (len(rows) < 4 * limit and newest <= self.RECENT_WINDOW):
-            return hits[:limit]
+        if len(found) >= limit or (len(rows) < 4 * limit and newest <= self.RECENT_WINDOW):
+            return _message_hits(session, found[:limit], query.terms)
         return None
 
     def contacts(self, session: Session, user: User, widened: bool, query: Query, limit: int) -> list[dict[str, Any]]:

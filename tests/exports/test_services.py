@@ -12,11 +12,31 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
+from sigdesk.audit.services import AuditData
 from sigdesk.cli import main
-from sigdesk.exports.services import KINDS, ExportError, export
-from sigdesk.models import AuditEvent, Message
+from sigdesk.contacts.services import ContactData
+from sigdesk.conversations.schemas import ConversationData, MessageData
+from sigdesk.conversations.services import reactions_for
+from sigdesk.exports.services import COLUMNS, KINDS, ExportError, export
+from sigdesk.message_templates.schemas import TemplateData
+from sigdesk.models import AuditEvent, Contact, Conversation, Message, Template, User
 from tests import factories
 from tests.backup.seed import MESSAGE_TYPES, seed
+
+# Each kind's table and its one serializer, applied here to whole ORM objects (the export reads columns)
+SERIALIZERS = {
+    "contacts": (Contact, lambda session, contact: ContactData.of(contact)),
+    "conversations": (
+        Conversation,
+        lambda session, conversation: ConversationData.of(conversation, session.get(Contact, conversation.contact_id)),
+    ),
+    "messages": (
+        Message,
+        lambda session, message: MessageData.of(message, reactions_for(session, [message.wamid]).get(message.wamid)),
+    ),
+    "templates": (Template, lambda session, template: TemplateData.of(template)),
+    "audit": (AuditEvent, lambda session, event: AuditData.of(event)),
+}
 
 
 @pytest.fixture
@@ -26,17 +46,37 @@ def seeded(app):
 
 
 def expected(app, kind: str) -> list[dict]:
-    model, columns = KINDS[kind]
+    """Every row of the kind's table in id order, as its serializer's JSON."""
+    model, serialize = SERIALIZERS[kind]
     with app.extensions["sigdesk"].database.session() as session:
         found = session.scalars(select(model).order_by(model.id)).all()
-        values = [[getattr(row, c) for c in columns] for row in found]  # contacts' `name` too, by the model's rule
-    return [{c: (v.isoformat() if hasattr(v, "isoformat") else v) for c, v in zip(columns, row)} for row in values]
+        return [serialize(session, row).model_dump(mode="json") for row in found]
 
 
 def as_csv_text(value) -> str:
     if value is None:
         return ""
     return str(value)
+
+
+def flattened(record: dict, columns: list[str]) -> list:
+    """A record as CSV cells: nested objects by dotted column; lists and free-form objects stay as JSON (compared parsed)."""
+    cells = []
+    for column in columns:
+        value = record
+        for part in column.split("."):
+            value = None if value is None else value[part]
+        cells.append(value if isinstance(value, (dict, list)) else as_csv_text(value))
+    return cells
+
+
+def read_cells(row: list[str], like: list) -> list:
+    """CSV text, with the cells that hold JSON parsed, to compare with flattened()."""
+    return [json.loads(text) if isinstance(want, (dict, list)) else text for text, want in zip(row, like)]
+
+
+def test_every_kind_has_every_table_the_test_knows():
+    assert set(SERIALIZERS) == set(KINDS)
 
 
 @pytest.mark.database
@@ -57,8 +97,80 @@ def test_csv_export_matches_the_database_row_by_row(seeded, tmp_path, kind):
         export(session, kind, "csv", out)
     with open(out, newline="", encoding="utf-8") as handle:
         table = list(csv.reader(handle))
-    assert table[0] == list(KINDS[kind][1])
-    assert table[1:] == [[as_csv_text(v) for v in row.values()] for row in expected(seeded, kind)]
+    columns = list(COLUMNS[kind])
+    assert table[0] == columns
+    want = [flattened(record, columns) for record in expected(seeded, kind)]
+    assert [read_cells(row, cells) for row, cells in zip(table[1:], want)] == want
+    assert len(table) - 1 == len(want)
+
+
+def test_csv_columns_flatten_nested_objects_and_keep_lists_as_json(seeded, tmp_path):
+    with seeded.extensions["sigdesk"].database.session() as session:
+        export(session, "messages", "csv", tmp_path / "m.csv")
+        export(session, "conversations", "csv", tmp_path / "c.csv")
+    with open(tmp_path / "m.csv", newline="", encoding="utf-8") as handle:
+        messages = {row["wamid"]: row for row in csv.DictReader(handle)}
+    with open(tmp_path / "c.csv", newline="", encoding="utf-8") as handle:
+        conversations = list(csv.DictReader(handle))
+    assert json.loads(messages["wamid.0.1"]["reactions"]) == ["❤️"] and messages["wamid.0.0"]["reactions"] == "[]"
+    assert json.loads(messages["wamid.0.1"]["details"]) == {"type": "image", "n": 1}
+    image = messages["wamid.0.1"]
+    assert image["media.state"] == "ready" and image["media.url"] == f"/media/{image['id']}"
+    assert messages["wamid.0.0"]["media.url"] == "" and messages["wamid.0.0"]["error.code"] == ""
+    assert [row["contact.wa_id"] for row in conversations] == ["447700900000", "447700900001", "447700900002"]
+
+
+def test_messages_stream_in_batches_with_each_batchs_reactions(seeded, tmp_path, monkeypatch):
+    monkeypatch.setattr("sigdesk.exports.services.BATCH", 5)
+    with seeded.extensions["sigdesk"].database.session() as session:
+        export(session, "messages", "json", tmp_path / "m.jsonl")
+    lines = (tmp_path / "m.jsonl").read_text(encoding="utf-8").splitlines()
+    assert [json.loads(line) for line in lines] == expected(seeded, "messages")
+
+
+def api_items(client, token: str, path: str) -> list[dict]:
+    response = client.get(f"/api/v1{path}", query_string={"limit": 200}, headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.get_json()["next_cursor"] is None
+    return response.get_json()["items"]
+
+
+def exported(app, tmp_path, kind: str, fmt: str) -> dict[int, dict | list]:
+    """The kind's export by id: JSON records, or CSV rows (lists of cells)."""
+    out = tmp_path / f"{kind}-api.{fmt}"
+    with app.extensions["sigdesk"].database.session() as session:
+        export(session, kind, fmt, out)
+    if fmt == "json":
+        return {record["id"]: record for record in map(json.loads, out.read_text(encoding="utf-8").splitlines())}
+    with open(out, newline="", encoding="utf-8") as handle:
+        table = list(csv.reader(handle))
+    assert table[0] == list(COLUMNS[kind])
+    return {int(row[0]): row for row in table[1:]}
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv"])
+def test_exported_conversations_messages_and_templates_are_what_the_api_answers(seeded, client, tmp_path, fmt):
+    with seeded.extensions["sigdesk"].database.session() as session:
+        owner = session.scalar(select(User).where(User.email == "olive@example.com"))
+        token = factories.api_token(session, owner)
+    conversations = api_items(client, token, "/conversations")
+    answered = {
+        "conversations": conversations,
+        "messages": [m for c in conversations for m in api_items(client, token, f"/conversations/{c['id']}/messages")],
+        "templates": api_items(client, token, "/templates"),
+        "contacts": [conversation["contact"] for conversation in conversations],
+    }
+    for kind, items in answered.items():
+        found = exported(seeded, tmp_path, kind, fmt)
+        assert items and sorted(found) == sorted(item["id"] for item in items), kind
+        for item in items:
+            if fmt == "json":
+                assert found[item["id"]] == item, kind
+            else:
+                cells = flattened(item, list(COLUMNS[kind]))
+                assert read_cells(found[item["id"]], cells) == cells, kind
+    assert any(message["reactions"] for message in answered["messages"])
+    assert any(message["media"] for message in answered["messages"])
 
 
 def test_csv_keeps_newlines_quotes_and_emoji_and_adds_the_bom_on_request(seeded, tmp_path):

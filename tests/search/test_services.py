@@ -79,8 +79,13 @@ def test_finds_message_text_newest_first_with_the_hit_marked(db, team, inbox):
     assert len(found["messages"]) == 3
     assert "<mark>order</mark>" in found["messages"][-1]["snippet_html"]
     first = found["messages"][0]
-    assert set(first) == {"message_id", "conversation_id", "contact_name", "snippet_html", "timestamp"}
+    assert set(first) == {"message_id", "conversation_id", "contact_name", "snippet_html", "timestamp", "message"}
     assert first["contact_name"] == "Olga Secret"
+    message = first["message"]
+    assert (message["id"], message["conversation_id"]) == (first["message_id"], first["conversation_id"])
+    assert (
+        message["text"] == "secret order for the other agent" and message["timestamp"].isoformat() == first["timestamp"]
+    )
 
 
 def test_the_last_word_matches_as_a_prefix_and_every_word_is_required(db, team, inbox):

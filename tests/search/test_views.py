@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sigdesk.auth import services as accounts
-from sigdesk.models import User
+from sigdesk.models import Contact, Reaction, User
 from tests.search.test_services import add_conversation
 
 pytestmark = pytest.mark.database
@@ -27,6 +27,18 @@ def test_the_search_box_gets_messages_and_contacts_as_json(client, signed_in):
     assert hit["snippet_html"] == "Is my &lt;b&gt;<mark>order</mark>&lt;/b&gt; ready?"
     assert body["contacts"] == []
     assert client.get("/api/v1/search?q=zoe").get_json()["contacts"][0]["name"] == "Zoë Müller"
+
+
+def test_a_message_hit_carries_the_message_exactly_as_the_api_lists_it(app, client, signed_in):
+    with app.extensions["sigdesk"].database.session() as session:
+        contact = session.query(Contact).filter_by(wa_id="4915112345678").one()
+        session.add(Reaction(target_wamid="wamid.4915112345678.0", contact_id=contact.id, emoji="👍"))
+    [hit] = client.get("/api/v1/search", query_string={"q": "order"}).get_json()["messages"]
+    listed = client.get(f"/api/v1/conversations/{hit['conversation_id']}/messages")
+    assert listed.status_code == 200, listed.get_data(as_text=True)
+    [message] = [item for item in listed.get_json()["items"] if item["id"] == hit["message_id"]]
+    assert hit["message"] == message
+    assert message["reactions"] == ["👍"] and message["text"] == "Is my <b>order</b> ready?"
 
 
 @pytest.mark.parametrize(
