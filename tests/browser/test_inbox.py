@@ -25,6 +25,7 @@ from tests.conftest import PASSWORD
 from tests.fakes.graph import PHONE_NUMBER_ID, TOKEN, WABA_ID
 from tests.inbox.helpers import deliver_fixtures
 from tests.waiting import wait_for
+from tests import factories
 
 pytestmark = pytest.mark.browser
 
@@ -87,35 +88,7 @@ class Agent:
 
 
 def inbound(wa_id: str, wamid: str, text: str, name: str) -> bytes:
-    return json.dumps(
-        {
-            "object": "whatsapp_business_account",
-            "entry": [
-                {
-                    "id": WABA_ID,
-                    "changes": [
-                        {
-                            "field": "messages",
-                            "value": {
-                                "messaging_product": "whatsapp",
-                                "metadata": {"display_phone_number": "15550100199", "phone_number_id": PHONE_NUMBER_ID},
-                                "contacts": [{"profile": {"name": name}, "wa_id": wa_id}],
-                                "messages": [
-                                    {
-                                        "from": wa_id,
-                                        "id": wamid,
-                                        "timestamp": str(int(time.time())),
-                                        "type": "text",
-                                        "text": {"body": text},
-                                    }
-                                ],
-                            },
-                        }
-                    ],
-                }
-            ],
-        }
-    ).encode()
+    return json.dumps(factories.text_message(wa_id, text, wamid=wamid, name=name, meta=factories.metadata())).encode()
 
 
 @pytest.fixture

@@ -5,43 +5,21 @@ from __future__ import annotations
 import json
 
 from sigdesk.whatsapp.webhook import signature_header
+from tests import factories
 
 SECRET = "relay-test-app-secret"
 
 
 def delivery(serial: int, tag: str = "t") -> bytes:
-    body = {
-        "object": "whatsapp_business_account",
-        "entry": [
-            {
-                "id": "900800700600500",
-                "changes": [
-                    {
-                        "field": "messages",
-                        "value": {
-                            "messaging_product": "whatsapp",
-                            "metadata": {"display_phone_number": "15550001111", "phone_number_id": "100200300400500"},
-                            "contacts": [
-                                {
-                                    "profile": {"name": f"Customer {serial % 50} \u00e9\U0001f642"},
-                                    "wa_id": f"1555{serial % 50:07d}",
-                                }
-                            ],
-                            "messages": [
-                                {
-                                    "from": f"1555{serial % 50:07d}",
-                                    "id": f"wamid.relay.{tag}.{serial}",
-                                    "timestamp": str(1731700000 + serial),
-                                    "type": "text",
-                                    "text": {"body": f"Hello {serial} \U0001f642"},
-                                }
-                            ],
-                        },
-                    }
-                ],
-            }
-        ],
-    }
+    body = factories.text_message(
+        f"1555{serial % 50:07d}",
+        f"Hello {serial} \U0001f642",
+        wamid=f"wamid.relay.{tag}.{serial}",
+        at=1731700000 + serial,
+        name=f"Customer {serial % 50} \u00e9\U0001f642",
+        meta=factories.metadata("100200300400500", "15550001111"),
+        waba_id="900800700600500",
+    )
     return json.dumps(body).encode("ascii")  # ensure_ascii: \ud83d\ude42 escapes, like Meta's payloads
 
 
