@@ -30,15 +30,23 @@ def _target(user_id: int) -> User:
 @bp.get("/team")
 @requires("team.manage")
 def team():
+    return _team_page()
+
+
+def _team_page(add_error: str = "", typed: dict[str, str] | None = None):
+    """The team; after a refused "Add someone" the message sits by that form, which keeps what was typed."""
     me = actor()
     users = accounts.list_users(db_session())
-    return render_template(
+    page = render_template(
         "admin/team.html",
         users=users,
         roles=[role.value for role in Role],
         can_manage=lambda target: may_manage(me.role, target.role),
         assignable=[role.value for role in Role if may_manage(me.role, Role.AGENT.value, role.value)],
+        add_error=add_error,
+        typed=typed or {},
     )
+    return page, (400 if add_error else 200)
 
 
 @bp.post("/team")
@@ -57,8 +65,7 @@ def add_member():
         with writing() as dbs:
             user = accounts.add_user(dbs, acting(), new)
     except accounts.AccountError as exc:
-        flash(str(exc), "error")
-        return redirect(url_for("admin.team"))
+        return _team_page(str(exc), {key: form.get(key, "") for key in ("name", "email", "role")})
     flash(f"{user.name} can now sign in as {user.role}.")
     return redirect(url_for("admin.team"))
 

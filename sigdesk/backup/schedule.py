@@ -1,5 +1,8 @@
 """Automatic backups into the backup folder, daily or weekly at a set time, while the app runs.
 
+The time is the business's wall clock (Settings → General → time zone), as the Backups page says,
+not this computer's: a server kept on UTC still backs up at 02:00 in the shop's town.
+
 A backup is due when the latest scheduled moment has passed since the last successful one, so a
 computer that was off at 02:00 backs up at the next start (catch-up) rather than skipping a day.
 The passphrase is a secret setting, stored encrypted with the data key like every other secret.
@@ -12,6 +15,8 @@ import threading
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from zoneinfo import ZoneInfo
+
 from sqlalchemy.orm import Session
 
 from sigdesk.actor import Actor
@@ -20,6 +25,7 @@ from sigdesk.backup.format import BackupError, KdfParams
 from sigdesk.config import Config
 from sigdesk.crypto import Cipher
 from sigdesk.db import Database, utcnow, write_lock
+from sigdesk.general.clock import business_zone
 from sigdesk.models import Setting
 from sigdesk.settings import services as settings
 
@@ -31,9 +37,9 @@ CHECK_SECONDS = 60.0
 RETRY_AFTER = timedelta(minutes=15)
 
 
-def latest_slot(now: datetime, clock: str) -> datetime:
-    """The most recent moment at `clock` (local time of this computer) not after now."""
-    local = now.astimezone()
+def latest_slot(now: datetime, clock: str, zone: ZoneInfo) -> datetime:
+    """The most recent moment at `clock` (wall-clock time in `zone`) not after now."""
+    local = now.astimezone(zone)
     hour, minute = (int(part) for part in clock.split(":"))
     slot = local.replace(hour=hour, minute=minute, second=0, microsecond=0)
     if slot > local:
@@ -65,7 +71,7 @@ def is_due(session: Session, cipher: Cipher, now: datetime) -> bool:
     last = _internal(session, LAST_RUN)
     if last is None:
         return True
-    slot = latest_slot(now, settings.get(session, cipher, "backup.time"))
+    slot = latest_slot(now, settings.get(session, cipher, "backup.time"), business_zone(session))
     last_run = datetime.fromisoformat(last)
     return last_run < (slot if schedule == "daily" else slot - timedelta(days=6))
 
@@ -80,6 +86,7 @@ def run_scheduled(
             return None
         folder = settings.get(session, cipher, "backup.folder")
         passphrase = settings.get(session, cipher, "backup.passphrase")
+        zone = business_zone(session)
     worker = Actor.system("worker")
     try:
         if not folder:
@@ -90,7 +97,7 @@ def run_scheduled(
         backups.failed(database, worker, None, exc)
         _remember_error(database, now, exc)
         raise
-    out = Path(folder) / f"sigdesk-{now.astimezone().strftime('%Y%m%d-%H%M%S')}.sigdesk-backup"
+    out = Path(folder) / f"sigdesk-{now.astimezone(zone).strftime('%Y%m%d-%H%M%S')}.sigdesk-backup"
     try:
         backups.run(database, config, worker, passphrase, out, kdf=kdf)
     except BackupError as exc:

@@ -23,6 +23,7 @@ from flask import (
 )
 
 from sigdesk.backup import services as backups
+from sigdesk.general.clock import business_zone
 from sigdesk.backup.format import BackupError
 from sigdesk.backup.schemas import BackupProgress
 from sigdesk.backup.schedule import LAST_ERROR, LAST_RUN, ManualBackup
@@ -157,7 +158,7 @@ def create_now():
     if not passphrase:
         return error_response(400, "Set a backup passphrase first.")
     state = current_app.extensions["sigdesk"]
-    out = folder / f"sigdesk-{datetime.now().astimezone().strftime('%Y%m%d-%H%M%S')}.sigdesk-backup"
+    out = folder / f"sigdesk-{datetime.now(business_zone(dbs)).strftime('%Y%m%d-%H%M%S')}.sigdesk-backup"
     if not _runner().start(state.database, app_config(), acting(), passphrase, out):
         return error_response(409, "A backup is already running.")
     flash("Backup started.")

@@ -33,6 +33,7 @@ from sigdesk.events.catalogue import (
     NoteAdded,
 )
 from sigdesk.events.outbox import record
+from sigdesk.general import clock
 from sigdesk.labels import services as labels
 from sigdesk.message_templates import services as templates
 from sigdesk.models import Conversation, MediaState, Message, Note, User
@@ -195,7 +196,7 @@ def set_status(
         session,
         conversation,
         actor.user,
-        f"{actor.name} snoozed this until {until.isoformat(timespec='minutes')}."
+        f"{actor.name} snoozed this until {clock.format_moment(until, clock.business_zone(session))}."
         if until
         else f"{actor.name} {STATUS_WORDS.get(status, status)}.",
     )

@@ -3,7 +3,7 @@ the navigation for the signed-in role and dates shown in the business's time zon
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, available_timezones
@@ -12,6 +12,7 @@ from flask import Blueprint, flash, g, has_request_context, redirect, render_tem
 from flask_login import current_user
 
 from sigdesk import navigation
+from sigdesk.general import clock
 from sigdesk.settings import commands as settings_commands, services as settings
 from sigdesk.settings.specs import SPECS, machine_timezone
 from sigdesk.web import acting, cipher, db_session, requires, writing
@@ -19,7 +20,6 @@ from sigdesk.web import acting, cipher, db_session, requires, writing
 bp = Blueprint("general", __name__, url_prefix="/settings")
 
 GENERAL_SETTINGS = ("general.business_name", "general.timezone")
-FORMATS = {"datetime": "%Y-%m-%d %H:%M", "seconds": "%Y-%m-%d %H:%M:%S", "date": "%Y-%m-%d", "time": "%H:%M"}
 
 
 @bp.get("/")
@@ -70,23 +70,14 @@ def business_zone() -> ZoneInfo:
     if not has_request_context():
         return ZoneInfo(machine_timezone())
     if "sigdesk_zone" not in g:
-        g.sigdesk_zone = ZoneInfo(settings.get(db_session(), cipher(), "general.timezone"))
+        g.sigdesk_zone = clock.business_zone(db_session())
     return g.sigdesk_zone
 
 
 @bp.app_template_filter("localtime")
 def localtime(value: datetime | str | None, style: str = "datetime") -> str:
-    """A stored UTC moment as the business's wall clock; naive datetimes are UTC, as SigDesk stores them."""
-    if value is None or value == "":
-        return ""
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return value
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(business_zone()).strftime(FORMATS[style])
+    """A stored UTC moment as the business's wall clock (sigdesk.general.clock formats it)."""
+    return clock.format_moment(value, business_zone(), style)
 
 
 @bp.app_context_processor

@@ -8,6 +8,7 @@ declaration a 500. The calls are SigDesk's own, not the public API, so they are 
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -21,6 +22,7 @@ from sigdesk.auth.roles import can
 from sigdesk.canned import services as canned_responses
 from sigdesk.conversations import actions, commands
 from sigdesk.conversations.services import AGENTS_SEE_ALL, agents_see_all, window_closes_at, window_open
+from sigdesk.errors import UserError
 from sigdesk.inbox import format as fmt
 from sigdesk.inbox import services
 from sigdesk.inbox.schemas import (
@@ -427,14 +429,42 @@ def canned():
 @bp.get("/settings")
 @requires("canned.manage")
 def inbox_settings():
+    return _settings_page()
+
+
+def _settings_page(refused: UserError | None = None, form: str = ""):
+    """The page, or after a refused form post the page again with the message by that form and what was typed."""
     session = db_session()
-    return render_template(
+    page = render_template(
         "inbox/settings.html",
         canned=canned_responses.list_canned(session),
         labels=labels.list_labels(session),
         agents_see_all=agents_see_all(session),
         may_settings=can(actor().role, "settings.manage"),
+        refused={"form": form, "message": str(refused), "field": refused.field, "typed": request.form}
+        if refused
+        else None,
     )
+    return page, (refused.status if refused else 200)
+
+
+def _keeps_the_page(form: str):
+    """A settings form post that is refused shows the page again, with the message by form `form` (formatted
+    with the view's arguments) and what was typed; a JSON call gets the usual error answer."""
+
+    def decorate(view):
+        @functools.wraps(view)
+        def wrapper(**kwargs):
+            try:
+                return view(**kwargs)
+            except UserError as refused:
+                if request.is_json:
+                    raise
+                return _settings_page(refused, form.format(**kwargs))
+
+        return wrapper
+
+    return decorate
 
 
 def _done(message: str, status: int = 200, **data: Any):
@@ -447,6 +477,7 @@ def _done(message: str, status: int = 200, **data: Any):
 @bp.post("/canned")
 @requires("canned.manage")
 @ui_call("inboxCreateCanned", (201, CannedSaved), json=CannedFields, form=CannedFields, also=FORM_POSTED)
+@_keeps_the_page("canned-new")
 def create_canned():
     fields = _given(CannedFields)
     user = actor()
@@ -459,6 +490,7 @@ def create_canned():
 @ui_call(
     "inboxUpdateCanned", (200, CannedSaved), path=CannedPath, json=CannedFields, form=CannedFields, also=FORM_POSTED
 )
+@_keeps_the_page("canned-{canned_id}")
 def update_canned(canned_id: int):
     fields = _given(CannedFields)
     row = _write(lambda session: canned_responses.update_canned(session, canned_id, fields.shortcut, fields.body))
@@ -476,6 +508,7 @@ def delete_canned(canned_id: int):
 @bp.post("/labels")
 @requires("labels.manage")
 @ui_call("inboxCreateLabel", (201, LabelAdded), json=LabelFields, form=LabelFields, also=FORM_POSTED)
+@_keeps_the_page("label-new")
 def create_label():
     name = _given(LabelFields).name
     row = _write(lambda session: labels.create_label(session, name))

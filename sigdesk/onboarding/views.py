@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, session as cookie, url_for
 from flask_login import current_user
 from sqlalchemy.orm import Session
 
@@ -26,6 +26,9 @@ WIZARD = "wizard"
 PERMISSION = "security.manage"  # owner only: the last step sets up backups, which hold everything
 WHATSAPP_KEYS = ("whatsapp.phone_number_id", "whatsapp.waba_id", "whatsapp.access_token", "whatsapp.app_secret")
 SCHEDULES = ("daily", "weekly", "off")
+# where each step lives afterwards (sigdesk/navigation.py), and what it sets up
+PLACES = {"whatsapp": "Connection", "inbound": "Inbound", "backup": "Backups"}
+SKIPPED = "wizard_skipped"
 LABELS = {"welcome": "Welcome", "whatsapp": "WhatsApp", "inbound": "Inbound messages", "backup": "Backups"}
 
 
@@ -76,9 +79,32 @@ def _next(past: str, save: Callable[[Session], None] | None = None):
         if following == onboarding.DONE:
             _finished(session)
     if following == onboarding.DONE:
-        flash("SigDesk is set up. You can change any of this later under WhatsApp, Inbound and Backups.")
+        flash(_finished_message(db_session()))
+        cookie.pop(SKIPPED, None)
         return redirect(url_for("home.index"))
     return redirect(url_for("onboarding.show", step=following))
+
+
+def _left_to_do(session: Session) -> list[str]:
+    """Steps skipped in this sign-in, and any whose settings are still missing (skipped in an earlier one)."""
+    skipped = set(cookie.get(SKIPPED, []))
+    if connect.missing(session, cipher()):
+        skipped.add("whatsapp")
+    if settings.get(session, cipher(), "backup.schedule") == "off" or not settings.is_set(session, "backup.passphrase"):
+        skipped.add("backup")
+    return [step for step in PLACES if step in skipped]
+
+
+def _places(steps: list[str]) -> str:
+    names = [f"Settings → {PLACES[step]}" for step in steps]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _finished_message(session: Session) -> str:
+    left = _left_to_do(session)
+    if not left:
+        return f"SigDesk is set up. You can change any of this later under {_places(list(PLACES))}."
+    return f"First-run setup finished. What you skipped can be done later under {_places(left)}."
 
 
 def _finished(session: Session) -> None:
@@ -120,7 +146,7 @@ def show(step: str):
 def skip_all():
     if onboarding.is_finished(db_session(), cipher()):
         return _finished_redirect()
-    return _finish("First-run setup skipped. WhatsApp, Inbound and Backups are in the menu whenever you are ready.")
+    return _finish(f"First-run setup skipped. Set things up whenever you are ready under {_places(list(PLACES))}.")
 
 
 @bp.post("/<step>")
@@ -131,6 +157,8 @@ def submit(step: str):
     if onboarding.is_finished(db_session(), cipher()):
         return _finished_redirect()
     if step == "welcome" or request.form.get("action") == "skip":
+        if step in PLACES:
+            cookie[SKIPPED] = sorted({*cookie.get(SKIPPED, []), step})
         return _next(step)
     return {"whatsapp": _save_whatsapp, "inbound": _save_inbound, "backup": _save_backup}[step]()
 

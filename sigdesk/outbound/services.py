@@ -228,7 +228,9 @@ def _send_claimed(session: Session, sender: Sender | None, due: list[int]) -> in
 
 def _call(sender: Sender | None, payload: str) -> str | Exception:
     if sender is None:
-        return ValueError("WhatsApp is not connected: set the access token and phone number ID in Settings → WhatsApp.")
+        return ValueError(
+            "WhatsApp is not connected: set the access token and phone number ID in Settings → Connection."
+        )
     try:
         request = read_json(payload, dict, "messages.payload")
         if not request:

@@ -274,7 +274,7 @@ class Puller:
             self._set(state="unpaired", message="Pair SigDesk with the relay in Settings → Inbound")
             return IDLE_SECONDS
         if not config.app_secret:
-            self._set(state="waiting", message="Enter the Meta app secret (Settings → WhatsApp) to check events")
+            self._set(state="waiting", message="Enter the Meta app secret (Settings → Connection) to check events")
             return IDLE_SECONDS
         client = self._client_for(config)
         try:

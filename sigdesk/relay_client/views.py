@@ -160,7 +160,7 @@ def replay():
 def recheck():
     """After correcting the app secret: let through the relayed events that now verify."""
     if not settings.get(db_session(), cipher(), "whatsapp.app_secret"):
-        return error_response(400, "Enter the Meta app secret first (Settings → WhatsApp).")
+        return error_response(400, "Enter the Meta app secret first (Settings → Connection).")
     with writing() as session:
         released = relay_commands.recheck(session, acting(), settings.get(session, cipher(), "whatsapp.app_secret"))
     relay.apply(session, released)  # takes the write lock itself, a chunk at a time

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-SETTINGS = "Settings → WhatsApp"
+SETTINGS = "Settings → Connection"
 RETRY = "SigDesk will try again shortly."
 
 # Temporary by Meta's own description: throughput, pair rate, API rate limits, outages.

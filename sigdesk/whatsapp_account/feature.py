@@ -1,4 +1,4 @@
-"""Settings → WhatsApp: the connection to Meta."""
+"""Settings → Connection: the connection to Meta."""
 
 from __future__ import annotations
 

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from sigdesk.crypto import Cipher
 from sigdesk.settings import services as settings
+from sigdesk.settings.specs import SPECS
 from sigdesk.whatsapp.client import GraphClient
 from sigdesk.whatsapp.errors import GraphError
 
@@ -32,10 +33,16 @@ def missing(session: Session, cipher: Cipher) -> list[str]:
     ]
 
 
+def _labels(keys: list[str]) -> str:
+    """The fields as the Connection page labels them, without their hints: "Access token and Phone number ID"."""
+    names = [SPECS[key].label.split(" (")[0] for key in keys]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
 def graph_client(session: Session, cipher: Cipher) -> GraphClient:
     absent = missing(session, cipher)
     if absent:
-        raise NotConnected("WhatsApp is not connected yet: set " + " and ".join(absent) + " in Settings → WhatsApp.")
+        raise NotConnected(f"WhatsApp is not connected yet: fill in {_labels(absent)} under Settings → Connection.")
     return GraphClient(
         access_token=settings.get(session, cipher, "whatsapp.access_token"),
         phone_number_id=settings.get(session, cipher, "whatsapp.phone_number_id"),

@@ -1,4 +1,4 @@
-"""Settings → WhatsApp: the Meta credentials, the webhook address to paste into Meta, a connection check."""
+"""Settings → Connection: the Meta credentials, the webhook address to paste into Meta, a connection check."""
 
 from __future__ import annotations
 

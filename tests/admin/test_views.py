@@ -146,3 +146,13 @@ def test_saving_without_a_change_says_so_as_information_not_success(auth, client
     assert 'data-category="success">Settings saved.' in saved.get_data(as_text=True)
     again = auth.post("/admin/settings", form, form_page="/admin/settings", follow_redirects=True)
     assert 'data-category="info">Nothing changed.' in again.get_data(as_text=True)
+
+
+def test_a_refused_add_keeps_everything_typed_but_the_password(auth, client, owner):
+    typed = {"email": "nina@example.com", "name": "Nina Näher", "role": "admin", "password": PASSWORD}
+    assert auth.post("/admin/team", typed, form_page="/admin/team").status_code == 302
+    response = auth.post("/admin/team", {**typed, "name": "Nina Again"}, form_page="/admin/team")
+    page = response.get_data(as_text=True)
+    assert response.status_code == 400 and 'role="alert"' in page and "already exists" in page
+    assert 'name="name" value="Nina Again"' in page and 'value="nina@example.com"' in page
+    assert '<option value="admin" selected>' in page and PASSWORD not in page

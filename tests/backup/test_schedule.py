@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
@@ -34,8 +35,31 @@ def tick(app, now: datetime):
 
 
 def test_latest_slot_is_today_after_the_time_and_yesterday_before_it():
-    assert latest_slot(local(2026, 11, 23, 3, 0), "02:30") == local(2026, 11, 23, 2, 30)
-    assert latest_slot(local(2026, 11, 23, 2, 0), "02:30") == local(2026, 11, 22, 2, 30)
+    zone = ZoneInfo("Europe/Berlin")
+
+    def berlin(*args) -> datetime:
+        return datetime(*args, tzinfo=zone)
+
+    assert latest_slot(berlin(2026, 11, 23, 3, 0), "02:30", zone) == berlin(2026, 11, 23, 2, 30)
+    assert latest_slot(berlin(2026, 11, 23, 2, 0), "02:30", zone) == berlin(2026, 11, 22, 2, 30)
+
+
+def test_backups_run_at_the_set_time_in_the_business_time_zone_not_this_computers(app, tmp_path):
+    kiritimati = ZoneInfo("Pacific/Kiritimati")  # UTC+14: the same wall-clock time is most of a day from UTC's
+    configure(
+        app,
+        **{
+            "general.timezone": kiritimati.key,
+            "backup.folder": tmp_path,
+            "backup.passphrase": PASSPHRASE,
+            "backup.schedule": "daily",
+            "backup.time": "02:00",
+        },
+    )
+    assert tick(app, datetime(2026, 11, 23, 9, 0, tzinfo=kiritimati)) is not None  # never backed up: at once
+    assert tick(app, datetime(2026, 11, 24, 1, 59, tzinfo=kiritimati)) is None
+    made = tick(app, datetime(2026, 11, 24, 2, 1, tzinfo=kiritimati))
+    assert made is not None and made.name == "sigdesk-20261124-020100.sigdesk-backup"
 
 
 def test_nothing_happens_while_the_schedule_is_off(app, tmp_path):

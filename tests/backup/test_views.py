@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
 from sigdesk.backup import services as backups
 from sigdesk.models import AuditEvent, Setting
+from sigdesk.settings import services as settings
 from tests.conftest import csrf_from
 
 PASSPHRASE = "office backup passphrase"
@@ -61,6 +64,9 @@ def test_back_up_now_then_list_download_verify_and_delete(app, auth, owner, tmp_
     folder = tmp_path / "usb"
     folder.mkdir()
     save(auth, **{"backup.folder": str(folder), "backup.passphrase": PASSPHRASE})
+    with app.extensions["sigdesk"].database.session() as session:
+        settings.set_text(session, app.extensions["sigdesk"].cipher, "general.timezone", "Pacific/Kiritimati")
+    started = datetime.now(ZoneInfo("Pacific/Kiritimati"))
     page = auth.client.get("/admin/backups/").get_data(as_text=True)
     response = auth.client.post("/admin/backups/create", data={"csrf_token": csrf_from(page)})
     assert response.status_code == 302
@@ -70,6 +76,7 @@ def test_back_up_now_then_list_download_verify_and_delete(app, auth, owner, tmp_
         time.sleep(0.1)
     assert status["state"] == "done", status
     name = status["file"]
+    assert name.startswith(f"sigdesk-{started:%Y%m%d-%H}")  # named on the business's clock (UTC+14)
     assert backups.verify(folder / name, PASSPHRASE)["tables"]["users"]["rows"] == 1
 
     page = auth.client.get("/admin/backups/").get_data(as_text=True)

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sigdesk.auth import services as accounts
 from sigdesk.db import utcnow
 from sigdesk.models import ApiToken, AuditEvent, Message, Note, OutboxEvent
+from sigdesk.settings import services as settings
 from tests.inbox.helpers import customer_writes, user_id
 
 pytestmark = pytest.mark.database
@@ -216,3 +217,13 @@ def test_retrying_a_failed_message_from_every_door(app, door, conversation, owne
         ("message.retried", {"conversation_id": conversation, "assignee_id": None, "message_id": failed_id})
     ]
     assert trail.live() == [("message.updated", conversation, {"message_id": failed_id})]
+
+
+def test_a_snooze_note_names_the_time_on_the_business_clock(app, client, conversation, owner):
+    state = app.extensions["sigdesk"]
+    with state.database.session() as session:
+        settings.set_text(session, state.cipher, "general.timezone", "Europe/Berlin")
+    trail = Trail(app)
+    response = Inbox(client).status(conversation, "snoozed", "2030-07-01T20:34:00+00:00")
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert trail.notes() == [("activity", f"{owner.name} snoozed this until 2030-07-01 22:34.")]

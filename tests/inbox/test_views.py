@@ -555,3 +555,34 @@ def test_an_attachment_without_a_file_is_400_naming_file(owner_browser, database
     )
     assert nameless.status_code == 400 and nameless.get_json()["field"] == "file"
     assert owner_browser.post(path, {"file": "x"}).get_json()["field"] == "body"
+
+
+def test_assign_to_me_is_offered_only_while_the_conversation_is_not_mine(owner_browser, database):
+    conversation_id = customer_writes(database, "15557770031", "hi")
+    assert "Assign to me" in owner_browser.get(f"/inbox/c/{conversation_id}").get_data(as_text=True)
+    assert owner_browser.post(f"/inbox/c/{conversation_id}/assign", {"assignee_id": "me"}).status_code == 200
+    assert "Assign to me" not in owner_browser.get(f"/inbox/c/{conversation_id}").get_data(as_text=True)
+    assert owner_browser.post(f"/inbox/c/{conversation_id}/assign", {"assignee_id": None}).status_code == 200
+    assert "Assign to me" in owner_browser.get(f"/inbox/c/{conversation_id}").get_data(as_text=True)
+
+
+def test_a_duplicate_label_posted_as_a_form_shows_the_settings_page_again_with_the_name_kept(owner_browser):
+    form = {"csrf_token": owner_browser.token, "name": "wholesale"}
+    assert owner_browser.client.post("/inbox/labels", data=form).status_code == 302
+    response = owner_browser.client.post("/inbox/labels", data=form)
+    page = response.get_data(as_text=True)
+    assert response.status_code == 409
+    assert "There already is a label" in page and 'id="label-new-error"' in page
+    assert 'name="name" value="wholesale"' in page and "Add canned response" in page
+    json_answer = owner_browser.post("/inbox/labels", {"name": "wholesale"})
+    assert json_answer.status_code == 409 and "already" in json_answer.get_json()["error"]
+
+
+def test_a_duplicate_shortcut_posted_as_a_form_keeps_the_shortcut_and_text_typed(owner_browser):
+    form = {"csrf_token": owner_browser.token, "shortcut": "hours", "body": "We open at 9."}
+    assert owner_browser.client.post("/inbox/canned", data=form).status_code == 302
+    response = owner_browser.client.post("/inbox/canned", data={**form, "body": "Open 9 to 5 & Sat"})
+    page = response.get_data(as_text=True)
+    assert response.status_code == 409
+    assert "/hours is already taken" in page and 'id="canned-new-error"' in page
+    assert 'name="shortcut" value="hours"' in page and "Open 9 to 5 &amp; Sat</textarea>" in page

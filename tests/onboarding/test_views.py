@@ -255,3 +255,23 @@ def test_installs_older_than_the_wizard_do_not_get_it_pushed_on_them(app, auth, 
     auth.login(Person("old@example.com", "Old Owner", "owner"))
     assert setting(app, "onboarding.step") is None
     assert "onboarding-resume" not in html(client.get("/"))
+
+
+def test_after_skipping_every_step_the_flash_says_where_to_do_them_later(auth, client, owner):
+    step(auth, "welcome")
+    skip(auth, "whatsapp")
+    skip(auth, "inbound")
+    skip(auth, "backup")
+    page = html(client.get("/"))
+    assert "SigDesk is set up" not in page
+    later = "What you skipped can be done later under Settings → Connection, Settings → Inbound and Settings → Backups"
+    assert later in page
+
+
+def test_after_skipping_only_inbound_the_flash_names_only_inbound(auth, client, owner, backup_dir):
+    step(auth, "welcome")
+    step(auth, "whatsapp", {"whatsapp.phone_number_id": "1234567890", "whatsapp.access_token": "EAAG-token"})
+    skip(auth, "inbound")
+    passphrase = {"passphrase": BACKUP_PASSPHRASE, "passphrase_confirm": BACKUP_PASSPHRASE}
+    step(auth, "backup", {**passphrase, "backup.folder": str(backup_dir), "backup.schedule": "daily"})
+    assert "What you skipped can be done later under Settings → Inbound." in html(client.get("/"))

@@ -338,7 +338,7 @@ def test_an_expired_token_is_explained_in_words(client, fake_graph):
         client.phone_number_info()
     error = caught.value
     assert (error.status, error.code, error.subcode) == (401, 190, 463)
-    assert "access token has expired" in error.human and "Settings → WhatsApp" in error.human
+    assert "access token has expired" in error.human and "Settings → Connection" in error.human
     assert not error.retryable
 
 

@@ -34,9 +34,11 @@ def test_an_expired_token_is_explained(auth, client, owner, fake_graph):
     assert "access token has expired" in page and "190" in page
 
 
-def test_the_check_names_what_is_missing(auth, client, owner):
+def test_the_check_names_what_is_missing_by_the_labels_on_the_connection_page(auth, client, owner):
     page = auth.post("/admin/whatsapp/test", form_page="/admin/whatsapp/").get_data(as_text=True)
-    assert "not connected yet" in page and "whatsapp.access_token" in page
+    assert "not connected yet: fill in Access token and Phone number ID under Settings → Connection." in page
+    assert "whatsapp.access_token" not in page.split("not connected yet")[1].split("</")[0]
+    assert "Settings → WhatsApp" not in page
 
 
 def test_secrets_are_never_shown_back_and_are_encrypted_in_the_file(auth, client, owner, fake_graph, app, config):

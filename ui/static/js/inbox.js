@@ -47,29 +47,46 @@
     return holder;
   }
 
-  // times in the business's zone (Settings → General), the same zone the server formats with
+  // times in the business's zone (Settings → General), in the server's 24-hour format
+  // (sigdesk/general/clock.py FORMATS): "2026-12-06 21:34", "21:34", "2026-12-06"
   var zone = document.body.getAttribute("data-timezone") || undefined;
-  function inZone(options) { options.timeZone = zone; return options; }
-  function dayOf(when) { return when.toLocaleDateString("en-CA", inZone({})); }
+  var clockParts = new Intl.DateTimeFormat("en-CA", {
+    timeZone: zone, year: "numeric", month: "2-digit", day: "2-digit",
+    hour: "2-digit", minute: "2-digit", hourCycle: "h23"
+  });
+  function wallClock(when) {
+    var part = {};
+    clockParts.formatToParts(when).forEach(function (p) { part[p.type] = p.value; });
+    return part;
+  }
+  function format(when, style) {
+    var part = wallClock(when);
+    var date = part.year + "-" + part.month + "-" + part.day, time = part.hour + ":" + part.minute;
+    return style === "date" ? date : style === "time" ? time : date + " " + time;
+  }
+  function dayOf(when) { return format(when, "date"); }
+  // the moment the business's clock shows this date and time (a snooze picked as "tomorrow 9:00")
+  function atBusinessTime(year, month, day, hour, minute) {
+    var wanted = Date.UTC(year, month - 1, day, hour, minute), guess = wanted;
+    for (var i = 0; i < 3; i++) {
+      var p = wallClock(new Date(guess));
+      guess += wanted - Date.UTC(+p.year, +p.month - 1, +p.day, +p.hour, +p.minute);
+    }
+    return new Date(guess);
+  }
 
   function localise(scope) {
     var now = new Date();
     scope.querySelectorAll("time[datetime]").forEach(function (node) {
       var value = node.getAttribute("datetime");
       if (!value) return;
-      var when = new Date(value);
+      // SigDesk stores UTC without an offset; without one a browser would read its own zone
+      var when = new Date(/(Z|[+-]\d\d:?\d\d)$/.test(value) || value.indexOf("T") < 0 ? value : value + "Z");
       if (isNaN(when)) return;
       var sameDay = dayOf(when) === dayOf(now);
-      var sameYear = dayOf(when).slice(0, 4) === dayOf(now).slice(0, 4);
-      if (node.hasAttribute("data-relative")) {
-        node.textContent = sameDay ? when.toLocaleTimeString([], inZone({ hour: "2-digit", minute: "2-digit" }))
-          : when.toLocaleDateString([], inZone({ day: "numeric", month: "short" }));
-      } else if (node.hasAttribute("data-date") || !sameDay) {
-        node.textContent = when.toLocaleString([], inZone({ day: "numeric", month: "short", year: sameYear ? undefined : "numeric", hour: "2-digit", minute: "2-digit" }));
-      } else {
-        node.textContent = when.toLocaleTimeString([], inZone({ hour: "2-digit", minute: "2-digit" }));
-      }
-      node.title = when.toLocaleString([], inZone({ dateStyle: "full", timeStyle: "short" })) + (zone ? " (" + zone + ")" : "");
+      if (node.hasAttribute("data-relative")) node.textContent = format(when, sameDay ? "time" : "date");
+      else node.textContent = format(when, node.hasAttribute("data-date") || !sameDay ? "datetime" : "time");
+      node.title = format(when, "datetime") + (zone ? " (" + zone + ")" : "");
     });
   }
 
@@ -559,6 +576,7 @@
     if (!thread) return;
     request("POST", conversationUrl(thread.getAttribute("data-conversation-id"), "/assign"), { assignee_id: value }).then(function (result) {
       if (!result.ok) { showError(panel, result.data.error); return; }
+      refreshHead();
       loadPanel();
       scheduleList();
     });
@@ -703,9 +721,11 @@
     if (action) { setStatus(action.getAttribute("data-status")); return; }
     var quick = event.target.closest("[data-snooze]");
     if (quick) {
-      var when = new Date();
-      if (quick.getAttribute("data-snooze") === "1h") when = new Date(when.getTime() + 3600000);
-      else { when.setDate(when.getDate() + 1); when.setHours(9, 0, 0, 0); }
+      var when = new Date(Date.now() + 3600000);
+      if (quick.getAttribute("data-snooze") !== "1h") {
+        var today = wallClock(new Date()), tomorrow = new Date(Date.UTC(+today.year, +today.month - 1, +today.day + 1));
+        when = atBusinessTime(tomorrow.getUTCFullYear(), tomorrow.getUTCMonth() + 1, tomorrow.getUTCDate(), 9, 0);
+      }
       setStatus("snoozed", when.toISOString());
     }
   });
@@ -713,8 +733,10 @@
   panel.addEventListener("submit", function (event) {
     event.preventDefault();
     var value = event.target.querySelector("input[name=until]").value;
-    var when = new Date(value);
-    if (!value || isNaN(when)) { showError(panel, "Choose a date and time."); return; }
+    // the picker's date and time are on the business's clock, like every time on the page
+    var picked = /^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d)/.exec(value);
+    var when = picked && atBusinessTime(+picked[1], +picked[2], +picked[3], +picked[4], +picked[5]);
+    if (!when || isNaN(when)) { showError(panel, "Choose a date and time."); return; }
     setStatus("snoozed", when.toISOString());
   });
 
