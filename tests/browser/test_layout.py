@@ -10,7 +10,7 @@ from playwright.sync_api import expect
 
 from sigdesk import navigation
 from tests.browser.conftest import DESKTOP, PHONE, Browse
-from tests.browser.test_auth_flow import OWNER_EMAIL, OWNER_NAME, set_up_owner, sign_out
+from tests.browser.test_auth_flow import OWNER_EMAIL, create_owner, set_up_owner, sign_out
 from tests.browser.test_navigation import click_section, open_setting
 from tests.conftest import PASSWORD
 from tests.inbox.helpers import customer_writes
@@ -117,14 +117,7 @@ def assert_checks_keep_their_size(page, where: str) -> None:
 def test_checkboxes_and_radios_keep_their_size_next_to_long_labels(browse: Browse, size: str):
     page = browse.page
     page.set_viewport_size(PHONE if size == "phone" else DESKTOP)
-    browse.goto("/")
-    page.wait_for_url("**/setup")
-    page.fill("input[name=name]", OWNER_NAME)
-    page.fill("input[name=email]", OWNER_EMAIL)
-    page.fill("input[name=password]", PASSWORD)
-    page.fill("input[name=password_confirm]", PASSWORD)
-    with page.expect_navigation():
-        page.click("button[type=submit]")
+    create_owner(browse)
     browse.goto("/welcome/inbound")
     assert_checks_keep_their_size(page, "wizard inbound")
     browse.screenshot(f"layout-{size}-wizard-inbound")
@@ -187,14 +180,7 @@ def assert_error_style(page, selector: str) -> None:
 def test_form_errors_look_like_error_flashes(browse: Browse):
     page = browse.page
     page.set_viewport_size(PHONE)
-    browse.goto("/")
-    page.wait_for_url("**/setup")
-    page.fill("input[name=name]", OWNER_NAME)
-    page.fill("input[name=email]", OWNER_EMAIL)
-    page.fill("input[name=password]", PASSWORD)
-    page.fill("input[name=password_confirm]", PASSWORD + "x")
-    with page.expect_navigation():
-        page.click("button[type=submit]")
+    create_owner(browse, confirm=PASSWORD + "x")
     expect(page.locator("[role=alert]")).to_contain_text("do not match")
     assert_error_style(page, "[role=alert]:has-text('do not match')")
     browse.screenshot("layout-phone-setup-mismatch")
