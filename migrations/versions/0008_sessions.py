@@ -1,0 +1,21 @@
+"""sessions, sign-in throttling and API token revocation
+
+Revision ID: 0008
+Revises: 0007
+Create Date: 2026-12-06 20:30:00.000000
+"""
+
+revision = "0008"
+down_revision = "0007"
+branch_labels = None
+depends_on = None
+
+OPTIONS = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_unicode_ci", "mysql_engine": "InnoDB"}
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass

@@ -1,0 +1,21 @@
+"""connecting with only a token
+
+Revision ID: 0011
+Revises: 0010
+Create Date: 2026-12-06 20:30:00.000000
+"""
+
+revision = "0011"
+down_revision = "0010"
+branch_labels = None
+depends_on = None
+
+OPTIONS = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_unicode_ci", "mysql_engine": "InnoDB"}
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
