@@ -28,6 +28,7 @@ HIDDEN_IMPORTS = [
     "alembic.ddl.sqlite",
     "alembic.ddl.mysql",
     "spectree.plugins.flask_plugin",  # spectree loads its Flask backend by name
+    "spectree.model_adapter.pydantic_adapter",  # and its model adapter
 ]
 PLATFORM_HIDDEN_IMPORTS = {
     "linux": [

@@ -14,6 +14,7 @@ from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
 from sigdesk import __version__
+from sigdesk.auth.sessions import REMEMBER_ABSOLUTE
 from sigdesk.config import Config
 from sigdesk.crypto import Cipher
 from sigdesk.db import Database, upgrade_to_head, write_lock
@@ -24,7 +25,6 @@ from sigdesk.events.outbox import Dispatcher, Outbox, attach
 from sigdesk.extensions import csrf, init_limiter, login_manager
 from sigdesk.features import init_features
 from sigdesk.jobs import Worker
-from sigdesk.models import User
 from sigdesk.security import CachedPolicy, install as install_security
 from sigdesk.settings.services import open_cipher
 from sigdesk.web import LoginUser, close_db_session, db_session, error_response, public
@@ -77,6 +77,7 @@ def create_app(config: Config | None = None) -> Flask:
         REMEMBER_COOKIE_HTTPONLY=True,
         REMEMBER_COOKIE_SAMESITE="Lax",
         REMEMBER_COOKIE_SECURE=config.https,
+        PERMANENT_SESSION_LIFETIME=REMEMBER_ABSOLUTE,  # the longest a session lives (sigdesk.auth.sessions)
         MAX_CONTENT_LENGTH=config.max_body_bytes,
         WTF_CSRF_CHECK_DEFAULT=False,
         WTF_CSRF_TIME_LIMIT=None,
@@ -118,13 +119,21 @@ def _init_login(app: Flask) -> None:
 
     @login_manager.user_loader
     def load_user(identity: str):
-        user_id, _, version = identity.partition(":")
+        """The cookie's session must still be open on the server (signing out closes it)."""
+        from sigdesk.auth import sessions
+
+        user_id, version, nonce = (identity.split(":", 2) + ["", ""])[:3]
         if not user_id.isdigit() or not version.isdigit():
             return None
-        user = db_session().get(User, int(user_id))
-        if user is None or not user.is_active or user.session_version != int(version):
+        current = sessions.find(db_session(), int(user_id), nonce)
+        if current is None or current.user.session_version != int(version):
             return None
-        return LoginUser(user)
+        if current.needs_touch:
+            database = app.extensions["sigdesk"].database
+            with write_lock(database.engine), database.session() as writer:
+                sessions.touch(writer, current.id)
+        g.session_id = current.id
+        return LoginUser(current.user, nonce, current.id)
 
     @login_manager.request_loader
     def load_from_token(req):

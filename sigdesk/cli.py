@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import logging
+import errno
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,6 +13,7 @@ import click
 
 from sigdesk import __version__
 from sigdesk.features import COMMANDS, feature_command
+from sigdesk.terminal import configure_logging, warn_secret_argument
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -51,11 +52,23 @@ class Context:
 
         return create_app(self.config(**overrides))
 
+    def require_data_dir(self) -> None:
+        """Commands that only read must not create an empty data dir (and a new data key) by mistake."""
+        config = self.config()
+        if not config.data_dir.is_dir():
+            raise click.ClickException(
+                f"There is no SigDesk data dir at {config.data_dir}: nothing is set up there yet. "
+                "Give the data dir SigDesk uses with --data-dir (or SIGDESK_DATA_DIR), or start SigDesk once."
+            )
+
     @contextmanager
-    def database(self) -> Iterator[Database]:
-        """The database, upgraded to head, for commands that open their own sessions."""
+    def database(self, existing: bool = False) -> Iterator[Database]:
+        """The database, upgraded to head, for commands that open their own sessions; `existing`:
+        refuse, rather than create, a data dir that is not there."""
         from sigdesk.db import Database, upgrade_to_head
 
+        if existing:
+            self.require_data_dir()
         config = self.config()
         config.ensure_data_dir()
         database = Database(config.database_url)
@@ -66,11 +79,11 @@ class Context:
             database.dispose()
 
     @contextmanager
-    def store(self) -> Iterator[tuple[Session, Cipher]]:
+    def store(self, existing: bool = False) -> Iterator[tuple[Session, Cipher]]:
         """The database (upgraded to head) and the data key, for commands that change data."""
         from sigdesk.settings.services import open_cipher
 
-        with self.database() as database, database.session() as session:
+        with self.database(existing) as database, database.session() as session:
             yield session, open_cipher(session, self.config().data_key_file)
 
 
@@ -110,12 +123,17 @@ pass_context = click.make_pass_decorator(Context)
 @click.pass_context
 def main(ctx: click.Context, data_dir: str | None, database_url: str | None, verbose: bool) -> None:
     """SigDesk, the WhatsApp CRM. With no command: a desktop window if a screen is available, else the LAN server."""
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    if not verbose:
-        for noisy in ("alembic", "httpx", "httpcore"):
-            logging.getLogger(noisy).setLevel(logging.WARNING)
+    configure_logging(verbose)
+    if database_url and ctx.get_parameter_source("database_url") == click.core.ParameterSource.COMMANDLINE:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            has_password = bool(make_url(database_url).password)
+        except (ArgumentError, ValueError):
+            has_password = False
+        if has_password:
+            warn_secret_argument("the database password in --database-url", "SIGDESK_DATABASE_URL")
     ctx.obj = Context(data_dir, database_url)
     if ctx.invoked_subcommand is None:
         from sigdesk.desktop import gui_problem
@@ -166,6 +184,12 @@ def serve(obj: Context, host: str, port: int, threads: int, use_https: bool, cer
         else:
             run_server(obj.app(), host, port, threads, echo=click.echo)
     except OSError as exc:
+        # cheroot (HTTPS) keeps the errno only in its message
+        if exc.errno == errno.EADDRINUSE or f"[Errno {errno.EADDRINUSE}]" in str(exc):
+            raise click.ClickException(
+                f"Port {port} is already in use on {host} (is SigDesk already running?). "
+                f"Start it on another port with --port (e.g. --port {port + 1 if port < 65535 else port - 1})."
+            ) from exc
         raise click.ClickException(f"Cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
 
 

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from flask import Flask
 
+from sigdesk import datadir
 from sigdesk.server import ServerThread
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,13 @@ def linux_gui() -> str | None:
 
 
 def run(app: Flask, echo: Callable[[str], None] = print, on_shown: Callable | None = None) -> int:
-    """Open the window; returns when it is closed, after the server has stopped."""
+    """Open the window; returns when it is closed, after the server has stopped. Holds the data dir's
+    lock meanwhile, so a restore cannot swap the folder away from under it."""
+    with datadir.hold(app.extensions["sigdesk"].config.data_dir, "the SigDesk window"):
+        return _run(app, echo, on_shown)
+
+
+def _run(app: Flask, echo: Callable[[str], None], on_shown: Callable | None) -> int:
     server = ServerThread(app).start()
     try:
         problem = gui_problem()

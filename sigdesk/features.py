@@ -2,7 +2,7 @@
 
 Each entry is a module with `init_app(app)` that registers what the feature brings: blueprints, worker
 tasks and loops, outbox consumers, event subscribers. Settings specs and permissions stay declared in
-one place each (sigdesk.settings.specs, sigdesk.auth.roles), so one module decides what a role may do.
+one place each (sigdesk.settings.specs, sigdesk.roles), so one module decides what a role may do.
 Command-line groups are named in COMMANDS and imported only when run, so `sigdesk relay serve` on a
 relay server loads none of the CRM. Adding a feature is adding its package with a feature.py and a line
 here (and one in COMMANDS for its commands).

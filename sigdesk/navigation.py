@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sigdesk.auth.roles import can
+from sigdesk.roles import can
 
 
 @dataclass(frozen=True)

@@ -11,16 +11,16 @@ from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 
 from sigdesk.auth import services as accounts
-from sigdesk.auth.roles import can
+from sigdesk.roles import can
 from sigdesk.extensions import csrf
 from sigdesk.settings import services as settings
-from sigdesk.settings.specs import parse_networks
+from sigdesk.settings.specs import parse_networks, parse_proxies
 from sigdesk.web import PUBLIC, cipher, db_session, error_response
 
 log = logging.getLogger(__name__)
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-ALWAYS_ALLOWED = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
+MAX_FORWARDED_HOPS = 20
 SETTINGS_TTL_SECONDS = 5.0
 SIGN_IN_ENDPOINTS = frozenset({"auth.login", "auth.verify"})
 TWO_FACTOR_EXEMPT = frozenset(
@@ -33,7 +33,8 @@ class CachedPolicy:
 
     def __init__(self) -> None:
         self.loaded_at = 0.0
-        self.networks: tuple = ALWAYS_ALLOWED
+        self.networks: tuple = ()
+        self.trusted_proxies: tuple = ()
         self.require_2fa = False
         self.has_users = False
 
@@ -45,27 +46,70 @@ class CachedPolicy:
         if force or time.monotonic() - self.loaded_at > SETTINGS_TTL_SECONDS or not self.has_users:
             session = db_session()
             text = parse_networks(settings.get(session, cipher(), "server.allowed_networks"))
-            self.networks = ALWAYS_ALLOWED + tuple(ipaddress.ip_network(part, strict=False) for part in text.split(","))
+            self.networks = _networks(text)
+            self.trusted_proxies = _networks(parse_proxies(settings.get(session, cipher(), "server.trusted_proxies")))
             self.require_2fa = settings.get(session, cipher(), "security.require_2fa")
             self.has_users = accounts.user_count(session) > 0
             self.loaded_at = time.monotonic()
         return self
 
 
+def _networks(text: str) -> tuple:
+    """The allow-list is exactly what the setting says: loopback too can be left out (see README)."""
+    return tuple(ipaddress.ip_network(part, strict=False) for part in text.split(",") if part.strip())
+
+
 def policy() -> CachedPolicy:
     return current_app.extensions["sigdesk"].policy.refresh()
 
 
-def _ip_allowed(address: str | None, networks) -> bool:
+def _ip(address: str | None):
     if not address:
-        return False
+        return None
     try:
-        ip = ipaddress.ip_address(address.split("%")[0])
+        ip = ipaddress.ip_address(address.strip().split("%")[0])
     except ValueError:
+        return None
+    return ip.ipv4_mapped if getattr(ip, "ipv4_mapped", None) else ip
+
+
+def _ip_allowed(address: str | None, networks) -> bool:
+    ip = _ip(address)
+    if ip is None:
         return False
-    if getattr(ip, "ipv4_mapped", None):
-        ip = ip.ipv4_mapped
     return any(ip in network for network in networks if network.version == ip.version)
+
+
+def forwarded_client(peer: str | None, forwarded_for: str, proxies) -> str | None:
+    """The client address behind trusted proxies (None: use the peer's own address).
+
+    Like werkzeug's ProxyFix, but only a listed proxy is believed: X-Forwarded-For is read from the
+    right, skipping the proxies' own addresses, and the first other address is the client. Anything
+    further left was written by the client and is ignored, so a client cannot choose its address."""
+    if not proxies or not forwarded_for or not _ip_allowed(peer, proxies):
+        return None
+    hops = [hop.strip() for hop in forwarded_for.split(",")][-MAX_FORWARDED_HOPS:]
+    for hop in reversed(hops):
+        ip = _ip(hop)
+        if ip is None:
+            return None  # a garbled header: trust none of it, the request keeps the proxy's address
+        if not _ip_allowed(hop, proxies):
+            return str(ip)
+    return None
+
+
+def apply_trusted_proxy():
+    """Runs first: from here on request.remote_addr (the allow-list, rate limits, the audit log, the
+    sign-in history) is the client's address when a trusted proxy or tunnel passed the request on."""
+    proxies = policy().trusted_proxies
+    client = forwarded_client(request.remote_addr, request.headers.get("X-Forwarded-For", ""), proxies)
+    if client is None:
+        return None
+    request.environ["REMOTE_ADDR"] = request.remote_addr = client
+    proto = request.headers.get("X-Forwarded-Proto", "").split(",")[-1].strip().lower()
+    if proto in ("http", "https"):
+        request.environ["wsgi.url_scheme"] = request.scheme = proto
+    return None
 
 
 def check_allowlist():
@@ -127,6 +171,22 @@ def check_access():
     return None
 
 
+def no_store(response):
+    """Nothing a signed-in person sees, and no API answer, is kept by the browser or a proxy cache:
+    pages that show a secret once (API tokens, recovery codes, TOTP keys, verify tokens) least of all.
+    Responses that chose their own caching (media, static files) keep it, except JSON and secret pages."""
+    view = current_app.view_functions.get(request.endpoint or "")
+    if (
+        getattr(view, "shows_secret", False)
+        or response.mimetype == "application/json"
+        or request.path.startswith("/api/")
+    ):
+        response.headers["Cache-Control"] = "no-store"
+    elif request.endpoint != "static" and current_user.is_authenticated:
+        response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
 def security_headers(response):
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("X-Frame-Options", "DENY")
@@ -142,10 +202,12 @@ def security_headers(response):
 
 
 def install(app: Flask) -> None:
+    app.before_request(apply_trusted_proxy)
     app.before_request(check_allowlist)
     app.before_request(check_access)
     app.before_request(check_csrf)
     app.after_request(security_headers)
+    app.after_request(no_store)
 
     @app.errorhandler(CSRFError)
     def csrf_failed(error: CSRFError):

@@ -14,6 +14,7 @@ from flask import Flask
 from waitress import wasyncore
 from waitress.server import create_server
 
+from sigdesk import datadir
 from sigdesk.events.bus import MAX_STREAMS
 
 if TYPE_CHECKING:
@@ -87,7 +88,7 @@ def _waitress(app: Flask, host: str, port: int, threads: int):
         ident="SigDesk",
         channel_request_lookahead=1,
         max_request_body_size=app.config["MAX_CONTENT_LENGTH"] + 65536,
-        clear_untrusted_proxy_headers=True,
+        clear_untrusted_proxy_headers=False,  # the app believes them only from trusted proxies (security.py)
     )
 
 
@@ -133,6 +134,12 @@ def run_until_interrupted(app: Flask, run: Callable[[], object], close: Callable
 
 
 def serve(app: Flask, host: str, port: int, threads: int = 8, echo=print) -> None:
+    """Serve in the foreground, holding the data dir's lock so a restore cannot swap it away meanwhile."""
+    with datadir.hold(app.extensions["sigdesk"].config.data_dir, "sigdesk serve"):
+        _serve(app, host, port, threads, echo)
+
+
+def _serve(app: Flask, host: str, port: int, threads: int, echo) -> None:
     server = _waitress(app, host, port, threads)
     actual = server.effective_port
     echo(f"SigDesk is running on http://127.0.0.1:{actual}/")
@@ -164,6 +171,11 @@ def https_server(app: Flask, host: str, port: int, pair: CertificatePair, thread
 
 def serve_https(app: Flask, host: str, port: int, pair: CertificatePair, threads: int = 8, echo=print) -> None:
     """Like serve(), over TLS; prints the certificate's fingerprint so people can check what their browser shows."""
+    with datadir.hold(app.extensions["sigdesk"].config.data_dir, "sigdesk serve --https"):
+        _serve_https(app, host, port, pair, threads, echo)
+
+
+def _serve_https(app: Flask, host: str, port: int, pair: CertificatePair, threads: int, echo) -> None:
     server = https_server(app, host, port, pair, threads)
     actual = server.bind_addr[1]
     local = (

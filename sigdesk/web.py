@@ -89,6 +89,13 @@ def requires(permission: str) -> Callable[[View], View]:
 public = requires(PUBLIC)
 
 
+def shows_secret(view: View) -> View:
+    """The page shows a secret once (a new API token, recovery codes, a TOTP key, a verify token):
+    it is answered with Cache-Control: no-store, so no cache or back button shows it again."""
+    view.shows_secret = True  # type: ignore[attr-defined]
+    return view
+
+
 def internet_facing(view: View) -> View:
     """Reachable from outside the office allow-list: only for endpoints that authenticate every
     request themselves (Meta's webhook is checked by its signature)."""
@@ -97,6 +104,7 @@ def internet_facing(view: View) -> View:
 
 
 def client_ip() -> str | None:
+    """The client's address; behind a trusted proxy, the one it forwarded (see security.apply_trusted_proxy)."""
     return request.remote_addr
 
 
@@ -126,13 +134,17 @@ def acting(channel: str | None = None) -> Actor:
 
 
 class LoginUser:
-    """What Flask-Login holds for a request; the session version ends old sessions on changes."""
+    """What Flask-Login holds for a request. The cookie names the user, their session version (a
+    change of password or role ends every session) and the nonce of a server-side session row
+    (sigdesk.auth.sessions: signing out ends it). API-token users have no session."""
 
     is_authenticated = True
     is_anonymous = False
 
-    def __init__(self, user: User) -> None:
+    def __init__(self, user: User, nonce: str | None = None, session_id: int | None = None) -> None:
         self.user = user
+        self.nonce = nonce
+        self.session_id = session_id
 
     def __getattr__(self, name: str):
         return getattr(self.user, name)
@@ -142,7 +154,7 @@ class LoginUser:
         return self.user.is_active
 
     def get_id(self) -> str:
-        return f"{self.user.id}:{self.user.session_version}"
+        return f"{self.user.id}:{self.user.session_version}:{self.nonce or ''}"
 
 
 def publish_event(kind: str, conversation_id: int | None, assignee_id: int | None = None, **data: Any):

@@ -1,3 +1,10 @@
+import os
+import pty
+import re
+import socket
+import subprocess
+import sys
+
 import pytest
 from click.testing import CliRunner
 
@@ -146,3 +153,152 @@ def test_every_feature_command_group_is_listed_and_has_help():
         result = CliRunner().invoke(main, [name, "--help"])
         assert result.exit_code == 0, result.output
         assert "Usage:" in result.output
+
+
+def _create(cli, email, role=None, password="a long password"):
+    args = ["user", "create", "--email", email, "--name", email.split("@")[0].title(), "--password-stdin"]
+    return cli(*args, *(["--role", role] if role else []), input=password + "\n")
+
+
+def test_a_secret_given_as_an_argument_is_saved_with_a_warning_to_use_stdin(cli):
+    typed = cli("settings", "set", "whatsapp.access_token", "EAAG-secret")
+    assert typed.exit_code == 0, typed.output
+    assert "Warning: the secret whatsapp.access_token was given on the command line" in typed.stderr
+    assert "--stdin" in typed.stderr and "EAAG-secret" not in typed.output
+    piped = cli("settings", "set", "whatsapp.access_token", "--stdin", input="EAAG-secret\n")
+    assert piped.exit_code == 0 and "Warning" not in piped.output
+    plain = cli("settings", "set", "general.business_name", "Rosa's Bakery")
+    assert "Warning" not in plain.output
+
+
+def test_a_database_password_on_the_command_line_is_warned_about(cli):
+    result = cli("--database-url", "mysql+pymysql://sigdesk:hunter2hunter2@127.0.0.1:1/crm", "db", "upgrade")
+    assert "the database password in --database-url was given on the command line" in result.stderr
+    assert "SIGDESK_DATABASE_URL" in result.stderr and "hunter2" not in result.output
+
+
+def test_unset_values_read_the_same_in_settings_get_and_list_and_user_and_token_lists(cli):
+    assert cli("db", "upgrade").exit_code == 0
+    assert cli("settings", "get", "general.business_name").output.strip() == "(not set)"  # "" by default
+    assert cli("settings", "get", "whatsapp.waba_id").output.strip() == "(not set)"  # None by default
+    assert cli("settings", "get", "whatsapp.app_secret").output.strip() == "(not set)"  # a secret
+    listing = cli("settings", "list").output
+    for key in ("general.business_name", "whatsapp.waba_id", "whatsapp.app_secret"):
+        assert re.search(rf"^{re.escape(key)} +\(not set\)$", listing, re.M), listing
+    assert re.search(r"^retention\.audit_days +365$", listing, re.M)
+    _create(cli, "o@example.com")
+    cli("token", "create", "--email", "o@example.com")
+    assert "last sign-in (not set)" in cli("user", "list").output
+    assert "last used (not set)" in cli("token", "list").output
+
+
+def test_a_negative_number_is_a_value_and_gets_a_range_error_naming_the_setting(cli):
+    result = cli("settings", "set", "retention.audit_days", "-5")
+    assert result.exit_code == 1, result.output
+    assert "retention.audit_days: '-5' is not a number of days between 0" in result.output
+    assert "No such option" not in result.output
+    assert cli("settings", "set", "retention.audit_days", "30").exit_code == 0
+    assert cli("settings", "get", "retention.audit_days").output.strip() == "30"
+
+
+def test_the_first_user_must_be_an_owner_and_is_one_by_default(cli):
+    agent = _create(cli, "a@example.com", role="agent")
+    assert agent.exit_code == 1 and "The first user must be an owner" in agent.output
+    assert "No users yet" in cli("user", "list").output
+    first = _create(cli, "o@example.com")
+    assert first.exit_code == 0 and "Created owner o@example.com" in first.output
+    second = _create(cli, "b@example.com")
+    assert second.exit_code == 0 and "Created agent b@example.com" in second.output
+
+
+def test_user_create_refuses_a_guessable_password_with_zxcvbns_advice(cli):
+    result = _create(cli, "o@example.com", password="password123")
+    assert result.exit_code == 1
+    assert "This password is too easy to guess. This is a very common password." in result.output
+    own_words = _create(cli, "rosa@rosasbakery.com", password="rosasbakery1987")
+    assert own_words.exit_code == 1 and "too easy to guess" in own_words.output
+
+
+def test_settings_get_and_the_lists_on_a_missing_data_dir_create_nothing(cli):
+    for args in (
+        ("settings", "get", "general.business_name"),
+        ("settings", "list"),
+        ("user", "list"),
+        ("token", "list"),
+    ):
+        result = cli(*args)
+        assert result.exit_code == 1, (args, result.output)
+        assert f"There is no SigDesk data dir at {cli.data_dir}" in result.output
+        assert "--data-dir" in result.output
+    assert not cli.data_dir.exists()
+
+
+def test_user_list_and_token_list_show_who_and_what_but_no_secrets(cli):
+    _create(cli, "o@example.com", role="owner")
+    _create(cli, "b@example.com", role="agent")
+    value = cli("token", "create", "--email", "b@example.com", "--name", "till").output.strip()
+    cli("token", "create", "--email", "o@example.com")
+    users = cli("user", "list")
+    assert users.exit_code == 0
+    assert re.search(r"^o@example\.com  O  owner  active  2FA off", users.output, re.M), users.output
+    assert re.search(r"^b@example\.com  B  agent  active", users.output, re.M)
+    assert "$2b$" not in users.output
+    tokens = cli("token", "list")
+    assert tokens.exit_code == 0 and "b@example.com  till  live" in tokens.output
+    assert "o@example.com  CLI token  live" in tokens.output
+    assert value not in tokens.output and value[4:12] not in tokens.output and "sdk_" not in tokens.output
+    mine = cli("token", "list", "--email", "b@example.com").output
+    assert "till" in mine and "o@example.com" not in mine
+    assert cli("token", "list", "--email", "x@example.com").exit_code == 1
+
+
+def test_a_busy_port_is_named_and_another_port_suggested(cli):
+    cli("db", "upgrade")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = cli("serve", "--host", "127.0.0.1", "--port", str(port))
+    assert result.exit_code == 1, result.output
+    assert f"Port {port} is already in use on 127.0.0.1" in result.output
+    assert f"--port {port + 1}" in result.output
+
+
+def test_log_lines_print_above_a_backup_progress_bar_not_inside_it(tmp_path):
+    """On a terminal, the 'backup written' log line comes while the bar is still drawn: it must start
+    on a line of its own (the bar's line cleared), and the bar is drawn again after it."""
+    made = CliRunner().invoke(main, ["--data-dir", str(tmp_path / "data"), "db", "upgrade"])  # and the data key
+    assert made.exit_code == 0, made.output
+    main_fd, terminal_fd = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SIGDESK_")}
+    env.update(SIGDESK_DATA_DIR=str(tmp_path / "data"), COLUMNS="100")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sigdesk", "backup", "create", "--passphrase-stdin", "--out", str(tmp_path / "b")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=terminal_fd,
+        env=env,
+    )
+    os.close(terminal_fd)
+    process.stdin.write(b"a backup passphrase\n")
+    process.stdin.close()
+    screen = b""
+    while True:
+        try:
+            chunk = os.read(main_fd, 65536)
+        except OSError:  # the terminal's other end closed: the process is done
+            break
+        if not chunk:
+            break
+        screen += chunk
+    os.close(main_fd)
+    assert process.wait(timeout=60) == 0, screen
+    text = screen.decode("utf-8", "replace").replace("\r\n", "\n")  # a terminal turns \n into \r\n
+    assert "Encrypting  [" in text, text  # a bar was drawn
+    logged = [line for line in text.split("\n") if "backup written" in line]
+    assert len(logged) == 1, text
+    after_last_clear = re.split(r"\r|\x1b\[K", logged[0])[-1]
+    assert re.match(
+        r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ INFO sigdesk\.backup\.services: backup written", after_last_clear
+    )
+    assert "Encrypting  [" in text.split("backup written", 1)[1]  # drawn again below the log line

@@ -33,7 +33,8 @@ def test_addresses_outside_the_allow_list_get_403(client, auth, owner):
     assert outside.status_code == 403
     assert "not allowed" in outside.get_data(as_text=True)
     assert client.get("/healthz", environ_base={"REMOTE_ADDR": "192.168.1.20"}).status_code == 200
-    assert client.get("/healthz", environ_base={"REMOTE_ADDR": "127.0.0.1"}).status_code == 200
+    # loopback is no exception: behind a same-host tunnel it would let the whole internet in
+    assert client.get("/healthz", environ_base={"REMOTE_ADDR": "127.0.0.1"}).status_code == 403
 
 
 def test_default_allow_list_admits_private_networks_only(client, owner):

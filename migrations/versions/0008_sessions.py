@@ -5,6 +5,11 @@ Revises: 0007
 Create Date: 2026-12-06 20:30:00.000000
 """
 
+import sqlalchemy as sa
+from alembic import op
+
+import sigdesk.db
+
 revision = "0008"
 down_revision = "0007"
 branch_labels = None
@@ -14,8 +19,37 @@ OPTIONS = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_unicode_ci", "m
 
 
 def upgrade() -> None:
-    pass
+    op.create_table(
+        "user_sessions",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("nonce_hash", sa.String(length=64), nullable=False),
+        sa.Column("session_version", sa.Integer(), nullable=False),
+        sa.Column("remember", sa.Boolean(), nullable=False),
+        sa.Column("created_at", sigdesk.db.UTCDateTime(), nullable=False),
+        sa.Column("last_seen_at", sigdesk.db.UTCDateTime(), nullable=False),
+        sa.Column("expires_at", sigdesk.db.UTCDateTime(), nullable=False),
+        sa.Column("revoked_at", sigdesk.db.UTCDateTime(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["user_id"], ["users.id"], name=op.f("fk_user_sessions_user_id_users"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_user_sessions")),
+        sa.UniqueConstraint("nonce_hash", name=op.f("uq_user_sessions_nonce_hash")),
+        **OPTIONS,
+    )
+    with op.batch_alter_table("user_sessions", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_user_sessions_user_id"), ["user_id"], unique=False)
+    op.create_table(
+        "sign_in_throttles",
+        sa.Column("email", sa.String(length=254), nullable=False),
+        sa.Column("failures", sa.Integer(), nullable=False),
+        sa.Column("last_failure_at", sigdesk.db.UTCDateTime(), nullable=False),
+        sa.Column("locked_until", sigdesk.db.UTCDateTime(), nullable=True),
+        sa.PrimaryKeyConstraint("email", name=op.f("pk_sign_in_throttles")),
+        **OPTIONS,
+    )
 
 
 def downgrade() -> None:
-    pass
+    op.drop_table("sign_in_throttles")
+    op.drop_table("user_sessions")  # its index goes with it (MariaDB refuses to drop the one the foreign key uses)

@@ -1,9 +1,19 @@
 """forged deliveries kept as digests, bad signatures counted
 
+Relayed deliveries whose signature did not match used to be kept whole (up to 4 MB each) and
+forever. They become rows of rejected_deliveries (sha256, size, time, source); the bodies go.
+
 Revision ID: 0010
 Revises: 0009
 Create Date: 2026-12-06 20:30:00.000000
 """
+
+import hashlib
+
+import sqlalchemy as sa
+from alembic import op
+
+import sigdesk.db
 
 revision = "0010"
 down_revision = "0009"
@@ -11,11 +21,77 @@ branch_labels = None
 depends_on = None
 
 OPTIONS = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_unicode_ci", "mysql_engine": "InnoDB"}
+SIGNATURE_MISMATCH = "relay: the signature does not match the app secret"
+BATCH = 200
 
 
 def upgrade() -> None:
-    pass
+    op.create_table(
+        "rejected_deliveries",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("received_at", sigdesk.db.UTCDateTime(), nullable=False),
+        sa.Column("source", sa.String(length=16), nullable=False),
+        sa.Column("reason", sa.String(length=64), nullable=False),
+        sa.Column("size", sa.Integer(), nullable=False),
+        sa.Column("sha256", sa.String(length=64), nullable=False),
+        sa.Column("install", sa.String(length=32), nullable=True),
+        sa.Column("seq", sa.BigInteger(), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_rejected_deliveries")),
+        **OPTIONS,
+    )
+    with op.batch_alter_table("rejected_deliveries", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_rejected_deliveries_received_at"), ["received_at"], unique=False)
+        batch_op.create_index("ix_rejected_deliveries_install_seq", ["install", "seq"], unique=False)
+    _digest_forged_deliveries()
+
+
+def _digest_forged_deliveries() -> None:
+    """Each quarantined forgery becomes a digest row; its receipt stays, pointing at nothing."""
+    conn = op.get_bind()
+    meta = sa.MetaData()
+    deliveries = sa.Table("webhook_deliveries", meta, autoload_with=conn)
+    receipts = sa.Table("relay_receipts", meta, autoload_with=conn)
+    rejected = sa.Table("rejected_deliveries", meta, autoload_with=conn)
+    forged = (deliveries.c.state == "quarantined") & (deliveries.c.error == SIGNATURE_MISMATCH)
+    while True:
+        rows = conn.execute(
+            sa.select(
+                deliveries.c.id,
+                deliveries.c.raw,
+                deliveries.c.received_at,
+                deliveries.c.source,
+                receipts.c.install,
+                receipts.c.seq,
+            )
+            .select_from(deliveries.outerjoin(receipts, receipts.c.delivery_id == deliveries.c.id))
+            .where(forged)
+            .order_by(deliveries.c.id)
+            .limit(BATCH)
+        ).all()
+        if not rows:
+            return
+        conn.execute(
+            rejected.insert(),
+            [
+                {
+                    "received_at": row.received_at,
+                    "source": row.source or "relay",
+                    "reason": "bad_signature",
+                    "size": len(row.raw or b""),
+                    "sha256": hashlib.sha256(row.raw or b"").hexdigest(),
+                    "install": row.install,
+                    "seq": row.seq,
+                }
+                for row in rows
+            ],
+        )
+        ids = [row.id for row in rows]
+        conn.execute(sa.update(receipts).where(receipts.c.delivery_id.in_(ids)).values(delivery_id=None))
+        conn.execute(sa.delete(deliveries).where(deliveries.c.id.in_(ids)))
 
 
 def downgrade() -> None:
-    pass
+    with op.batch_alter_table("rejected_deliveries", schema=None) as batch_op:
+        batch_op.drop_index("ix_rejected_deliveries_install_seq")
+        batch_op.drop_index(batch_op.f("ix_rejected_deliveries_received_at"))
+    op.drop_table("rejected_deliveries")

@@ -6,11 +6,12 @@ import io
 
 import qrcode
 import qrcode.image.svg
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask_login import logout_user
 from markupsafe import Markup
 
-from sigdesk.auth import services as accounts
-from sigdesk.web import acting, actor, app_config, cipher, requires, writing
+from sigdesk.auth import services as accounts, sessions
+from sigdesk.web import acting, actor, app_config, cipher, db_session, requires, shows_secret, writing
 
 bp = Blueprint("account", __name__, url_prefix="/account")
 
@@ -33,11 +34,13 @@ def index():
         user=user,
         remaining_codes=accounts.remaining_recovery_codes(user),
         tokens=[token for token in user.api_tokens if token.revoked_at is None],
+        open_sessions=len(sessions.list_open(db_session(), user)),
     )
 
 
 @bp.get("/two-factor")
 @requires("account.manage")
+@shows_secret
 def two_factor():
     user = actor()
     if user.totp_enabled:
@@ -53,6 +56,7 @@ def two_factor():
 
 @bp.post("/two-factor")
 @requires("account.manage")
+@shows_secret
 def two_factor_confirm():
     user = actor()
     try:
@@ -69,6 +73,7 @@ def two_factor_confirm():
 
 @bp.post("/recovery-codes")
 @requires("account.manage")
+@shows_secret
 def new_recovery_codes():
     user = actor()
     enabled, checked, codes = user.totp_enabled, user.password_hash, None
@@ -99,16 +104,35 @@ def change_password():
             user, form.get("current_password", ""), form.get("new_password", ""), app_config().bcrypt_rounds
         )
         with writing() as dbs:
-            accounts.set_password(dbs, acting(), user, change)
+            revoked = accounts.set_password(dbs, acting(), user, change)
     except accounts.AccountError as exc:
         flash(str(exc), "error")
         return redirect(url_for("account.index"))
-    flash("Password changed. Please sign in again.")
+    tokens = (
+        f" Your {revoked} API token{'s were' if revoked > 1 else ' was'} revoked too: create new ones for your integrations."
+        if revoked
+        else ""
+    )
+    flash(f"Password changed. You were signed out everywhere; please sign in again.{tokens}")
+    return redirect(url_for("auth.login"))
+
+
+@bp.post("/sign-out-everywhere")
+@requires("account.manage")
+def sign_out_everywhere():
+    """Ends every session of the user, in every browser (this one too); API tokens stay."""
+    user = actor()
+    with writing() as dbs:
+        ended = sessions.sign_out_everywhere(dbs, acting(), user)
+    logout_user()
+    session.clear()
+    flash(f"Signed out everywhere ({ended} session{'s' if ended != 1 else ''} ended). Please sign in again.")
     return redirect(url_for("auth.login"))
 
 
 @bp.post("/tokens")
 @requires("api.use")
+@shows_secret
 def create_token():
     user = actor()
     name = request.form.get("name", "").strip() or "API token"

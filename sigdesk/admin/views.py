@@ -8,7 +8,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 
 from sigdesk.audit import services as audit
 from sigdesk.auth import services as accounts
-from sigdesk.auth.roles import may_manage
+from sigdesk.roles import may_manage
 from sigdesk.models import Role, User
 from sigdesk.settings import commands as settings_commands, services as settings
 from sigdesk.settings.specs import SPECS
@@ -97,7 +97,9 @@ def change_role(user_id: int):
 @requires("team.manage")
 def deactivate(user_id: int):
     return _team_change(
-        user_id, lambda dbs, target: accounts.set_active(dbs, acting(), target, False), "{name} can no longer sign in."
+        user_id,
+        lambda dbs, target: accounts.set_active(dbs, acting(), target, False),
+        "{name} can no longer sign in; their API tokens are revoked.",
     )
 
 

@@ -35,7 +35,7 @@ from sigdesk.models import Message
 from sigdesk.paging import Cursor
 from sigdesk.schemas import Paging
 from sigdesk.settings import services as settings
-from sigdesk.web import acting, actor, cipher, db_session, public, requires, writing
+from sigdesk.web import acting, actor, app_config, cipher, db_session, public, requires, writing
 from sigdesk.whatsapp.media import LIMITS
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -142,5 +142,7 @@ def upload_media():
     form: MediaUpload = request.context.form  # type: ignore[attr-defined]
     upload, kind = form.file, form.type
     data = upload.read(LIMITS[kind] + 1)
-    media_id, check = upload_checked(db_session(), cipher(), data, upload.mimetype, upload.filename, kind)
+    media_id, check = upload_checked(
+        db_session(), cipher(), data, upload.mimetype, upload.filename, kind, app_config().data_dir
+    )
     return MediaUploaded(id=media_id, mime_type=upload.mimetype, size=check.size), 201

@@ -21,6 +21,7 @@ class AuditData(BaseModel):
     at: datetime
     actor_id: int | None
     actor_email: str | None
+    channel: str | None  # how the actor acted: web, api, cli, wizard, worker or webhook
     action: str
     target: str | None
     ip: str | None

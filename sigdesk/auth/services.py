@@ -17,15 +17,15 @@ from sqlalchemy.orm import Session
 
 from sigdesk.actor import Actor
 from sigdesk.audit.services import record as audit_record, record_by, record_login
-from sigdesk.auth.roles import may_manage
+from sigdesk.auth.passwords import password_problem
+from sigdesk.auth import throttle
+from sigdesk.roles import may_manage
 from sigdesk.crypto import Cipher
 from sigdesk.db import utcnow
 from sigdesk.events.catalogue import TokenChanged, UserChanged
 from sigdesk.events.outbox import record
 from sigdesk.models import ApiToken, RecoveryCode, Role, User
 
-MIN_PASSWORD_LENGTH = 10
-MAX_PASSWORD_LENGTH = 1024
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 TOKEN_PREFIX = "sdk_"
 RECOVERY_CODE_COUNT = 10
@@ -53,11 +53,10 @@ def check_password(password: str, password_hash: str) -> bool:
 _DUMMY_HASH = hash_password(secrets.token_hex(8), rounds=4)
 
 
-def validate_password(password: str) -> None:
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise AccountError(f"The password must be at least {MIN_PASSWORD_LENGTH} characters long")
-    if len(password) > MAX_PASSWORD_LENGTH:
-        raise AccountError(f"The password must be at most {MAX_PASSWORD_LENGTH} characters long")
+def validate_password(password: str, user_inputs: tuple[str, ...] = ()) -> None:
+    problem = password_problem(password, user_inputs)
+    if problem:
+        raise AccountError(problem)
 
 
 def normalise_email(email: str) -> str:
@@ -98,7 +97,7 @@ def new_user(email: str, name: str, role: str, password: str, rounds: int = 12) 
     name = (name or "").strip()
     if not name or len(name) > 120:
         raise AccountError("Enter a name of 1 to 120 characters")
-    validate_password(password)
+    validate_password(password, (email, name))
     return NewUser(email, name, role, hash_password(password, rounds))
 
 
@@ -163,7 +162,7 @@ def prepare_password_change(user: User, current: str, new: str, rounds: int = 12
     checked = user.password_hash
     if not check_password(current, checked):
         raise AccountError("The current password is not correct")
-    validate_password(new)
+    validate_password(new, (user.email, user.name))
     return PasswordChange(checked, hash_password(new, rounds))
 
 
@@ -178,6 +177,7 @@ def change_password(session: Session, user: User, change: PasswordChange) -> Non
 def signed_in(session: Session, user: User, ip: str | None, user_agent: str | None, method: str) -> None:
     """A sign-in that succeeded (password, second factor, or the first owner at setup): history and audit."""
     user.last_login_at = utcnow()
+    throttle.cleared(session, user.email)
     session.flush()
     record_login(session, user.email, user, ip, user_agent, True, method)
     audit_record(session, "login", actor=user, ip=ip, detail={"method": method})
@@ -186,6 +186,8 @@ def signed_in(session: Session, user: User, ip: str | None, user_agent: str | No
 def sign_in_failed(
     session: Session, email: str, user: User | None, ip: str | None, user_agent: str | None, reason: str
 ) -> None:
+    if reason != "locked":
+        throttle.failed(session, email)
     record_login(session, email, user, ip, user_agent, False, reason)
     audit_record(session, "login.failed", target=email[:254], ip=ip, detail={"reason": reason})
 
@@ -388,6 +390,10 @@ def new_team_member(actor: User | None, email: str, name: str, role: str, passwo
 def add_user(session: Session, actor: Actor, new: NewUser) -> User:
     """Checks the actor again: their role may have changed while the password was hashed."""
     _may_add(actor.user, new.role)
+    if new.role != Role.OWNER.value and user_count(session) == 0:
+        raise AccountError(
+            f"The first user must be an owner (not {new.role}): only an owner can set SigDesk up and add the team"
+        )
     user = insert_user(session, new)
     _user_changed(session, actor, "team.user_added", user, "created", role=user.role)
     return user
@@ -415,6 +421,8 @@ def set_active(session: Session, actor: Actor, target: User, active: bool) -> No
     target.is_active = active
     target.session_version += 1
     session.flush()
+    if not active:
+        revoke_all_tokens(session, actor, target, "deactivated")
     _user_changed(
         session,
         actor,
@@ -446,14 +454,25 @@ def new_recovery_codes(session: Session, actor: Actor, user: User) -> list[str]:
     return codes
 
 
-def set_password(session: Session, actor: Actor, user: User, change: PasswordChange) -> None:
-    """Store a prepared password change; every other session of the user ends."""
+def set_password(session: Session, actor: Actor, user: User, change: PasswordChange) -> int:
+    """Store a prepared password change; every session and API token of the user ends (a leaked
+    password may have been used to make a token). Returns how many tokens were revoked."""
     change_password(session, user, change)
+    revoked = revoke_all_tokens(session, actor, user, "password_changed")
     _user_changed(session, actor, "password.changed", user, "password")
+    return revoked
 
 
 def list_users(session: Session) -> list[User]:
     return list(session.scalars(select(User).order_by(User.name, User.id)))
+
+
+def list_api_tokens(session: Session, user: User | None = None) -> list[ApiToken]:
+    """Every API token, or one user's, oldest first: rows hold only a hash, so listing shows no secret."""
+    query = select(ApiToken).order_by(ApiToken.id)
+    if user is not None:
+        query = query.where(ApiToken.user_id == user.id)
+    return list(session.scalars(query))
 
 
 def issue_api_token(session: Session, actor: Actor, user: User, name: str = "API token") -> str:
@@ -471,6 +490,23 @@ def revoke_token(session: Session, actor: Actor, token: ApiToken) -> None:
     revoke_api_token(session, token)
     record_by(session, actor, "api_token.revoked", token.name, {"api_token_id": token.id, "user": token.user.email})
     record(session, TokenChanged(token.id, token.user_id, "revoked"))
+
+
+def reset_password(session: Session, actor: Actor, user: User, password: str, rounds: int = 12) -> int:
+    """Set a forgotten password from the machine itself (the CLI): no current password is asked for.
+    Returns how many API tokens were revoked."""
+    validate_password(password, (user.email, user.name))
+    return set_password(session, actor, user, PasswordChange(user.password_hash, hash_password(password, rounds)))
+
+
+def revoke_all_tokens(session: Session, actor: Actor, user: User, reason: str) -> int:
+    """Revoke every live API token of a user (deactivation, password change); returns how many."""
+    live = session.scalars(select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))).all()
+    for token in live:
+        revoke_api_token(session, token)
+        record_by(session, actor, "api_token.revoked", token.name, {"api_token_id": token.id, "reason": reason})
+        record(session, TokenChanged(token.id, token.user_id, "revoked"))
+    return len(live)
 
 
 def revoke_api_token(session: Session, token: ApiToken) -> None:

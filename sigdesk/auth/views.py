@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import math
 import time
+from datetime import timedelta
 from urllib.parse import urlsplit
 
-from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, current_app, flash, g, make_response, redirect, render_template, request, session, url_for
 from flask_login import login_user, logout_user
+from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy.orm import Session
 
-from sigdesk.auth import services as accounts
+from sigdesk.auth import services as accounts, sessions, throttle
 from sigdesk.extensions import limiter, login_rate_limit
 from sigdesk.models import Role, User
 from sigdesk.onboarding import services as onboarding
@@ -19,6 +22,9 @@ bp = Blueprint("auth", __name__)
 
 PENDING_KEY = "pending_2fa"
 PENDING_SECONDS = 300
+DEVICE_COOKIE = "sigdesk_device"
+DEVICE_DAYS = 180
+DEVICE_MAX_USERS = 8
 
 
 def _safe_next(target: str | None) -> str:
@@ -27,15 +33,68 @@ def _safe_next(target: str | None) -> str:
     return url_for("home.index")
 
 
-def _record_login(dbs: Session, user: User, method: str) -> None:
+def _record_login(dbs: Session, user: User, method: str, remember: bool = False) -> str:
+    """Record the sign-in and open its server-side session; returns the session's nonce."""
     accounts.signed_in(dbs, user, client_ip(), request.user_agent.string, method)
+    return sessions.start(dbs, user, remember)
 
 
-def _signed_in(user: User, landing: str | None = None):
+def _devices() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.secret_key, salt="sigdesk.known-device")
+
+
+def _known_user_ids() -> list[int]:
+    """Users who signed in with this browser before (see sigdesk.auth.throttle)."""
+    raw = request.cookies.get(DEVICE_COOKIE)
+    if not raw:
+        return []
+    try:
+        ids = _devices().loads(raw, max_age=DEVICE_DAYS * 86400)
+    except BadSignature:
+        return []
+    return [item for item in ids if isinstance(item, int)] if isinstance(ids, list) else []
+
+
+def _locked_for(dbs: Session, email: str) -> timedelta | None:
+    """The per-account lock, which a browser that signed in to the account before does not feel."""
+    wait = throttle.locked_for(dbs, email)
+    if wait is None:
+        return None
+    user = accounts.find_user(dbs, email or "")
+    return None if user is not None and user.id in _known_user_ids() else wait
+
+
+def _locked_page(email: str, wait: timedelta, template: str = "auth/login.html"):
+    minutes = max(1, math.ceil(wait.total_seconds() / 60))
+    with writing() as dbs:
+        accounts.sign_in_failed(
+            dbs, email, accounts.find_user(dbs, email or ""), client_ip(), request.user_agent.string, "locked"
+        )
+    error = (
+        f"Too many failed sign-ins for this account. Try again in {minutes} minute{'s' if minutes > 1 else ''}, "
+        "or from a browser that has signed in to it before."
+    )
+    response = make_response(render_template(template, error=error, email=email), 429)
+    response.headers["Retry-After"] = str(math.ceil(wait.total_seconds()))
+    return response
+
+
+def _signed_in(user: User, nonce: str, remember: bool = False, landing: str | None = None):
     """After the login was recorded and committed."""
     session.clear()
-    login_user(LoginUser(user))
-    return redirect(landing or _safe_next(request.args.get("next")))
+    session.permanent = remember
+    login_user(LoginUser(user, nonce))
+    response = redirect(landing or _safe_next(request.args.get("next")))
+    known = [user.id] + [other for other in _known_user_ids() if other != user.id]
+    response.set_cookie(
+        DEVICE_COOKIE,
+        _devices().dumps(known[:DEVICE_MAX_USERS]),
+        max_age=DEVICE_DAYS * 86400,
+        httponly=True,
+        samesite="Lax",
+        secure=current_app.config["SESSION_COOKIE_SECURE"],
+    )
+    return response
 
 
 @bp.route("/setup", methods=["GET", "POST"])
@@ -62,13 +121,13 @@ def setup():
                     if accounts.user_count(dbs) == 0:  # another window may have finished setup meanwhile
                         owner = accounts.add_user(dbs, acting(), new)
                         onboarding.start(dbs, cipher())
-                        _record_login(dbs, owner, "setup")
+                        nonce = _record_login(dbs, owner, "setup")
             except accounts.AccountError as exc:
                 error = str(exc)
             else:
                 if owner is None:
                     return redirect(url_for("auth.login"))
-                return _signed_in(owner, landing=url_for("onboarding.index"))
+                return _signed_in(owner, nonce, landing=url_for("onboarding.index"))
     return render_template("auth/setup.html", error=error, form=form), (400 if error else 200)
 
 
@@ -78,19 +137,28 @@ def setup():
 def login():
     error = None
     email = request.form.get("email", "")
+    remember = request.form.get("remember") == "on"
     if request.method == "POST":
+        wait = _locked_for(db_session(), email)
+        if wait is not None:
+            return _locked_page(email, wait)
         result = accounts.authenticate(db_session(), email, request.form.get("password", ""))
         if result.ok and result.user.totp_enabled:
-            session[PENDING_KEY] = {"id": result.user.id, "v": result.user.session_version, "at": time.time()}
+            session[PENDING_KEY] = {
+                "id": result.user.id,
+                "v": result.user.session_version,
+                "at": time.time(),
+                "remember": remember,
+            }
             return redirect(url_for("auth.verify", next=request.args.get("next")))
         with writing() as dbs:
             result = accounts.recheck_login(result)
             if result.ok:
-                _record_login(dbs, result.user, "password")
+                nonce = _record_login(dbs, result.user, "password", remember)
             else:
                 accounts.sign_in_failed(dbs, email, result.user, client_ip(), request.user_agent.string, result.reason)
         if result.ok:
-            return _signed_in(result.user)
+            return _signed_in(result.user, nonce, remember)
         error = "This account is deactivated" if result.reason == "deactivated" else "Wrong email or password"
     return render_template("auth/login.html", error=error, email=email), (401 if error else 200)
 
@@ -119,11 +187,16 @@ def _sign_in_again():
 @limiter.limit(login_rate_limit, methods=["POST"])
 def verify():
     pending = session.get(PENDING_KEY)
-    if _pending_user(db_session(), pending) is None:
+    waiting = _pending_user(db_session(), pending)
+    if waiting is None:
         return _sign_in_again()
     error = None
     if request.method == "POST":
+        wait = _locked_for(db_session(), waiting.email)
+        if wait is not None:
+            return _locked_page(waiting.email, wait, "auth/verify.html")
         code = request.form.get("code", "")
+        remember = bool(pending.get("remember"))
         with writing() as dbs:
             user = _pending_user(dbs, pending)
             method = (
@@ -131,10 +204,11 @@ def verify():
                 if user is not None
                 else None
             )
+            nonce = sessions.start(dbs, user, remember) if method is not None else None
         if user is None:
             return _sign_in_again()
         if method is not None:
-            return _signed_in(user)
+            return _signed_in(user, nonce, remember)
         error = "That code is not valid (codes work once; recovery codes too)"
     return render_template("auth/verify.html", error=error), (401 if error else 200)
 
@@ -142,6 +216,9 @@ def verify():
 @bp.post("/logout")
 @requires("app.use")
 def logout():
+    """Ends the session on the server, so a copy of the cookie stops working too."""
+    with writing() as dbs:
+        sessions.end(dbs, g.get("session_id"))
     logout_user()
     session.clear()
     return redirect(url_for("auth.login"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -26,26 +26,28 @@ MIN_PASSPHRASE = 8
 
 
 class Bars:
-    """One click progress bar per phase, on stderr so stdout stays for results."""
+    """One click progress bar per phase, on stderr so stdout stays for results; log lines print above it."""
 
     def __init__(self) -> None:
         self.phase: str | None = None
         self.bar = None
         self.shown = 0
+        self.stack = ExitStack()
 
     def __call__(self, phase: str, done: int, total: int) -> None:
+        from sigdesk.terminal import progress_bar
+
         if phase != self.phase:
             self.close()
             self.phase, self.shown = phase, 0
-            self.bar = click.progressbar(length=max(total, 1), label=PHASES.get(phase, phase), file=sys.stderr)
-            self.bar.__enter__()
+            self.bar = self.stack.enter_context(progress_bar(total, PHASES.get(phase, phase)))
         if done > self.shown:
             self.bar.update(done - self.shown)
             self.shown = done
 
     def close(self) -> None:
         if self.bar is not None:
-            self.bar.__exit__(None, None, None)
+            self.stack.close()
             self.bar = None
 
 
@@ -146,9 +148,13 @@ def backup_restore(
 ) -> None:
     """Restore FILE. Without --into-data-dir the data dir is replaced, but only once the restore is complete
     and verified; the previous one is kept beside it. Stop SigDesk first."""
+    from sigdesk import datadir
     from sigdesk.backup import services as backups
     from sigdesk.db import parse_url
 
+    if not into_data_dir:
+        with _friendly():
+            datadir.check_free(obj.config().data_dir, "sigdesk backup restore")
     passphrase = _passphrase(passphrase_stdin, confirm=False)
     with _friendly() as bars:
         if into_data_dir:

@@ -25,13 +25,14 @@ from sqlalchemy.types import TypeDecorator
 import sigdesk.models  # noqa: F401  (every table in Base.metadata)
 from sigdesk.backup.format import BackupError, DamagedBackup
 from sigdesk.db import Base, Database, alembic_config
+from sigdesk.search import fts
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str, int, int], None]
 
 BATCH_ROWS = 1000
-_SIGDESK_EXTRA_TABLES = ("alembic_version",)
+_SIGDESK_EXTRA_TABLES = ("alembic_version", "message_grams")  # message_grams: MySQL search n-grams (migration 0009)
 
 
 def column_kind(column) -> str:
@@ -239,6 +240,9 @@ def load_database(database: Database, manifest: dict, dump_dir: Path, migrations
         with open(database.engine.url.database, "rb+") as handle:
             os.fsync(handle.fileno())
     command.upgrade(alembic_config(database, migrations_dir), "head")
+    if database.engine.dialect.name != "sqlite":  # SQLite's triggers indexed the rows as they were loaded
+        with database.engine.begin() as connection:
+            fts.rebuild(connection)
 
 
 def snapshot_to_dump(snapshot: Path, dump_dir: Path, manifest: dict) -> None:

@@ -60,18 +60,35 @@ class NewerBackup(BackupError):
     pass
 
 
+class TruncatedBackup(DamagedBackup):
+    """The file ends early (an interrupted copy or download): a fresh copy helps, unlike real damage."""
+
+
+CUT_SHORT = "The backup file is cut short (truncated)"
+
+
 @dataclass(frozen=True)
 class KdfParams:
-    """scrypt cost; 2**17 takes about half a second and 128 MiB, which is what makes guessing slow."""
+    """scrypt cost; 2**17 takes about half a second and 128 MiB, which is what makes guessing slow.
+
+    The defaults are also the ceiling: SigDesk never writes more, so a header asking for more
+    (a crafted file demanding gigabytes and minutes) is refused before anything is derived."""
 
     log2_n: int = 17
     r: int = 8
     p: int = 1
 
     def check(self) -> None:
-        # Bounds also stop a crafted header from asking for unbounded memory.
-        if not (4 <= self.log2_n <= 20 and 1 <= self.r <= 32 and 1 <= self.p <= 16):
+        top = KdfParams.__dataclass_fields__
+        ceiling = (top["log2_n"].default, top["r"].default, top["p"].default)
+        if not (4 <= self.log2_n and 1 <= self.r and 1 <= self.p):
             raise DamagedBackup("The backup header has impossible key-derivation settings; the file is damaged")
+        if self.log2_n > ceiling[0] or self.r > ceiling[1] or self.p > ceiling[2]:
+            raise DamagedBackup(
+                f"The backup header asks for key-derivation settings (n=2^{self.log2_n}, r={self.r}, p={self.p}) "
+                f"beyond what SigDesk writes (at most n=2^{ceiling[0]}, r={ceiling[1]}, p={ceiling[2]}); "
+                "it was not made by SigDesk or is damaged, so it was not opened"
+            )
 
 
 def derive(passphrase: str, salt: bytes, params: KdfParams) -> tuple[bytes, bytes]:
@@ -99,10 +116,12 @@ class Header:
 
     @classmethod
     def unpack(cls, raw: bytes) -> "Header":
+        if len(raw) < len(MAGIC) and MAGIC.startswith(raw):
+            raise TruncatedBackup(f"{CUT_SHORT}: it ends before its header; copy it again from where it came from")
         if len(raw) < len(MAGIC) or raw[: len(MAGIC)] != MAGIC:
             raise DamagedBackup("This is not a SigDesk backup file")
         if len(raw) < HEADER_SIZE:
-            raise DamagedBackup("The backup file is truncated: its header is incomplete")
+            raise TruncatedBackup(f"{CUT_SHORT}: its header is incomplete; copy it again from where it came from")
         magic, version, kdf, log2_n, r, p, chunk = _FIXED.unpack_from(raw)
         if version > FORMAT_VERSION:
             raise NewerBackup(
@@ -213,8 +232,12 @@ class EncryptingWriter(io.RawIOBase):
 class DecryptingReader(io.RawIOBase):
     """A read-only file object over an encrypted backup; every byte it returns has been authenticated."""
 
-    def __init__(self, source: BinaryIO, passphrase: str) -> None:
+    def __init__(self, source: BinaryIO, passphrase: str, record: int = 1) -> None:
+        """`record`: the plaintext is a whole number of records (512 for a tar stream), which tells a
+        file cut inside its last part from one whose last part was changed."""
         super().__init__()
+        self._record = record
+        self._plain_bytes = 0
         raw = source.read(HEADER_SIZE)
         self.header = Header.unpack(raw)
         self._header_bytes = raw
@@ -249,7 +272,7 @@ class DecryptingReader(io.RawIOBase):
             return False
         block = self._next
         if not block:
-            raise DamagedBackup("The backup file is truncated: it ends before its last part")
+            raise TruncatedBackup(f"{CUT_SHORT}: it ends before its last part; copy it again from where it came from")
         self._next = self._read_block() if len(block) == self._block else b""
         final = not self._next
         nonce = _nonce(self.header.prefix, self._index)
@@ -258,15 +281,23 @@ class DecryptingReader(io.RawIOBase):
                 nonce, block, self._header_bytes + _AAD.pack(self._index, 1 if final else 0)
             )
         except InvalidTag:
-            if final and self._opens_as_middle(nonce, block):
-                raise DamagedBackup(f"The backup file is truncated: it ends after part {self._index + 1}") from None
+            if final and (self._opens_as_middle(nonce, block) or self._ends_inside(block)):
+                raise TruncatedBackup(
+                    f"{CUT_SHORT}: it ends in or after part {self._index + 1}; copy it again from where it came from"
+                ) from None
             raise DamagedBackup(
                 f"The backup file is damaged: part {self._index + 1} fails its integrity check"
             ) from None
         self._pos = 0
         self._index += 1
         self._done = final
+        self._plain_bytes += len(self._plain)
         return True
+
+    def _ends_inside(self, block: bytes) -> bool:
+        """The last part is too short to be whole: cut inside it rather than changed."""
+        plain = len(block) - TAG_BYTES
+        return plain < 0 or (self._plain_bytes + plain) % self._record != 0
 
     def _opens_as_middle(self, nonce: bytes, block: bytes) -> bool:
         try:

@@ -32,11 +32,11 @@ from typing import BinaryIO
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from sigdesk import __version__
+from sigdesk import __version__, datadir
 from sigdesk.actor import Actor
 from sigdesk.audit.services import record_by
 from sigdesk.backup import dump, sqlite_copy
-from sigdesk.backup.archive import ArchiveWriter, Pipeline, Pipelined, entries
+from sigdesk.backup.archive import BLOCK, ArchiveWriter, Pipeline, Pipelined, entries
 from sigdesk.backup.format import (
     DEFAULT_CHUNK,
     FORMAT_VERSION,
@@ -340,7 +340,7 @@ def _read_backup(
     except OSError as exc:
         raise BackupError(f"Cannot read the backup file {path}: {exc.strerror or exc}") from exc
     with handle:
-        reader = DecryptingReader(_Counting(handle, progress, phase, total), passphrase)
+        reader = DecryptingReader(_Counting(handle, progress, phase, total), passphrase, record=BLOCK)
         if reader.header.version == 1:
             manifest, seen = _read_tar_v1(reader, sink_for)
         else:
@@ -636,8 +636,23 @@ def restore_in_place(
 ) -> tuple[dict, Path | None]:
     """Replace a data dir with a backup: restored beside it, then swapped in by rename once verified.
 
-    Returns (manifest, where the previous data dir was moved); the old data is kept, never deleted."""
+    Returns (manifest, where the previous data dir was moved); the old data is kept, never deleted.
+    Refused (DataDirInUse) while SigDesk runs on the data dir: it would go on writing into the old one."""
     data_dir = Path(data_dir).absolute()
+    if not data_dir.exists():
+        return _restore_in_place(path, passphrase, data_dir, database_url, progress, migrations_dir)
+    with datadir.hold(data_dir, "sigdesk backup restore"):
+        return _restore_in_place(path, passphrase, data_dir, database_url, progress, migrations_dir)
+
+
+def _restore_in_place(
+    path: Path,
+    passphrase: str,
+    data_dir: Path,
+    database_url: str | None,
+    progress: Progress | None,
+    migrations_dir: Path | None,
+) -> tuple[dict, Path | None]:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     fresh = data_dir.with_name(f"{data_dir.name}.restored-{stamp}")
     manifest = restore(path, passphrase, fresh, database_url, progress, migrations_dir)

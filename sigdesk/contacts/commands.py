@@ -11,7 +11,7 @@ import logging
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import Update, func, or_, select, update
+from sqlalchemy import Update, delete, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from sigdesk.actor import Actor
@@ -21,7 +21,17 @@ from sigdesk.db import utcnow
 from sigdesk.errors import NotFound
 from sigdesk.events.catalogue import ContactChanged
 from sigdesk.events.outbox import record as record_event
-from sigdesk.models import Contact, Message, MessageStatusEvent, Reaction
+from sigdesk.models import (
+    AccountEvent,
+    Contact,
+    Conversation,
+    DeliveryState,
+    Message,
+    MessageStatusEvent,
+    Note,
+    Reaction,
+    WebhookDelivery,
+)
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +40,8 @@ MARKETING_STOPPED = 131050
 
 # What anonymising clears on each of the contact's messages.
 MESSAGE_CONTENT = ("text", "caption", "details", "raw", "payload", "filename", "media_id", "sha256", "storage_key")
+# What a team note about an anonymised contact says instead of its text.
+REDACTED_NOTE = "Note removed: the contact was anonymised."
 
 
 def consent_change(contact_id: int, opt_out: bool, at: datetime) -> Update:
@@ -71,11 +83,25 @@ def set_marketing_opt_out(
 def anonymise(session: Session, actor: Actor, contact_id: int, data_dir: Path) -> list[Path]:
     """Erase the contact's identity and content, keeping the rows so counts and reports stay whole.
 
-    Returns the media files to delete once the caller has committed (remove_files), so a failed commit
-    never leaves rows pointing at deleted files; a file is kept while another contact's message points
-    at the same content. The audit log records that it happened, never who it was.
+        Their words also go from where they were copied: the team's notes in their conversation lose their
+        text (the activity lines, which say who assigned or resolved it, stay), so does any note elsewhere
+        that gives their number; the webhook deliveries that name them are deleted once processed, and so
+    are the account events that do (their marketing preferences, say). Notes
+        elsewhere that quote them without their number cannot be told apart and stay. The full-text index
+        drops their rows through its triggers; search then merges the index after the commit (the
+        `contact.changed` event), so no old index page keeps their words. On SQLite the pages this
+        transaction frees are zeroed (secure_delete), so no file or backup keeps the old bytes either.
+
+        Returns the media files to delete once the caller has committed (remove_files), so a failed commit
+        never leaves rows pointing at deleted files; a file is kept while another contact's message points
+        at the same content. The audit log records that it happened, never who it was.
     """
     contact = get_contact(session, contact_id)
+    sqlite = session.get_bind().dialect.name == "sqlite"
+    if sqlite:
+        secure_delete = session.execute(text("PRAGMA secure_delete")).scalar_one()
+        session.execute(text("PRAGMA secure_delete = ON"))
+    identities = [value for value in (contact.wa_id, contact.user_id) if value]
     messages = session.scalars(select(Message).where(Message.contact_id == contact_id)).all()
     keys = {m.storage_key for m in messages if m.storage_key}
     wamids = [m.wamid for m in messages if m.wamid]
@@ -91,6 +117,28 @@ def anonymise(session: Session, actor: Actor, contact_id: int, data_dir: Path) -
             .values(recipient_id=None, errors=None, conversation=None, pricing=None, biz_opaque_callback_data=None)
         )
     session.execute(update(Reaction).where(Reaction.contact_id == contact_id).values(emoji=None))
+    conversation_ids = select(Conversation.id).where(Conversation.contact_id == contact_id).scalar_subquery()
+    mentions = [Note.body.contains(value, autoescape=True) for value in identities]
+    notes = session.execute(
+        update(Note)
+        .where(Note.kind == "note", or_(Note.conversation_id.in_(conversation_ids), *mentions))
+        .values(body=REDACTED_NOTE)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if identities:
+        session.execute(
+            delete(WebhookDelivery)
+            .where(
+                WebhookDelivery.state != DeliveryState.RECEIVED.value,
+                or_(*[func.instr(WebhookDelivery.raw, value.encode()) > 0 for value in identities]),
+            )
+            .execution_options(synchronize_session=False)
+        )
+        session.execute(
+            delete(AccountEvent)
+            .where(or_(*[AccountEvent.payload.contains(value, autoescape=True) for value in identities]))
+            .execution_options(synchronize_session=False)
+        )
     contact.wa_id = None
     contact.user_id = None
     contact.profile_name = None
@@ -99,6 +147,8 @@ def anonymise(session: Session, actor: Actor, contact_id: int, data_dir: Path) -
     contact.opted_out_marketing = True
     contact.opted_out_changed_at = utcnow()
     session.flush()
+    if sqlite:
+        session.execute(text(f"PRAGMA secure_delete = {int(secure_delete)}"))
     doomed = []
     for key in sorted(keys):
         still_used = session.execute(
@@ -111,7 +161,7 @@ def anonymise(session: Session, actor: Actor, contact_id: int, data_dir: Path) -
         actor,
         "contact.anonymised",
         f"contact {contact.id}",
-        {"messages": len(messages), "media_files": len(doomed)},
+        {"messages": len(messages), "media_files": len(doomed), "notes": notes},
     )
     record_event(session, ContactChanged(contact.id, ("anonymised",)))
     log.info("contact %s anonymised", contact.id)

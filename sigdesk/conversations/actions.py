@@ -13,6 +13,8 @@ from sigdesk.models import Conversation, ConversationStatus, Message, Note, User
 
 STATUSES = tuple(status.value for status in ConversationStatus)
 MAX_NOTE = 10_000
+# Notices about other messages (an edit, a deletion, a reaction): stored as rows, but not messages of their own.
+NOTICE_TYPES = ("edit", "revoke", "reaction")
 
 
 def assign(session: Session, conversation: Conversation, assignee_id: int | None) -> int | None:
@@ -121,8 +123,14 @@ def history(session: Session, conversation: Conversation, limit: int = 20) -> li
 
 
 def message_count(session: Session, conversation: Conversation) -> int:
+    """The messages the thread shows; edits, deletions and reactions are notices about them, not more messages."""
     return int(
-        session.scalar(select(func.count()).select_from(Message).where(Message.conversation_id == conversation.id)) or 0
+        session.scalar(
+            select(func.count())
+            .select_from(Message)
+            .where(Message.conversation_id == conversation.id, Message.type.not_in(NOTICE_TYPES))
+        )
+        or 0
     )
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session
 
-from sigdesk.auth.roles import can
+from sigdesk.roles import can
 from sigdesk.outbound.window import SERVICE_WINDOW, window_closes_at, window_open  # noqa: F401 - re-exported
 from sigdesk.models import Contact, Conversation, Message, Reaction, User
 from sigdesk.paging import Cursor, Page, newest_first, page

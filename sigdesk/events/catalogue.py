@@ -26,6 +26,8 @@ needs more reads it from the database, where retention and anonymisation already
 | user.changed                  | a team member was added, changed, deactivated or signed out everywhere |
 | token.changed                 | an API token was created or revoked                                    |
 | relay.paired                  | this SigDesk was paired with a relay                                   |
+| whatsapp.connected            | a WhatsApp number was chosen and its token stored (`phone_number_id`)  |
+| whatsapp.subscribed           | Meta was told to send the account's webhooks to a callback (`host`)    |
 | relay.replayed                | the relay was asked to send events again from a date (`since`)         |
 | backup.finished               | a backup run ended (`ok`, `file`)                                      |
 | export.finished               | an export ran (`what`, `format`, `rows`)                               |
@@ -95,7 +97,7 @@ class MessageReceived(ConversationEvent):
 @dataclass(frozen=True)
 class MessageUpdated(ConversationEvent):
     message_id: int
-    change: str = "status"  # status, edit, revoke, reaction
+    change: str = "status"  # status, edit, revoke, reaction, media (fetched or quarantined)
 
 
 @_named("message.queued", MESSAGE_CREATED)
@@ -196,6 +198,20 @@ class TokenChanged(DomainEvent):
 @dataclass(frozen=True)
 class RelayPaired(DomainEvent):
     relay_host: str
+
+
+@_named("whatsapp.connected")
+@dataclass(frozen=True)
+class WhatsAppConnected(DomainEvent):
+    waba_id: str
+    phone_number_id: str
+
+
+@_named("whatsapp.subscribed")
+@dataclass(frozen=True)
+class WhatsAppSubscribed(DomainEvent):
+    waba_id: str
+    host: str
 
 
 @_named("relay.replayed")

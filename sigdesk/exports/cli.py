@@ -2,43 +2,52 @@
 
 from __future__ import annotations
 
-import sys
+import contextlib
 from pathlib import Path
 from typing import Any
 
 import click
 
 from sigdesk.exports.services import FORMATS, WHAT
+from sigdesk.terminal import progress_bar
 
 
 @click.command("export")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="csv", show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(FORMATS), default="csv", show_default=True, help="CSV or JSON Lines."
+)
 @click.option("--what", type=click.Choice(WHAT + ("orders",)), default="all", show_default=True)
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="File to write (a .zip for --what all).")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="New file to write: .zip for --what all, else .csv (CSV) or .jsonl (JSON Lines; .ndjson, .json too).",
+)
 @click.option("--bom", is_flag=True, help="Start CSV files with the byte-order mark Excel needs to read UTF-8.")
 @click.pass_obj
 def export(obj: Any, fmt: str, what: str, out: str, bom: bool) -> None:
     """Export contacts, conversations, messages, templates or the audit log (or all of them, zipped)."""
     from sigdesk.actor import Actor
-    from sigdesk.exports.services import ExportError, run
-
-    bar = None
-    shown = 0
-
-    def progress(done: int, total: int) -> None:
-        nonlocal bar, shown
-        if bar is None:
-            bar = click.progressbar(length=max(total, 1), label="Exporting", file=sys.stderr)
-            bar.__enter__()
-        bar.update(done - shown)
-        shown = done
+    from sigdesk.exports.services import ExportError, check_extension, run
 
     try:
-        with obj.database() as database:
-            written = run(database, Actor.system("cli"), what, fmt, Path(out), bom=bom, progress=progress)
+        check_extension(what, fmt, Path(out))  # before the database is opened: the name alone decides
     except ExportError as exc:
         raise click.ClickException(str(exc)) from exc
-    finally:
-        if bar is not None:
-            bar.__exit__(None, None, None)
+    shown = 0
+    with contextlib.ExitStack() as stack:
+        bar = None
+
+        def progress(done: int, total: int) -> None:
+            nonlocal bar, shown
+            if bar is None:
+                bar = stack.enter_context(progress_bar(total, "Exporting"))
+            bar.update(done - shown)
+            shown = done
+
+        try:
+            with obj.database() as database:
+                written = run(database, Actor.system("cli"), what, fmt, Path(out), bom=bom, progress=progress)
+        except ExportError as exc:
+            raise click.ClickException(str(exc)) from exc
     click.echo(f"Exported to {out}: " + ", ".join(f"{count} {kind}" for kind, count in written.items()) + ".")

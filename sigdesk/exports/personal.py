@@ -20,7 +20,7 @@ from sigdesk.audit.services import record_by
 from sigdesk.contacts.services import ContactData
 from sigdesk.db import Database, write_lock
 from sigdesk.models import Contact, Conversation, Message, MessageStatusEvent, Reaction
-from sigdesk.exports.services import ExportError, plain_values
+from sigdesk.exports.services import ExportError, create_private, plain_values, safe_cell
 
 
 def _plain(model_row) -> dict:
@@ -30,7 +30,7 @@ def _plain(model_row) -> dict:
 def _contact(session: Session, contact_id: int) -> Contact:
     contact = session.get(Contact, contact_id)
     if contact is None:
-        raise ExportError(f"There is no contact {contact_id}")
+        raise ExportError(f"There is no contact {contact_id}", 404, field="contact_id")
     return contact
 
 
@@ -57,14 +57,19 @@ def contact_data(session: Session, contact_id: int) -> dict[str, list[dict]]:
 
 
 def export_contact(session: Session, contact_id: int, out_path: Path, data_dir: Path | None = None) -> dict[str, int]:
-    """A zip with every record about the contact as JSON and CSV, and their media files when data_dir is given."""
+    """A zip with every record about the contact as JSON and CSV, and their media files when data_dir is given;
+    readable by its owner only (0600), and its CSV cells never run as formulas (services.safe_cell)."""
     out_path = Path(out_path)
     if out_path.exists():
         raise ExportError(f"{out_path} already exists; choose another file name")
     data = contact_data(session, contact_id)
     partial = out_path.with_name(out_path.name + ".partial")
+    partial.unlink(missing_ok=True)  # left by an export that was cut short
     try:
-        with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        with (
+            create_private(partial) as handle,
+            zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_DEFLATED) as archive,
+        ):
             archive.writestr("contact.json", json.dumps(data, ensure_ascii=False, indent=1))
             for name, rows in data.items():
                 if not rows:
@@ -72,7 +77,7 @@ def export_contact(session: Session, contact_id: int, out_path: Path, data_dir: 
                 text = io.StringIO()
                 writer = csv.DictWriter(text, fieldnames=list(rows[0]))
                 writer.writeheader()
-                writer.writerows({k: "" if v is None else v for k, v in row.items()} for row in rows)
+                writer.writerows({k: "" if v is None else safe_cell(v) for k, v in row.items()} for row in rows)
                 archive.writestr(f"{name}.csv", text.getvalue().encode("utf-8-sig"))
             if data_dir is not None:
                 for message in data["messages"]:

@@ -6,6 +6,14 @@ conversation's contact, a message's media and error) becomes dotted columns (`co
 free-form object (reactions, details, components) JSON text in its cell. Audit entries are written as the
 audit log shows them. Times are ISO 8601 in UTC. CSV may start with the BOM that Excel needs to read UTF-8;
 "all" zips one file per kind.
+
+CSV cells are written so a spreadsheet never runs them (OWASP's CSV injection advice): a text cell that starts
+with `=`, `+`, `-`, `@`, a tab or a carriage return gets a leading apostrophe. The decision is per column type:
+numeric columns (integers, numbers and booleans in the serializer) are written as numbers, so -5 stays -5;
+every text column is neutralised, even when its text looks like a number ("-5" in a name becomes "'-5").
+
+Files are created readable by their owner only (0600). The Exports page writes its downloads into a private
+folder in the data dir (`exports/`, 0700) and deletes each once it is sent; leftovers are removed at start.
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 import types
 import typing
 import zipfile
@@ -24,7 +33,7 @@ from typing import Any, BinaryIO
 
 import orjson
 from pydantic import BaseModel
-from sqlalchemy import Row, Select, func, select
+from sqlalchemy import Row, Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from sigdesk.actor import Actor
@@ -34,14 +43,19 @@ from sigdesk.contacts.services import ContactData
 from sigdesk.conversations.schemas import MESSAGE_COLUMNS, ConversationData, MessageData
 from sigdesk.conversations.services import reactions_for
 from sigdesk.db import Database, write_lock
+from sigdesk.errors import UserError
 from sigdesk.events.catalogue import ExportFinished
 from sigdesk.events.outbox import record
 from sigdesk.message_templates.schemas import TemplateData
 from sigdesk.models import AuditEvent, Contact, Conversation, Message, Template
-from sigdesk.paging import in_key_order
+from sigdesk.paging import Cursor, Page, in_key_order, newest_first, page
 
 BATCH = 2000
 FORMATS = ("json", "csv")
+# The file name endings each export may be written under: "all" is always a zip.
+EXTENSIONS = {"csv": (".csv",), "json": (".jsonl", ".ndjson", ".json"), "all": (".zip",)}
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+PRIVATE_DIR = "exports"
 
 
 def _messages(session: Session, batch: list[Row]) -> list[MessageData]:
@@ -97,8 +111,57 @@ WHAT = tuple(KINDS) + ("all",)
 Progress = Callable[[int, int], None]
 
 
-class ExportError(Exception):
-    """The export cannot be made as asked; the message says why."""
+class ExportError(UserError):
+    """The export cannot be made as asked; the message says why (and `field` which input, when one is)."""
+
+
+def safe_cell(value: Any) -> Any:
+    """A CSV cell a spreadsheet shows as text rather than runs as a formula. Numbers (and booleans) pass as they
+    are, so a negative number stays a number; text starting like a formula gets OWASP's leading apostrophe."""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
+def create_private(path: Path) -> BinaryIO:
+    """A new file only its owner may read (0600), whatever the umask: exports hold personal data."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
+    return os.fdopen(descriptor, "wb")
+
+
+def private_dir(data_dir: Path) -> Path:
+    """The data dir's folder for downloads being made or sent (0700), created when missing."""
+    folder = Path(data_dir) / PRIVATE_DIR
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(folder, 0o700)
+    return folder
+
+
+def clear_leftovers(data_dir: Path) -> int:
+    """Remove downloads a crash or a cut connection left behind; returns how many. Run at start."""
+    folder = Path(data_dir) / PRIVATE_DIR
+    if not folder.is_dir():
+        return 0
+    removed = 0
+    for leftover in folder.iterdir():
+        if leftover.is_file() or leftover.is_symlink():
+            leftover.unlink(missing_ok=True)
+            removed += 1
+    private_dir(data_dir)
+    return removed
+
+
+def check_extension(what: str, fmt: str, out_path: Path) -> None:
+    """Refuse a file name whose ending says another format than the one written (a zip for "all")."""
+    allowed = EXTENSIONS["all" if what == "all" else fmt]
+    if not Path(out_path).name.lower().endswith(allowed):
+        written = "a zip" if what == "all" else ("CSV" if fmt == "csv" else "JSON Lines")
+        example = f"{Path(out_path).stem or what}{allowed[0]}"
+        endings = " or ".join(allowed)
+        raise ExportError(
+            f"--what {what} --format {fmt} writes {written}: end the file name with {endings} (for example {example})",
+            field="out",
+        )
 
 
 def plain_values(values: dict[str, Any]) -> dict[str, Any]:
@@ -141,7 +204,7 @@ def csv_row(kind: str, record: BaseModel) -> list[Any]:
             value = ""
         elif value.__class__ in (dict, list):
             value = orjson.dumps(value).decode()
-        cells.append(value)
+        cells.append(safe_cell(value))
     return cells
 
 
@@ -190,16 +253,17 @@ def export(
 ) -> dict[str, int]:
     """Write the export to out_path (a .zip for "all"); returns rows written per kind. Never overwrites."""
     if what in NOT_YET:
-        raise ExportError(NOT_YET[what])
+        raise ExportError(NOT_YET[what], field="what")
     if what not in WHAT:
-        raise ExportError(f"Unknown export {what!r}; choose one of {', '.join(WHAT)}")
+        raise ExportError(f"Unknown export {what!r}; choose one of {', '.join(WHAT)}", field="what")
     if fmt not in FORMATS:
-        raise ExportError(f"Unknown format {fmt!r}; choose json or csv")
+        raise ExportError(f"Unknown format {fmt!r}; choose json or csv", field="format")
     out_path = Path(out_path)
     if out_path.exists():
         raise ExportError(f"{out_path} already exists; choose another file name")
     if not out_path.parent.is_dir():
         raise ExportError(f"The folder {out_path.parent} does not exist")
+    check_extension(what, fmt, out_path)
     kinds = list(KINDS) if what == "all" else [what]
     total = sum(count(session, kind) for kind in kinds)
     done = 0
@@ -211,9 +275,10 @@ def export(
             progress(done, total)
 
     partial = out_path.with_name(out_path.name + ".partial")
+    partial.unlink(missing_ok=True)  # left by an export that was cut short
     written: dict[str, int] = {}
     try:
-        with open(partial, "wb") as handle:
+        with create_private(partial) as handle:
             if what == "all":
                 with zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_DEFLATED) as archive:
                     for kind in kinds:
@@ -249,3 +314,30 @@ def run(
         record_by(session, actor, "export.run", what, {"format": fmt, "rows": rows})
         record(session, ExportFinished(what, fmt, rows, {"rows_by_kind": written}))
     return written
+
+
+def _like(text: str) -> str:
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def pick_contacts(session: Session, text: str, cursor: Cursor | None = None, limit: int = 20) -> Page[ContactData]:
+    """Contacts whose name, number or Meta user id contains `text` (a number in any format: "+44 7700-900"),
+    those who wrote most recently first, a page at a time: how the Exports page finds the person to export
+    or anonymise without knowing SigDesk's ids."""
+    query = select(*CONTACT_COLUMNS)
+    text = text.strip()
+    if text:
+        pattern = _like(text)
+        found = [
+            Contact.display_name.ilike(pattern, escape="\\"),
+            Contact.profile_name.ilike(pattern, escape="\\"),
+            Contact.wa_id.like(pattern, escape="\\"),
+            Contact.user_id.like(pattern, escape="\\"),
+        ]
+        digits = re.sub(r"\D", "", text)
+        if digits and digits != text:
+            found.append(Contact.wa_id.like(_like(digits), escape="\\"))
+        query = query.where(or_(*found))
+    rows = session.execute(newest_first(query, Contact.last_inbound_at, Contact.id, cursor, limit)).all()
+    listed = page(rows, limit, lambda row: Cursor(row.last_inbound_at, row.id))
+    return Page([ContactData.of_row(row) for row in listed.items], listed.next_cursor)

@@ -8,7 +8,9 @@ Flask is entered; every other method and path goes on to Flask (the GET handshak
 
 Answers, and why:
 
-* No valid X-Hub-Signature-256 -> 403, nothing stored, a counter bumped for admins.
+* No valid X-Hub-Signature-256 -> 403, nothing stored, nothing written: the refusal is counted in
+  memory, the worker adds the count to the admins' counter every few seconds, and the log gets one
+  summary line a minute (a flood of forgeries must cost neither a write nor a log line each).
 * Larger than Meta's 3 MB plus margin -> 413, before the body is read.
 * Correctly signed -> the raw bytes are committed, then applied (usually in the same transaction,
   see services.store_and_apply), and the answer is 200 whatever applying did: the raw copy is safe,
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -31,7 +34,7 @@ from werkzeug.wsgi import get_input_stream
 
 from sigdesk.batching import BatchFailed, GroupCommit
 from sigdesk.crypto import Cipher
-from sigdesk.db import Database
+from sigdesk.db import Database, utcnow
 from sigdesk.inbound import services
 from sigdesk.whatsapp.webhook import parse, verify_signature
 
@@ -40,6 +43,8 @@ log = logging.getLogger(__name__)
 PATH = "/webhooks/whatsapp"
 MAX_WEBHOOK_BYTES = 4 * 1024 * 1024
 SECRET_TTL_SECONDS = 5.0
+FLUSH_SECONDS = 5.0
+LOG_SECONDS = 60.0
 SIGNATURE_ENV = "HTTP_X_HUB_SIGNATURE_256"
 TOO_LARGE = f"Webhook bodies are limited to {MAX_WEBHOOK_BYTES // (1024 * 1024)} MB."
 BAD_SIGNATURE = "The webhook signature is missing or does not match the app secret."
@@ -77,6 +82,80 @@ class AppSecret:
         self._loaded_at = 0.0
 
 
+class RefusalTally:
+    """Refused deliveries, counted in memory: `add` is a lock and two additions, `flush` (a worker
+    task) writes what was counted in one statement, and the warning is one line per interval
+    saying how many were refused and why, however many arrive."""
+
+    def __init__(self, flush_seconds: float = FLUSH_SECONDS, log_seconds: float = LOG_SECONDS) -> None:
+        self.flush_seconds = flush_seconds
+        self.log_seconds = log_seconds
+        self._lock = threading.Lock()
+        self._unwritten = 0
+        self._last_at = None
+        self._unlogged: dict[str, int] = {}
+        self._logged_at = float("-inf")
+        self._flushed_at = float("-inf")
+
+    def add(self, reason: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            self._unwritten += 1
+            self._last_at = utcnow()
+            self._unlogged[reason] = self._unlogged.get(reason, 0) + 1
+            due = now - self._logged_at >= self.log_seconds
+        if due:
+            self.log_summary()
+
+    def log_summary(self, force: bool = False) -> None:
+        """One warning for everything refused since the last one, if the interval has passed."""
+        now = time.monotonic()
+        with self._lock:
+            if not self._unlogged or (not force and now - self._logged_at < self.log_seconds):
+                return
+            unlogged, self._unlogged = self._unlogged, {}
+            first = self._logged_at == float("-inf")
+            self._logged_at = now
+        reasons = ", ".join(f"{count} {reason}" for reason, count in sorted(unlogged.items()))
+        log.warning(
+            "refused %d webhook%s (%s)%s",
+            sum(unlogged.values()),
+            "" if sum(unlogged.values()) == 1 else "s",
+            reasons,
+            "; further refusals are summed up here once a minute"
+            if first
+            else f" in the last {self.log_seconds:.0f} s",
+        )
+
+    @property
+    def pending(self) -> int:
+        """Counted but not yet written."""
+        with self._lock:
+            return self._unwritten
+
+    def flush(self, session: Session, force: bool = False) -> int:
+        """The worker's task: add what was counted to the stored counter, at most every flush_seconds.
+
+        Returns 0 whatever it wrote, so a flood does not keep the worker from idling between passes."""
+        now = time.monotonic()
+        with self._lock:
+            if not self._unwritten or (not force and now - self._flushed_at < self.flush_seconds):
+                return 0
+            count, last_at = self._unwritten, self._last_at
+            self._unwritten = 0
+            self._flushed_at = now
+        try:
+            with services.write_lock(session):
+                services.count_rejected(session, by=count, at=last_at)
+                session.commit()
+        except BaseException:
+            with self._lock:
+                self._unwritten += count
+            raise
+        self.log_summary()
+        return 0
+
+
 class WebhookIntake:
     """WSGI middleware: answers Meta's POST itself, passes everything else to `app`."""
 
@@ -84,6 +163,7 @@ class WebhookIntake:
         self.app = app
         self.database = database
         self.secret = AppSecret(database, cipher)
+        self.refusals = RefusalTally()
         writer = _Writer(database)
         self.commit: GroupCommit[services.Incoming, tuple[int, str]] = GroupCommit(writer.write, idle=writer.close)
 
@@ -117,8 +197,7 @@ class WebhookIntake:
         signature = environ.get(SIGNATURE_ENV)
         secret = self.secret.get()
         if not verify_signature(secret, raw, signature):
-            log.warning("refused a webhook: %s", "signature missing or wrong" if secret else "no app secret is set")
-            self._count_rejected()
+            self.refusals.add("signature missing or wrong" if secret else "no app secret is set")
             return _error(403, BAD_SIGNATURE)
         try:
             parsed = parse(raw)  # here, not in the batch: the batch holds the write lock
@@ -130,15 +209,6 @@ class WebhookIntake:
             log.error("could not store a webhook delivery: %s", services.describe_error(exc.__cause__ or exc))
             return _error(503, NOT_STORED, [("Retry-After", "5")])
         return 200, {"status": state, "delivery": delivery_id}, []
-
-    def _count_rejected(self) -> None:
-        session = self.database.writer()
-        try:
-            with services.write_lock(session):
-                services.count_rejected(session)
-                session.commit()
-        finally:
-            session.close()
 
     @property
     def batches(self) -> int:

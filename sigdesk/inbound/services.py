@@ -30,6 +30,7 @@ import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, select, update
@@ -133,13 +134,14 @@ def app_secret(session: Session, cipher: Cipher) -> str | None:
     return settings.get(session, cipher, "whatsapp.app_secret") or None
 
 
-def count_rejected(session: Session, name: str = BAD_SIGNATURE) -> None:
-    """Tally a refused call; refused bodies are not stored, so a flood cannot fill the disk."""
-    now = utcnow()
-    bump = update(_counters).where(_counters.c.name == name).values(count=_counters.c.count + 1, last_at=now)
+def count_rejected(session: Session, name: str = BAD_SIGNATURE, by: int = 1, at: datetime | None = None) -> None:
+    """Tally refused calls (`by` of them, the last `at`); refused bodies are not stored, so a flood
+    cannot fill the disk. The intake counts in memory and calls this every few seconds."""
+    now = at or utcnow()
+    bump = update(_counters).where(_counters.c.name == name).values(count=_counters.c.count + by, last_at=now)
     if session.execute(bump).rowcount:
         return
-    if insert_ignore(session.connection(), _counters, {"name": name, "count": 1, "last_at": now}) is None:
+    if insert_ignore(session.connection(), _counters, {"name": name, "count": by, "last_at": now}) is None:
         session.execute(bump)
 
 

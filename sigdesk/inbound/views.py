@@ -29,6 +29,7 @@ def install_intake(app: Flask) -> None:
     intake = WebhookIntake(app.wsgi_app, state.database, state.cipher)
     app.extensions["sigdesk.inbound.intake"] = intake
     app.wsgi_app = intake
+    state.worker.register("webhook refusals", intake.refusals.flush)
     state.dispatcher.subscribe("settings.changed", lambda event: _forget_secret(intake, event))
 
 

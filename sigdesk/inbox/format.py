@@ -62,11 +62,20 @@ def _inline(text: str) -> str:
     return html
 
 
+_PLAIN = [
+    re.compile(r"```(.+?)```"),
+    re.compile(r"`([^`]+)`"),
+    *(re.compile(rf"(?<![\w{m}]){m}(?=\S)([^{m}]+?)(?<=\S){m}(?![\w{m}])") for m in (r"\*", "_", "~")),
+]
+
+
 def plain(text: str | None, limit: int = 90) -> str:
-    """A one-line preview: formatting markers and line breaks removed."""
+    """A one-line preview: formatting markers and line breaks removed; a lone `_` (order_ready) stays."""
     if not text:
         return ""
-    flat = re.sub(r"```|[*_~`]", "", " ".join(text.split()))
+    flat = " ".join(text.split())
+    for pattern in _PLAIN:
+        flat = pattern.sub(r"\1", flat)
     return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
 
 
@@ -191,9 +200,10 @@ def card(message: Message, template_text: str | None = None) -> Card:
     if kind == "order":
         return Card("order", text=part.get("text") or message.text, data=_order(part))
     if kind == "template":
+        filled = message.text if message.text and message.text != f"[template {details.get('name')}]" else None
         return Card(
             "template",
-            text=template_text,
+            text=filled or template_text,
             data={
                 "name": details.get("name"),
                 "language": (details.get("language") or {}).get("code"),
@@ -240,25 +250,56 @@ def _vcard(item: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _words(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _sent_interactive(part: dict[str, Any]) -> Card:
+    """What the customer saw of a sent button or list message: header, body, footer and every label."""
+    header = _dict(part.get("header"))
+    header_kind = header.get("type") if isinstance(header.get("type"), str) else None
+    action = _dict(part.get("action"))
+    buttons = [_words(_dict(_dict(button).get("reply")).get("title")) for button in _list(action.get("buttons"))]
+    sections = [
+        {
+            "title": _words(_dict(section).get("title")),
+            "rows": [
+                {"title": _words(_dict(row).get("title")), "description": _words(_dict(row).get("description"))}
+                for row in _list(_dict(section).get("rows"))
+                if _words(_dict(row).get("title"))
+            ],
+        }
+        for section in _list(action.get("sections"))
+    ]
+    parameters = _dict(action.get("parameters"))
+    return Card(
+        "interactive_sent",
+        text=_words(_dict(part.get("body")).get("text")),
+        data={
+            "subtype": part.get("type"),
+            "header": _words(header.get("text")) if header_kind == "text" else None,
+            "header_media": header_kind if header_kind in MEDIA_TYPES else None,
+            "footer": _words(_dict(part.get("footer")).get("text")),
+            "buttons": [title for title in buttons if title],
+            "list_button": _words(action.get("button")),
+            "sections": [section for section in sections if section["rows"] or section["title"]],
+            "link_text": _words(parameters.get("display_text")),
+            "link": safe_url(parameters.get("url")),
+        },
+    )
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
 def _interactive(message: Message, part: dict[str, Any], ours: bool) -> Card:
     if ours:
-        body = (part.get("body") or {}).get("text") if isinstance(part.get("body"), dict) else None
-        action = part.get("action") if isinstance(part.get("action"), dict) else {}
-        options = [
-            ((button.get("reply") or {}).get("title"))
-            for button in action.get("buttons") or []
-            if isinstance(button, dict)
-        ]
-        options += [
-            row.get("title")
-            for section in action.get("sections") or []
-            if isinstance(section, dict)
-            for row in section.get("rows") or []
-            if isinstance(row, dict)
-        ]
-        return Card(
-            "interactive_sent", text=body, data={"options": [o for o in options if o], "subtype": part.get("type")}
-        )
+        return _sent_interactive(part)
     sub = part.get("kind")
     data: dict[str, Any] = {
         "subtype": sub,

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
+from sigdesk.conversations.actions import NOTICE_TYPES
 from sigdesk.conversations.services import agents_see_all, visible
 from sigdesk.errors import UserError
 from sigdesk.db import read_json
@@ -36,7 +37,7 @@ from sigdesk.models import (
 PAGE = 50
 MAX_PAGE = 200
 # Notices about other messages: shown on their target, not as rows of their own.
-HIDDEN_TYPES = ("edit", "revoke", "reaction")
+HIDDEN_TYPES = NOTICE_TYPES
 VIEWS = ("all", "mine", "unassigned")
 STATUSES = tuple(status.value for status in ConversationStatus)
 MAX_NOTE = 10_000

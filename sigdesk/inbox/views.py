@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from sigdesk.auth.roles import can
+from sigdesk.roles import can
 from sigdesk.canned import services as canned_responses
 from sigdesk.conversations import actions, commands
 from sigdesk.conversations.services import AGENTS_SEE_ALL, agents_see_all, window_closes_at, window_open

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 import logging
+import re
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from sqlalchemy import select, update
@@ -13,7 +18,9 @@ from sigdesk.whatsapp_account.services import NotConnected, graph_client
 from sigdesk.crypto import Cipher
 from sigdesk.db import write_lock
 from sigdesk.errors import UserError
-from sigdesk.models import Direction, MediaState, Message
+from sigdesk.events.catalogue import MessageUpdated
+from sigdesk.events.outbox import record
+from sigdesk.models import Conversation, Direction, MediaState, Message, UploadedMedia
 from sigdesk.whatsapp.client import GraphClient, InvalidMessage
 from sigdesk.whatsapp.errors import GraphError
 from sigdesk.whatsapp.media import LIMITS, MediaCheck, check_media, store_media
@@ -23,6 +30,47 @@ log = logging.getLogger(__name__)
 BATCH = 5
 MAX_FETCH_ATTEMPTS = 5
 FETCHING = "fetching"
+HEX_DIGEST = re.compile(r"[0-9a-fA-F]{64}")
+BASE64_DIGEST = re.compile(r"[A-Za-z0-9+/_-]{43}=?")
+
+
+class MalformedDigest(ValueError):
+    """Meta announced a SHA-256 that is neither 64 hex digits nor 32 bytes in base64."""
+
+
+def digest_bytes(announced: object) -> bytes | None:
+    """The 32 bytes of an announced SHA-256: Meta's webhooks send base64, its media endpoint answers hex.
+
+    Both name the same bytes, so they are compared as bytes; anything else is refused rather than guessed at.
+    """
+    if announced is None or (isinstance(announced, str) and not announced.strip()):
+        return None
+    if not isinstance(announced, str):
+        raise MalformedDigest(type(announced).__name__)
+    text = announced.strip()
+    if HEX_DIGEST.fullmatch(text):
+        return bytes.fromhex(text)
+    if BASE64_DIGEST.fullmatch(text):
+        try:
+            raw = base64.b64decode(text.replace("-", "+").replace("_", "/").rstrip("=") + "=", validate=True)
+        except binascii.Error as exc:
+            raise MalformedDigest(text) from exc
+        if len(raw) == 32:
+            return raw
+    raise MalformedDigest(text)
+
+
+def digest_problem(data: bytes, *announced: object) -> str | None:
+    """Why the bytes do not match what WhatsApp announced (webhook and media endpoint alike), or None."""
+    actual = hashlib.sha256(data).digest()
+    for value in announced:
+        try:
+            expected = digest_bytes(value)
+        except MalformedDigest:
+            return "WhatsApp announced a SHA-256 for this file that is not a valid one"
+        if expected is not None and expected != actual:
+            return "the file's SHA-256 does not match the one WhatsApp announced"
+    return None
 
 
 class UploadRefused(UserError):
@@ -39,10 +87,12 @@ def upload_checked(
     mimetype: str | None,
     filename: str | None,
     kind: str,
+    data_dir: Path | None = None,
 ) -> tuple[str, MediaCheck]:
     """The one upload path: check the bytes here (real type, size) before Meta sees them, then
     upload; returns Meta's media id. Ends the session's transaction first: none is held across
-    the network call."""
+    the network call. With `data_dir`, the checked bytes are also kept in the media store under
+    that id, so a message sent later with it shows our copy in the thread (keep_upload)."""
     check = check_media(data, mimetype, None, kind)
     article = "an" if kind[:1] in "aeiou" else "a"
     if not check.ok:
@@ -59,7 +109,34 @@ def upload_checked(
         raise UploadRefused(422, f"This file cannot be sent as {article} {kind}: {exc}") from exc
     except GraphError as exc:
         raise UploadRefused(502, exc.human) from exc
+    if data_dir is not None:
+        keep_upload(session, data_dir, media_id, data, mimetype or check.sniffed, filename, check)
     return media_id, check
+
+
+def keep_upload(
+    session: Session,
+    data_dir: Path,
+    media_id: str,
+    data: bytes,
+    mimetype: str | None,
+    filename: str | None,
+    check: MediaCheck,
+) -> None:
+    """Store checked bytes content-addressed (as inbound media) and remember them by Meta's media id."""
+    key = store_media(data_dir, data)
+    with write_lock(session):
+        if session.scalar(select(UploadedMedia.id).where(UploadedMedia.media_id == media_id)) is None:
+            session.add(
+                UploadedMedia(
+                    media_id=media_id[:128],
+                    storage_key=key,
+                    mime_type=(mimetype or "application/octet-stream")[:255],
+                    filename=filename[:255] if filename else None,
+                    file_size=check.size,
+                )
+            )
+        session.commit()
 
 
 def fetch_pending(session: Session, client_for: Callable[[Session], GraphClient | None], data_dir: Path) -> int:
@@ -123,7 +200,10 @@ def fetch_one(session: Session, client: GraphClient, message_id: int, data_dir: 
             "error_explanation": "WhatsApp answered without a download address for this file.",
         }
     else:
-        check = check_media(data, declared or info.get("mime_type"), expected or info.get("sha256"), kind)
+        check = check_media(data, declared or info.get("mime_type"), None, kind)
+        problem = digest_problem(data, expected, info.get("sha256"))
+        if problem is not None:
+            check = replace(check, ok=False, reason=problem)
         if check.ok:
             changes = {
                 "storage_key": store_media(data_dir, data),
@@ -140,4 +220,11 @@ def fetch_one(session: Session, client: GraphClient, message_id: int, data_dir: 
             }
     with write_lock(session):
         session.execute(update(Message).where(Message.id == message_id).values(**changes))
+        found = session.execute(
+            select(Message.conversation_id, Conversation.assignee_id)
+            .join(Conversation, Conversation.id == Message.conversation_id)
+            .where(Message.id == message_id)
+        ).first()
+        if found is not None:  # open threads show the photo instead of "downloading…"
+            record(session, MessageUpdated(found[0], found[1], message_id, "media"))
         session.commit()

@@ -6,10 +6,11 @@ from sigdesk.models.conversation import Conversation, ConversationStatus
 from sigdesk.models.inbox import CannedResponse, ConversationLabel, Label, Note
 from sigdesk.models.outbox import OutboxCursor, OutboxEvent
 from sigdesk.models.message import Direction, MediaState, Message, MessageStatus, MessageStatusEvent, Reaction
-from sigdesk.models.relay import RelayReceipt
+from sigdesk.models.relay import RejectedDelivery, RelayReceipt
 from sigdesk.models.setting import Setting
 from sigdesk.models.template import Template
-from sigdesk.models.user import ApiToken, RecoveryCode, Role, User
+from sigdesk.models.upload import UploadedMedia
+from sigdesk.models.user import ApiToken, RecoveryCode, Role, SignInThrottle, User, UserSession
 from sigdesk.models.webhook import AccountEvent, DeliverySource, DeliveryState, WebhookCounter, WebhookDelivery
 
 __all__ = [
@@ -35,11 +36,15 @@ __all__ = [
     "OutboxEvent",
     "Reaction",
     "RecoveryCode",
+    "RejectedDelivery",
     "RelayReceipt",
     "Role",
     "Setting",
+    "SignInThrottle",
     "Template",
+    "UploadedMedia",
     "User",
+    "UserSession",
     "WebhookCounter",
     "WebhookDelivery",
 ]

@@ -13,12 +13,24 @@ from flask import Blueprint, flash, redirect, render_template, request, session 
 from flask_login import current_user
 from sqlalchemy.orm import Session
 
-from sigdesk.whatsapp_account import services as connect
+from sigdesk.errors import UserError
+from sigdesk.whatsapp_account import commands as connect_commands, services as connect
+from sigdesk.whatsapp_account.views import find_numbers, page_context, subscribe
 from sigdesk.onboarding import services as onboarding
 from sigdesk.relay_client import client as relay, commands as relay_commands
 from sigdesk.settings import commands as settings_commands, services as settings
 from sigdesk.settings.specs import SPECS, SettingError, parse_http_url
-from sigdesk.web import Rejected, acting, cipher, db_session, error_response, requires, wants_json, writing
+from sigdesk.web import (
+    Rejected,
+    acting,
+    cipher,
+    db_session,
+    error_response,
+    requires,
+    shows_secret,
+    wants_json,
+    writing,
+)
 
 bp = Blueprint("onboarding", __name__, url_prefix="/welcome")
 
@@ -36,7 +48,14 @@ def _finished_redirect():
     return redirect(url_for("home.index"))
 
 
-def _page(step: str, status: int = 200, error: str | None = None, errors: dict[str, str] | None = None):
+def _page(
+    step: str,
+    status: int = 200,
+    error: str | None = None,
+    errors: dict[str, str] | None = None,
+    template: str | None = None,
+    **extra,
+):
     if error and wants_json():
         return error_response(status, error)
     session = db_session()
@@ -54,7 +73,7 @@ def _page(step: str, status: int = 200, error: str | None = None, errors: dict[s
         "error": error,
         "errors": errors or {},
         "form": request.form,
-        "callback_url": request.url_root + "webhooks/whatsapp",
+        **page_context(),
     }
     if step == "whatsapp":
         context["fields"] = [(SPECS[key], settings.is_set(session, key)) for key in WHATSAPP_KEYS]
@@ -62,12 +81,14 @@ def _page(step: str, status: int = 200, error: str | None = None, errors: dict[s
     elif step == "inbound":
         context["mode"] = settings.get(session, cipher(), "inbound.mode")
         context["relay_url"] = settings.get(session, cipher(), "relay.url")
+        context["verify_token"] = settings.get(session, cipher(), connect_commands.VERIFY_TOKEN)
     elif step == "backup":
         context["folder"] = settings.get(session, cipher(), "backup.folder") or ""
         context["suggested_folder"] = str(onboarding.suggested_backup_folder())
         context["schedule"] = settings.get(session, cipher(), "backup.schedule")
         context["passphrase_set"] = settings.is_set(session, "backup.passphrase")
-    return render_template(f"onboarding/{step}.html", **context), status
+    context.update(extra)
+    return render_template(template or f"onboarding/{step}.html", **context), status
 
 
 def _next(past: str, save: Callable[[Session], None] | None = None):
@@ -133,6 +154,7 @@ def index():
 
 @bp.get("/<step>")
 @requires(PERMISSION)
+@shows_secret  # the inbound step shows the webhook verify token
 def show(step: str):
     if step not in onboarding.STEPS:
         return error_response(404, "There is no such first-run step.")
@@ -151,6 +173,7 @@ def skip_all():
 
 @bp.post("/<step>")
 @requires(PERMISSION)
+@shows_secret
 def submit(step: str):
     if step not in onboarding.STEPS:
         return error_response(404, "There is no such first-run step.")
@@ -160,7 +183,55 @@ def submit(step: str):
         if step in PLACES:
             cookie[SKIPPED] = sorted({*cookie.get(SKIPPED, []), step})
         return _next(step)
+    if step == "whatsapp" and request.form.get("action") in ("find", "choose", "continue"):
+        return _connect_whatsapp(request.form["action"])
     return {"whatsapp": _save_whatsapp, "inbound": _save_inbound, "backup": _save_backup}[step]()
+
+
+def _connect_whatsapp(action: str):
+    """With only the token and app secret: find the numbers, let the owner pick, show what was connected."""
+    if action == "continue":
+        return _next("whatsapp")
+    token = request.form.get("whatsapp.access_token")
+    secret = request.form.get("whatsapp.app_secret")
+    try:
+        discovery = find_numbers(token if action == "find" else None, request.form.get("whatsapp.waba_id"))
+        if action == "choose":
+            chosen = request.form.get("phone_number_id") or ""
+        elif len(discovery.choices) == 1:
+            chosen = discovery.choices[0][1].id
+        else:
+            with writing() as session:  # the token is kept while the owner picks a number
+                values = {connect.TOKEN: token, "whatsapp.app_secret": secret}
+                settings_commands.save(
+                    session, acting(WIZARD), cipher(), {k: v.strip() for k, v in values.items() if v and v.strip()}
+                )
+            return _page("whatsapp", discovery=discovery)
+        with writing() as session:
+            connect_commands.connect(
+                session, acting(WIZARD), cipher(), discovery, chosen, token if action == "find" else None, secret
+            )
+    except UserError as exc:
+        return _page("whatsapp", exc.status, error=exc.message, errors={exc.field or "connect": exc.message})
+    return _page(
+        "whatsapp",
+        template="onboarding/whatsapp_connected.html",
+        connected=discovery.find(chosen),
+        discovery=discovery,
+        verify_token=settings.get(db_session(), cipher(), connect_commands.VERIFY_TOKEN),
+    )
+
+
+@bp.post("/webhooks")
+@requires(PERMISSION)
+def subscribe_webhooks():
+    """From the inbound step: ask Meta to send the account's webhooks to the callback URL (relay or public)."""
+    try:
+        url = subscribe(request.form.get(connect.CALLBACK), request.form.get("relay_verify_token"), WIZARD)
+    except UserError as exc:
+        return _page("inbound", exc.status, error=exc.message, errors={exc.field or "inbound": exc.message})
+    flash(f"Meta now sends this account's webhooks to {url}.", "success")
+    return redirect(url_for("onboarding.show", step="inbound"))
 
 
 def _save_whatsapp():

@@ -27,7 +27,16 @@ from sigdesk.events.catalogue import ConversationRead, MessageSent
 from sigdesk.events.outbox import Stored, record
 from sigdesk.settings import services as settings
 from sigdesk.message_templates import services as message_templates
-from sigdesk.models import Contact, Conversation, Direction, Message, MessageStatus, Template
+from sigdesk.models import (
+    Contact,
+    Conversation,
+    Direction,
+    MediaState,
+    Message,
+    MessageStatus,
+    Template,
+    UploadedMedia,
+)
 from sigdesk.whatsapp.client import InvalidMessage, validate_message
 from sigdesk.whatsapp.errors import GraphError
 
@@ -40,6 +49,7 @@ WINDOW_CLOSED = (
     "The 24-hour customer service window is closed: WhatsApp only allows approved templates until the customer writes again. "
     "Send a template instead."
 )
+MEDIA_KINDS = ("image", "video", "audio", "document", "sticker")
 FREE_FORM = {
     "text",
     "image",
@@ -90,8 +100,7 @@ def queue(
         raise SendRefused(f"Unknown message type '{kind}'")
     if kind in FREE_FORM and not window_open(conversation, now):
         raise SendRefused(WINDOW_CLOSED)
-    if kind == "template":
-        _check_template(session, contact, content)
+    template = _check_template(session, contact, content) if kind == "template" else None
     try:
         validate_message(kind, content["contacts"] if kind == "contacts" else content)
     except (InvalidMessage, KeyError, TypeError) as exc:
@@ -114,7 +123,7 @@ def queue(
         contact_id=contact.id,
         direction=Direction.OUT.value,
         type=kind,
-        text=_text_of(kind, content),
+        text=_text_of(kind, content, template),
         caption=content.get("caption") if isinstance(content, dict) else None,
         details=dump_json(content),
         payload=dump_json(payload),
@@ -125,23 +134,43 @@ def queue(
         next_attempt_at=now,
         timestamp=now,
     )
+    _attach_upload(session, message, kind, content)
     session.add(message)
     conversation.last_message_at = now
     session.flush()
     return message
 
 
-def _text_of(kind: str, content: dict[str, Any]) -> str | None:
+def _attach_upload(session: Session, message: Message, kind: str, content: dict[str, Any]) -> None:
+    """A media message sent by the id of a file uploaded through SigDesk shows our copy of it, not
+    'sent from another device'."""
+    media_id = content.get("id") if kind in MEDIA_KINDS else None
+    if not isinstance(media_id, str) or not media_id:
+        return
+    upload = session.scalar(select(UploadedMedia).where(UploadedMedia.media_id == media_id))
+    if upload is None:
+        return
+    message.storage_key = upload.storage_key
+    message.media_state = MediaState.READY.value
+    message.mime_type = upload.mime_type
+    message.file_size = upload.file_size
+    filename = content.get("filename") if isinstance(content.get("filename"), str) else upload.filename
+    message.filename = filename[:255] if filename else None
+
+
+def _text_of(kind: str, content: dict[str, Any], template: Template | None = None) -> str | None:
+    """The words the customer reads, for the thread, previews and search: a template's header, body and
+    footer with the sent values in place (its name only when the template cannot be read)."""
     if kind == "text":
         return content.get("body")
     if kind == "interactive":
         return (content.get("body") or {}).get("text")
     if kind == "template":
-        return f"[template {content.get('name')}]"
+        return message_templates.sent_text(template, content) or f"[template {content.get('name')}]"
     return None
 
 
-def _check_template(session: Session, contact: Contact, content: dict[str, Any]) -> None:
+def _check_template(session: Session, contact: Contact, content: dict[str, Any]) -> Template:
     name = content.get("name")
     language = (content.get("language") or {}).get("code")
     template = session.scalar(select(Template).where(Template.name == name, Template.language == language))
@@ -156,6 +185,7 @@ def _check_template(session: Session, contact: Contact, content: dict[str, Any])
             "This customer has stopped marketing messages; send a utility template or wait for them to write."
         )
     message_templates.check(template, content)
+    return template
 
 
 def recover_interrupted(session: Session) -> int:

@@ -16,12 +16,15 @@ from sigdesk.relay.cli import relay
 def pair(obj: Any, relay_url: str, code: str) -> None:
     """On the desktop: pair this SigDesk with a relay and switch inbound webhooks to it."""
     from sigdesk.actor import Actor
+    from sigdesk.errors import UserError
     from sigdesk.relay_client import client, commands
     from sigdesk.settings.specs import SettingError, parse_http_url
 
     try:
         url = parse_http_url(relay_url)
-    except SettingError as exc:
+        with obj.store() as (session, cipher):
+            url = commands.check_relay_address(session, Actor.system("cli"), cipher, url)
+    except (SettingError, UserError) as exc:
         raise click.BadParameter(str(exc), param_hint="--url") from exc
     try:
         pairing = client.pair(url, code)

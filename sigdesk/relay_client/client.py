@@ -26,6 +26,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from sigdesk import __version__
 from sigdesk.crypto import Cipher
 from sigdesk.db import Database, utcnow
+from sigdesk.errors import UserError
+from sigdesk.addresses import check_outbound_url
 from sigdesk.inbound.services import Applied, Pending, apply_batch, write_lock
 from sigdesk.relay_client import receive
 from sigdesk.settings import services as settings
@@ -67,6 +69,17 @@ class Batch:
     events: list[receive.Relayed]
     more: bool
     acked: int
+
+
+def _when(text: Any) -> datetime | None:
+    """The relay's ISO time, as an aware UTC datetime (None if absent or unreadable: it is only a fact to show)."""
+    if not isinstance(text, str):
+        return None
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return value.astimezone(timezone.utc) if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
 class RelayClient:
@@ -134,7 +147,12 @@ class RelayClient:
         payload = self._call("GET", "/v1/events", timeout=wait + self.request_seconds, params=params)
         try:
             events = [
-                receive.Relayed(int(item["seq"]), item.get("signature"), base64.b64decode(item["body"], validate=True))
+                receive.Relayed(
+                    int(item["seq"]),
+                    item.get("signature"),
+                    base64.b64decode(item["body"], validate=True),
+                    _when(item.get("received_at")),
+                )
                 for item in payload["events"]
             ]
         except (KeyError, TypeError, ValueError, binascii.Error) as exc:
@@ -152,8 +170,23 @@ class RelayClient:
 
 
 def pair(url: str, code: str, transport: httpx.BaseTransport | None = None) -> Pairing:
-    with RelayClient(url, transport=transport) as client:
-        return client.pair(code)
+    """Redeem a pairing code. Every failure is a RelayProblem in plain words, fit to show as it is; the
+    address is checked first (no link-local or metadata host gets the code)."""
+    try:
+        address = check_outbound_url(url, "Relay address")
+    except UserError as exc:
+        raise RelayProblem(str(exc)) from exc
+    try:
+        with RelayClient(address, transport=transport) as client:
+            return client.pair(code)
+    except RelayUnavailable as exc:
+        if not isinstance(exc.__cause__, httpx.HTTPError):
+            raise
+        log.info("pairing: the relay at %s could not be reached: %s", address, type(exc.__cause__).__name__)
+        raise RelayUnavailable(
+            f"SigDesk could not reach a relay at {address}. Check the address, that the relay is running "
+            "and that this computer is online, then try again."
+        ) from exc
 
 
 @dataclass(frozen=True)
@@ -276,6 +309,12 @@ class Puller:
         if not config.app_secret:
             self._set(state="waiting", message="Enter the Meta app secret (Settings → Connection) to check events")
             return IDLE_SECONDS
+        try:
+            check_outbound_url(config.url, "Relay address", resolve=False)
+        except UserError as exc:
+            self._close()
+            self._set(state="refused", message=f"{exc} Pair again with the relay's own address (Settings → Inbound).")
+            return REFUSED_SECONDS
         client = self._client_for(config)
         try:
             batch = client.pull(limit=self.batch, wait=self.wait)

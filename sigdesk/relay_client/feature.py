@@ -7,12 +7,14 @@ from flask import Flask
 
 def init_app(app: Flask) -> None:
     from sigdesk.relay_client.client import Puller
+    from sigdesk.relay_client.receive import RejectedPurge
     from sigdesk.relay_client.views import bp
 
     state = app.extensions["sigdesk"]
     app.register_blueprint(bp)
     puller = app.extensions["sigdesk.relay"] = Puller(state.database, state.cipher)
     state.worker.add_loop("relay", puller.run, puller.interrupt)
+    state.worker.register("relay rejected digests", RejectedPurge())
     state.dispatcher.subscribe("relay.paired", lambda _event: puller.wake())
     state.dispatcher.subscribe("relay.replayed", lambda _event: puller.wake())
     state.dispatcher.subscribe("settings.changed", lambda event: _wake_for(puller, event.keys))

@@ -1,9 +1,11 @@
 """Relayed events into SigDesk: Meta's signature checked again here, each relay sequence number stored once.
 
 The relay does not hold the app secret, so it cannot tell Meta's deliveries from forgeries; this
-side can. An event whose signature does not match is stored *quarantined* (visible on the webhooks
-page, never ingested) rather than dropped: the usual cause is a wrong app secret, and once it is
-corrected `recheck_quarantined` lets those events through.
+side can. An event whose signature does not match is never ingested and its bytes are not kept:
+only a digest and a few facts (rejected_deliveries: sha256, size, time, install and seq), at most
+MAX_REJECTED of them and for KEEP_REJECTED, so forgeries cannot fill the disk. The usual cause is a
+wrong app secret: once it is corrected, a replay from the relay (which still has the bytes) lets
+those events through, because a redelivered seq that was rejected is checked again.
 
 A receipt row per (install, seq), written in the same transaction as the delivery, makes a
 redelivery (the acknowledgement was lost, or a replay) a no-op; a redelivered event whose delivery
@@ -12,24 +14,31 @@ never finished processing is processed again instead.
 
 from __future__ import annotations
 
+import hashlib
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from sigdesk.db import utcnow
+from sigdesk.db import utcnow, write_lock
 from sigdesk.prepared import insert_ignore
 from sigdesk.inbound.services import Pending, store_delivery
-from sigdesk.models import DeliverySource, DeliveryState, RelayReceipt, WebhookDelivery
+from sigdesk.models import DeliverySource, DeliveryState, RejectedDelivery, RelayReceipt, WebhookDelivery
 from sigdesk.whatsapp.webhook import verify_signature
 
 SIGNATURE_MISMATCH = "relay: the signature does not match the app secret"
+BAD_SIGNATURE = "bad_signature"
 RETRY_STATES = frozenset({DeliveryState.RECEIVED.value, DeliveryState.FAILED.value})
+MAX_REJECTED = 1000
+KEEP_REJECTED = timedelta(days=30)
+PURGE_EVERY_SECONDS = 3600.0
 
 _receipts = RelayReceipt.__table__
 _deliveries = WebhookDelivery.__table__
+_rejected = RejectedDelivery.__table__
 
 
 @dataclass(frozen=True)
@@ -39,6 +48,7 @@ class Relayed:
     seq: int
     signature: str | None
     body: bytes
+    received_at: datetime | None = None  # when the relay got it from Meta (or whoever sent it)
 
 
 @dataclass
@@ -52,7 +62,8 @@ class Stored:
 
 
 def store_relayed(session: Session, install: str, events: Sequence[Relayed], app_secret: str) -> Stored:
-    """Keep each event's bytes once; flushes, the caller commits (under the inbound write lock)."""
+    """Keep each event's bytes once (a forgery's digest only); flushes, the caller commits (under the
+    inbound write lock)."""
     result = Stored()
     if not events:
         return result
@@ -60,8 +71,17 @@ def store_relayed(session: Session, install: str, events: Sequence[Relayed], app
     known = {
         row.seq: row
         for row in session.execute(
-            select(_receipts.c.seq, _receipts.c.delivery_id, _deliveries.c.state, _deliveries.c.error)
-            .select_from(_receipts.outerjoin(_deliveries, _deliveries.c.id == _receipts.c.delivery_id))
+            select(
+                _receipts.c.seq,
+                _receipts.c.delivery_id,
+                _deliveries.c.state,
+                _rejected.c.id.label("rejected_id"),
+            )
+            .select_from(
+                _receipts.outerjoin(_deliveries, _deliveries.c.id == _receipts.c.delivery_id).outerjoin(
+                    _rejected, and_(_rejected.c.install == _receipts.c.install, _rejected.c.seq == _receipts.c.seq)
+                )
+            )
             .where(_receipts.c.install == install, _receipts.c.seq >= min(seqs), _receipts.c.seq <= max(seqs))
         )
     }
@@ -69,7 +89,17 @@ def store_relayed(session: Session, install: str, events: Sequence[Relayed], app
     for event in events:
         seen = known.get(event.seq)
         if seen is not None:
-            _redelivered(session, seen, event, app_secret, result)
+            _redelivered(session, install, seen, event, app_secret, result)
+            continue
+        genuine = verify_signature(app_secret, event.body, event.signature)
+        if not genuine:
+            receipt = {"install": install, "seq": event.seq, "delivery_id": None, "received_at": utcnow()}
+            if insert_ignore(conn, _receipts, receipt) is None:
+                result.duplicates += 1
+                continue
+            _reject(session, install, event)
+            result.new += 1
+            result.quarantined += 1
             continue
         delivery_id = store_delivery(session, event.body, event.signature, source=DeliverySource.RELAY.value)
         receipt = {"install": install, "seq": event.seq, "delivery_id": delivery_id, "received_at": utcnow()}
@@ -79,69 +109,87 @@ def store_relayed(session: Session, install: str, events: Sequence[Relayed], app
             result.duplicates += 1
             continue
         result.new += 1
-        if verify_signature(app_secret, event.body, event.signature):
-            result.pending.append(Pending(delivery_id, event.body))
-        else:
-            _quarantine(session, delivery_id)
-            result.quarantined += 1
+        result.pending.append(Pending(delivery_id, event.body))
+    if result.quarantined:
+        purge_rejected(session)
     return result
 
 
-def _redelivered(session: Session, seen, event: Relayed, app_secret: str, result: Stored) -> None:
+def _redelivered(session: Session, install: str, seen, event: Relayed, app_secret: str, result: Stored) -> None:
     if seen.delivery_id is not None and seen.state in RETRY_STATES:
         result.pending.append(Pending(seen.delivery_id, event.body))
     elif (
-        seen.delivery_id is not None
-        and seen.state == DeliveryState.QUARANTINED.value
-        and seen.error == SIGNATURE_MISMATCH
+        seen.delivery_id is None
+        and seen.rejected_id is not None
         and verify_signature(app_secret, event.body, event.signature)
     ):
-        _release(session, seen.delivery_id)
-        result.pending.append(Pending(seen.delivery_id, event.body))
+        # rejected before, genuine now (the app secret was corrected, then the relay replayed it)
+        delivery_id = store_delivery(session, event.body, event.signature, source=DeliverySource.RELAY.value)
+        session.execute(
+            update(_receipts)
+            .where(_receipts.c.install == install, _receipts.c.seq == event.seq)
+            .values(delivery_id=delivery_id)
+        )
+        session.execute(delete(_rejected).where(_rejected.c.id == seen.rejected_id))
+        result.pending.append(Pending(delivery_id, event.body))
     else:
         result.duplicates += 1
 
 
-def _quarantine(session: Session, delivery_id: int) -> None:
+def _reject(session: Session, install: str, event: Relayed) -> None:
     session.execute(
-        update(_deliveries)
-        .where(_deliveries.c.id == delivery_id)
-        .values(state=DeliveryState.QUARANTINED.value, error=SIGNATURE_MISMATCH, processed_at=utcnow())
+        _rejected.insert().values(
+            received_at=event.received_at or utcnow(),
+            source=DeliverySource.RELAY.value,
+            reason=BAD_SIGNATURE,
+            size=len(event.body),
+            sha256=hashlib.sha256(event.body).hexdigest(),
+            install=install,
+            seq=event.seq,
+        )
     )
 
 
-def _release(session: Session, delivery_id: int) -> None:
-    session.execute(
-        update(_deliveries)
-        .where(_deliveries.c.id == delivery_id)
-        .values(state=DeliveryState.RECEIVED.value, error=None, processed_at=None)
+def purge_rejected(session: Session, now: datetime | None = None) -> int:
+    """Keep the newest MAX_REJECTED digests, none older than KEEP_REJECTED; flushes, returns how many went."""
+    newest = session.scalar(select(func.max(_rejected.c.id)))
+    if newest is None:
+        return 0
+    cutoff = (now or utcnow()) - KEEP_REJECTED
+    return session.execute(
+        delete(_rejected).where(or_(_rejected.c.id <= newest - MAX_REJECTED, _rejected.c.received_at < cutoff))
+    ).rowcount
+
+
+class RejectedPurge:
+    """The worker's task: purge_rejected once an hour, so old digests go even when no new forgery comes."""
+
+    def __init__(self, every: float = PURGE_EVERY_SECONDS) -> None:
+        self.every = every
+        self._last = float("-inf")
+
+    def __call__(self, session: Session) -> int:
+        if time.monotonic() - self._last < self.every:
+            return 0
+        self._last = time.monotonic()
+        with write_lock(session):
+            purge_rejected(session)
+            session.commit()
+        return 0
+
+
+def oldest_rejected_at(session: Session) -> datetime | None:
+    """When the oldest relayed delivery still listed as rejected arrived: where a replay must start."""
+    return session.scalar(
+        select(func.min(_rejected.c.received_at)).where(_rejected.c.source == DeliverySource.RELAY.value)
     )
-
-
-def recheck_quarantined(session: Session, app_secret: str | None, limit: int = 5000) -> list[Pending]:
-    """After the app secret was corrected: release the relayed events that now verify; flushes."""
-    if not app_secret:
-        return []
-    rows = session.execute(
-        select(_deliveries.c.id, _deliveries.c.raw, _deliveries.c.signature)
-        .where(_deliveries.c.state == DeliveryState.QUARANTINED.value, _deliveries.c.error == SIGNATURE_MISMATCH)
-        .order_by(_deliveries.c.id)
-        .limit(limit)
-    ).all()
-    released = []
-    for row in rows:
-        if verify_signature(app_secret, row.raw, row.signature):
-            _release(session, row.id)
-            released.append(Pending(row.id, row.raw))
-    return released
 
 
 def quarantined_count(session: Session) -> int:
+    """Relayed deliveries refused for their signature and still listed (as digests)."""
     return (
         session.scalar(
-            select(func.count())
-            .select_from(_deliveries)
-            .where(_deliveries.c.state == DeliveryState.QUARANTINED.value, _deliveries.c.error == SIGNATURE_MISMATCH)
+            select(func.count()).select_from(_rejected).where(_rejected.c.source == DeliverySource.RELAY.value)
         )
         or 0
     )

@@ -14,6 +14,7 @@ from sigdesk.settings import services as settings
 from sigdesk.errors import UserError
 from sigdesk.settings.specs import SettingError, parse_http_url
 from sigdesk.web import acting, cipher, db_session, error_response, requires, writing
+from sigdesk.whatsapp_account.services import callback_suggestion
 
 bp = Blueprint("relay", __name__, url_prefix="/admin/inbound")
 
@@ -71,7 +72,7 @@ def _page(error: str | None = None, status: int = 200):
         summary=_summary(),
         error=error,
         form=request.form,
-        callback_url=request.url_root + "webhooks/whatsapp",
+        callback=callback_suggestion(db_session(), cipher(), request.url_root),
     ), status
 
 
@@ -93,9 +94,13 @@ def pair():
     if not code:
         return _page("Enter the pairing code that 'sigdesk relay add-install' printed.", 400)
     try:
+        url = relay_commands.check_relay_address(db_session(), acting(), cipher(), url)
+    except UserError as exc:
+        return _page(str(exc), exc.status)
+    try:
         pairing = relay.pair(url, code)
     except relay.RelayProblem as exc:
-        return _page(f"Pairing failed: {exc}", 400)
+        return _page(f"Pairing failed. {exc}", 400 if not isinstance(exc, relay.RelayUnavailable) else 502)
     with writing() as session:
         relay_commands.pair(session, acting(), cipher(), url, pairing)
     flash(f"Paired with the relay as '{pairing.name}'. Events now come through the relay.")
@@ -158,16 +163,31 @@ def replay():
 @bp.post("/recheck")
 @requires("settings.manage")
 def recheck():
-    """After correcting the app secret: let through the relayed events that now verify."""
-    if not settings.get(db_session(), cipher(), "whatsapp.app_secret"):
+    """After correcting the app secret: the relay sends the rejected events again (SigDesk kept only
+    their digests), and those that now verify are stored and processed."""
+    session = db_session()
+    if not settings.get(session, cipher(), "whatsapp.app_secret"):
         return error_response(400, "Enter the Meta app secret first (Settings → Connection).")
+    since = receive.oldest_rejected_at(session)
+    if since is None:
+        flash("No relayed event is kept aside.")
+        return redirect(url_for("relay.index"))
+    config = relay.read_config(session, cipher())
+    if config.mode != "relay" or not (config.url and config.token):
+        return _page("Checking again needs a paired relay: it sends the events again.", 400)
+    try:
+        with relay.RelayClient(config.url, config.token) as client:
+            result = client.replay(since)
+    except relay.RelayProblem as exc:
+        return _page(
+            f"The relay could not send them again: {exc}", 400 if not isinstance(exc, relay.RelayUnavailable) else 502
+        )
+    text = since.astimezone(timezone.utc).isoformat()
     with writing() as session:
-        released = relay_commands.recheck(session, acting(), settings.get(session, cipher(), "whatsapp.app_secret"))
-    relay.apply(session, released)  # takes the write lock itself, a chunk at a time
+        relay_commands.recheck(session, acting(), text)
+    count = result.get("redelivering", 0)
     flash(
-        f"{len(released)} quarantined event{'s' if len(released) != 1 else ''} now match the app secret "
-        "and were processed."
-        if released
-        else "No quarantined event matches the current app secret."
+        f"The relay is sending {count} event{'s' if count != 1 else ''} again; "
+        "those that match the app secret now are processed as they arrive."
     )
     return redirect(url_for("relay.index"))

@@ -26,6 +26,7 @@ from sigdesk.models import (
     MessageStatusEvent,
     Reaction,
     Setting,
+    UploadedMedia,
     WebhookDelivery,
 )
 from sigdesk.settings import services as settings
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 
 LAST_RUN = "_internal.retention_last_run"
 INTERVAL = timedelta(days=1)
+UPLOAD_LIFETIME = timedelta(days=30)  # Meta's media ids expire after 30 days; nothing can send one later
 BATCH = 1000
 BACKUP_SUFFIX = ".sigdesk-backup"
 
@@ -58,16 +60,7 @@ def purge_messages(session: Session, data_dir: Path, cutoff: datetime) -> dict[s
         )
     ).rowcount
     session.flush()
-    files = 0
-    for key in sorted(keys):
-        if session.execute(select(func.count()).select_from(Message).where(Message.storage_key == key)).scalar_one():
-            continue
-        path = Path(data_dir) / key
-        try:
-            path.unlink()
-            files += 1
-        except FileNotFoundError:
-            pass
+    files = _unlink_unused(session, data_dir, keys)
     return {
         "messages": deleted,
         "message_statuses": statuses,
@@ -75,6 +68,37 @@ def purge_messages(session: Session, data_dir: Path, cutoff: datetime) -> dict[s
         "webhook_deliveries": deliveries,
         "media_files": files,
     }
+
+
+def _unlink_unused(session: Session, data_dir: Path, keys: set[str]) -> int:
+    """Files of these keys that no message and no recent upload still points at."""
+    files = 0
+    for key in sorted(keys):
+        used = session.scalar(select(func.count()).select_from(Message).where(Message.storage_key == key)) or 0
+        used += (
+            session.scalar(select(func.count()).select_from(UploadedMedia).where(UploadedMedia.storage_key == key)) or 0
+        )
+        if used:
+            continue
+        try:
+            (Path(data_dir) / key).unlink()
+            files += 1
+        except FileNotFoundError:
+            pass
+    return files
+
+
+def purge_uploads(session: Session, data_dir: Path, cutoff: datetime) -> int:
+    """Copies of files uploaded to Meta that were never sent and whose media id has expired."""
+    rows = session.execute(
+        select(UploadedMedia.id, UploadedMedia.storage_key).where(UploadedMedia.created_at < cutoff)
+    ).all()
+    if not rows:
+        return 0
+    session.execute(delete(UploadedMedia).where(UploadedMedia.id.in_([row_id for row_id, _key in rows])))
+    session.flush()
+    _unlink_unused(session, data_dir, {key for _id, key in rows})
+    return len(rows)
 
 
 def purge_backups(folder: Path, cutoff: datetime) -> int:
@@ -92,7 +116,7 @@ def purge_backups(folder: Path, cutoff: datetime) -> int:
 
 def purge(session: Session, cipher: Cipher, data_dir: Path, now: datetime | None = None) -> dict[str, int]:
     now = now or utcnow()
-    counts: dict[str, int] = {}
+    counts: dict[str, int] = {"expired_uploads": purge_uploads(session, data_dir, now - UPLOAD_LIFETIME)}
     days = settings.get(session, cipher, "retention.messages_days")
     if days:
         counts.update(purge_messages(session, data_dir, now - timedelta(days=days)))

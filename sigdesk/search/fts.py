@@ -1,12 +1,23 @@
-"""What migration 0005 adds to the schema outside the models, for code that must know about it
-(the migrations test, backup and restore), and the repair for a full-text index that drifted."""
+"""What migrations 0005 and 0009 add to the schema outside the models, for code that must know about it
+(the migrations test, backup and restore), the repair for a full-text index that drifted, and the
+compaction that leaves no erased words in the index's old pages."""
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, text
+import re
+
+from sqlalchemy import Connection, Engine, column, delete, func, insert, select, text
+from sqlalchemy import table as sql_table
+from sqlalchemy.orm import Session
+
+from sigdesk.db import read_json, write_lock
+from sigdesk.models import Message
 
 # SQLite: FTS5 tables over messages and contacts (external content, kept in sync by triggers).
-SQLITE_FTS_TABLES = ("messages_fts", "contacts_fts")
+# messages_fts reads the view messages_search (text, caption, file name, contact-card names);
+# messages_cjk (trigram tokenizer) holds the messages written in a script without spaces.
+SQLITE_FTS_TABLES = ("messages_fts", "messages_cjk", "contacts_fts")
+SQLITE_VIEWS = ("messages_search", "messages_search_cjk")
 SQLITE_TRIGGERS = (
     "messages_fts_insert",
     "messages_fts_delete",
@@ -15,8 +26,109 @@ SQLITE_TRIGGERS = (
     "contacts_fts_delete",
     "contacts_fts_update",
 )
-# MySQL/MariaDB: FULLTEXT indexes on the tables themselves.
-MYSQL_FULLTEXT_INDEXES = ("ftx_messages_text_caption", "ftx_contacts_names")
+# MySQL/MariaDB: FULLTEXT indexes on the tables themselves; the messages' covers (text, caption, filename, details).
+MYSQL_FULLTEXT_INDEXES = ("ftx_messages_text_caption", "ftx_contacts_names", "ftx_message_grams")
+# MariaDB has no ngram parser: the words of scripts without spaces are cut into n-grams by SigDesk (grams())
+# and kept in this table (not a model; one row per message that has such words), FULLTEXT-indexed.
+MYSQL_GRAMS_TABLE = "message_grams"
+
+# Scripts written without spaces between words (Chinese, Japanese, Korean, Thai, Lao, Myanmar, Khmer):
+# a word there is found anywhere inside a sentence, not only at the start of a space-separated token.
+UNSPACED_RANGES = (
+    "\u0e00-\u0eff\u1000-\u109f\u1100-\u11ff\u1780-\u17ff\u2e80-\u2fdf\u3040-\u30ff\u3100-\u318f"
+    "\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\uff66-\uff9f\U00020000-\U0003134f"
+)
+UNSPACED = re.compile(f"[{UNSPACED_RANGES}]")
+UNSPACED_GLOB = f"*[{UNSPACED_RANGES}]*"  # what migration 0009's view and triggers test, in SQLite's GLOB
+CARDS = 10  # contact cards per message whose names are indexed (migration 0009's copy says the same)
+# The trigram tokenizer indexes three characters at a time: a shorter word cannot use the index.
+TRIGRAM = 3
+RUN = re.compile(r"[^\W_]+")
+
+
+def grams(value: str | None) -> list[str]:
+    """MariaDB's stand-in for an ngram parser: each run of letters that holds a character of a script
+    without spaces becomes the three characters starting at each of its positions, the last two padded
+    with "_" (so a word of one or two characters is a prefix of some gram). A word of three or more is
+    then the phrase of its grams; a shorter one a prefix search. Migration 0009 keeps a copy."""
+    found: list[str] = []
+    for run in RUN.findall(value or ""):
+        if UNSPACED.search(run):
+            found.extend(run[start : start + TRIGRAM].ljust(TRIGRAM, "_") for start in range(len(run)))
+    return found
+
+
+def card_names(details: str | None) -> str | None:
+    """The names on the contact cards a message shares, as one text (as migration 0009's view reads them)."""
+    found = read_json(details, dict, "messages.details") if details else None
+    contacts = found.get("contacts") if isinstance(found, dict) else None
+    cards = contacts.get("cards") if isinstance(contacts, dict) else None
+    if not isinstance(cards, list):
+        return None
+    names = []
+    for card in cards[:CARDS]:
+        name = card.get("name") if isinstance(card, dict) else None
+        if isinstance(name, dict) and isinstance(name.get("formatted_name"), str):
+            names.append(name["formatted_name"])
+    return " ".join(names) or None
+
+
+_grams = sql_table(MYSQL_GRAMS_TABLE, column("message_id"), column("grams"))
+
+
+def _dialect(session: Session | Connection) -> str:
+    return session.dialect.name if isinstance(session, Connection) else session.get_bind().dialect.name
+
+
+def index_grams(session: Session | Connection, message_ids: list[int]) -> int:
+    """(MySQL) Write the n-grams of these messages as they are now: none for a message gone, revoked or
+    erased. Idempotent, so the outbox may offer the same message again. Returns the rows written."""
+    if _dialect(session) == "sqlite" or not message_ids:
+        return 0
+    ids = sorted(set(message_ids))
+    rows = session.execute(
+        select(Message.id, Message.type, Message.text, Message.caption, Message.filename, Message.details).where(
+            Message.id.in_(ids), Message.revoked_at.is_(None)
+        )
+    ).all()
+    values = []
+    for row in rows:
+        cards = card_names(row.details) if row.type == "contacts" else None
+        found = [gram for value in (row.text, row.caption, row.filename, cards) for gram in grams(value)]
+        if found:
+            values.append({"message_id": row.id, "grams": " ".join(found)})
+    session.execute(delete(_grams).where(_grams.c.message_id.in_(ids)))
+    if values:
+        session.execute(insert(_grams), values)
+    return len(values)
+
+
+def forget_contact_grams(session: Session, contact_id: int) -> None:
+    """(MySQL) Drop the n-grams of an erased contact's messages."""
+    if _dialect(session) == "sqlite":
+        return
+    session.execute(
+        delete(_grams).where(_grams.c.message_id.in_(select(Message.id).where(Message.contact_id == contact_id)))
+    )
+
+
+def grams_query(term: str) -> str:
+    """The boolean-mode FULLTEXT expression (against grams()) that requires `term` (one run of letters)."""
+    if len(term) < TRIGRAM:
+        return f"+{term}*"
+    return '+"' + " ".join(term[start : start + TRIGRAM] for start in range(len(term) - TRIGRAM + 1)) + '"'
+
+
+# Tables whose old pages may hold an erased contact's words (MySQL rebuilds them).
+ERASED_TABLES = (
+    "messages",
+    "contacts",
+    "notes",
+    "message_status_events",
+    "reactions",
+    "webhook_deliveries",
+    "account_events",
+)
 
 
 def is_search_table(name: str) -> bool:
@@ -26,11 +138,51 @@ def is_search_table(name: str) -> bool:
 
 def rebuild(connection: Connection) -> None:
     """Re-index from the rows themselves, e.g. after rows were loaded with the triggers missing.
-    MySQL's FULLTEXT indexes are maintained by InnoDB and need nothing."""
+    MySQL's FULLTEXT indexes are maintained by InnoDB; its n-grams are written again."""
     if connection.dialect.name != "sqlite":
+        connection.execute(delete(_grams))
+        last, newest = 0, connection.scalar(select(func.max(Message.id))) or 0
+        while last < newest:
+            index_grams(connection, list(range(last + 1, min(last + 2000, newest) + 1)))
+            last += 2000
         return
     for table in SQLITE_FTS_TABLES:
         connection.exec_driver_sql(f"INSERT INTO {table}({table}) VALUES ('rebuild')")
+
+
+def compact(engine: Engine) -> None:
+    """Leave none of an erased contact's words in the database's bytes, after the erasure committed.
+
+    The triggers only add delete markers to the FTS5 index; 'optimize' merges every segment into one
+    without the deleted entries. With secure_delete on, the pages that frees are zeroed (so are the
+    cells the erasure itself rewrote: see contacts.commands.anonymise), and the WAL is checkpointed and
+    truncated, so neither the file nor a later backup (the online backup API copies free pages too)
+    holds them. This is cheaper than VACUUM, needs no second copy of the file on disk and keeps the
+    database usable meanwhile. InnoDB's OPTIMIZE TABLE rebuilds the tables and their FULLTEXT indexes.
+    """
+    if engine.dialect.name != "sqlite":
+        with engine.connect() as connection:
+            connection.exec_driver_sql("OPTIMIZE TABLE " + ", ".join((*ERASED_TABLES, MYSQL_GRAMS_TABLE))).all()
+        return
+    with write_lock(engine):
+        raw = engine.raw_connection()  # autocommit: the pragmas and the checkpoint run outside a transaction
+        try:
+            cursor = raw.cursor()
+            (previous,) = cursor.execute("PRAGMA secure_delete").fetchone()
+            cursor.execute("PRAGMA secure_delete = ON")
+            try:
+                cursor.execute("BEGIN IMMEDIATE")
+                for table in SQLITE_FTS_TABLES:
+                    cursor.execute(f"INSERT INTO {table}({table}) VALUES ('optimize')")
+                cursor.execute("COMMIT")
+                cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+            finally:
+                if raw.in_transaction:
+                    cursor.execute("ROLLBACK")
+                cursor.execute(f"PRAGMA secure_delete = {int(previous)}")
+                cursor.close()
+        finally:
+            raw.close()
 
 
 def integrity_ok(connection: Connection) -> bool:

@@ -2,6 +2,11 @@
 
 User input never reaches the full-text engine as syntax: it is cut into words (letters and digits),
 each quoted; the last word matches as a prefix, so results appear while someone is still typing.
+A word in a script written without spaces (Chinese, Japanese, ...) matches anywhere inside a sentence.
+
+A message is found by its text, caption, file name and the names on the contact cards it shares; the
+notices about other messages (edits, deletions, reactions) are never hits: the message they change is,
+with its current text.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from sigdesk.conversations.schemas import MESSAGE_COLUMNS as MESSAGE_DATA_COLUMN
 from sigdesk.conversations.schemas import MessageData
 from sigdesk.conversations.services import agents_see_all, reactions_for, visible
 from sigdesk.models import Contact, Conversation, Message, User
+from sigdesk.search.fts import MYSQL_GRAMS_TABLE, TRIGRAM, UNSPACED, card_names, grams_query
 
 MAX_QUERY_LENGTH = 200
 MAX_TERMS = 8
@@ -30,6 +36,9 @@ SNIPPET_CONTEXT = 60
 
 WORD = re.compile(r"[^\W_]+")
 PHONE = re.compile(r"^\+?[\d\s().-]{3,}$")
+GRAMS = table(MYSQL_GRAMS_TABLE, column("message_id"), column("grams"))
+# Rows that describe a change to another message: their words are the changed message's.
+NOTICE_TYPES = ("edit", "revoke", "reaction")
 
 
 @dataclass(frozen=True)
@@ -42,6 +51,20 @@ class Query:
         terms = WORD.findall(raw)[:MAX_TERMS]
         digits = re.sub(r"\D", "", raw) if PHONE.match(raw.strip()) else None
         return cls(terms, digits if digits and len(digits) >= 3 else None)
+
+    @property
+    def spaced(self) -> list[str]:
+        """Words of scripts that separate words with spaces: matched at the start of a word."""
+        return [term for term in self.terms if not unspaced(term)]
+
+    @property
+    def unspaced(self) -> list[str]:
+        """Words of scripts without spaces (Chinese, Japanese, ...): matched anywhere."""
+        return [term for term in self.terms if unspaced(term)]
+
+
+def unspaced(term: str) -> bool:
+    return UNSPACED.search(term) is not None
 
 
 class InvalidQuery(ValueError):
@@ -97,9 +120,16 @@ def _message_hits(session: Session, rows: list, terms: list[str]) -> list[dict[s
     return [_message_hit(row, terms, reactions.get(row.wamid)) for row in rows]
 
 
+def searched_texts(row) -> list[str]:
+    """What a message is found by, in the order a snippet prefers them."""
+    texts = [row.text, row.caption, row.filename, card_names(row.details) if row.type == "contacts" else None]
+    return [value for value in texts if value]
+
+
 def _message_hit(row, terms: list[str], reactions: list[str] | None) -> dict[str, Any]:
-    body, caption = row.text, row.caption
-    source = body if body and _find(body, terms) else caption or body or ""
+    texts = searched_texts(row)
+    # the text with the most of the words, the first of those
+    source = max(texts, key=lambda value: sum(_find(value, [term]) for term in terms), default="")
     return {
         "message_id": row.id,
         "conversation_id": row.conversation_id,
@@ -128,7 +158,27 @@ def _visible_messages(user: User, widened: bool):
         .with_only_columns(*MESSAGE_COLUMNS)
         .join_from(Message, Conversation, Conversation.id == Message.conversation_id)
         .join(Contact, Contact.id == Conversation.contact_id)
-        .where(Message.revoked_at.is_(None))
+        .where(Message.revoked_at.is_(None), Message.type.not_in(NOTICE_TYPES))
+    )
+
+
+def _contains(term: str):
+    """A message with `term` anywhere in what it is found by (for words no index can look up)."""
+    pattern = _like(term)
+    return or_(
+        Message.text.like(pattern, escape="\\"),
+        Message.caption.like(pattern, escape="\\"),
+        Message.filename.like(pattern, escape="\\"),
+        (Message.type == "contacts") & Message.details.like(pattern, escape="\\"),
+    )
+
+
+def _contact_contains(term: str):
+    pattern = _like(term)
+    return or_(
+        Contact.display_name.like(pattern, escape="\\"),
+        Contact.profile_name.like(pattern, escape="\\"),
+        Contact.wa_id.like(pattern, escape="\\"),
     )
 
 
@@ -148,35 +198,54 @@ def _like(value: str) -> str:
 
 
 class SQLiteSearch:
+    """FTS5: unicode61 (messages_fts, contacts_fts) for words between spaces, trigram (messages_cjk) for
+    words of scripts without spaces. A word of those shorter than a trigram is looked for with LIKE,
+    newest messages first, which stops as soon as the page is full."""
+
     messages_fts = table("messages_fts", column("rowid"))
+    messages_cjk = table("messages_cjk", column("rowid"))
     contacts_fts = table("contacts_fts", column("rowid"))
 
     @staticmethod
-    def expression(terms: list[str]) -> str:
+    def expression(terms: list[str], prefix_last: bool = True) -> str:
         quoted = ['"' + term.replace('"', '""') + '"' for term in terms]
-        quoted[-1] += "*"
+        if prefix_last:
+            quoted[-1] += "*"
         return " ".join(quoted)
 
     def messages(self, session: Session, user: User, widened: bool, query: Query, limit: int) -> list[dict[str, Any]]:
-        fts = self.messages_fts
-        statement = (
-            _visible_messages(user, widened)
-            .join(fts, fts.c.rowid == Message.id)
-            .where(literal_column("messages_fts").op("MATCH")(self.expression(query.terms)))
-            .order_by(fts.c.rowid.desc())
-            .limit(limit)
-        )
+        statement = _visible_messages(user, widened)
+        order = Message.id.desc()
+        if query.spaced:
+            fts = self.messages_fts
+            last_is_spaced = not unspaced(query.terms[-1])
+            statement = statement.join(fts, fts.c.rowid == Message.id).where(
+                literal_column("messages_fts").op("MATCH")(self.expression(query.spaced, last_is_spaced))
+            )
+            order = fts.c.rowid.desc()
+        long_words = [term for term in query.unspaced if len(term) >= TRIGRAM]
+        if long_words:
+            cjk = self.messages_cjk
+            statement = statement.join(cjk, cjk.c.rowid == Message.id).where(
+                literal_column("messages_cjk").op("MATCH")(self.expression(long_words, False))
+            )
+            order = cjk.c.rowid.desc()
+        for term in query.unspaced:
+            if len(term) < TRIGRAM:
+                statement = statement.where(_contains(term))
+        statement = statement.order_by(order).limit(limit)
         return _message_hits(session, list(session.execute(statement)), query.terms)
 
     def contacts(self, session: Session, user: User, widened: bool, query: Query, limit: int) -> list[dict[str, Any]]:
-        fts = self.contacts_fts
-        statement = (
-            _visible_contacts(user, widened)
-            .join(fts, fts.c.rowid == Contact.id)
-            .where(literal_column("contacts_fts").op("MATCH")(self.expression(query.terms)))
-            .order_by(Conversation.last_message_at.desc(), Contact.id.desc())
-            .limit(limit)
-        )
+        statement = _visible_contacts(user, widened)
+        if query.spaced:
+            fts = self.contacts_fts
+            statement = statement.join(fts, fts.c.rowid == Contact.id).where(
+                literal_column("contacts_fts").op("MATCH")(self.expression(query.spaced, not unspaced(query.terms[-1])))
+            )
+        for term in query.unspaced:  # contacts are few: LIKE finds a name's part without an index
+            statement = statement.where(_contact_contains(term))
+        statement = statement.order_by(Conversation.last_message_at.desc(), Contact.id.desc()).limit(limit)
         rows = list(session.execute(statement))
         return _with_phone_matches(session, user, widened, query, rows, limit)
 
@@ -204,6 +273,15 @@ class MySQLSearch:
     """InnoDB indexes no word shorter than innodb_ft_min_token_size (3) and none of its stopwords;
     a required word it never indexed would match nothing, so such words are checked with LIKE.
 
+    MariaDB has no ngram parser (MySQL's is a plugin MariaDB does not ship), and its parser takes a whole
+    sentence of Chinese or Japanese for one word. SigDesk cuts the words of scripts without spaces into
+    n-grams itself (fts.grams, kept in message_grams by an outbox consumer): the newest messages are
+    scanned with LIKE as for any word, older ones found through the n-grams' FULLTEXT index (or, if the
+    server indexes no word as short as a gram, with LIKE).
+
+    The index covers details too (where contact cards live), so it also matches JSON keys and other
+    parts of a message's details: every hit is checked against what a message is found by.
+
     InnoDB's FULLTEXT cannot give the newest hits first without fetching every matching row (seconds
     for a common word over a million messages), so the newest messages are scanned first: a common
     word fills the page there at once, and only a rarer one, cheap for FULLTEXT, goes to the index.
@@ -219,7 +297,7 @@ class MySQLSearch:
         indexed, unindexed = [], []
         for position, term in enumerate(terms):
             last = position == len(terms) - 1
-            if len(term) < self.min_token or term.casefold() in self.stopwords:
+            if len(term) < self.min_token or term.casefold() in self.stopwords or unspaced(term):
                 unindexed.append(term)
             else:
                 indexed.append(f"+{term}*" if last else f"+{term}")
@@ -232,14 +310,25 @@ class MySQLSearch:
         against, unindexed = self.split(query.terms)
         statement = _visible_messages(user, widened)
         if against:
-            statement = statement.where(match(Message.text, Message.caption, against=against).in_boolean_mode())
-        for term in unindexed:
-            pattern = _like(term)
             statement = statement.where(
-                or_(Message.text.like(pattern, escape="\\"), Message.caption.like(pattern, escape="\\"))
+                match(
+                    Message.text, Message.caption, Message.filename, Message.details, against=against
+                ).in_boolean_mode()
             )
-        statement = statement.order_by(Message.id.desc()).limit(limit)
-        return _message_hits(session, list(session.execute(statement)), query.terms)
+        by_grams = [term for term in unindexed if unspaced(term) and self.min_token <= TRIGRAM]
+        if by_grams:
+            against_grams = " ".join(grams_query(term) for term in by_grams)
+            statement = statement.where(
+                Message.id.in_(
+                    select(GRAMS.c.message_id).where(match(GRAMS.c.grams, against=against_grams).in_boolean_mode())
+                )
+            )
+        for term in unindexed:
+            if term not in by_grams:
+                statement = statement.where(_contains(term))
+        rows = session.execute(statement.order_by(Message.id.desc()).limit(4 * limit))
+        found = [row for row in rows if _row_matches(row, query.terms)]
+        return _message_hits(session, found[:limit], query.terms)
 
     def recent_messages(
         self, session: Session, user: User, widened: bool, query: Query, limit: int
@@ -250,17 +339,10 @@ class MySQLSearch:
             return []
         statement = _visible_messages(user, widened).where(Message.id > newest - self.RECENT_WINDOW)
         for term in query.terms:
-            pattern = _like(term)
-            statement = statement.where(
-                or_(Message.text.like(pattern, escape="\\"), Message.caption.like(pattern, escape="\\"))
-            )
+            statement = statement.where(_contains(term))
         rows = list(session.execute(statement.order_by(Message.id.desc()).limit(4 * limit)))
         # LIKE finds the words anywhere; keep those where they start a word, as the index would
-        found = [
-            row
-            for row in rows
-            if _matches_all(row.text or "", query.terms) or _matches_all(row.caption or "", query.terms)
-        ]
+        found = [row for row in rows if _row_matches(row, query.terms)]
         if len(found) >= limit or (len(rows) < 4 * limit and newest <= self.RECENT_WINDOW):
             return _message_hits(session, found[:limit], query.terms)
         return None
@@ -273,14 +355,7 @@ class MySQLSearch:
                 match(Contact.display_name, Contact.profile_name, Contact.wa_id, against=against).in_boolean_mode()
             )
         for term in unindexed:
-            pattern = _like(term)
-            statement = statement.where(
-                or_(
-                    Contact.display_name.like(pattern, escape="\\"),
-                    Contact.profile_name.like(pattern, escape="\\"),
-                    Contact.wa_id.like(pattern, escape="\\"),
-                )
-            )
+            statement = statement.where(_contact_contains(term))
         statement = statement.order_by(Conversation.last_message_at.desc(), Contact.id.desc()).limit(limit)
         return _with_phone_matches(session, user, widened, query, list(session.execute(statement)), limit)
 
@@ -334,16 +409,23 @@ def _fold(value: str) -> tuple[str, list[int]]:
 
 
 def _pattern(terms: list[str]) -> re.Pattern[str]:
+    """A word between spaces matches at the start of a word, up to its end; one of a script without
+    spaces matches wherever it is."""
     words = sorted({_fold(term)[0] for term in terms}, key=len, reverse=True)
-    return re.compile(r"(?<![^\W_])(?:" + "|".join(re.escape(word) for word in words) + r")[^\W_]*")
+    spaced = [re.escape(word) for word in words if not unspaced(word)]
+    anywhere = [re.escape(word) for word in words if unspaced(word)]
+    choices = ([r"(?<![^\W_])(?:" + "|".join(spaced) + r")[^\W_]*"] if spaced else []) + anywhere
+    return re.compile("|".join(choices))
 
 
 def _find(value: str, terms: list[str]) -> bool:
     return bool(terms) and _pattern(terms).search(_fold(value)[0]) is not None
 
 
-def _matches_all(value: str, terms: list[str]) -> bool:
-    return bool(value) and all(_find(value, [term]) for term in terms)
+def _row_matches(row, terms: list[str]) -> bool:
+    """Every word is in something the message is found by (as the index matches across its columns)."""
+    texts = searched_texts(row)
+    return all(any(_find(value, [term]) for value in texts) for term in terms)
 
 
 def snippet_html(value: str, terms: list[str], context: int = SNIPPET_CONTEXT) -> str:

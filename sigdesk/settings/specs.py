@@ -14,6 +14,9 @@ from typing import Any
 from collections.abc import Callable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from sigdesk.addresses import check_outbound_url
+from sigdesk.errors import UserError
+
 DEFAULT_ALLOWED_NETWORKS = "127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7,fe80::/10"
 
 
@@ -49,6 +52,19 @@ def parse_networks(text: str) -> str:
     return ",".join(parts)
 
 
+def parse_proxies(text: str | None) -> str:
+    """Trusted proxies: addresses or networks, comma-separated; empty trusts none (the default)."""
+    parts = [part.strip() for part in (text or "").replace("\n", ",").split(",") if part.strip()]
+    for part in parts:
+        try:
+            network = ipaddress.ip_network(part, strict=False)
+        except ValueError as exc:
+            raise SettingError(f"'{part}' is not an IP address or CIDR network") from exc
+        if network.prefixlen == 0:
+            raise SettingError(f"'{part}' would trust every address; list only your proxy's or tunnel's address")
+    return ",".join(parts)
+
+
 def parse_str(text: str) -> str:
     return text
 
@@ -56,7 +72,7 @@ def parse_str(text: str) -> str:
 def parse_api_version(text: str) -> str:
     cleaned = text.strip()
     if not re.fullmatch(r"v\d{1,3}\.0", cleaned):
-        raise SettingError(f"'{text}' is not a Graph API version (like v21.0)")
+        raise SettingError(f"'{text}' is not a Graph API version (like v26.0)")
     return cleaned
 
 
@@ -66,6 +82,15 @@ def parse_http_url(text: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
         raise SettingError(f"'{text}' is not an http(s) address like https://graph.facebook.com")
     return cleaned
+
+
+def parse_secret_destination(text: str) -> str:
+    """An address SigDesk sends a token to: also never a link-local or metadata one, however it is set."""
+    cleaned = parse_http_url(text)
+    try:
+        return check_outbound_url(cleaned, "address", resolve=False)
+    except UserError as error:
+        raise SettingError(str(error).removeprefix("address: ")) from None
 
 
 def parse_digits(text: str) -> str:
@@ -172,6 +197,12 @@ SPECS: dict[str, Spec] = {
             parse_networks,
             DEFAULT_ALLOWED_NETWORKS,
         ),
+        Spec(
+            "server.trusted_proxies",
+            "Reverse proxies or tunnels on which X-Forwarded-For is believed (empty: none)",
+            parse_proxies,
+            "",
+        ),
         Spec("general.business_name", "Business name", parse_str, ""),
         Spec("general.timezone", "Time zone for dates and times", parse_timezone, machine_timezone()),
         Spec("whatsapp.app_secret", "Meta app secret (checks webhook signatures)", parse_str, None, secret=True),
@@ -179,11 +210,12 @@ SPECS: dict[str, Spec] = {
         Spec("whatsapp.access_token", "Access token (permanent system-user token)", parse_str, None, secret=True),
         Spec("whatsapp.phone_number_id", "Phone number ID", parse_digits, None),
         Spec("whatsapp.waba_id", "WhatsApp Business Account ID", parse_digits, None),
-        Spec("whatsapp.api_version", "Graph API version", parse_api_version, "v21.0"),
-        Spec("whatsapp.graph_base_url", "Graph API address", parse_http_url, "https://graph.facebook.com"),
+        Spec("whatsapp.api_version", "Graph API version", parse_api_version, "v26.0"),
+        Spec("whatsapp.graph_base_url", "Graph API address", parse_secret_destination, "https://graph.facebook.com"),
         Spec("whatsapp.read_receipts", "Send read receipts to customers", parse_bool, True),
+        Spec("whatsapp.callback_url", "Callback URL Meta sends webhooks to (public HTTPS)", parse_http_url, None),
         Spec("inbound.mode", "How Meta's webhooks reach SigDesk (relay or direct)", parse_inbound_mode, "direct"),
-        Spec("relay.url", "Relay address", parse_http_url, None),
+        Spec("relay.url", "Relay address", parse_secret_destination, None),
         Spec("relay.token", "Relay access token (from pairing)", parse_str, None, secret=True),
         Spec("relay.install", "Relay install ID (from pairing)", parse_str, None),
         Spec("retention.messages_days", "Delete messages older than this many days (0 keeps them)", parse_days, 0),

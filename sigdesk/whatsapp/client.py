@@ -27,9 +27,31 @@ from sigdesk.whatsapp.media import (
 )
 
 log = logging.getLogger(__name__)
+SECRET_QUERY_RE = re.compile(r"(input_token|access_token)=[^&\s\"']+")
+
+
+class _HideTokens(logging.Filter):
+    """debug_token takes the token in its query string; httpx logs request URLs (with --verbose)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any("_token=" in str(arg) for arg in record.args):
+            record.args = tuple(
+                SECRET_QUERY_RE.sub(r"\1=…", str(arg)) if "_token=" in str(arg) else arg for arg in record.args
+            )
+        return True
+
+
+logging.getLogger("httpx").addFilter(_HideTokens())
 
 DEFAULT_BASE_URL = "https://graph.facebook.com"
-DEFAULT_VERSION = "v21.0"
+# The latest version Meta's Graph API changelog and versioning guide name (v26.0, released 2026-07-29).
+DEFAULT_VERSION = "v26.0"
+# Meta answers a call to a deprecated version with this header ("The call has been auto-upgraded to vX as vY
+# has been deprecated"), and names the version that served every call in the second one.
+VERSION_WARNING_HEADER = "x-ad-api-version-warning"
+SERVED_VERSION_HEADER = "facebook-api-version"
+PHONE_NUMBER_FIELDS = "id,display_phone_number,verified_name,quality_rating,messaging_limit_tier"
+ID_RE = re.compile(r"^\d{1,32}$")
 VERSION_RE = re.compile(r"^v\d{1,3}\.\d$")
 TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 DOWNLOAD_DEADLINE = 120.0
@@ -236,13 +258,20 @@ def _rows(rows: Iterable[Any]) -> list[dict[str, Any]]:
     return result
 
 
+def _id(value: str) -> str:
+    """Meta's object ids are digits; anything else must not become part of a request path."""
+    if not ID_RE.match(value or ""):
+        raise InvalidMessage(f"'{value}' is not a numeric ID from Meta")
+    return value
+
+
 class GraphClient:
     def __init__(
         self,
         base_url: str,
         api_version: str,
         access_token: str,
-        phone_number_id: str,
+        phone_number_id: str | None = None,
         waba_id: str | None = None,
         timeout: httpx.Timeout | float = TIMEOUT,
         transport: httpx.BaseTransport | None = None,
@@ -251,10 +280,14 @@ class GraphClient:
             raise ValueError(f"'{api_version}' is not a Graph API version (like {DEFAULT_VERSION})")
         if urlsplit(base_url or "").scheme not in ("http", "https"):
             raise ValueError(f"'{base_url}' is not an http(s) address")
-        if not access_token or not phone_number_id:
-            raise ValueError("The access token and the phone number ID are both needed")
+        if not access_token:
+            raise ValueError("The access token is needed")
         self.phone_number_id = phone_number_id
         self.waba_id = waba_id
+        self.api_version = api_version
+        self.served_version: str | None = None
+        self.version_warning: str | None = None
+        self._token = access_token
         self._secure = urlsplit(base_url).scheme == "https"
         self._http = httpx.Client(
             base_url=f"{base_url.rstrip('/')}/{api_version}/",
@@ -285,6 +318,7 @@ class GraphClient:
             raise GraphError(f"no answer within {self._deadline():g} s", transport=True) from exc
         except httpx.TransportError as exc:
             raise GraphError(type(exc).__name__, transport=True) from exc
+        self._note_version(response)
         try:
             body = response.json()
         except ValueError:
@@ -301,6 +335,22 @@ class GraphClient:
             )
         return body
 
+    def _note_version(self, response: httpx.Response) -> None:
+        """Remember what Meta says about the API version, so the WhatsApp page can warn before calls fail."""
+        served = (response.headers.get(SERVED_VERSION_HEADER) or "").strip()
+        warning = (response.headers.get(VERSION_WARNING_HEADER) or "").strip()
+        if served:
+            self.served_version = served[:20]
+        if warning:
+            self.version_warning = warning[:300]
+        elif served and served != self.api_version and self.version_warning is None:
+            self.version_warning = f"Meta answered with {served[:20]} instead of {self.api_version}."
+
+    def _phone(self) -> str:
+        if not self.phone_number_id:
+            raise InvalidMessage("The phone number ID is not set (Settings → Connection)")
+        return self.phone_number_id
+
     def _deadline(self) -> float:
         timeout = self._http.timeout
         return max(t for t in (timeout.connect, timeout.read, timeout.write, timeout.pool) if t is not None)
@@ -310,7 +360,7 @@ class GraphClient:
         """Send one message; returns its wamid. The one place outgoing messages leave SigDesk."""
         kind = payload.get("type", "")
         validate_message(kind, payload.get(kind))
-        body = self.request("POST", f"{self.phone_number_id}/messages", json=payload)
+        body = self.request("POST", f"{self._phone()}/messages", json=payload)
         try:
             return str(body["messages"][0]["id"])
         except (KeyError, IndexError, TypeError) as exc:
@@ -442,7 +492,7 @@ class GraphClient:
         _need(bool(message_id), "mark_read needs the incoming message's id")
         self.request(
             "POST",
-            f"{self.phone_number_id}/messages",
+            f"{self._phone()}/messages",
             json={"messaging_product": "whatsapp", "status": "read", "message_id": message_id},
         )
 
@@ -451,7 +501,7 @@ class GraphClient:
         validate_upload(data, mime_type)
         body = self.request(
             "POST",
-            f"{self.phone_number_id}/media",
+            f"{self._phone()}/media",
             data={"messaging_product": "whatsapp", "type": mime_type},
             files={"file": (filename or "file", data, mime_type)},
         )
@@ -504,9 +554,38 @@ class GraphClient:
     # --- account -----------------------------------------------------------------------------
     def phone_number_info(self) -> dict[str, Any]:
         """display_phone_number and verified_name prove the token, the ID and the network all work."""
-        return self.request(
-            "GET", self.phone_number_id, params={"fields": "display_phone_number,verified_name,quality_rating"}
-        )
+        return self.request("GET", self._phone(), params={"fields": PHONE_NUMBER_FIELDS})
+
+    def debug_token(self) -> dict[str, Any]:
+        """The token's own description: is_valid, expires_at (0: never), scopes, and granular_scopes naming
+        the WhatsApp Business Accounts each permission covers. A system-user token may inspect itself."""
+        body = self.request("GET", "debug_token", params={"input_token": self._token})
+        data = body.get("data")
+        if not isinstance(data, dict):
+            raise GraphError("The Graph API described the token without a data object", status=200)
+        return data
+
+    def business_account(self, waba_id: str) -> dict[str, Any]:
+        return self.request("GET", _id(waba_id), params={"fields": "id,name"})
+
+    def phone_numbers(self, waba_id: str) -> list[dict[str, Any]]:
+        """The WhatsApp Business Account's numbers with their name, quality rating and messaging limit tier."""
+        body = self.request("GET", f"{_id(waba_id)}/phone_numbers", params={"fields": PHONE_NUMBER_FIELDS})
+        return [item for item in body.get("data") or [] if isinstance(item, dict) and item.get("id")]
+
+    def subscribe_app(self, waba_id: str, callback_url: str | None = None, verify_token: str | None = None) -> None:
+        """Subscribe the app to the account's webhooks; with a callback URL and verify token, Meta first checks
+        them with the GET handshake and then sends this account's webhooks there (the per-account override)."""
+        data = {}
+        if callback_url:
+            data = {"override_callback_uri": callback_url, "verify_token": verify_token or ""}
+        body = self.request("POST", f"{_id(waba_id)}/subscribed_apps", data=data)
+        if body.get("success") is not True:
+            raise GraphError("The Graph API did not confirm the webhook subscription", status=200)
+
+    def subscribed_apps(self, waba_id: str) -> list[dict[str, Any]]:
+        body = self.request("GET", f"{_id(waba_id)}/subscribed_apps")
+        return [item for item in body.get("data") or [] if isinstance(item, dict)]
 
     def list_templates(self) -> list[dict[str, Any]]:
         if not self.waba_id:

@@ -5,7 +5,7 @@ ADMIN_ENDPOINT_PREFIXES = ("admin.",)
 
 def admin_only_routes(app):
     """Every route whose view needs more than what agents have: found from the app, not listed by hand."""
-    from sigdesk.auth.roles import can
+    from sigdesk.roles import can
 
     for rule in app.url_map.iter_rules():
         view = app.view_functions[rule.endpoint]
@@ -31,7 +31,7 @@ def test_every_admin_route_is_closed_to_agents(auth, client, owner, app):
 
 
 def test_every_route_declares_who_may_use_it(app):
-    from sigdesk.auth.roles import ALL_PERMISSIONS
+    from sigdesk.roles import ALL_PERMISSIONS
 
     for rule in app.url_map.iter_rules():
         permission = getattr(app.view_functions[rule.endpoint], "permission", None)

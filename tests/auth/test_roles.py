@@ -1,6 +1,6 @@
 import pytest
 
-from sigdesk.auth.roles import can, may_manage
+from sigdesk.roles import can, may_manage
 
 
 def test_agents_cannot_do_admin_things():

@@ -35,7 +35,7 @@ def test_passwords_are_stored_as_bcrypt_hashes(store):
 
 def test_long_passphrases_count_beyond_72_bytes(store):
     session, _ = store
-    long = "x" * 80
+    long = "the quiet otter reads maps " * 3  # 81 characters that zxcvbn accepts
     user = accounts.create_user(session, "long@example.com", "Long", "agent", long + "A", rounds=4)
     assert not accounts.check_password(long + "B", user.password_hash)
 
@@ -45,12 +45,26 @@ def test_long_passphrases_count_beyond_72_bytes(store):
     [
         ("not-an-email", "long enough password", "valid email"),
         ("a@example.com", "short", "at least 10"),
+        ("a@example.com", "password123", "too easy to guess. This is a very common password"),
     ],
 )
 def test_bad_account_input_is_refused(store, email, password, message):
     session, _ = store
     with pytest.raises(accounts.AccountError, match=message):
         accounts.create_user(session, email, "Name", "agent", password, rounds=4)
+
+
+@pytest.mark.database
+def test_the_first_user_must_be_an_owner(store):
+    session, _ = store
+    agent = accounts.new_user("first@example.com", "First", "agent", "long enough password", rounds=4)
+    with pytest.raises(accounts.AccountError, match="first user must be an owner"):
+        accounts.add_user(session, Actor.system("cli"), agent)
+    assert accounts.user_count(session) == 0
+    owner = accounts.new_user("first@example.com", "First", "owner", "long enough password", rounds=4)
+    assert accounts.add_user(session, Actor.system("cli"), owner).role == "owner"
+    second = accounts.new_user("second@example.com", "Second", "agent", "long enough password", rounds=4)
+    assert accounts.add_user(session, Actor.system("cli"), second).role == "agent"
 
 
 def test_duplicate_emails_are_refused(store):

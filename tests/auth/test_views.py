@@ -134,6 +134,16 @@ def test_owner_can_require_two_factor_for_everyone(auth, client, owner):
     assert client.get("/").status_code == 200
 
 
+def test_setup_refuses_a_common_password_with_zxcvbns_advice(auth, client):
+    response = auth.post(
+        "/setup", {"email": "o@example.com", "name": "O", "password": "password123", "password_confirm": "password123"}
+    )
+    assert response.status_code == 400
+    page = response.get_data(as_text=True)
+    assert "too easy to guess" in page and "very common password" in page
+    assert client.get("/").headers["Location"].endswith("/setup")
+
+
 def test_setup_refuses_mismatched_passwords(auth, client):
     response = auth.post(
         "/setup", {"email": "o@example.com", "name": "O", "password": PASSWORD, "password_confirm": PASSWORD + "x"}

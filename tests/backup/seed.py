@@ -95,6 +95,7 @@ def seed(app, contacts: int = 3) -> None:
                     type=kind,
                     timestamp=now + timedelta(seconds=index),
                     text="Hello 👋 " + "long " * (2000 if index == 0 else 1) if kind == "text" else None,
+                    caption="蛋糕已经做好了" if kind == "image" else None,  # indexed by n-grams on MariaDB
                     details=json.dumps({"type": kind, "n": index}),
                     raw=json.dumps({"id": f"wamid.{number}.{index}"}),
                     author_id=owner.id if index % 2 == 0 else None,

@@ -11,6 +11,7 @@ from sqlalchemy import text
 from sigdesk.app import create_app
 from sigdesk.cli import main
 from sigdesk.config import Config
+from sigdesk.datadir import LOCK_FILE
 from sigdesk.db import Database
 from sigdesk.settings import services as settings
 from tests.backup.seed import SECRET, seed
@@ -33,7 +34,12 @@ def run(data_dir: Path, *args: str, input: str | None = PASSPHRASE):
 
 
 def tree(folder: Path) -> dict[str, bytes]:
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    """Every file and its bytes, less the data-dir lock file (an in-place restore takes the lock)."""
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != LOCK_FILE
+    }
 
 
 def contact_count(folder: Path) -> int:
@@ -114,6 +120,16 @@ def test_damaged_file_is_refused_with_the_data_dir_untouched(data_dir, tmp_path)
     assert result.exit_code == 1 and "damaged" in result.output
     assert tree(data_dir) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["data", "office.sigdesk-backup"])
+
+
+def test_cut_short_file_says_it_is_cut_short_not_damaged(data_dir, tmp_path):
+    out = tmp_path / "office.sigdesk-backup"
+    assert run(data_dir, "create", "--out", str(out), "--passphrase-stdin").exit_code == 0
+    out.write_bytes(out.read_bytes()[:-1000])
+    for args in (["verify", str(out)], ["restore", str(out)]):
+        result = run(data_dir, *args, "--passphrase-stdin")
+        assert result.exit_code == 1
+        assert "cut short" in result.output and "damaged" not in result.output
 
 
 def test_create_refuses_a_short_or_empty_passphrase_and_writes_nothing(data_dir, tmp_path):

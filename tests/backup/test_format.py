@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import time
 
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -17,6 +18,7 @@ from sigdesk.backup.format import (
     EncryptingWriter,
     KdfParams,
     NewerBackup,
+    TruncatedBackup,
     WrongPassphrase,
     sealing_key,
 )
@@ -88,6 +90,31 @@ def test_file_cut_inside_a_chunk_is_refused():
         unseal(blob[:-5])
 
 
+@pytest.mark.parametrize("cut", [1, 5, 100, 16 + 511])
+def test_file_cut_inside_its_last_part_says_cut_short_not_damaged(cut):
+    blob = seal(os.urandom(512 * 5))  # a whole number of 512-byte records, like the tar stream inside a backup
+    reader = DecryptingReader(io.BytesIO(blob[:-cut]), "pass phrase", record=512)
+    with pytest.raises(TruncatedBackup, match="cut short"):
+        reader.read()
+        reader.drain()
+
+
+def test_changed_last_part_of_a_whole_file_is_still_called_damaged():
+    blob = bytearray(seal(os.urandom(512 * 5)))
+    blob[-3] ^= 0x01
+    reader = DecryptingReader(io.BytesIO(bytes(blob)), "pass phrase", record=512)
+    with pytest.raises(DamagedBackup, match="damaged") as raised:
+        reader.read()
+    assert not isinstance(raised.value, TruncatedBackup)
+
+
+def test_empty_file_says_cut_short():
+    with pytest.raises(TruncatedBackup, match="cut short"):
+        unseal(b"")
+    with pytest.raises(TruncatedBackup, match="cut short"):
+        unseal(MAGIC[:3])
+
+
 def test_reordered_chunks_are_refused():
     blob = seal(os.urandom(CHUNK * 3))
     body = blob[HEADER_SIZE:]
@@ -116,6 +143,18 @@ def test_other_files_and_short_files_are_not_backups():
         unseal(b"PK\x03\x04 a zip file")
     with pytest.raises(DamagedBackup, match="truncated"):
         unseal(seal(b"data")[: HEADER_SIZE - 1])
+
+
+@pytest.mark.parametrize("field, value", [(3, 18), (4, 9), (5, 2), (3, 20)])
+def test_kdf_cost_beyond_what_sigdesk_writes_is_refused_before_deriving(field, value):
+    blob = bytearray(seal(b"data"))
+    blob[len(MAGIC) + field] = value
+    if field != 3:
+        blob[len(MAGIC) + 3] = 17
+    started = time.monotonic()
+    with pytest.raises(DamagedBackup, match="beyond what SigDesk writes"):
+        unseal(bytes(blob))
+    assert time.monotonic() - started < 0.2
 
 
 def test_impossible_kdf_cost_in_header_is_refused_before_deriving():

@@ -89,7 +89,7 @@ def test_anonymising_from_the_exports_page_and_as_a_command_leaves_the_same_trai
     by_page, by_command = audit(app, "contact.anonymised")
     assert (by_page.target, by_page.actor, by_page.channel) == (f"contact {first}", owner.email, "web")
     assert (by_command.target, by_command.actor, by_command.channel) == (f"contact {second}", owner.email, "cli")
-    assert by_page.detail == by_command.detail == {"messages": len(MESSAGE_TYPES), "media_files": 5}
+    assert by_page.detail == by_command.detail == {"messages": len(MESSAGE_TYPES), "media_files": 5, "notes": 0}
     assert events(app, "contact.changed") == [
         {"contact_id": first, "fields": ["anonymised"]},
         {"contact_id": second, "fields": ["anonymised"]},

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+import json
+
 import pytest
 
 from tests.commanding import audit, cli, events
@@ -36,3 +39,20 @@ def test_a_refused_export_records_nothing(app, auth, owner):
         == 400
     )
     assert audit(app, "export.run") == [] and events(app, "export.finished") == []
+
+
+def test_the_audit_export_says_through_which_channel_each_entry_came(app, auth, owner, tmp_path):
+    auth.post("/admin/exports/download", {"what": "audit", "format": "csv"}, form_page="/admin/exports/")
+    cli(app, "export", "--format", "json", "--what", "audit", "--out", str(tmp_path / "audit.jsonl"))
+    cli(app, "export", "--format", "csv", "--what", "audit", "--out", str(tmp_path / "audit.csv"))
+
+    records = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    assert [(r["action"], r["channel"]) for r in records if r["action"] == "export.run"] == [("export.run", "web")]
+    with open(tmp_path / "audit.csv", newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert "channel" in rows[0]
+    assert [(r["action"], r["channel"]) for r in rows if r["action"] == "export.run"] == [
+        ("export.run", "web"),
+        ("export.run", "cli"),
+    ]
+    assert [entry.channel for entry in audit(app, "export.run")] == ["web", "cli", "cli"]

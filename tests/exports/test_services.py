@@ -17,7 +17,7 @@ from sigdesk.cli import main
 from sigdesk.contacts.services import ContactData
 from sigdesk.conversations.schemas import ConversationData, MessageData
 from sigdesk.conversations.services import reactions_for
-from sigdesk.exports.services import COLUMNS, KINDS, ExportError, export
+from sigdesk.exports.services import COLUMNS, FORMULA_START, KINDS, ExportError, export
 from sigdesk.message_templates.schemas import TemplateData
 from sigdesk.models import AuditEvent, Contact, Conversation, Message, Template, User
 from tests import factories
@@ -54,8 +54,11 @@ def expected(app, kind: str) -> list[dict]:
 
 
 def as_csv_text(value) -> str:
+    """A value as its CSV cell: text that starts like a formula gets a leading apostrophe (test_csv_safety.py)."""
     if value is None:
         return ""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
     return str(value)
 
 

@@ -27,6 +27,10 @@ PHONE_NUMBER_ID = "106540352242922"
 WABA_ID = "102290129340398"
 DISPLAY_NUMBER = "+1 555-010-0199"
 VERIFIED_NAME = "Rosa's Bakery"
+WABA_NAME = "Rosa's Bakery WABA"
+APP_ID = "1234567890123456"
+MESSAGING = "whatsapp_business_messaging"
+MANAGEMENT = "whatsapp_business_management"
 MEDIA_TYPES = ("image", "video", "audio", "document", "sticker")
 MB = 1024 * 1024
 UPLOAD_LIMITS = {
@@ -57,6 +61,8 @@ TITLES = {
     131051: "(#131051) Unsupported message type",
     131053: "(#131053) Media upload error",
     131056: "(#131056) (Business Account, Consumer Account) pair rate limit hit",
+    200: "(#200) Permissions error",
+    2200: "(#2200) Callback verification failed",
     132001: "(#132001) Template name does not exist in the translation",
 }
 DETAILS = {
@@ -99,11 +105,55 @@ class FakeGraph:
     recipients: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     url: str = ""
+    # What debug_token tells about the token: its permissions, the accounts they cover (None: every
+    # account below), its expiry (0: never, as for a system user's token).
+    scopes: list[str] = field(default_factory=lambda: [MESSAGING, MANAGEMENT, "business_management"])
+    granted_wabas: list[str] | None = None
+    token_expires_at: int = 0
+    # The WhatsApp Business Accounts the token can see, each with its name and phone numbers.
+    wabas: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Per-account webhook overrides set through POST /{waba-id}/subscribed_apps.
+    subscriptions: dict[str, dict[str, str]] = field(default_factory=dict)
+    # Public address prefix -> local address, like a tunnel: where the handshake for a callback URL really goes.
+    tunnels: dict[str, str] = field(default_factory=dict)
+    # Requested version -> the version Meta upgrades it to, announcing the deprecation in a header.
+    deprecated_versions: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
+        if not self.wabas:
+            self.wabas = {self.waba_id: {"name": WABA_NAME, "numbers": [self.number()]}}
         self.app = self._build()
+
+    def number(
+        self,
+        phone_number_id: str | None = None,
+        display: str = DISPLAY_NUMBER,
+        name: str = VERIFIED_NAME,
+        quality: str = "GREEN",
+        tier: str = "TIER_1K",
+    ) -> dict[str, Any]:
+        return {
+            "id": phone_number_id or self.phone_number_id,
+            "display_phone_number": display,
+            "verified_name": name,
+            "quality_rating": quality,
+            "messaging_limit_tier": tier,
+        }
+
+    def add_waba(self, waba_id: str, name: str, numbers: list[dict[str, Any]]) -> None:
+        """Another account the token can see (the connect flow then asks which one)."""
+        with self._lock:
+            self.wabas[waba_id] = {"name": name, "numbers": numbers}
+
+    def deprecate(self, version: str, upgraded_to: str = "v26.0") -> None:
+        """Calls to `version` are served by `upgraded_to`, with Meta's auto-upgrade warning header."""
+        self.deprecated_versions[version] = upgraded_to
+
+    def tunnel(self, public: str, local: str) -> None:
+        """Meta's handshake for callback URLs under `public` reaches `local` (a tunnel or reverse proxy)."""
+        self.tunnels[public.rstrip("/")] = local.rstrip("/")
 
     # --- control from tests -------------------------------------------------------------
     def fail_next(
@@ -299,8 +349,104 @@ class FakeGraph:
                 failure = self.failures.pop(0) if self.failures else None
             return self._fail(failure) if failure else None
 
+        @app.after_request
+        def version_headers(response):
+            match = re.match(r"^/(v\d{1,3}\.0)/", request.path)
+            if match:
+                asked = match.group(1)
+                served = self.deprecated_versions.get(asked, asked)
+                response.headers["facebook-api-version"] = served
+                if asked in self.deprecated_versions:
+                    response.headers["x-ad-api-version-warning"] = (
+                        f"The call has been auto-upgraded to {served} as {asked} has been deprecated."
+                    )
+            return response
+
+        @app.get("/<version>/debug_token")
+        def debug_token(version):
+            if request.args.get("input_token") != self.token:
+                return self._error(190, "Invalid OAuth access token - Cannot parse access token")
+            wabas = list(self.wabas) if self.granted_wabas is None else list(self.granted_wabas)
+            return jsonify(
+                data={
+                    "app_id": APP_ID,
+                    "type": "SYSTEM_USER",
+                    "application": "Rosa's Desk",
+                    "data_access_expires_at": 0,
+                    "expires_at": self.token_expires_at,
+                    "is_valid": True,
+                    "issued_at": int(time.time()) - 3600,
+                    "scopes": list(self.scopes),
+                    "granular_scopes": [
+                        {"scope": scope, "target_ids": wabas}
+                        for scope in self.scopes
+                        if scope in (MESSAGING, MANAGEMENT)
+                    ],
+                    "user_id": "122100000000000001",
+                }
+            )
+
+        def _waba(waba_id):
+            """The account, or Meta's error for one the token may not manage."""
+            visible = self.granted_wabas is None or waba_id in self.granted_wabas
+            if waba_id not in self.wabas or not visible:
+                return None, self._error(
+                    100,
+                    f"Unsupported get request. Object with ID '{waba_id}' does not exist, cannot be loaded due to "
+                    "missing permissions, or does not support this operation",
+                )
+            if MANAGEMENT not in self.scopes:
+                return None, self._error(200, details=f"{MANAGEMENT} is required", status=403)
+            return self.wabas[waba_id], None
+
+        @app.get("/<version>/<waba_id>/phone_numbers")
+        def phone_numbers(version, waba_id):
+            waba, error = _waba(waba_id)
+            if error:
+                return error
+            return jsonify(data=list(waba["numbers"]), paging={"cursors": {"before": "0", "after": "0"}})
+
+        @app.post("/<version>/<waba_id>/subscribed_apps")
+        def subscribe(version, waba_id):
+            _, error = _waba(waba_id)
+            if error:
+                return error
+            uri = request.values.get("override_callback_uri")
+            token = request.values.get("verify_token")
+            if uri:
+                if not uri.startswith("https://"):
+                    return self._error(100, "(#100) override_callback_uri must be a valid HTTPS URL")
+                if not token:
+                    return self._error(100, "(#100) verify_token is required with override_callback_uri")
+                problem = self._handshake(uri, token)
+                if problem:
+                    return self._error(
+                        2200, f"(#2200) Callback verification failed with the following errors: {problem}"
+                    )
+                with self._lock:
+                    self.subscriptions[waba_id] = {"override_callback_uri": uri, "verify_token": token}
+            else:
+                with self._lock:
+                    self.subscriptions.setdefault(waba_id, {})
+            return jsonify(success=True)
+
+        @app.get("/<version>/<waba_id>/subscribed_apps")
+        def subscribed(version, waba_id):
+            _, error = _waba(waba_id)
+            if error:
+                return error
+            if waba_id not in self.subscriptions:
+                return jsonify(data=[])
+            entry: dict[str, Any] = {"whatsapp_business_api_data": {"id": APP_ID, "name": "Rosa's Desk"}}
+            uri = self.subscriptions[waba_id].get("override_callback_uri")
+            if uri:
+                entry["override_callback_uri"] = uri
+            return jsonify(data=[entry])
+
         @app.post("/<version>/<phone_id>/messages")
         def messages(version, phone_id):
+            if MESSAGING not in self.scopes:
+                return self._error(10, "(#10) Application does not have permission for this action", status=403)
             if phone_id != self.phone_number_id:
                 return self._error(100, f"Unsupported post request. Object with ID '{phone_id}' does not exist")
             body = request.get_json(silent=True)
@@ -358,13 +504,12 @@ class FakeGraph:
 
         @app.get("/<version>/<object_id>")
         def get_object(version, object_id):
-            if object_id == self.phone_number_id:
-                return jsonify(
-                    id=object_id,
-                    display_phone_number=DISPLAY_NUMBER,
-                    verified_name=VERIFIED_NAME,
-                    quality_rating="GREEN",
-                )
+            numbers = {n["id"]: n for waba in self.wabas.values() for n in waba["numbers"]}
+            if object_id in numbers:
+                return jsonify(numbers[object_id])
+            if object_id in self.wabas:
+                waba, error = _waba(object_id)
+                return error or jsonify(id=object_id, name=waba["name"])
             if object_id in self.media:
                 data, mime = self.media[object_id]
                 return jsonify(
@@ -396,6 +541,27 @@ class FakeGraph:
             return jsonify(data=page, paging=paging)
 
         return app
+
+    def _handshake(self, uri: str, token: str) -> str | None:
+        """Meta's GET check of a new callback URL: the verify token must be accepted and the challenge echoed."""
+        target = uri
+        for public, local in self.tunnels.items():
+            if uri == public or uri.startswith(public + "/"):
+                target = local + uri[len(public) :]
+        challenge = str(next(self._ids) + 1158200000)
+        try:
+            response = httpx.get(
+                target,
+                params={"hub.mode": "subscribe", "hub.verify_token": token, "hub.challenge": challenge},
+                timeout=10,
+            )
+        except httpx.HTTPError as exc:
+            return f"could not reach the callback URL ({type(exc).__name__})"
+        if response.status_code != 200:
+            return f"HTTP Status Code = {response.status_code}"
+        if response.text != challenge:
+            return "the callback URL did not answer the challenge"
+        return None
 
     def _check_template(self, kind: Any, content: Any) -> tuple[int, str] | None:
         if kind != "template" or not self.templates:

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import event, func, select, text
 
 from sigdesk.inbound import services
 from sigdesk.inbound.intake import MAX_WEBHOOK_BYTES
@@ -100,8 +100,47 @@ def test_bad_or_missing_signature_is_forbidden_and_nothing_is_stored(configured,
     assert response.status_code == 403
     assert rows(configured, WebhookDelivery) == 0
     assert rows(configured, Message) == 0
+    configured.extensions["sigdesk"].worker.run_once()
     with configured.extensions["sigdesk"].database.session() as session:
         assert services.rejected_count(session) == 1
+
+
+@pytest.mark.database
+def test_bad_signatures_cost_no_database_write_until_the_worker_adds_them_up(configured, client):
+    state = configured.extensions["sigdesk"]
+    raw = body_of("message_text")
+    writes = []
+
+    def count_writes(_conn, _cursor, statement, *_args) -> None:
+        if statement.lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE")):
+            writes.append(statement)
+
+    event.listen(state.database.engine, "before_cursor_execute", count_writes)
+    try:
+        for _ in range(40):
+            assert client.post(URL, data=raw, headers={"X-Hub-Signature-256": "sha256=" + "0" * 64}).status_code == 403
+        assert writes == []
+        assert configured.extensions["sigdesk.inbound.intake"].refusals.pending == 40
+        state.worker.run_once()
+    finally:
+        event.remove(state.database.engine, "before_cursor_execute", count_writes)
+    assert len([w for w in writes if "webhook_counters" in w]) == 1
+    with state.database.session() as session:
+        assert services.rejected_count(session) == 40
+
+
+def test_a_flood_of_bad_signatures_logs_one_summary_line(configured, client, caplog):
+    raw = body_of("message_text")
+    refusals = configured.extensions["sigdesk.inbound.intake"].refusals
+    with caplog.at_level(logging.WARNING, logger="sigdesk.inbound.intake"):
+        for _ in range(30):
+            client.post(URL, data=raw, headers={"X-Hub-Signature-256": "sha256=" + "0" * 64})
+        first = [record.getMessage() for record in caplog.records]
+        assert len(first) == 1 and first[0].startswith("refused 1 webhook (1 signature missing or wrong)")
+        refusals.log_summary(force=True)  # as the worker does once the interval is over
+    lines = [record.getMessage() for record in caplog.records]
+    assert len(lines) == 2
+    assert lines[1].startswith("refused 29 webhooks (29 signature missing or wrong) in the last 60 s")
 
 
 def test_signature_made_with_another_secret_is_forbidden(configured, client):

@@ -301,3 +301,82 @@ def test_a_message_sent_through_the_api_appears_live_in_an_open_inbox(app, peopl
     assert stream.events(1) == [
         ("message.created", {"conversation_id": conversation_id, "message_id": response.json()["id"]})
     ]
+
+
+def test_one_user_cannot_hold_every_stream(app, open_stream, people, live_server):
+    from sigdesk.live.views import user_streams
+
+    app.config["SIGDESK_MAX_EVENT_STREAMS_PER_USER"] = 2
+    client = signed_in(live_server, people["ann"])
+    cookie = "; ".join(f"{name}={value}" for name, value in client.cookies.items())
+    with socket.create_connection((live_server.host, live_server.port), timeout=5) as tab:
+        tab.sendall(f"GET /events HTTP/1.1\r\nHost: localhost\r\nCookie: {cookie}\r\n\r\n".encode())
+        assert b"200 OK" in tab.recv(4096)
+        assert open_stream("ann").response.status_code == 200
+        third = open_stream("ann")
+        assert third.response.status_code == 503
+        assert third.response.headers["retry-after"].isdigit()
+        assert "too many SigDesk windows" in third.response.read().decode()
+        assert open_stream("bob").response.status_code == 200  # others still get theirs
+        tab.shutdown(socket.SHUT_RDWR)
+    client.close()
+    held, ann = user_streams(app), user_id(app, people["ann"])
+    deadline = time.monotonic() + 5
+    while held.count(ann) > 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert open_stream("ann").response.status_code == 200  # a closed tab gives its place back
+
+
+def _change(app, email: str, change) -> None:
+    from sigdesk.actor import Actor
+    from sigdesk.auth.services import find_user
+
+    with app.extensions["sigdesk"].database.session() as session:
+        change(session, Actor.system("cli"), find_user(session, email))
+
+
+def _ends_with_resync(stream) -> bool:
+    assert stream.ended.wait(5), "the stream stayed open"
+    blocks = []
+    while not stream.blocks.empty():
+        blocks.append(stream.blocks.get())
+    return any(block.get("event") == "resync" and "access changed" in block.get("data", "") for block in blocks)
+
+
+def test_a_stream_ends_at_the_next_heartbeat_after_its_user_is_deactivated(app, open_stream, people):
+    from sigdesk.auth.services import set_active
+
+    app.config["SIGDESK_EVENTS_HEARTBEAT"] = 0.3
+    stream = open_stream("ann")
+    assert stream.block(timeout=3) == {"": "ping"}
+    _change(app, people["ann"].email, lambda session, actor, user: set_active(session, actor, user, False))
+    assert _ends_with_resync(stream)
+
+
+def test_a_stream_ends_at_the_next_heartbeat_after_its_user_is_demoted(app, open_stream, people):
+    from sigdesk.auth.services import change_role
+
+    app.config["SIGDESK_EVENTS_HEARTBEAT"] = 0.3
+    stream = open_stream("admin")
+    _change(app, people["admin"].email, lambda session, actor, user: change_role(session, actor, user, "agent"))
+    assert _ends_with_resync(stream)
+
+
+def test_a_stream_ends_at_the_next_heartbeat_after_its_session_is_signed_out(app, people, live_server):
+    app.config["SIGDESK_EVENTS_HEARTBEAT"] = 0.3
+    client = signed_in(live_server, people["bob"])
+    stream = Stream(client, "/events")
+    try:
+        token = csrf_from(client.get("/account/").text)
+        assert client.post("/logout", data={"csrf_token": token}).status_code == 302
+        assert _ends_with_resync(stream)
+    finally:
+        stream.close()
+        client.close()
+
+
+def test_a_stream_of_a_user_who_is_unchanged_stays_open_across_heartbeats(app, open_stream):
+    app.config["SIGDESK_EVENTS_HEARTBEAT"] = 0.2
+    stream = open_stream("bob")
+    assert [stream.block(timeout=3) for _ in range(3)] == [{"": "ping"}] * 3
+    assert not stream.ended.is_set()

@@ -218,8 +218,12 @@ def test_inbound_step_refuses_unknown_modes_and_bad_relay_details(app, auth, own
     assert bad_url.status_code == 400 and "not an http(s) address" in html(bad_url)
     no_code = step(auth, "inbound", {"mode": "relay", "relay_url": "https://relay.example.com"})
     assert no_code.status_code == 400 and "pairing code" in html(no_code)
-    unreachable = step(auth, "inbound", {"mode": "relay", "relay_url": "http://127.0.0.1:9", "code": "ABCD"})
+    unreachable = step(auth, "inbound", {"mode": "relay", "relay_url": "http://127.0.0.1:9", "code": "ABCD-EFGH"})
     assert unreachable.status_code == 400 and "Pairing failed" in html(unreachable)
+    assert 'value="ABCD-EFGH"' in html(unreachable)  # the typed code comes back
+    assert "Errno" not in html(unreachable) and "Traceback" not in html(unreachable)
+    metadata = step(auth, "inbound", {"mode": "relay", "relay_url": "http://169.254.169.254", "code": "ABCD"})
+    assert metadata.status_code == 400 and "link-local or metadata" in html(metadata)
     assert setting(app, "inbound.mode") == "direct" and setting(app, "relay.url") is None
 
 
@@ -275,3 +279,90 @@ def test_after_skipping_only_inbound_the_flash_names_only_inbound(auth, client, 
     passphrase = {"passphrase": BACKUP_PASSPHRASE, "passphrase_confirm": BACKUP_PASSPHRASE}
     step(auth, "backup", {**passphrase, "backup.folder": str(backup_dir), "backup.schedule": "daily"})
     assert "What you skipped can be done later under Settings → Inbound." in html(client.get("/"))
+
+
+# --- connecting with only the token and the app secret ----------------------------------------------
+
+
+def test_the_wizard_connects_with_only_the_token_and_shows_the_verify_token(app, auth, owner, fake_graph):
+    from tests.commanding import audit, events
+    from tests.fakes.graph import PHONE_NUMBER_ID, TOKEN, WABA_ID
+
+    with app.extensions["sigdesk"].database.session() as session:
+        settings.set_text(session, app.extensions["sigdesk"].cipher, "whatsapp.graph_base_url", fake_graph.url)
+    step(auth, "welcome")
+    response = step(
+        auth, "whatsapp", {"action": "find", "whatsapp.access_token": TOKEN, "whatsapp.app_secret": "s3cret"}
+    )
+    page = html(response)
+    assert response.status_code == 200 and 'id="connected"' in page
+    assert 'id="number-quality">GREEN<' in page and "1,000 new customers a day" in page
+    assert "no-store" in response.headers["Cache-Control"]
+    token = setting(app, "whatsapp.verify_token")
+    assert f'<code id="verify-token" class="secret">{token}</code>' in page and 'data-copy="verify-token"' in page
+    assert (
+        setting(app, "whatsapp.phone_number_id") == PHONE_NUMBER_ID and setting(app, "whatsapp.app_secret") == "s3cret"
+    )
+    [entry] = audit(app, "whatsapp.connected")
+    assert entry.channel == "wizard" and entry.target == PHONE_NUMBER_ID
+    assert events(app, "whatsapp.connected") == [{"waba_id": WABA_ID, "phone_number_id": PHONE_NUMBER_ID}]
+    assert step(auth, "whatsapp", {"action": "continue"}).headers["Location"].endswith("/welcome/inbound")
+
+
+def test_the_wizard_lets_the_owner_pick_among_several_numbers(app, auth, owner, fake_graph):
+    from tests.fakes.graph import TOKEN
+
+    with app.extensions["sigdesk"].database.session() as session:
+        settings.set_text(session, app.extensions["sigdesk"].cipher, "whatsapp.graph_base_url", fake_graph.url)
+    fake_graph.add_waba("203333333333333", "London", [fake_graph.number("109999999999999", "+44 20 7946 0000")])
+    page = html(step(auth, "whatsapp", {"action": "find", "whatsapp.access_token": TOKEN}))
+    assert 'id="choose-form"' in page and "+44 20 7946 0000" in page
+    chosen = step(auth, "whatsapp", {"action": "choose", "phone_number_id": "109999999999999"})
+    assert chosen.status_code == 200 and 'id="connected"' in html(chosen)
+    assert setting(app, "whatsapp.waba_id") == "203333333333333"
+
+
+def test_the_wizard_explains_a_token_without_permission(app, auth, owner, fake_graph):
+    from tests.fakes.graph import TOKEN
+
+    with app.extensions["sigdesk"].database.session() as session:
+        settings.set_text(session, app.extensions["sigdesk"].cipher, "whatsapp.graph_base_url", fake_graph.url)
+    fake_graph.scopes = ["whatsapp_business_management"]
+    response = step(auth, "whatsapp", {"action": "find", "whatsapp.access_token": TOKEN})
+    assert response.status_code == 400 and "lacks the permission whatsapp_business_messaging" in html(response)
+    assert setting(app, "whatsapp.access_token") is None and setting(app, "onboarding.step") != "inbound"
+
+
+def test_the_inbound_step_never_offers_a_local_callback_and_shows_the_verify_token(app, auth, owner):
+    state = app.extensions["sigdesk"]
+    with state.database.session() as session:
+        for key, value in {
+            "whatsapp.waba_id": "102290129340398",
+            "whatsapp.verify_token": "vt-0123456789abcdef",
+        }.items():
+            settings.set_text(session, state.cipher, key, value)
+    response = auth.client.get("/welcome/inbound")
+    page = html(response)
+    assert "no-store" in response.headers["Cache-Control"]
+    assert 'id="callback-url"' not in page and 'id="callback-unreachable"' in page
+    assert 'name="whatsapp.callback_url" type="url" value=""' in page, "the local address is not offered as Meta's"
+    assert '<code id="verify-token" class="secret">vt-0123456789abcdef</code>' in page
+
+
+def test_the_wizard_subscribes_the_webhooks_through_a_public_address(app, auth, owner, fake_graph, live_server):
+    from tests.fakes.graph import TOKEN, WABA_ID
+
+    with app.extensions["sigdesk"].database.session() as session:
+        settings.set_text(session, app.extensions["sigdesk"].cipher, "whatsapp.graph_base_url", fake_graph.url)
+    fake_graph.tunnel("https://desk.example.com", live_server.url)
+    step(auth, "whatsapp", {"action": "find", "whatsapp.access_token": TOKEN})
+    response = auth.post(
+        "/welcome/webhooks",
+        {"whatsapp.callback_url": "https://desk.example.com/webhooks/whatsapp"},
+        form_page="/welcome/inbound",
+    )
+    assert response.status_code == 302, html(response)
+    assert fake_graph.subscriptions[WABA_ID]["verify_token"] == setting(app, "whatsapp.verify_token")
+    from tests.commanding import audit
+
+    assert [entry.channel for entry in audit(app, "whatsapp.subscribed")] == ["wizard"]

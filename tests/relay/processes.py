@@ -190,7 +190,7 @@ class Desktop:
         return self.cli("settings", "get", "relay.token", "--reveal").strip()
 
     def counts(self) -> dict:
-        from sigdesk.models import Contact, Conversation, Message, RelayReceipt, WebhookDelivery
+        from sigdesk.models import Contact, Conversation, Message, RejectedDelivery, RelayReceipt, WebhookDelivery
 
         database = Database(self.db_url)
         try:
@@ -202,7 +202,7 @@ class Desktop:
                 return {
                     "deliveries": count(WebhookDelivery),
                     "processed": count(WebhookDelivery, WebhookDelivery.state == "processed"),
-                    "quarantined": count(WebhookDelivery, WebhookDelivery.state == "quarantined"),
+                    "quarantined": count(RejectedDelivery),
                     "receipts": count(RelayReceipt),
                     "messages": count(Message),
                     "distinct_wamids": session.scalar(select(func.count(func.distinct(Message.wamid)))),

@@ -41,11 +41,11 @@ def test_deliveries_that_arrive_while_sigdesk_is_stopped_are_all_ingested_exactl
     desktop.process.start()
     until(lambda: relay.status(token)["backlog"] == 0, 90, "SigDesk to drain the relay")
     counts = desktop.counts()
-    assert counts["deliveries"] == counts["receipts"] == 1001
+    assert counts["deliveries"] == 1000 and counts["receipts"] == 1001
     assert counts["processed"] == 1000
     assert counts["messages"] == counts["distinct_wamids"] == 1000
     assert counts["wamids"] == {wamid(serial, "a") for serial in range(1000)}
-    assert counts["quarantined"] == 1, "the forged delivery is kept aside for the admin"
+    assert counts["quarantined"] == 1, "the forged delivery is listed for the admin, as a digest only"
     assert wamid(0, "forged") not in counts["wamids"]
 
 

@@ -23,6 +23,7 @@ REQUIREMENTS = ROOT / "packaging" / "relay" / "requirements.txt"
 ALLOWED_SIGDESK = (
     "sigdesk",
     "sigdesk.cli",
+    "sigdesk.terminal",  # logging that progress bars survive, how unset values print: click only
     "sigdesk.features",  # the list of command groups, names only (Flask only for type checking)
     "sigdesk.config",
     "sigdesk.db",

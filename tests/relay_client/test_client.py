@@ -5,7 +5,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from sigdesk.models import Message, WebhookDelivery
+from sigdesk.models import Message, RejectedDelivery, WebhookDelivery
 from sigdesk.relay_client import client as relay
 from sigdesk.settings import services as settings
 from tests.relay.payloads import SECRET, delivery, signed, wamid
@@ -74,7 +74,8 @@ def test_forged_relay_event_is_quarantined_not_ingested(desktop, puller, relay_s
     puller.step()
     assert count(desktop, Message, Message.wamid == wamid(1, "forged")) == 0
     assert count(desktop, Message, Message.wamid == wamid(2)) == 1
-    assert count(desktop, WebhookDelivery, WebhookDelivery.state == "quarantined") == 1
+    assert count(desktop, WebhookDelivery, WebhookDelivery.state == "quarantined") == 0
+    assert count(desktop, RejectedDelivery) == 1
     assert puller.status.quarantined == 1
 
 
@@ -117,6 +118,16 @@ def test_unreachable_relay_backs_off_then_shows_offline(desktop, puller, relay_s
     assert all(pause > 0 for pause in pauses)
     assert puller.status.state == "offline"
     assert "reach" in puller.status.message
+
+
+def test_puller_never_sends_the_token_to_a_stored_metadata_address(desktop, puller, relay_server, make_install):
+    pair_with(desktop, relay_server, make_install(pair=False))
+    state = desktop.extensions["sigdesk"]
+    with state.database.session() as session:  # as an older SigDesk, or a hand-edited database, might have it
+        settings.set_text(session, state.cipher, "relay.url", "http://169.254.169.254")
+    assert puller.step() == relay.REFUSED_SECONDS
+    assert puller.status.state == "refused"
+    assert "SigDesk will not send secrets there" in puller.status.message
 
 
 def test_every_request_has_a_deadline(desktop, relay_server, make_install):

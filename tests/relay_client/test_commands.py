@@ -31,3 +31,17 @@ def test_the_inbound_page_and_the_cli_pair_the_same_way(app, auth, owner, relay_
     assert events(app, "relay.paired") == [{"relay_host": host}, {"relay_host": host}]
     assert {"relay.token", "relay.install"} <= set(events(app, "settings.changed")[-1]["keys"])
     assert "sdr_" not in everything_recorded(app)
+
+
+def test_the_cli_refuses_a_link_local_relay_address_before_sending_the_code(app):
+    from click.testing import CliRunner
+
+    from sigdesk.cli import main
+
+    config = app.extensions["sigdesk"].config
+    where = ["--data-dir", str(config.data_dir), "--database-url", config.database_url]
+    for address in ("http://169.254.169.254", "http://metadata.google.internal"):
+        result = CliRunner().invoke(main, [*where, "relay", "pair", "--url", address, "--code", "ABCD-EFGH"])
+        assert result.exit_code == 2
+        assert "SigDesk will not send secrets there" in result.output
+    assert audit(app, "relay.paired") == []

@@ -1,8 +1,13 @@
+import hashlib
+from datetime import timedelta
+
 import pytest
 from sqlalchemy import func, select
 
+from sigdesk.db import utcnow
+
 from sigdesk.inbound.services import apply_stored
-from sigdesk.models import Message, RelayReceipt, WebhookDelivery
+from sigdesk.models import Message, RejectedDelivery, RelayReceipt, WebhookDelivery
 from sigdesk.relay_client import receive
 from sigdesk.relay_client.receive import Relayed
 from sigdesk.whatsapp.webhook import signature_header
@@ -57,35 +62,44 @@ def test_redelivered_event_that_was_never_processed_is_processed_now(app):
     assert count(app, Message) == 1 and count(app, WebhookDelivery) == 1
 
 
-def test_forged_event_is_quarantined_and_never_ingested(app):
-    stored = store(app, [relayed(1), relayed(2, secret="not-the-app-secret")])
+def test_forged_event_is_kept_as_a_digest_only_and_never_ingested(app):
+    forged = relayed(2, secret="not-the-app-secret")
+    stored = store(app, [relayed(1), forged])
     assert stored.quarantined == 1
     with app.extensions["sigdesk"].database.session() as session:
-        forged = session.scalars(select(WebhookDelivery).where(WebhookDelivery.state == "quarantined")).one()
-        assert forged.source == "relay" and forged.error == receive.SIGNATURE_MISMATCH
-        assert forged.raw == delivery(2)
+        assert session.scalars(select(WebhookDelivery.raw)).all() == [delivery(1)]
+        digest = session.scalars(select(RejectedDelivery)).one()
+        assert (digest.source, digest.reason, digest.install, digest.seq) == ("relay", "bad_signature", INSTALL, 2)
+        assert digest.size == len(forged.body) and digest.sha256 == hashlib.sha256(forged.body).hexdigest()
         assert receive.quarantined_count(session) == 1
     assert count(app, Message, Message.wamid == wamid(2)) == 0
+    again = store(app, [forged])
+    assert (again.new, again.duplicates, again.quarantined) == (0, 1, 0)
 
 
-def test_quarantined_events_are_released_once_the_app_secret_is_corrected(app):
-    store(app, [relayed(1, secret="the-real-secret"), relayed(2, secret="someone-else")], secret="a-wrong-secret")
+def test_forged_digests_are_capped_in_number_and_age(app, monkeypatch):
+    monkeypatch.setattr(receive, "MAX_REJECTED", 5)
+    store(app, [relayed(seq, secret="an-attacker") for seq in range(1, 9)])
     with app.extensions["sigdesk"].database.session() as session:
-        released = receive.recheck_quarantined(session, "the-real-secret")
-        session.commit()
-        for pending in released:
-            apply_stored(session, pending.delivery_id, pending.raw)
-        assert [pending.raw for pending in released] == [delivery(1)]
-        assert receive.quarantined_count(session) == 1
-    assert count(app, Message, Message.wamid == wamid(1)) == 1
+        assert session.scalars(select(RejectedDelivery.seq).order_by(RejectedDelivery.seq)).all() == [4, 5, 6, 7, 8]
+        later = utcnow() + receive.KEEP_REJECTED + timedelta(days=1)
+        assert receive.purge_rejected(session, now=later) == 5
+        assert receive.quarantined_count(session) == 0
 
 
-def test_replayed_quarantined_event_is_let_through_when_it_now_verifies(app):
-    store(app, [relayed(1)], secret="a-wrong-secret")
-    again = store(app, [relayed(1)])
-    assert len(again.pending) == 1
+def test_replayed_rejected_event_is_let_through_when_it_now_verifies(app):
+    store(app, [relayed(1, secret="the-real-secret"), relayed(2, secret="someone-else")], secret="a-wrong-secret")
+    assert count(app, WebhookDelivery) == 0
+    again = store(
+        app, [relayed(1, secret="the-real-secret"), relayed(2, secret="someone-else")], secret="the-real-secret"
+    )
+    assert [pending.raw for pending in again.pending] == [delivery(1)]
     assert count(app, Message, Message.wamid == wamid(1)) == 1
     assert count(app, WebhookDelivery) == 1
+    with app.extensions["sigdesk"].database.session() as session:
+        assert receive.quarantined_count(session) == 1
+    third = store(app, [relayed(1, secret="the-real-secret")], secret="the-real-secret")
+    assert third.duplicates == 1 and count(app, WebhookDelivery) == 1
 
 
 def test_last_relayed_at_follows_the_newest_receipt(app):

@@ -1,3 +1,5 @@
+import socket
+
 import httpx
 import pytest
 from sqlalchemy import select
@@ -29,8 +31,17 @@ def test_inbound_page_shows_both_modes(app, auth, owner):
     page = auth.client.get(PAGE)
     assert page.status_code == 200
     html = page.get_data(as_text=True)
-    assert "http://localhost/webhooks/whatsapp" in html
     assert 'name="code"' in html and 'id="pair"' in html
+    assert 'id="direct-unreachable"' in html and "Meta cannot call it" in html  # never offers loopback to Meta
+
+
+def test_inbound_page_offers_meta_the_public_address_once_it_is_set(app, auth, owner):
+    state = app.extensions["sigdesk"]
+    with state.database.session() as session:
+        settings.set_text(session, state.cipher, "whatsapp.callback_url", "https://desk.example.com/webhooks/whatsapp")
+    html = auth.client.get(PAGE).get_data(as_text=True)
+    assert '<code id="direct-url">https://desk.example.com/webhooks/whatsapp</code>' in html
+    assert 'id="direct-unreachable"' not in html
 
 
 def test_agents_cannot_open_the_inbound_page(app, auth, owner):
@@ -63,6 +74,45 @@ def test_pairing_with_a_used_code_or_bad_address_shows_an_error(app, auth, owner
     bad = form(auth, "/admin/inbound/pair", {"relay_url": "ftp://relay", "code": "X"})
     assert bad.status_code == 400
     assert setting(app, "relay.url") == relay_server.url
+
+
+def test_pairing_with_a_metadata_address_is_refused_before_any_call_and_keeps_the_typed_code(app, auth, owner):
+    for address in ("http://169.254.169.254", "http://metadata.google.internal", "http://[fe80::1]:8080"):
+        response = form(auth, "/admin/inbound/pair", {"relay_url": address, "code": "ABCD-EFGH-JKLM"})
+        html = response.get_data(as_text=True)
+        assert response.status_code == 400
+        assert "SigDesk will not send secrets there" in html
+        assert 'value="ABCD-EFGH-JKLM"' in html
+    assert setting(app, "relay.url") is None
+
+
+def test_unreachable_relay_is_explained_in_plain_words_and_the_code_is_kept(app, auth, owner):
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    response = form(auth, "/admin/inbound/pair", {"relay_url": f"http://127.0.0.1:{port}", "code": "ABCD-EFGH-JKLM"})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 502
+    assert f"SigDesk could not reach a relay at http://127.0.0.1:{port}" in html
+    assert "ConnectError" not in html and "Errno" not in html
+    assert 'value="ABCD-EFGH-JKLM"' in html and f'value="http://127.0.0.1:{port}"' in html
+
+
+def test_only_the_owner_may_point_pairing_at_a_new_relay_address(app, auth, owner, relay_server, make_install):
+    admin = auth.create_user("admin")
+    auth.logout()
+    auth.login(admin)
+    install = make_install(pair=False)
+    refused = pair(auth, relay_server, install)
+    assert refused.status_code == 403
+    assert "Only the owner can change the relay address" in refused.get_data(as_text=True)
+    assert setting(app, "relay.url") is None
+    auth.logout()
+    auth.login(owner)
+    assert pair(auth, relay_server, install).status_code == 302
+    auth.logout()
+    auth.login(admin)  # pairing again with the address the owner chose is still an admin's job
+    assert pair(auth, relay_server, make_install("Second till", pair=False)).status_code == 302
 
 
 def test_switching_modes_and_unpairing(app, auth, owner, relay_server, make_install):
@@ -100,7 +150,7 @@ def test_replay_from_date_asks_the_relay_to_send_again(app, auth, owner, relay_s
     assert bad.status_code == 400
 
 
-def test_recheck_releases_quarantined_events_after_the_secret_is_fixed(app, auth, owner, relay_server, make_install):
+def test_recheck_lets_rejected_events_through_after_the_secret_is_fixed(app, auth, owner, relay_server, make_install):
     state = app.extensions["sigdesk"]
     with state.database.session() as session:
         settings.set_value(session, state.cipher, "whatsapp.app_secret", "a-wrong-secret")
@@ -108,14 +158,17 @@ def test_recheck_releases_quarantined_events_after_the_secret_is_fixed(app, auth
     pair(auth, relay_server, install)
     body = delivery(7)
     httpx.post(relay_server.url + install.hook, content=body, headers=signed(body))
-    relay.Puller(state.database, state.cipher, wait=0.1).step()
+    puller = relay.Puller(state.database, state.cipher, wait=0.1)
+    puller.step()
     page = auth.client.get(PAGE).get_data(as_text=True)
-    assert 'id="recheck"' in page
+    assert 'id="recheck"' in page and "keeps only a fingerprint" in page
     assert auth.client.get("/admin/inbound/status.json").get_json()["quarantined"] == 1
     with state.database.session() as session:
         settings.set_value(session, state.cipher, "whatsapp.app_secret", SECRET)
     response = auth.client.post("/admin/inbound/recheck", data={"csrf_token": csrf_from(page)})
     assert response.status_code == 302
+    assert "The relay is sending 1 event again" in auth.client.get(PAGE).get_data(as_text=True)
+    puller.step()
     assert auth.client.get("/admin/inbound/status.json").get_json()["quarantined"] == 0
     with state.database.session() as session:
         assert session.scalar(select(Message.wamid).where(Message.wamid == wamid(7)))

@@ -9,9 +9,11 @@ import pytest
 from sqlalchemy import func, select
 
 from sigdesk.audit.services import record, record_login
-from sigdesk.models import AuditEvent, Conversation, LoginEvent, Message, Setting, WebhookDelivery
+from sigdesk.media.services import keep_upload
+from sigdesk.models import AuditEvent, Conversation, LoginEvent, Message, Setting, UploadedMedia, WebhookDelivery
 from sigdesk.retention.services import LAST_RUN, purge, run_daily
 from sigdesk.settings import services as settings
+from sigdesk.whatsapp.media import check_media, media_path
 from tests import factories
 from tests.backup.seed import media_files, seed
 
@@ -134,3 +136,31 @@ def test_the_purge_is_a_task_on_the_one_worker(app):
     worker.run_once([task])
     with app.extensions["sigdesk"].database.session() as session:
         assert session.get(Setting, LAST_RUN) is not None
+
+
+def test_copies_of_uploads_are_dropped_once_metas_media_id_has_expired_unless_a_message_shows_them(app):
+    state = app.extensions["sigdesk"]
+    png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+    sent, unsent = png + b"sent", png + b"unsent"
+    with state.database.session() as session:
+        for media_id, data in (("m-sent", sent), ("m-unsent", unsent)):
+            keep_upload(
+                session,
+                state.config.data_dir,
+                media_id,
+                data,
+                "image/png",
+                None,
+                check_media(data, "image/png", None, "image"),
+            )
+        keys = dict(session.execute(select(UploadedMedia.media_id, UploadedMedia.storage_key)).all())
+        contact = factories.contact(session)
+        conversation = factories.conversation(session, contact)
+        factories.message(session, conversation, "out", "image", storage_key=keys["m-sent"])
+        session.commit()
+    assert "expired_uploads" not in run_purge(app, datetime.now(timezone.utc) + timedelta(days=29))
+    later = datetime.now(timezone.utc) + timedelta(days=31)
+    assert run_purge(app, later)["expired_uploads"] == 2
+    assert count(app, UploadedMedia) == 0
+    assert media_path(state.config.data_dir, keys["m-sent"]).exists()  # the thread still shows it
+    assert not media_path(state.config.data_dir, keys["m-unsent"]).exists()

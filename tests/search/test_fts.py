@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 
 import pytest
 from sqlalchemy import inspect
@@ -88,3 +89,46 @@ def test_existing_rows_are_indexed_when_the_migration_runs(app, auth):
     command.upgrade(cfg, "head")
     assert len(owner_search(app, "existed")["messages"]) == 1
     assert [hit["name"] for hit in owner_search(app, "upgrade")["contacts"]] == ["Before Upgrade"]
+
+
+@pytest.mark.database
+def test_migration_0009_indexes_what_was_stored_before_it(app, auth, monkeypatch):
+    """Chinese words inside a sentence, contact-card names and file names stored before the upgrade are found after
+    it, through the index (MariaDB's scan of the newest messages is switched off: see MySQLSearch)."""
+    from alembic import command
+
+    from sigdesk.db import alembic_config
+    from sigdesk.search.services import MySQLSearch
+    from tests import factories
+
+    monkeypatch.setattr(MySQLSearch, "RECENT_WINDOW", 0)
+
+    auth.setup_owner()
+    state = app.extensions["sigdesk"]
+    cfg = alembic_config(state.database, state.config.migrations_dir)
+    command.downgrade(cfg, "0008")
+    with state.database.session() as session:
+        conversation = add_conversation(session, "Stored Earlier", "4966", ["我想订购两件红色的衬衫"])
+        factories.message(session, conversation, type="document", filename="quote-7781.pdf", wamid="wamid.doc.4966")
+        cards = {"contacts": {"cards": [{"name": {"formatted_name": "Dora Delivery"}}]}}
+        factories.message(session, conversation, type="contacts", details=json.dumps(cards), wamid="wamid.card.4966")
+    command.upgrade(cfg, "head")
+    assert len(owner_search(app, "红色的衬衫")["messages"]) == 1
+    assert len(owner_search(app, "衬衫")["messages"]) == 1
+    assert [hit["message"]["type"] for hit in owner_search(app, "quote 7781")["messages"]] == ["document"]
+    assert [hit["message"]["type"] for hit in owner_search(app, "dora")["messages"]] == ["contacts"]
+    with state.database.engine.begin() as connection:
+        assert fts.integrity_ok(connection)
+
+
+def test_migration_0009_tells_the_scripts_without_spaces_as_search_does():
+    """The view and triggers (a copy in the migration) and the queries must agree on which rows the trigram index holds."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "migrations" / "versions" / "0009_search.py"
+    spec = importlib.util.spec_from_file_location("migration_0009", path)
+    migration = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(migration)
+    assert migration.UNSPACED_GLOB == fts.UNSPACED_GLOB and migration.CARDS == fts.CARDS
+    assert migration._grams("我想订购 hi 東京") == fts.grams("我想订购 hi 東京")

@@ -313,7 +313,10 @@ def test_a_missing_media_file_is_a_graph_error(client, fake_graph):
 def test_phone_number_info(client, fake_graph):
     info = client.phone_number_info()
     assert info["display_phone_number"] == DISPLAY_NUMBER and info["verified_name"] == VERIFIED_NAME
-    assert fake_graph.requests[-1].query["fields"] == "display_phone_number,verified_name,quality_rating"
+    assert (
+        fake_graph.requests[-1].query["fields"]
+        == "id,display_phone_number,verified_name,quality_rating,messaging_limit_tier"
+    )
 
 
 def test_templates_are_listed_across_pages(client, fake_graph):
@@ -471,3 +474,86 @@ def test_a_non_json_answer_is_an_error(fake_graph):
 
     with graph(fake_graph) as client, pytest.raises(GraphError, match="without a JSON object"):
         client.request("GET", "html")
+
+
+def test_the_default_version_is_the_current_one_meta_documents():
+    from sigdesk.settings.specs import SPECS
+    from sigdesk.whatsapp.client import DEFAULT_VERSION
+
+    assert DEFAULT_VERSION == "v26.0" == SPECS["whatsapp.api_version"].default
+
+
+def test_a_token_is_described_and_its_accounts_and_numbers_listed(fake_graph):
+    with GraphClient(fake_graph.url, "v26.0", TOKEN) as client:
+        data = client.debug_token()
+        assert data["is_valid"] is True and data["expires_at"] == 0
+        assert {grant["scope"] for grant in data["granular_scopes"]} == {
+            "whatsapp_business_messaging",
+            "whatsapp_business_management",
+        }
+        assert client.business_account(WABA_ID)["name"]
+        [number] = client.phone_numbers(WABA_ID)
+    assert number["id"] == PHONE_NUMBER_ID and number["messaging_limit_tier"] == "TIER_1K"
+    request = fake_graph.requests[0]
+    assert request.path == "/v26.0/debug_token" and request.query["input_token"] == TOKEN
+
+
+def test_ids_that_are_not_metas_never_reach_a_request_path(fake_graph):
+    with GraphClient(fake_graph.url, "v26.0", TOKEN) as client, pytest.raises(InvalidMessage, match="numeric ID"):
+        client.phone_numbers("../me")
+    assert fake_graph.requests == []
+
+
+def test_subscribing_sends_the_callback_override_and_meta_checks_it(fake_graph, app, live_server):
+    from sigdesk.settings import services as settings
+
+    state = app.extensions["sigdesk"]
+    with state.database.session() as session:
+        settings.set_text(session, state.cipher, "whatsapp.verify_token", "the-verify-token")
+    fake_graph.tunnel("https://desk.example.com", live_server.url)
+    with GraphClient(fake_graph.url, "v26.0", TOKEN) as client:
+        client.subscribe_app(WABA_ID, "https://desk.example.com/webhooks/whatsapp", "the-verify-token")
+        [entry] = client.subscribed_apps(WABA_ID)
+        assert entry["override_callback_uri"] == "https://desk.example.com/webhooks/whatsapp"
+        with pytest.raises(GraphError) as refused:
+            client.subscribe_app(WABA_ID, "https://desk.example.com/webhooks/whatsapp", "a-wrong-token")
+    assert refused.value.code == 2200
+    body = fake_graph.requests[0].body
+    assert body == {
+        "override_callback_uri": "https://desk.example.com/webhooks/whatsapp",
+        "verify_token": "the-verify-token",
+    }
+
+
+def test_metas_deprecation_header_is_remembered(fake_graph):
+    fake_graph.deprecate("v21.0", "v26.0")
+    with GraphClient(fake_graph.url, "v21.0", TOKEN, PHONE_NUMBER_ID) as client:
+        client.phone_number_info()
+        assert client.served_version == "v26.0"
+        assert client.version_warning == "The call has been auto-upgraded to v26.0 as v21.0 has been deprecated."
+    with GraphClient(fake_graph.url, "v26.0", TOKEN, PHONE_NUMBER_ID) as client:
+        client.phone_number_info()
+        assert client.served_version == "v26.0" and client.version_warning is None
+
+
+def test_a_deprecation_is_noted_even_when_the_call_fails(fake_graph):
+    fake_graph.deprecate("v21.0")
+    fake_graph.fail_next(100)
+    with GraphClient(fake_graph.url, "v21.0", TOKEN, PHONE_NUMBER_ID) as client, pytest.raises(GraphError):
+        client.phone_number_info()
+    assert client.version_warning and "deprecated" in client.version_warning
+
+
+def test_sending_without_a_phone_number_id_is_refused_locally(fake_graph):
+    with GraphClient(fake_graph.url, "v26.0", TOKEN) as client, pytest.raises(InvalidMessage, match="phone number ID"):
+        client.send_text(CUSTOMER, "hello")
+    assert fake_graph.requests == []
+
+
+def test_the_token_in_debug_tokens_query_never_reaches_the_log(fake_graph, caplog):
+    import logging
+
+    with caplog.at_level(logging.DEBUG), GraphClient(fake_graph.url, "v26.0", TOKEN) as client:
+        client.debug_token()
+    ours = [record.getMessage() for record in caplog.records if record.name != "werkzeug"]  # werkzeug: the fake's
+    assert any("debug_token" in line for line in ours) and not any(TOKEN in line for line in ours)

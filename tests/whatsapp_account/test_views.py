@@ -63,7 +63,7 @@ def test_blank_secret_fields_keep_the_stored_secret(auth, client, owner, fake_gr
     ("key", "value", "message"),
     [
         ("whatsapp.api_version", "21", "not a Graph API version"),
-        ("whatsapp.graph_base_url", "ftp://graph", "not an http(s) address"),
+        ("whatsapp.graph_base_url", "ftp://graph", "give a full http:// or https:// address"),
         ("whatsapp.phone_number_id", "12ab", "not a numeric ID"),
     ],
 )
@@ -100,6 +100,9 @@ def test_settings_changes_are_audited_without_values(auth, client, owner, fake_g
         ("POST", "/admin/whatsapp/"),
         ("POST", "/admin/whatsapp/test"),
         ("POST", "/admin/whatsapp/verify-token"),
+        ("POST", "/admin/whatsapp/find"),
+        ("POST", "/admin/whatsapp/choose"),
+        ("POST", "/admin/whatsapp/subscribe"),
     ],
 )
 def test_agents_get_403_and_change_nothing(auth, client, owner, fake_graph, method, path):
@@ -117,15 +120,18 @@ def test_admins_may_connect_too(auth, client, owner, fake_graph):
     admin = auth.create_user("admin")
     auth.logout()
     auth.login(admin)
-    assert auth.post("/admin/whatsapp/", connect_form(fake_graph), form_page="/admin/whatsapp/").status_code == 302
+    form = connect_form(fake_graph)
+    del form["whatsapp.graph_base_url"]  # only the owner may point the token elsewhere
+    assert auth.post("/admin/whatsapp/", form, form_page="/admin/whatsapp/").status_code == 302
     page = client.get("/admin/whatsapp/").get_data(as_text=True)
     assert f'value="{WABA_ID}"' in page and 'href="/admin/whatsapp/"' in page
 
 
-def test_the_page_shows_the_callback_url_to_paste_into_meta(auth, client, owner):
+def test_the_page_never_offers_a_local_address_as_metas_callback(auth, client, owner):
     page = client.get("/admin/whatsapp/").get_data(as_text=True)
-    assert '<code id="callback-url">http://localhost/webhooks/whatsapp</code>' in page
-    assert 'value="v21.0"' in page and 'value="https://graph.facebook.com"' in page
+    assert 'id="callback-url"' not in page and 'id="callback-unreachable"' in page
+    assert "Pair with a relay" in page and "public HTTPS address" in page
+    assert 'value="v26.0"' in page and 'value="https://graph.facebook.com"' in page
 
 
 def test_the_check_talks_to_meta_with_the_saved_settings(auth, client, owner, fake_graph):

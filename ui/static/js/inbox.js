@@ -15,7 +15,8 @@
   var base = root.getAttribute("data-base-url");
   var state = {
     selected: null, cursor: -1, replyTo: null, mode: "reply", canned: [], cannedIndex: 0,
-    source: null, retry: 1000, listTimer: null, unread: parseInt(root.getAttribute("data-unread"), 10) || 0
+    source: null, retry: 1000, listTimer: null, unread: parseInt(root.getAttribute("data-unread"), 10) || 0,
+    pinned: true
   };
 
   // --- small helpers --------------------------------------------------------------------------
@@ -271,11 +272,25 @@
     setMode(state.mode);
     var focus = around && document.getElementById("msg-" + around);
     if (focus) {
+      state.pinned = false;
       focus.classList.add("focus");
       focus.scrollIntoView({ block: "center" });
     } else {
+      state.pinned = true;
       box.scrollTop = box.scrollHeight;
     }
+    keepPinned(box);
+  }
+
+  // Images and videos get their height only once loaded: stay at the newest message while they do,
+  // unless the reader has scrolled up.
+  function nearBottom(box) { return box.scrollHeight - box.scrollTop - box.clientHeight < 80; }
+
+  function keepPinned(box) {
+    box.addEventListener("scroll", function () { state.pinned = nearBottom(box); }, { passive: true });
+    function settle() { if (state.pinned && box.isConnected) box.scrollTop = box.scrollHeight; }
+    box.addEventListener("load", settle, true);
+    box.addEventListener("loadedmetadata", settle, true);
   }
 
   function reloadThread(keepComposer) {
@@ -313,6 +328,7 @@
   function markRead() {
     var thread = openThread();
     if (!thread || thread.getAttribute("data-unread") === "0") return;
+    if (document.visibilityState !== "visible") return;  // visibilitychange marks it once seen
     thread.setAttribute("data-unread", "0");
     request("POST", conversationUrl(thread.getAttribute("data-conversation-id"), "/read"), {}).then(scheduleList);
   }
@@ -338,9 +354,11 @@
         if (existing) existing.remove();
       });
       localise(holder);
+      var arrived = holder.querySelector(".msg.in");
       while (holder.firstChild) box.appendChild(holder.firstChild);
-      if (atBottom) box.scrollTop = box.scrollHeight;
-      if (document.visibilityState === "visible") markRead();
+      if (atBottom) { state.pinned = true; box.scrollTop = box.scrollHeight; }
+      var thread = openThread();
+      if (arrived && thread) { thread.setAttribute("data-unread", "1"); markRead(); }
     }).catch(function () { lost(id); });
   }
 

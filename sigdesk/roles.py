@@ -17,7 +17,8 @@ ADMIN_PERMISSIONS = AGENT_PERMISSIONS | {
     "canned.manage",
     "labels.manage",
 }
-OWNER_PERMISSIONS = ADMIN_PERMISSIONS | {"security.manage"}
+# "connections.redirect": pointing the Graph API or relay address elsewhere, which sends secrets there.
+OWNER_PERMISSIONS = ADMIN_PERMISSIONS | {"security.manage", "connections.redirect"}
 
 PERMISSIONS: dict[str, frozenset[str]] = {
     Role.AGENT.value: AGENT_PERMISSIONS,

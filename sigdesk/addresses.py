@@ -54,8 +54,9 @@ def check_outbound_url(url: str, field: str, *, resolve: bool = True) -> str:
             addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
     for ip in addresses:
         if _refused_ip(ip):
+            where = host if host == str(ip) else f"{host} points at {ip}, which"
             raise UserError(
-                f"{field}: {host} points at {ip}, a link-local or metadata address; SigDesk will not send secrets there.",
+                f"{field}: {where} is a link-local or metadata address; SigDesk will not send secrets there.",
                 field=field,
             )
     return text

@@ -1,0 +1,119 @@
+"""One SigDesk at a time per data dir: an OS lock held by `serve`, `desktop` and a restore.
+
+A restore renames the data dir; a server still running would go on writing into the renamed old
+folder and everything it wrote would be lost from the restored one. The lock is the operating
+system's own (flock, or LockFileEx through msvcrt on Windows), so it ends with the process that held
+it, however that process ended: no stale lock file to delete by hand. The file also says who holds it
+(pid and what it is doing), so the refusal can name the process to stop.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
+
+from sigdesk.config import ConfigError
+
+LOCK_FILE = "sigdesk.lock"
+_LOCK_OFFSET = 1 << 20  # Windows locks a byte range: one far past the text, so the text stays readable
+
+
+class DataDirInUse(ConfigError):
+    """Another process holds the data dir; the message names it and what to do."""
+
+
+def _try_lock(handle: IO[str]) -> bool:
+    if sys.platform == "win32":
+        import msvcrt
+
+        handle.seek(_LOCK_OFFSET)
+        try:
+            msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        return True
+    import fcntl
+
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    return True
+
+
+def _unlock(handle: IO[str]) -> None:
+    if sys.platform == "win32":
+        import msvcrt
+
+        handle.seek(_LOCK_OFFSET)
+        msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)
+    else:
+        import fcntl
+
+        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def holder(data_dir: Path) -> dict | None:
+    """Who says they hold the lock ({"pid", "what"}), as written by hold(); None if unknown."""
+    try:
+        text = (Path(data_dir) / LOCK_FILE).read_text(encoding="utf-8").strip()
+        found = json.loads(text) if text else None
+    except (OSError, ValueError):
+        return None
+    return found if isinstance(found, dict) else None
+
+
+def _refusal(data_dir: Path, what: str) -> DataDirInUse:
+    found = holder(data_dir) or {}
+    pid = found.get("pid")
+    by = f"{found.get('what') or 'SigDesk'} (process {pid})" if pid else "another SigDesk process"
+    return DataDirInUse(
+        f"The data dir {data_dir} is in use by {by}, so {what} cannot run now. "
+        f"Stop that process first (close its window or press Ctrl+C where it runs"
+        f"{f', or: kill {pid}' if pid else ''}), then try again."
+    )
+
+
+def check_free(data_dir: Path, what: str) -> None:
+    """Refuse now (DataDirInUse) if another process holds the data dir, before a long task starts;
+    the task itself still takes the lock with hold()."""
+    if (Path(data_dir) / LOCK_FILE).exists():
+        with hold(data_dir, what):
+            pass
+
+
+@contextmanager
+def hold(data_dir: Path, what: str) -> Iterator[None]:
+    """Hold the data dir's lock for the block, or refuse at once (DataDirInUse) when another process holds it.
+
+    `what` is how the refusal names this process to others, e.g. "sigdesk serve". The data dir is
+    created if missing, as starting SigDesk would anyway."""
+    data_dir = Path(data_dir)
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise ConfigError(f"Cannot use the data dir {data_dir}: {exc.strerror or exc}") from exc
+    path = data_dir / LOCK_FILE
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    handle = os.fdopen(fd, "r+", encoding="utf-8")
+    try:
+        if not _try_lock(handle):
+            raise _refusal(data_dir, what)
+        handle.seek(0)
+        handle.truncate()
+        handle.write(json.dumps({"pid": os.getpid(), "what": what}) + "\n")
+        handle.flush()
+        try:
+            yield
+        finally:
+            handle.seek(0)
+            handle.truncate()
+            handle.flush()
+            _unlock(handle)
+    finally:
+        handle.close()

@@ -1,0 +1,77 @@
+"""What every `sigdesk` command shares on the terminal: how unset values read, warnings about secrets
+typed as arguments, and progress bars that log lines do not break. Imports nothing of SigDesk, so any
+feature's cli.py can use it."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import click
+
+# How every command prints a value that is not there (settings, users' and tokens' dates).
+UNSET = "(not set)"
+
+
+def shown(value: Any) -> str:
+    """A value as every command prints it: missing and empty values all read UNSET."""
+    if value is None or value == "":
+        return UNSET
+    return str(value)
+
+
+def warn_secret_argument(what: str, instead: str = "--stdin") -> None:
+    """A secret typed on the command line stays in the shell's history and shows in `ps` to other users."""
+    click.echo(
+        f"Warning: {what} was given on the command line, where the shell history and other users "
+        f"(ps) can see it; next time use {instead}.",
+        err=True,
+    )
+
+
+_bars: list[Any] = []
+
+
+@contextmanager
+def progress_bar(length: int, label: str) -> Iterator[Any]:
+    """A click progress bar on stderr that log lines print above instead of in the middle of it."""
+    with click.progressbar(length=max(length, 1), label=label, file=sys.stderr) as bar:
+        _bars.append(bar)
+        try:
+            yield bar
+        finally:
+            _bars.remove(bar)
+
+
+class BarSafeHandler(logging.StreamHandler):
+    """Logs to stderr; while a progress bar is drawn there, clears its line, writes the log line and
+    draws the bar again below it, so the two never run together."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        bar = _bars[-1] if _bars else None
+        if bar is None or bar.file is not self.stream or not getattr(bar, "_is_atty", False):
+            super().emit(record)
+            return
+        try:
+            line = self.format(record)
+            with self.lock:
+                self.stream.write("\r\033[K" + line + "\n")
+                self.stream.flush()
+                bar._last_line = None  # click draws only a changed line: make it draw again
+                bar.render_progress()
+        except Exception:  # noqa: BLE001 - logging must never break the command (logging's own rule)
+            self.handleError(record)
+
+
+def configure_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        handlers=[BarSafeHandler()],
+    )
+    if not verbose:
+        for noisy in ("alembic", "httpx", "httpcore"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
