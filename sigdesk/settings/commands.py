@@ -51,7 +51,8 @@ def from_form(keys: Iterable[str], form: Mapping[str, str], blank_keeps: bool = 
 
 def _parsed(key: str, value: Any) -> Any:
     spec = spec_for(key)
-    return spec.parse(value if isinstance(value, str) else spec.to_text(value))
+    parsed = spec.parse(value if isinstance(value, str) else spec.to_text(value))
+    return parsed if spec.check is None else spec.check(parsed)
 
 
 def save(session: Session, actor: Actor, cipher: Cipher, values: Mapping[str, Any]) -> list[str]:

@@ -50,6 +50,8 @@ def set_text(session: Session, cipher: Cipher, key: str, text: str) -> Any:
     """Parse and store a value given as text (CLI, forms); returns the typed value."""
     spec = spec_for(key)
     value = spec.parse(text)
+    if spec.check is not None:
+        value = spec.check(value)
     _store(session, cipher, spec, spec.to_text(value))
     return value
 
@@ -58,6 +60,8 @@ def set_value(session: Session, cipher: Cipher, key: str, value: Any) -> None:
     spec = spec_for(key)
     text = spec.to_text(value)
     spec.parse(text)
+    if spec.check is not None:
+        text = spec.to_text(spec.check(value))
     _store(session, cipher, spec, text)
 
 

@@ -84,11 +84,11 @@ def parse_http_url(text: str) -> str:
     return cleaned
 
 
-def parse_secret_destination(text: str) -> str:
-    """An address SigDesk sends a token to: also never a link-local or metadata one, however it is set."""
-    cleaned = parse_http_url(text)
+def check_secret_destination(value: str) -> str:
+    """An address SigDesk sends a token to is never set to a link-local or metadata one, however it is set.
+    Checked on writing only: a value stored before must still read (the client refuses to use it)."""
     try:
-        return check_outbound_url(cleaned, "address", resolve=False)
+        return check_outbound_url(value, "address", resolve=False)
     except UserError as error:
         raise SettingError(str(error).removeprefix("address: ")) from None
 
@@ -180,6 +180,7 @@ class Spec:
     parse: Callable[[str], Any] = parse_str
     default: Any = None
     secret: bool = False
+    check: Callable[[Any], Any] | None = None  # a rule for new values only, beyond their type
 
     def to_text(self, value: Any) -> str:
         if isinstance(value, bool):
@@ -211,11 +212,17 @@ SPECS: dict[str, Spec] = {
         Spec("whatsapp.phone_number_id", "Phone number ID", parse_digits, None),
         Spec("whatsapp.waba_id", "WhatsApp Business Account ID", parse_digits, None),
         Spec("whatsapp.api_version", "Graph API version", parse_api_version, "v26.0"),
-        Spec("whatsapp.graph_base_url", "Graph API address", parse_secret_destination, "https://graph.facebook.com"),
+        Spec(
+            "whatsapp.graph_base_url",
+            "Graph API address",
+            parse_http_url,
+            "https://graph.facebook.com",
+            check=check_secret_destination,
+        ),
         Spec("whatsapp.read_receipts", "Send read receipts to customers", parse_bool, True),
         Spec("whatsapp.callback_url", "Callback URL Meta sends webhooks to (public HTTPS)", parse_http_url, None),
         Spec("inbound.mode", "How Meta's webhooks reach SigDesk (relay or direct)", parse_inbound_mode, "direct"),
-        Spec("relay.url", "Relay address", parse_secret_destination, None),
+        Spec("relay.url", "Relay address", parse_http_url, None, check=check_secret_destination),
         Spec("relay.token", "Relay access token (from pairing)", parse_str, None, secret=True),
         Spec("relay.install", "Relay install ID (from pairing)", parse_str, None),
         Spec("retention.messages_days", "Delete messages older than this many days (0 keeps them)", parse_days, 0),

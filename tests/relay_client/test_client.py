@@ -5,7 +5,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from sigdesk.models import Message, RejectedDelivery, WebhookDelivery
+from sigdesk.models import Message, RejectedDelivery, Setting, WebhookDelivery
 from sigdesk.relay_client import client as relay
 from sigdesk.settings import services as settings
 from tests.relay.payloads import SECRET, delivery, signed, wamid
@@ -124,7 +124,7 @@ def test_puller_never_sends_the_token_to_a_stored_metadata_address(desktop, pull
     pair_with(desktop, relay_server, make_install(pair=False))
     state = desktop.extensions["sigdesk"]
     with state.database.session() as session:  # as an older SigDesk, or a hand-edited database, might have it
-        settings.set_text(session, state.cipher, "relay.url", "http://169.254.169.254")
+        session.merge(Setting(key="relay.url", value="http://169.254.169.254", is_secret=False))
     assert puller.step() == relay.REFUSED_SECONDS
     assert puller.status.state == "refused"
     assert "SigDesk will not send secrets there" in puller.status.message

@@ -553,7 +553,7 @@ def test_sending_without_a_phone_number_id_is_refused_locally(fake_graph):
 def test_the_token_in_debug_tokens_query_never_reaches_the_log(fake_graph, caplog):
     import logging
 
-    with caplog.at_level(logging.DEBUG), GraphClient(fake_graph.url, "v26.0", TOKEN) as client:
+    with caplog.at_level(logging.DEBUG, logger="httpx"), GraphClient(fake_graph.url, "v26.0", TOKEN) as client:
         client.debug_token()
     ours = [record.getMessage() for record in caplog.records if record.name != "werkzeug"]  # werkzeug: the fake's
     assert any("debug_token" in line for line in ours) and not any(TOKEN in line for line in ours)
