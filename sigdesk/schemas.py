@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
 from werkzeug.datastructures import FileStorage
 
 from sigdesk.paging import MAX_CURSOR, MAX_ID
@@ -70,6 +70,17 @@ class Input(BaseModel):
     """Request bodies: JSON types as sent (no "true" for true, no 1.0 for 1)."""
 
     model_config = ConfigDict(strict=True)
+
+
+class Query(BaseModel):
+    """A query string: an empty field is a field left out (forms and the pages' scripts send them)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_empty(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {key: value for key, value in data.items() if value != ""}
+        return data
 
 
 class Paging(BaseModel):

@@ -190,3 +190,19 @@ def fake_graph():
     fake = FakeGraph().start()
     yield fake
     fake.stop()
+
+
+@pytest.fixture
+def api(app, owner, live_server, fake_graph):
+    """The owner's API token against the running server (and its worker), connected to the fake Graph API."""
+    import httpx
+
+    from tests import factories
+
+    state = app.extensions["sigdesk"]
+    with state.database.session() as session:
+        factories.whatsapp_connection(session, state.cipher, fake_graph.url)
+        token = accounts.create_api_token(session, accounts.find_user(session, owner.email), "e2e")
+    with httpx.Client(base_url=f"{live_server.url}/api/v1", headers={"Authorization": f"Bearer {token}"}) as client:
+        client.live_server = live_server
+        yield client

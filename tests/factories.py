@@ -17,8 +17,10 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from sigdesk.auth import services as accounts
+from sigdesk.crypto import Cipher
 from sigdesk.db import utcnow
 from sigdesk.models import Contact, Conversation, ConversationLabel, Label, Message, Note, Template, User
+from sigdesk.settings import services as settings
 from sigdesk.whatsapp.webhook import signature_header
 
 PASSWORD = "correct horse battery"
@@ -61,6 +63,22 @@ def api_token(session: Session, owner: User, name: str = "test") -> str:
 
 
 # --- the inbox -----------------------------------------------------------------------------------
+
+
+def whatsapp_connection(session: Session, cipher: Cipher, graph_url: str, **extra: str) -> None:
+    """Settings of a SigDesk connected to the fake Graph API at graph_url (extra: more settings, by key)."""
+    from tests.fakes import graph
+
+    values = {
+        "whatsapp.access_token": graph.TOKEN,
+        "whatsapp.phone_number_id": graph.PHONE_NUMBER_ID,
+        "whatsapp.waba_id": graph.WABA_ID,
+        "whatsapp.graph_base_url": graph_url,
+        "whatsapp.app_secret": APP_SECRET,
+        **extra,
+    }
+    for key, value in values.items():
+        settings.set_text(session, cipher, key, value)
 
 
 def contact(session: Session, wa_id: str | None = None, name: str | None = None, **fields: Any) -> Contact:

@@ -4,28 +4,20 @@
 
 from __future__ import annotations
 
-from typing import Any
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field
 
 from sigdesk.contacts.services import ContactData
-from sigdesk.schemas import Paging, PageSize, Text, limit
+from sigdesk.schemas import Paging, PageSize, Query, Text, limit
 
 PICK_MAX = 100
 
 
-class ContactPickQuery(Paging):
+class ContactPickQuery(Query, Paging):
     """Part of a name or number, and where the previous page ended; an empty field is a field left out."""
 
     q: Text = Field("", max_length=PICK_MAX, description="Part of the contact's name, number or Meta user id")
     limit: PageSize = limit(20, 50)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _drop_empty(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            return {key: value for key, value in data.items() if value != ""}
-        return data
 
 
 class ContactChoices(BaseModel):

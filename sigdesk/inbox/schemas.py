@@ -11,14 +11,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, PlainValidator, WithJsonSchema, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, PlainValidator, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 from sigdesk.errors import UserError
 from sigdesk.inbox.services import STATUSES, VIEWS, Filters
 from sigdesk.models import MessageStatus
 from sigdesk.paging import MAX_CURSOR, MAX_ID, Cursor
-from sigdesk.schemas import Id, Input, JsonId, JsonList, JsonObject, Text, UploadedFile
+from sigdesk.schemas import Id, Input, JsonId, JsonList, JsonObject, Query, Text, UploadedFile
 
 TEXT_MAX = 4096
 WAMID_MAX = 255
@@ -110,17 +110,6 @@ class LabelPath(BaseModel):
 
 
 # --- query strings -----------------------------------------------------------------------------
-
-
-class Query(BaseModel):
-    """A query string: an empty field is a field left out (forms and the page's script send them)."""
-
-    @model_validator(mode="before")
-    @classmethod
-    def _drop_empty(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            return {key: value for key, value in data.items() if value != ""}
-        return data
 
 
 class ListQuery(Query):

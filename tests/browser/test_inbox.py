@@ -19,10 +19,8 @@ from sqlalchemy import select
 
 from sigdesk.auth import services as accounts
 from sigdesk.models import Contact, Conversation, Message, Template
-from sigdesk.settings import services as settings
 from tests.browser.conftest import ARTIFACTS, DESKTOP, TIMEOUT_MS, Watch, _is_loopback
 from tests.conftest import PASSWORD
-from tests.fakes.graph import PHONE_NUMBER_ID, TOKEN, WABA_ID
 from tests.inbox.helpers import deliver_fixtures
 from tests.waiting import wait_for
 from tests import factories
@@ -98,16 +96,9 @@ def agents(browser, live_server, app, fake_graph) -> Iterator[tuple[Agent, Agent
         accounts.create_user(session, "owner@example.com", "Olive Owner", "owner", PASSWORD, rounds=4)
         accounts.create_user(session, "ada@example.com", "Ada Agent", "agent", PASSWORD, rounds=4)
         accounts.create_user(session, "bob@example.com", "Bob Agent", "agent", PASSWORD, rounds=4)
-        for key, value in {
-            "whatsapp.access_token": TOKEN,
-            "whatsapp.phone_number_id": PHONE_NUMBER_ID,
-            "whatsapp.waba_id": WABA_ID,
-            "whatsapp.graph_base_url": fake_graph.url,
-            "whatsapp.app_secret": APP_SECRET,
-            "whatsapp.read_receipts": "false",
-            "onboarding.step": "done",
-        }.items():
-            settings.set_text(session, state.cipher, key, value)
+        factories.whatsapp_connection(
+            session, state.cipher, fake_graph.url, **{"whatsapp.read_receipts": "false", "onboarding.step": "done"}
+        )
         session.add(
             Template(
                 name="order_ready",

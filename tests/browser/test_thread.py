@@ -20,11 +20,9 @@ from sqlalchemy import select
 
 from sigdesk.auth import services as accounts
 from sigdesk.models import Contact, Conversation, Message
-from sigdesk.settings import services as settings
 from tests import factories
 from tests.browser.test_inbox import LIVE_MS, Agent
 from tests.conftest import PASSWORD
-from tests.fakes.graph import PHONE_NUMBER_ID, TOKEN, WABA_ID
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.browser
@@ -50,16 +48,9 @@ def agent(browser, live_server, app, fake_graph) -> Iterator[Agent]:
     state = app.extensions["sigdesk"]
     with state.database.session() as session:
         accounts.create_user(session, "owner@example.com", "Olive Owner", "owner", PASSWORD, rounds=4)
-        for key, value in {
-            "whatsapp.access_token": TOKEN,
-            "whatsapp.phone_number_id": PHONE_NUMBER_ID,
-            "whatsapp.waba_id": WABA_ID,
-            "whatsapp.graph_base_url": fake_graph.url,
-            "whatsapp.app_secret": APP_SECRET,
-            "whatsapp.read_receipts": "false",
-            "onboarding.step": "done",
-        }.items():
-            settings.set_text(session, state.cipher, key, value)
+        factories.whatsapp_connection(
+            session, state.cipher, fake_graph.url, **{"whatsapp.read_receipts": "false", "onboarding.step": "done"}
+        )
     fake_graph.connect_webhook(live_server.url + "/webhooks/whatsapp", APP_SECRET)
     person = Agent(browser, live_server.url, "owner@example.com")
     yield person

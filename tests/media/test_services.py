@@ -7,32 +7,17 @@ the running server, whose worker fetches the file from the fake Graph API.
 
 import base64
 import hashlib
-from collections.abc import Iterator
 
-import httpx
 import pytest
 
-from sigdesk.auth import services as accounts
 from sigdesk.media.services import MalformedDigest, digest_bytes
-from tests.outbound.test_sending import connect, first_conversation, inbound, post_webhook
+from tests.outbound.test_sending import first_conversation, inbound, post_webhook
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.database
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + b"\x00" * 300
 OTHER = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + b"\x01" * 300
-
-
-@pytest.fixture
-def api(app, owner, live_server, fake_graph) -> Iterator[httpx.Client]:
-    """The owner's API token against the running server (and its worker), connected to the fake Graph API."""
-    connect(app, fake_graph)
-    with app.extensions["sigdesk"].database.session() as session:
-        token = accounts.create_api_token(session, accounts.find_user(session, owner.email), "thread")
-    headers = {"Authorization": f"Bearer {token}"}
-    with httpx.Client(base_url=f"{live_server.url}/api/v1", headers=headers) as client:
-        client.live_server = live_server
-        yield client
 
 
 def b64(data: bytes) -> str:

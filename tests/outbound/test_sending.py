@@ -5,14 +5,13 @@ from datetime import timedelta
 import httpx
 import pytest
 
-from sigdesk.auth import services as accounts
 from sigdesk.whatsapp_account.services import client_or_none
 from sigdesk.db import utcnow
 from sigdesk.models import Conversation, Message, Template
 from sigdesk.outbound import services as outbound
 from sigdesk.settings import services as settings
 from tests import factories
-from tests.fakes.graph import PHONE_NUMBER_ID, TOKEN, WABA_ID
+from tests.fakes.graph import PHONE_NUMBER_ID, WABA_ID
 from tests.waiting import wait_for
 
 APP_SECRET = "test-app-secret"
@@ -22,14 +21,7 @@ CUSTOMER = "15550001111"
 def connect(app, fake_graph):
     state = app.extensions["sigdesk"]
     with state.database.session() as session:
-        for key, value in {
-            "whatsapp.access_token": TOKEN,
-            "whatsapp.phone_number_id": PHONE_NUMBER_ID,
-            "whatsapp.waba_id": WABA_ID,
-            "whatsapp.graph_base_url": fake_graph.url,
-            "whatsapp.app_secret": APP_SECRET,
-        }.items():
-            settings.set_text(session, state.cipher, key, value)
+        factories.whatsapp_connection(session, state.cipher, fake_graph.url)
 
 
 def inbound(wamid, kind="text", content=None, when=None, name="Rosa"):
@@ -51,16 +43,6 @@ def post_webhook(base_url, raw):
     response = httpx.post(f"{base_url}/webhooks/whatsapp", content=raw, headers=headers)
     assert response.status_code == 200, response.text
     return response
-
-
-@pytest.fixture
-def api(app, owner, live_server, fake_graph):
-    connect(app, fake_graph)
-    with app.extensions["sigdesk"].database.session() as session:
-        token = accounts.create_api_token(session, accounts.find_user(session, owner.email), "e2e")
-    with httpx.Client(base_url=f"{live_server.url}/api/v1", headers={"Authorization": f"Bearer {token}"}) as client:
-        client.live_server = live_server
-        yield client
 
 
 def first_conversation(api):
