@@ -149,9 +149,11 @@ def main(ctx: click.Context, data_dir: str | None, database_url: str | None, ver
 @pass_context
 def desktop(obj: Context) -> None:
     """Open SigDesk in its own window."""
-    from sigdesk import desktop as window
+    from sigdesk import datadir, desktop as window
 
-    sys.exit(window.run(obj.app(), echo=click.echo))
+    with datadir.hold(obj.config().data_dir, "the SigDesk window"):
+        code = window.run(obj.app(), echo=click.echo)
+    sys.exit(code)
 
 
 @main.command()
@@ -169,20 +171,24 @@ def desktop(obj: Context) -> None:
 @pass_context
 def serve(obj: Context, host: str, port: int, threads: int, use_https: bool, cert: str | None, key: str | None) -> None:
     """Serve SigDesk to browsers on the office network."""
+    from sigdesk import datadir
     from sigdesk.server import lan_addresses, serve as run_server, serve_https
 
     if (cert is None) != (key is None):
         raise click.UsageError("Give both --cert and --key, or neither.")
+    https = bool(use_https or cert)
     try:
-        if use_https or cert:
-            from sigdesk.app import create_app
-            from sigdesk.tls import certificate_for
+        # held before create_app, which migrates and clears the running server's exports
+        with datadir.hold(obj.config().data_dir, "sigdesk serve --https" if https else "sigdesk serve"):
+            if https:
+                from sigdesk.app import create_app
+                from sigdesk.tls import certificate_for
 
-            config = obj.config(https=True)
-            pair = certificate_for(config, cert, key, lan_addresses())
-            serve_https(create_app(config), host, port, pair, threads, echo=click.echo)
-        else:
-            run_server(obj.app(), host, port, threads, echo=click.echo)
+                config = obj.config(https=True)
+                pair = certificate_for(config, cert, key, lan_addresses())
+                serve_https(create_app(config), host, port, pair, threads, echo=click.echo)
+            else:
+                run_server(obj.app(), host, port, threads, echo=click.echo)
     except OSError as exc:
         # cheroot (HTTPS) keeps the errno only in its message
         if exc.errno == errno.EADDRINUSE or f"[Errno {errno.EADDRINUSE}]" in str(exc):

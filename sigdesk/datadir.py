@@ -5,6 +5,9 @@ folder and everything it wrote would be lost from the restored one. The lock is 
 system's own (flock, or LockFileEx through msvcrt on Windows), so it ends with the process that held
 it, however that process ended: no stale lock file to delete by hand. The file also says who holds it
 (pid and what it is doing), so the refusal can name the process to stop.
+
+The lock file sits beside the data dir (`<data dir>.lock`), not in it: a restore renames the data dir
+while holding the lock, and Windows will not rename a folder with a file open inside it.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from typing import IO
 
 from sigdesk.config import ConfigError
 
-LOCK_FILE = "sigdesk.lock"
+LOCK_SUFFIX = ".lock"
 _LOCK_OFFSET = 1 << 20  # Windows locks a byte range: one far past the text, so the text stays readable
 
 
@@ -58,10 +61,16 @@ def _unlock(handle: IO[str]) -> None:
         fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
+def lock_file(data_dir: Path) -> Path:
+    """The data dir's lock file: beside it, so it survives the data dir being renamed, one per data dir."""
+    data_dir = Path(data_dir).resolve()
+    return data_dir.with_name(data_dir.name + LOCK_SUFFIX)
+
+
 def holder(data_dir: Path) -> dict | None:
     """Who says they hold the lock ({"pid", "what"}), as written by hold(); None if unknown."""
     try:
-        text = (Path(data_dir) / LOCK_FILE).read_text(encoding="utf-8").strip()
+        text = lock_file(data_dir).read_text(encoding="utf-8").strip()
         found = json.loads(text) if text else None
     except (OSError, ValueError):
         return None
@@ -82,7 +91,7 @@ def _refusal(data_dir: Path, what: str) -> DataDirInUse:
 def check_free(data_dir: Path, what: str) -> None:
     """Refuse now (DataDirInUse) if another process holds the data dir, before a long task starts;
     the task itself still takes the lock with hold()."""
-    if (Path(data_dir) / LOCK_FILE).exists():
+    if lock_file(data_dir).exists():
         with hold(data_dir, what):
             pass
 
@@ -91,15 +100,16 @@ def check_free(data_dir: Path, what: str) -> None:
 def hold(data_dir: Path, what: str) -> Iterator[None]:
     """Hold the data dir's lock for the block, or refuse at once (DataDirInUse) when another process holds it.
 
-    `what` is how the refusal names this process to others, e.g. "sigdesk serve". The data dir is
-    created if missing, as starting SigDesk would anyway."""
+    `what` is how the refusal names this process to others, e.g. "sigdesk serve". Take it before
+    anything touches the data dir (create_app migrates, makes the data key, clears exports). The data
+    dir itself is not created: its parent is, to hold the lock file."""
     data_dir = Path(data_dir)
+    path = lock_file(data_dir)
     try:
-        data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     except OSError as exc:
         raise ConfigError(f"Cannot use the data dir {data_dir}: {exc.strerror or exc}") from exc
-    path = data_dir / LOCK_FILE
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     handle = os.fdopen(fd, "r+", encoding="utf-8")
     try:
         if not _try_lock(handle):

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from flask import Flask
 
-from sigdesk import datadir
+from sigdesk.security import DESKTOP_WINDOW, is_loopback
 from sigdesk.server import ServerThread
 
 log = logging.getLogger(__name__)
@@ -48,15 +48,23 @@ def linux_gui() -> str | None:
     return "gtk"
 
 
+def window_wsgi(app: Flask) -> Callable:
+    """The app as the desktop's private server serves it: a request from this machine is the window's
+    (or a browser on the same machine, which loopback always admitted before) and gets through whatever
+    the allow-list and the trusted proxies say. This server listens on 127.0.0.1 at a port picked at
+    launch; a tunnel or proxy forwards to `sigdesk serve`, never to it."""
+
+    def serve(environ: dict, start_response: Callable):
+        environ[DESKTOP_WINDOW] = is_loopback(environ.get("REMOTE_ADDR"))
+        return app(environ, start_response)
+
+    return serve
+
+
 def run(app: Flask, echo: Callable[[str], None] = print, on_shown: Callable | None = None) -> int:
-    """Open the window; returns when it is closed, after the server has stopped. Holds the data dir's
-    lock meanwhile, so a restore cannot swap the folder away from under it."""
-    with datadir.hold(app.extensions["sigdesk"].config.data_dir, "the SigDesk window"):
-        return _run(app, echo, on_shown)
-
-
-def _run(app: Flask, echo: Callable[[str], None], on_shown: Callable | None) -> int:
-    server = ServerThread(app).start()
+    """Open the window; returns when it is closed, after the server has stopped. The caller holds the
+    data dir's lock (sigdesk.datadir.hold) from before create_app."""
+    server = ServerThread(app, wsgi=window_wsgi(app)).start()
     try:
         problem = gui_problem()
         if problem:

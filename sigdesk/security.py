@@ -10,6 +10,7 @@ from flask import Flask, current_app, g, redirect, request, url_for
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 
+from sigdesk.addresses import unmapped
 from sigdesk.auth import services as accounts
 from sigdesk.roles import can
 from sigdesk.extensions import csrf
@@ -26,6 +27,10 @@ SIGN_IN_ENDPOINTS = frozenset({"auth.login", "auth.verify"})
 TWO_FACTOR_EXEMPT = frozenset(
     {"account.two_factor", "account.two_factor_confirm", "auth.logout", "static", "health.healthz"}
 )
+# Set by the desktop's own server (sigdesk.desktop) on requests from this machine; a WSGI key, so no
+# header can set it.
+DESKTOP_WINDOW = "sigdesk.desktop_window"
+LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
 
 
 class CachedPolicy:
@@ -70,7 +75,7 @@ def _ip(address: str | None):
         ip = ipaddress.ip_address(address.strip().split("%")[0])
     except ValueError:
         return None
-    return ip.ipv4_mapped if getattr(ip, "ipv4_mapped", None) else ip
+    return unmapped(ip)
 
 
 def _ip_allowed(address: str | None, networks) -> bool:
@@ -78,6 +83,21 @@ def _ip_allowed(address: str | None, networks) -> bool:
     if ip is None:
         return False
     return any(ip in network for network in networks if network.version == ip.version)
+
+
+def is_loopback(address: str | None) -> bool:
+    return _ip_allowed(address, LOOPBACK)
+
+
+def from_desktop_window() -> bool:
+    """A request to the desktop's private server from this machine: the window itself, which must always
+    get through (it talks to 127.0.0.1), whatever the allow-list and the trusted proxies say."""
+    return bool(request.environ.get(DESKTOP_WINDOW))
+
+
+def _internet_facing() -> bool:
+    view = current_app.view_functions.get(request.endpoint or "")
+    return view is not None and bool(getattr(view, "internet_facing", False))
 
 
 def forwarded_client(peer: str | None, forwarded_for: str, proxies) -> str | None:
@@ -92,7 +112,7 @@ def forwarded_client(peer: str | None, forwarded_for: str, proxies) -> str | Non
     for hop in reversed(hops):
         ip = _ip(hop)
         if ip is None:
-            return None  # a garbled header: trust none of it, the request keeps the proxy's address
+            return None  # a garbled header: trust none of it (apply_trusted_proxy refuses the request)
         if not _ip_allowed(hop, proxies):
             return str(ip)
     return None
@@ -100,10 +120,24 @@ def forwarded_client(peer: str | None, forwarded_for: str, proxies) -> str | Non
 
 def apply_trusted_proxy():
     """Runs first: from here on request.remote_addr (the allow-list, rate limits, the audit log, the
-    sign-in history) is the client's address when a trusted proxy or tunnel passed the request on."""
+    sign-in history) is the client's address when a trusted proxy or tunnel passed the request on.
+
+    A request from a trusted proxy whose client cannot be read (no X-Forwarded-For, a garbled one, or
+    only proxies in it) is refused: its own address is loopback or the LAN, which the allow-list admits,
+    and a tunnel that adds no header (`ssh -R`) would let the internet in. Routes made for the internet
+    (Meta's webhook, signature-checked) still answer it."""
+    if from_desktop_window():
+        return None
     proxies = policy().trusted_proxies
     client = forwarded_client(request.remote_addr, request.headers.get("X-Forwarded-For", ""), proxies)
     if client is None:
+        if proxies and _ip_allowed(request.remote_addr, proxies) and not _internet_facing():
+            log.warning("refused a request from a trusted proxy that did not say which client it came from")
+            return error_response(
+                403,
+                "This request came through a trusted proxy without a readable X-Forwarded-For header, so "
+                "SigDesk cannot tell who sent it. Configure the proxy to send it, or use the office address.",
+            )
         return None
     request.environ["REMOTE_ADDR"] = request.remote_addr = client
     proto = request.headers.get("X-Forwarded-Proto", "").split(",")[-1].strip().lower()
@@ -113,8 +147,7 @@ def apply_trusted_proxy():
 
 
 def check_allowlist():
-    view = current_app.view_functions.get(request.endpoint or "")
-    if view is not None and getattr(view, "internet_facing", False):
+    if _internet_facing() or from_desktop_window():
         return None
     current = policy()
     if not _ip_allowed(request.remote_addr, current.networks):
@@ -123,6 +156,21 @@ def check_allowlist():
             403, "This address is not allowed to use SigDesk. Ask your administrator to add it to the allowed networks."
         )
     return None
+
+
+def allow_list_problem(text: str) -> str | None:
+    """Why saving this allow-list from the current request would lock its sender out (None: it would not).
+    The desktop window is not judged by the allow-list, so it can save any."""
+    if from_desktop_window():
+        return None
+    address = request.remote_addr
+    if _ip_allowed(address, _networks(parse_networks(text))):
+        return None
+    return (
+        f"This list leaves out {address}, the address you are using now, so saving it would lock you out. "
+        "Add it (or its network), or change the list from the machine SigDesk runs on with "
+        "`sigdesk settings set server.allowed_networks ...`."
+    )
 
 
 def check_csrf():

@@ -14,7 +14,6 @@ from flask import Flask
 from waitress import wasyncore
 from waitress.server import create_server
 
-from sigdesk import datadir
 from sigdesk.events.bus import MAX_STREAMS
 
 if TYPE_CHECKING:
@@ -30,8 +29,11 @@ DEFAULT_PORT = 8765
 class ServerThread:
     """A waitress server on its own thread, stoppable from the thread that started it."""
 
-    def __init__(self, app: Flask, host: str = "127.0.0.1", port: int = 0, threads: int = 8) -> None:
-        self.server = _waitress(app, host, port, threads)
+    def __init__(
+        self, app: Flask, host: str = "127.0.0.1", port: int = 0, threads: int = 8, wsgi: Callable | None = None
+    ) -> None:
+        """`wsgi` serves instead of the app itself (the desktop marks its window's requests this way)."""
+        self.server = _waitress(app, host, port, threads, wsgi)
         self.host = host
         self.port = self.server.effective_port
         self.thread = threading.Thread(target=self._run, name="sigdesk-server", daemon=True)
@@ -77,11 +79,11 @@ class ServerThread:
         self.stopped.wait(timeout=10)
 
 
-def _waitress(app: Flask, host: str, port: int, threads: int):
+def _waitress(app: Flask, host: str, port: int, threads: int, wsgi: Callable | None = None):
     """Live-update streams each hold a thread for as long as they are open: they get threads of their
     own on top, and the lookahead lets a stream notice a closed browser tab without writing to it."""
     return create_server(
-        app,
+        wsgi or app,
         host=host,
         port=port,
         threads=threads + MAX_STREAMS,
@@ -134,12 +136,8 @@ def run_until_interrupted(app: Flask, run: Callable[[], object], close: Callable
 
 
 def serve(app: Flask, host: str, port: int, threads: int = 8, echo=print) -> None:
-    """Serve in the foreground, holding the data dir's lock so a restore cannot swap it away meanwhile."""
-    with datadir.hold(app.extensions["sigdesk"].config.data_dir, "sigdesk serve"):
-        _serve(app, host, port, threads, echo)
-
-
-def _serve(app: Flask, host: str, port: int, threads: int, echo) -> None:
+    """Serve in the foreground. The caller holds the data dir's lock (sigdesk.datadir.hold) from before
+    create_app, so a restore cannot swap the folder away meanwhile."""
     server = _waitress(app, host, port, threads)
     actual = server.effective_port
     echo(f"SigDesk is running on http://127.0.0.1:{actual}/")
@@ -171,11 +169,6 @@ def https_server(app: Flask, host: str, port: int, pair: CertificatePair, thread
 
 def serve_https(app: Flask, host: str, port: int, pair: CertificatePair, threads: int = 8, echo=print) -> None:
     """Like serve(), over TLS; prints the certificate's fingerprint so people can check what their browser shows."""
-    with datadir.hold(app.extensions["sigdesk"].config.data_dir, "sigdesk serve --https"):
-        _serve_https(app, host, port, pair, threads, echo)
-
-
-def _serve_https(app: Flask, host: str, port: int, pair: CertificatePair, threads: int, echo) -> None:
     server = https_server(app, host, port, pair, threads)
     actual = server.bind_addr[1]
     local = (

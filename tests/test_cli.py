@@ -189,7 +189,14 @@ def test_unset_values_read_the_same_in_settings_get_and_list_and_user_and_token_
     _create(cli, "o@example.com")
     cli("token", "create", "--email", "o@example.com")
     assert "last sign-in (not set)" in cli("user", "list").output
-    assert "last used (not set)" in cli("token", "list").output
+    assert "last used never" in cli("token", "list").output
+
+
+def test_token_list_says_never_for_a_token_not_used_yet(cli):
+    _create(cli, "o@example.com")
+    cli("token", "create", "--email", "o@example.com", "--name", "till")
+    listing = cli("token", "list").output
+    assert re.search(r"  till  live  created \d{4}-\d\d-\d\d \d\d:\d\d UTC  last used never$", listing, re.M), listing
 
 
 def test_a_negative_number_is_a_value_and_gets_a_range_error_naming_the_setting(cli):
@@ -265,15 +272,15 @@ def test_a_busy_port_is_named_and_another_port_suggested(cli):
 
 
 def test_log_lines_print_above_a_backup_progress_bar_not_inside_it(tmp_path):
-    """On a terminal, the 'backup written' log line comes while the bar is still drawn: it must start
-    on a line of its own (the bar's line cleared), and the bar is drawn again after it."""
+    """On a terminal, the 'backup written' log line (shown with --verbose) comes while the bar is still drawn:
+    it must start on a line of its own (the bar's line cleared), and the bar is drawn again after it."""
     made = CliRunner().invoke(main, ["--data-dir", str(tmp_path / "data"), "db", "upgrade"])  # and the data key
     assert made.exit_code == 0, made.output
     main_fd, terminal_fd = pty.openpty()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SIGDESK_")}
     env.update(SIGDESK_DATA_DIR=str(tmp_path / "data"), COLUMNS="100")
     process = subprocess.Popen(
-        [sys.executable, "-m", "sigdesk", "backup", "create", "--passphrase-stdin", "--out", str(tmp_path / "b")],
+        [sys.executable, "-m", "sigdesk", "-v", "backup", "create", "--passphrase-stdin", "--out", str(tmp_path / "b")],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=terminal_fd,

@@ -71,11 +71,45 @@ def test_a_second_server_on_the_same_data_dir_is_refused(server):
     assert httpx.get(f"{server.url}/healthz", timeout=5, trust_env=False).status_code == 200
 
 
+@pytest.mark.parametrize(
+    "command",
+    [["serve", "--host", "127.0.0.1"], ["serve", "--https", "--host", "127.0.0.1"], ["desktop"]],
+    ids=["serve", "serve --https", "desktop"],
+)
+def test_a_second_sigdesk_is_refused_before_it_touches_the_data_dir(server, command):
+    """create_app clears export leftovers, migrates and may make the data key: the running server's
+    download being written must survive a second start."""
+    in_progress = server.data_dir / "exports" / "contacts-being-written.csv"
+    in_progress.parent.mkdir(mode=0o700, exist_ok=True)
+    in_progress.write_bytes(b"id,name\n")
+    files_before = sorted(p.relative_to(server.data_dir) for p in server.data_dir.rglob("*"))
+    port = ["--port", str(free_port())] if command[0] == "serve" else []
+    second = subprocess.run(
+        [sys.executable, "-m", "sigdesk", "--data-dir", str(server.data_dir), *command, *port],
+        cwd=ROOT,
+        env=_environment({"DISPLAY": "", "WAYLAND_DISPLAY": ""}),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert second.returncode == 1, second.stdout + second.stderr
+    assert f"in use by sigdesk serve (process {server.process.pid})" in second.stderr
+    assert in_progress.read_bytes() == b"id,name\n"
+    assert sorted(p.relative_to(server.data_dir) for p in server.data_dir.rglob("*")) == files_before
+    assert httpx.get(f"{server.url}/healthz", timeout=5, trust_env=False).status_code == 200
+
+
+def test_the_lock_file_is_beside_the_data_dir_so_a_restore_can_rename_the_folder(server):
+    assert datadir.lock_file(server.data_dir) == server.data_dir.with_name("office.lock")
+    assert datadir.holder(server.data_dir) == {"pid": server.process.pid, "what": "sigdesk serve"}
+    assert not any(p.name.endswith(".lock") for p in server.data_dir.rglob("*"))
+
+
 def test_the_lock_ends_with_the_process_however_it_ends(server, tmp_path):
     backup = tmp_path / "office.sigdesk-backup"
     assert run(server.data_dir, "backup", "create", "--out", str(backup), "--passphrase-stdin").exit_code == 0
     server.process.kill()  # SIGKILL: no clean-up ran, the lock file is still there
-    assert (server.data_dir / datadir.LOCK_FILE).exists()
+    assert datadir.lock_file(server.data_dir).exists()
     restored = run(server.data_dir, "backup", "restore", str(backup), "--passphrase-stdin")
     assert restored.exit_code == 0, restored.output
 
@@ -94,6 +128,7 @@ def test_restore_holds_the_lock_against_a_server_starting_meanwhile(tmp_path):
         )
     assert started.returncode == 1
     assert f"in use by sigdesk backup restore (process {os.getpid()})" in started.stderr
+    assert not data_dir.exists()  # refused before create_app: nothing migrated or created in the folder
     with datadir.hold(data_dir, "sigdesk serve"):
         assert datadir.holder(data_dir) == {"pid": os.getpid(), "what": "sigdesk serve"}
     assert datadir.holder(data_dir) is None

@@ -108,3 +108,38 @@ def test_through_real_waitress_the_forwarded_address_reaches_the_allow_list(app,
     assert httpx.get(url, headers={"X-Forwarded-For": "192.168.1.20"}).status_code == 200
     assert httpx.get(url, headers={"X-Forwarded-For": "203.0.113.7"}).status_code == 403
     assert httpx.get(url).status_code == 403
+
+
+@pytest.fixture
+def tunnel_with_default_allow_list(app, owner):
+    """A tunnel or proxy on this machine, with loopback still in the (default) allow-list: `ssh -R`
+    adds no X-Forwarded-For, so its requests look like the proxy's own."""
+    configure(app, server__trusted_proxies="127.0.0.1")
+
+
+@pytest.mark.parametrize("forwarded_for", [None, "", "not-an-address", "127.0.0.1", "203.0.113.7, garbage"])
+def test_a_request_from_a_trusted_proxy_without_a_readable_client_is_refused(
+    client, tunnel_with_default_allow_list, forwarded_for
+):
+    response = client.get("/login", **proxied(forwarded_for))
+    assert response.status_code == 403
+    assert "X-Forwarded-For" in response.get_data(as_text=True)
+
+
+def test_metas_webhook_still_answers_through_a_proxy_that_names_no_client(app, client, tunnel_with_default_allow_list):
+    from tests import factories
+
+    state = app.extensions["sigdesk"]
+    with state.database.session() as session:
+        settings.set_text(session, state.cipher, "whatsapp.app_secret", "tunnel-secret")
+    raw, headers = factories.signed(factories.webhook(), "tunnel-secret")
+    peer = {"REMOTE_ADDR": "127.0.0.1"}
+    assert client.post("/webhooks/whatsapp", data=raw, headers=headers, environ_base=peer).status_code == 200
+
+
+def test_through_real_waitress_a_tunnel_without_forwarded_for_does_not_let_the_internet_in(
+    app, live_server, tunnel_with_default_allow_list
+):
+    url = f"{live_server.url}/login"
+    assert httpx.get(url).status_code == 403  # what `ssh -R` delivers: a loopback peer, no header
+    assert httpx.get(url, headers={"X-Forwarded-For": "192.168.1.20"}).status_code == 200

@@ -48,6 +48,35 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("email", name=op.f("pk_sign_in_throttles")),
         **OPTIONS,
     )
+    _allow_loopback_as_before()
+
+
+def keep_loopback(networks: str) -> str:
+    """An allow-list written while loopback was always allowed, with loopback now written into it."""
+    import ipaddress
+
+    parts = [part.strip() for part in networks.split(",") if part.strip()]
+    present = [ipaddress.ip_network(part, strict=False) for part in parts]
+    missing = [
+        loopback
+        for loopback in ("127.0.0.0/8", "::1/128")
+        if not any(ipaddress.ip_address(loopback.split("/")[0]) in network for network in present)
+    ]
+    return ",".join(missing + parts)
+
+
+def _allow_loopback_as_before() -> None:
+    """Loopback was always allowed; now the allow-list decides. A list someone wrote before keeps
+    allowing it (the owner may take it out afterwards): the list itself gets it."""
+    settings = sa.table("settings", sa.column("key", sa.String), sa.column("value", sa.Text))
+    connection = op.get_bind()
+    stored = connection.execute(
+        sa.select(settings.c.value).where(settings.c.key == "server.allowed_networks")
+    ).scalar_one_or_none()
+    if stored is not None and keep_loopback(stored) != stored:
+        connection.execute(
+            settings.update().where(settings.c.key == "server.allowed_networks").values(value=keep_loopback(stored))
+        )
 
 
 def downgrade() -> None:

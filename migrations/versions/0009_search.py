@@ -3,9 +3,11 @@
 SQLite: messages_fts now reads a view (messages_search) that adds the file name and the names on shared
 contact cards; a second FTS5 table, messages_cjk (trigram tokenizer), holds the messages written in a
 script without spaces between words (Chinese, Japanese, Korean, Thai, ...), found inside a sentence.
-MySQL/MariaDB: the FULLTEXT index covers the file name and details (where contact cards live); MariaDB
-has no ngram parser, so SigDesk cuts the words of those scripts into n-grams itself, kept in
-message_grams with a FULLTEXT index of its own (sigdesk/search/fts.py). Both index the rows already stored.
+MySQL/MariaDB: the FULLTEXT index covers the file name too. The names on contact cards are kept, one row
+per message, in message_grams.words with a FULLTEXT index of its own (never the details JSON, whose keys
+would match every card and template); MariaDB has no ngram parser, so SigDesk also cuts the words of those
+scripts into n-grams itself, in message_grams.grams with its own index (sigdesk/search/fts.py). Both
+index the rows already stored.
 
 Revision ID: 0009
 Revises: 0008
@@ -161,7 +163,7 @@ def _card_names(details):
 
 def _mysql_grams() -> None:
     op.execute(
-        "CREATE TABLE message_grams (message_id INTEGER NOT NULL PRIMARY KEY, grams MEDIUMTEXT NOT NULL, "
+        "CREATE TABLE message_grams (message_id INTEGER NOT NULL PRIMARY KEY, grams MEDIUMTEXT NULL, words MEDIUMTEXT NULL, "
         "CONSTRAINT fk_message_grams_message_id FOREIGN KEY (message_id) REFERENCES messages (id) ON DELETE CASCADE) "
         "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci"
     )
@@ -182,13 +184,15 @@ def _mysql_grams() -> None:
         for row in rows:
             cards = _card_names(row.details) if row.type == "contacts" else None
             found = [gram for value in (row.text, row.caption, row.filename, cards) for gram in _grams(value)]
-            if found:
-                values.append({"message_id": row.id, "grams": " ".join(found)})
+            if found or cards:
+                values.append({"message_id": row.id, "grams": " ".join(found) or None, "words": cards})
         if values:
             connection.execute(
-                text("INSERT INTO message_grams (message_id, grams) VALUES (:message_id, :grams)"), values
+                text("INSERT INTO message_grams (message_id, grams, words) VALUES (:message_id, :grams, :words)"),
+                values,
             )
     op.execute("CREATE FULLTEXT INDEX ftx_message_grams ON message_grams (grams)")
+    op.execute("CREATE FULLTEXT INDEX ftx_message_grams_words ON message_grams (words)")
 
 
 def _mysql_index(columns: str) -> None:
@@ -202,7 +206,7 @@ def upgrade() -> None:
     if op.get_bind().dialect.name == "sqlite":
         _sqlite_upgrade()
     else:
-        _mysql_index("text, caption, filename, details")
+        _mysql_index("text, caption, filename")
         _mysql_grams()
 
 

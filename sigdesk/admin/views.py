@@ -8,15 +8,17 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 
 from sigdesk.audit import services as audit
 from sigdesk.auth import services as accounts
-from sigdesk.roles import may_manage
+from sigdesk.roles import can, may_manage
+from sigdesk.security import allow_list_problem
 from sigdesk.models import Role, User
 from sigdesk.settings import commands as settings_commands, services as settings
-from sigdesk.settings.specs import SPECS
+from sigdesk.settings.specs import SPECS, SettingError
 from sigdesk.web import acting, actor, app_config, cipher, db_session, requires, writing
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
-EDITABLE_SETTINGS = ("general.business_name", "server.allowed_networks")
+ALLOWED_NETWORKS = "server.allowed_networks"
+EDITABLE_SETTINGS = ("general.business_name", ALLOWED_NETWORKS)
 OWNER_SETTINGS = ("security.require_2fa",)
 
 
@@ -147,19 +149,32 @@ def audit_log():
     return render_template("admin/audit.html", events=events, logins=logins, args=args)
 
 
+def _refuse_own_lockout(values: dict) -> None:
+    """An allow-list saved from this page must admit the address saving it (the CLI may save any)."""
+    text = values.get(ALLOWED_NETWORKS)
+    if text is None:
+        return
+    try:
+        problem = allow_list_problem(text)
+    except SettingError:
+        return  # not a list at all: save() names what is wrong with it
+    if problem:
+        raise settings_commands.SettingsRejected({ALLOWED_NETWORKS: problem})
+
+
 @bp.route("/settings", methods=["GET", "POST"])
 @requires("settings.manage")
 def general_settings():
     dbs = db_session()
     me = actor()
-    editable = EDITABLE_SETTINGS + (OWNER_SETTINGS if me.role == Role.OWNER.value else ())
+    editable = EDITABLE_SETTINGS + (OWNER_SETTINGS if can(me.role, "security.manage") else ())
     errors: dict[str, str] = {}
     if request.method == "POST":
+        values = settings_commands.from_form(editable, request.form)
         try:
+            _refuse_own_lockout(values)
             with writing() as dbs:
-                changed = settings_commands.save(
-                    dbs, acting(), cipher(), settings_commands.from_form(editable, request.form)
-                )
+                changed = settings_commands.save(dbs, acting(), cipher(), values)
         except settings_commands.SettingsRejected as rejected:
             errors = rejected.errors
         else:

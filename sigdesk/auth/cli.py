@@ -107,7 +107,8 @@ def token_list(obj: Any, email: str | None) -> None:
         return
     for token_id, user_email, name, created, used, revoked in rows:
         state = f"revoked {_when(revoked)}" if revoked else "live"
-        click.echo(f"{token_id}  {user_email}  {name}  {state}  created {_when(created)}  last used {_when(used)}")
+        used_text = _when(used) if used else "never"  # a token not used yet: "never", not an unset value
+        click.echo(f"{token_id}  {user_email}  {name}  {state}  created {_when(created)}  last used {used_text}")
 
 
 @user.command("deactivate")
@@ -153,8 +154,9 @@ def user_password(obj: Any, email: str, password_stdin: bool) -> None:
 @click.pass_obj
 def user_unlock(obj: Any, email: str) -> None:
     """Clear the sign-in lock an address gets after repeated failed sign-ins."""
+    from sigdesk.actor import Actor
     from sigdesk.auth import throttle
 
     with obj.store() as (session, _cipher):
-        found = throttle.unlock(session, email)
+        found = throttle.unlock(session, Actor.system("cli"), email)
     click.echo(f"Sign-in lock cleared for {email}." if found else f"{email} was not locked.")

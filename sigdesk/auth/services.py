@@ -186,8 +186,7 @@ def signed_in(session: Session, user: User, ip: str | None, user_agent: str | No
 def sign_in_failed(
     session: Session, email: str, user: User | None, ip: str | None, user_agent: str | None, reason: str
 ) -> None:
-    if reason != "locked":
-        throttle.failed(session, email)
+    """A refused sign-in: history and audit (the attempt was counted when it was claimed, see throttle)."""
     record_login(session, email, user, ip, user_agent, False, reason)
     audit_record(session, "login.failed", target=email[:254], ip=ip, detail={"reason": reason})
 
@@ -484,11 +483,19 @@ def issue_api_token(session: Session, actor: Actor, user: User, name: str = "API
     return value
 
 
-def revoke_token(session: Session, actor: Actor, token: ApiToken) -> None:
+def revoke_token(session: Session, actor: Actor, token: ApiToken, reason: str = "requested") -> None:
+    """Revoke one API token: the one path every revocation takes, so each is audited and announced alike.
+    `reason`: "requested" (its owner or an admin asked), "deactivated", "password_changed"."""
     if token.revoked_at is not None:
         return
     revoke_api_token(session, token)
-    record_by(session, actor, "api_token.revoked", token.name, {"api_token_id": token.id, "user": token.user.email})
+    record_by(
+        session,
+        actor,
+        "api_token.revoked",
+        token.name,
+        {"api_token_id": token.id, "user": token.user.email, "reason": reason},
+    )
     record(session, TokenChanged(token.id, token.user_id, "revoked"))
 
 
@@ -503,9 +510,7 @@ def revoke_all_tokens(session: Session, actor: Actor, user: User, reason: str) -
     """Revoke every live API token of a user (deactivation, password change); returns how many."""
     live = session.scalars(select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))).all()
     for token in live:
-        revoke_api_token(session, token)
-        record_by(session, actor, "api_token.revoked", token.name, {"api_token_id": token.id, "reason": reason})
-        record(session, TokenChanged(token.id, token.user_id, "revoked"))
+        revoke_token(session, actor, token, reason)
     return len(live)
 
 

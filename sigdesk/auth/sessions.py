@@ -128,16 +128,20 @@ def is_live(session: Session, session_id: int, now: datetime | None = None) -> b
     return user is not None and user.is_active and user.session_version == row.session_version
 
 
-def end(session: Session, session_id: int | None) -> None:
-    """Sign-out: this session's cookie, and every copy of it, stops working."""
+def sign_out(session: Session, actor: Actor, session_id: int | None) -> bool:
+    """Sign-out: this session's cookie, and every copy of it, stops working. Returns whether a live
+    session ended (a second click on "Sign out" ends nothing and records nothing)."""
     if session_id is None:
-        return
-    session.execute(
+        return False
+    ended = session.execute(
         update(UserSession)
         .where(UserSession.id == session_id)
         .where(UserSession.revoked_at.is_(None))
         .values(revoked_at=utcnow())
-    )
+    ).rowcount
+    if ended:
+        record_by(session, actor, "session.signed_out", actor.user.email if actor.user else None)
+    return bool(ended)
 
 
 def end_all(session: Session, user: User) -> None:

@@ -55,21 +55,29 @@ def _known_user_ids() -> list[int]:
     return [item for item in ids if isinstance(item, int)] if isinstance(ids, list) else []
 
 
-def _locked_for(dbs: Session, email: str) -> timedelta | None:
-    """The per-account lock, which a browser that signed in to the account before does not feel."""
-    wait = throttle.locked_for(dbs, email)
-    if wait is None:
-        return None
-    user = accounts.find_user(dbs, email or "")
-    return None if user is not None and user.id in _known_user_ids() else wait
+def _claim(email: str) -> throttle.Claim:
+    """Take the attempt against the account's count before the password or code is checked, so that
+    concurrent attempts cannot all slip through one lock window (a browser that signed in to the
+    account before does not feel the lock). A refused attempt is recorded in the same transaction."""
+    user = accounts.find_user(db_session(), email or "")
+    known = user is not None and user.id in _known_user_ids()
+    with writing() as dbs:
+        claim = throttle.claim(dbs, email, known)
+        if claim.wait is not None:
+            accounts.sign_in_failed(
+                dbs, email, accounts.find_user(dbs, email or ""), client_ip(), request.user_agent.string, "locked"
+            )
+    return claim
+
+
+def _release(email: str, claim: throttle.Claim) -> None:
+    if claim.counted:
+        with writing() as dbs:
+            throttle.release(dbs, email)
 
 
 def _locked_page(email: str, wait: timedelta, template: str = "auth/login.html"):
     minutes = max(1, math.ceil(wait.total_seconds() / 60))
-    with writing() as dbs:
-        accounts.sign_in_failed(
-            dbs, email, accounts.find_user(dbs, email or ""), client_ip(), request.user_agent.string, "locked"
-        )
     error = (
         f"Too many failed sign-ins for this account. Try again in {minutes} minute{'s' if minutes > 1 else ''}, "
         "or from a browser that has signed in to it before."
@@ -139,11 +147,12 @@ def login():
     email = request.form.get("email", "")
     remember = request.form.get("remember") == "on"
     if request.method == "POST":
-        wait = _locked_for(db_session(), email)
-        if wait is not None:
-            return _locked_page(email, wait)
+        claim = _claim(email)
+        if claim.wait is not None:
+            return _locked_page(email, claim.wait)
         result = accounts.authenticate(db_session(), email, request.form.get("password", ""))
         if result.ok and result.user.totp_enabled:
+            _release(email, claim)
             session[PENDING_KEY] = {
                 "id": result.user.id,
                 "v": result.user.session_version,
@@ -192,9 +201,9 @@ def verify():
         return _sign_in_again()
     error = None
     if request.method == "POST":
-        wait = _locked_for(db_session(), waiting.email)
-        if wait is not None:
-            return _locked_page(waiting.email, wait, "auth/verify.html")
+        claim = _claim(waiting.email)
+        if claim.wait is not None:
+            return _locked_page(waiting.email, claim.wait, "auth/verify.html")
         code = request.form.get("code", "")
         remember = bool(pending.get("remember"))
         with writing() as dbs:
@@ -218,7 +227,7 @@ def verify():
 def logout():
     """Ends the session on the server, so a copy of the cookie stops working too."""
     with writing() as dbs:
-        sessions.end(dbs, g.get("session_id"))
+        sessions.sign_out(dbs, acting(), g.get("session_id"))
     logout_user()
     session.clear()
     return redirect(url_for("auth.login"))

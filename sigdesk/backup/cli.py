@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -22,7 +23,6 @@ PHASES = {
     "decrypt": "Decrypting",
     "load": "Loading rows",
 }
-MIN_PASSPHRASE = 8
 
 
 class Bars:
@@ -63,15 +63,39 @@ def _friendly() -> Iterator[Bars]:
 
 
 def _passphrase(from_stdin: bool, confirm: bool) -> str:
+    """The passphrase typed or piped in; a new one (confirm) is held to the password policy, while one to
+    open an existing backup is taken as it is, since that backup was made with it."""
+    from sigdesk.settings.specs import SettingError, check_backup_passphrase
+
     if from_stdin:
         value = sys.stdin.readline().rstrip("\r\n")
     else:
         value = click.prompt("Backup passphrase", hide_input=True, confirmation_prompt=confirm)
     if not value:
         raise click.ClickException("The backup passphrase must not be empty")
-    if confirm and len(value) < MIN_PASSPHRASE:
-        raise click.ClickException(f"Use a backup passphrase of at least {MIN_PASSPHRASE} characters")
+    if confirm:
+        try:
+            check_backup_passphrase(value)
+        except SettingError as exc:
+            raise click.ClickException(str(exc)) from None
     return value
+
+
+@contextmanager
+def _quiet_unless_verbose() -> Iterator[None]:
+    """The backup service's info lines (file written, restored) repeat the command's own last line: shown
+    only with --verbose; warnings and errors always are."""
+    root = click.get_current_context().find_root()
+    logger = logging.getLogger("sigdesk.backup")
+    if root.params.get("verbose"):
+        yield
+        return
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 passphrase_option = click.option(
@@ -85,29 +109,49 @@ def backup() -> None:
 
 
 @backup.command("create")
-@click.option("--out", type=click.Path(dir_okay=False), help="Backup file to write (default: a dated file here).")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False),
+    help="Backup file to write (default: a dated file in the backup folder of Settings → Backups, else here).",
+)
 @passphrase_option
 @click.pass_obj
 def backup_create(obj: Any, out: str | None, passphrase_stdin: bool) -> None:
-    """Write an encrypted backup file; keep the passphrase safe, without it the backup cannot be read."""
+    """Write an encrypted backup file; keep the passphrase safe, without it the backup cannot be read.
+    Without --out it goes into the backup folder, so Settings → Backups lists it (else the current folder)."""
     from sigdesk.actor import Actor
     from sigdesk.backup import services as backups
     from sigdesk.db import Database, upgrade_to_head
+    from sigdesk.settings import services as settings
+    from sigdesk.settings.services import open_cipher
 
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    target = Path(out) if out else Path.cwd() / f"sigdesk-{stamp}.sigdesk-backup"
     passphrase = _passphrase(passphrase_stdin, confirm=True)
-    with _friendly() as bars:
+    with _friendly() as bars, _quiet_unless_verbose():
         config = obj.config()
         config.ensure_data_dir()
         database = Database(config.database_url)
         try:
             upgrade_to_head(database, config.migrations_dir)
+            if out:
+                target, where = Path(out), None
+            else:
+                with database.session() as session:
+                    folder = settings.get(session, open_cipher(session, config.data_key_file), "backup.folder")
+                    session.commit()  # a new data dir's key check is stored with its key
+                if folder:
+                    target, where = Path(folder) / f"sigdesk-{stamp}.sigdesk-backup", "the backup folder"
+                else:
+                    target, where = (
+                        Path.cwd() / f"sigdesk-{stamp}.sigdesk-backup",
+                        "this folder; no backup folder is set",
+                    )
             manifest = backups.run(database, config, Actor.system("cli"), passphrase, target, progress=bars)
         finally:
             database.dispose()
     rows = sum(entry["rows"] for entry in manifest["tables"].values())
-    click.echo(f"Backup written to {target} ({rows} rows, {manifest['media']['files']} media files).")
+    place = f"{where}; " if where else ""
+    click.echo(f"Backup written to {target} ({place}{rows} rows, {manifest['media']['files']} media files).")
 
 
 @backup.command("verify")
@@ -119,7 +163,7 @@ def backup_verify(file: str, passphrase_stdin: bool) -> None:
     from sigdesk.config import resource_root
 
     passphrase = _passphrase(passphrase_stdin, confirm=False)
-    with _friendly() as bars:
+    with _friendly() as bars, _quiet_unless_verbose():
         manifest = backups.verify(Path(file), passphrase, progress=bars)
         bars.close()
         click.echo(
@@ -156,7 +200,7 @@ def backup_restore(
         with _friendly():
             datadir.check_free(obj.config().data_dir, "sigdesk backup restore")
     passphrase = _passphrase(passphrase_stdin, confirm=False)
-    with _friendly() as bars:
+    with _friendly() as bars, _quiet_unless_verbose():
         if into_data_dir:
             backups.restore(Path(file), passphrase, Path(into_data_dir), into_database_url, progress=bars)
             bars.close()

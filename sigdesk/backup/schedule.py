@@ -5,6 +5,8 @@ not this computer's: a server kept on UTC still backs up at 02:00 in the shop's 
 
 A backup is due when the latest scheduled moment has passed since the last successful one, so a
 computer that was off at 02:00 backs up at the next start (catch-up) rather than skipping a day.
+Turning the schedule on or changing it is not a missed run: the moments before the change were never
+scheduled, so the first backup after it is at the next scheduled time, not at once.
 The passphrase is a secret setting, stored encrypted with the data key like every other secret.
 """
 
@@ -35,6 +37,7 @@ LAST_RUN = "_internal.backup_last_run"
 LAST_ERROR = "_internal.backup_last_error"
 CHECK_SECONDS = 60.0
 RETRY_AFTER = timedelta(minutes=15)
+SCHEDULE_KEYS = ("backup.schedule", "backup.time")
 
 
 def latest_slot(now: datetime, clock: str, zone: ZoneInfo) -> datetime:
@@ -64,15 +67,24 @@ def _set_internal(session: Session, key: str, value: str | None) -> None:
     session.flush()
 
 
+def schedule_changed_at(session: Session) -> datetime | None:
+    """When the schedule was last turned on or changed (its settings rows are stamped when they change)."""
+    stamps = [row.updated_at for key in SCHEDULE_KEYS if (row := session.get(Setting, key)) is not None]
+    return max(stamps, default=None)
+
+
 def is_due(session: Session, cipher: Cipher, now: datetime) -> bool:
     schedule = settings.get(session, cipher, "backup.schedule")
     if schedule == "off":
         return False
-    last = _internal(session, LAST_RUN)
-    if last is None:
-        return True
     slot = latest_slot(now, settings.get(session, cipher, "backup.time"), business_zone(session))
-    last_run = datetime.fromisoformat(last)
+    last = _internal(session, LAST_RUN)
+    last_run = datetime.fromisoformat(last) if last is not None else None
+    changed = schedule_changed_at(session)
+    if changed is not None and (last_run is None or last_run < changed):
+        return changed < slot
+    if last_run is None:
+        return True
     return last_run < (slot if schedule == "daily" else slot - timedelta(days=6))
 
 

@@ -637,10 +637,10 @@ def restore_in_place(
     """Replace a data dir with a backup: restored beside it, then swapped in by rename once verified.
 
     Returns (manifest, where the previous data dir was moved); the old data is kept, never deleted.
-    Refused (DataDirInUse) while SigDesk runs on the data dir: it would go on writing into the old one."""
+    Refused (DataDirInUse) while SigDesk runs on the data dir: it would go on writing into the old one.
+    The lock is held even when there is no data dir yet, so no SigDesk starts there meanwhile; its file
+    is beside the data dir, so the rename does not move it (nor fail on Windows for an open file)."""
     data_dir = Path(data_dir).absolute()
-    if not data_dir.exists():
-        return _restore_in_place(path, passphrase, data_dir, database_url, progress, migrations_dir)
     with datadir.hold(data_dir, "sigdesk backup restore"):
         return _restore_in_place(path, passphrase, data_dir, database_url, progress, migrations_dir)
 

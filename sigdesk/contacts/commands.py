@@ -7,6 +7,7 @@ whose rule (consent_change) is that the newest word wins, whichever order the wo
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import datetime
 from pathlib import Path
@@ -30,6 +31,7 @@ from sigdesk.models import (
     MessageStatusEvent,
     Note,
     Reaction,
+    UploadedMedia,
     WebhookDelivery,
 )
 
@@ -83,18 +85,20 @@ def set_marketing_opt_out(
 def anonymise(session: Session, actor: Actor, contact_id: int, data_dir: Path) -> list[Path]:
     """Erase the contact's identity and content, keeping the rows so counts and reports stay whole.
 
-        Their words also go from where they were copied: the team's notes in their conversation lose their
-        text (the activity lines, which say who assigned or resolved it, stay), so does any note elsewhere
-        that gives their number; the webhook deliveries that name them are deleted once processed, and so
-    are the account events that do (their marketing preferences, say). Notes
-        elsewhere that quote them without their number cannot be told apart and stay. The full-text index
-        drops their rows through its triggers; search then merges the index after the commit (the
-        `contact.changed` event), so no old index page keeps their words. On SQLite the pages this
-        transaction frees are zeroed (secure_delete), so no file or backup keeps the old bytes either.
+    Their words also go from where they were copied: the team's notes in their conversation lose their
+    text (the activity lines, which say who assigned or resolved it, stay), so does any note elsewhere
+    that gives their number; the webhook deliveries that name them are deleted once processed, and
+    those not yet processed lose their entries (_neutralise_pending), so processing them later cannot
+    bring the person back. The account events that name them go (their marketing preferences, say), and
+    so do the records of files uploaded through the API for their messages, with their names. Notes
+    elsewhere that quote them without their number cannot be told apart and stay. The full-text index
+    drops their rows through its triggers; search then merges the index after the commit (the
+    `contact.changed` event), so no old index page keeps their words. On SQLite the pages this
+    transaction frees are zeroed (secure_delete), so no file or backup keeps the old bytes either.
 
-        Returns the media files to delete once the caller has committed (remove_files), so a failed commit
-        never leaves rows pointing at deleted files; a file is kept while another contact's message points
-        at the same content. The audit log records that it happened, never who it was.
+    Returns the media files to delete once the caller has committed (remove_files), so a failed commit
+    never leaves rows pointing at deleted files; a file is kept while another contact's message points
+    at the same content. The audit log records that it happened, never who it was.
     """
     contact = get_contact(session, contact_id)
     sqlite = session.get_bind().dialect.name == "sqlite"
@@ -104,6 +108,12 @@ def anonymise(session: Session, actor: Actor, contact_id: int, data_dir: Path) -
     identities = [value for value in (contact.wa_id, contact.user_id) if value]
     messages = session.scalars(select(Message).where(Message.contact_id == contact_id)).all()
     keys = {m.storage_key for m in messages if m.storage_key}
+    if keys:  # our copies of files sent to them through the API, and the names they were uploaded under
+        session.execute(
+            delete(UploadedMedia)
+            .where(UploadedMedia.storage_key.in_(sorted(keys)))
+            .execution_options(synchronize_session=False)
+        )
     wamids = [m.wamid for m in messages if m.wamid]
     for message in messages:
         for field in MESSAGE_CONTENT:
@@ -126,14 +136,13 @@ def anonymise(session: Session, actor: Actor, contact_id: int, data_dir: Path) -
         .execution_options(synchronize_session=False)
     ).rowcount
     if identities:
+        naming = or_(*[func.instr(WebhookDelivery.raw, value.encode()) > 0 for value in identities])
         session.execute(
             delete(WebhookDelivery)
-            .where(
-                WebhookDelivery.state != DeliveryState.RECEIVED.value,
-                or_(*[func.instr(WebhookDelivery.raw, value.encode()) > 0 for value in identities]),
-            )
+            .where(WebhookDelivery.state != DeliveryState.RECEIVED.value, naming)
             .execution_options(synchronize_session=False)
         )
+        _neutralise_pending(session, naming, set(identities))
         session.execute(
             delete(AccountEvent)
             .where(or_(*[AccountEvent.payload.contains(value, autoescape=True) for value in identities]))
@@ -166,6 +175,73 @@ def anonymise(session: Session, actor: Actor, contact_id: int, data_dir: Path) -
     record_event(session, ContactChanged(contact.id, ("anonymised",)))
     log.info("contact %s anonymised", contact.id)
     return doomed
+
+
+# Where a webhook names a customer: the sender or recipient of a message, the subject of a status,
+# a contacts entry, a marketing preference.
+IDENTITY_KEYS = ("from", "from_user_id", "to", "to_user_id", "wa_id", "user_id", "recipient_id", "recipient_user_id")
+
+
+def _neutralise_pending(session: Session, naming, identities: set[str]) -> None:
+    """Take the erased person out of the deliveries not processed yet, keeping everyone else's entries.
+
+    In each change's value, every list entry (message, status, contacts entry, preference) that names
+    them by an id is dropped; when that leaves no contacts entry, entries naming nobody go too (Meta
+    omits `from` when the lone contacts entry says who wrote). A body that is not JSON could never be
+    processed, so it is deleted. The stored signature no longer covers the bytes and is cleared."""
+    rows = session.execute(
+        select(WebhookDelivery.id, WebhookDelivery.raw).where(
+            WebhookDelivery.state == DeliveryState.RECEIVED.value, naming
+        )
+    ).all()
+    for delivery_id, raw in rows:
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            session.execute(delete(WebhookDelivery).where(WebhookDelivery.id == delivery_id))
+            continue
+        for entry in body.get("entry") or []:
+            for change in (entry.get("changes") or []) if isinstance(entry, dict) else []:
+                value = change.get("value") if isinstance(change, dict) else None
+                if isinstance(value, dict):
+                    _drop_person(value, identities)
+        cleaned = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+        session.execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.id == delivery_id)
+            .values(raw=cleaned, size=len(cleaned), signature=None)
+        )
+
+
+def _names(item: object, identities: set[str]) -> bool:
+    return isinstance(item, dict) and any(item.get(key) in identities for key in IDENTITY_KEYS)
+
+
+def _names_nobody(item: object) -> bool:
+    return isinstance(item, dict) and not any(item.get(key) for key in IDENTITY_KEYS)
+
+
+def _drop_person(value: dict, identities: set[str]) -> None:
+    profiles = value.get("contacts")
+    lone_was_theirs = isinstance(profiles, list) and any(_names(item, identities) for item in profiles)
+    _prune(value, identities)
+    if lone_was_theirs and not value.get("contacts"):
+        for key, items in value.items():
+            if isinstance(items, list) and key != "contacts":
+                items[:] = [item for item in items if not _names_nobody(item)]
+
+
+def _prune(node: object, identities: set[str]) -> None:
+    """Drop, from every list at any depth (history threads hold messages too), the entries naming them."""
+    if isinstance(node, dict):
+        for child in node.values():
+            _prune(child, identities)
+    elif isinstance(node, list):
+        node[:] = [item for item in node if not _names(item, identities)]
+        for item in node:
+            _prune(item, identities)
 
 
 def remove_files(paths: list[Path]) -> int:

@@ -316,10 +316,6 @@ def run(
     return written
 
 
-def _like(text: str) -> str:
-    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-
-
 def pick_contacts(session: Session, text: str, cursor: Cursor | None = None, limit: int = 20) -> Page[ContactData]:
     """Contacts whose name, number or Meta user id contains `text` (a number in any format: "+44 7700-900"),
     those who wrote most recently first, a page at a time: how the Exports page finds the person to export
@@ -327,16 +323,15 @@ def pick_contacts(session: Session, text: str, cursor: Cursor | None = None, lim
     query = select(*CONTACT_COLUMNS)
     text = text.strip()
     if text:
-        pattern = _like(text)
         found = [
-            Contact.display_name.ilike(pattern, escape="\\"),
-            Contact.profile_name.ilike(pattern, escape="\\"),
-            Contact.wa_id.like(pattern, escape="\\"),
-            Contact.user_id.like(pattern, escape="\\"),
+            Contact.display_name.icontains(text, autoescape=True),
+            Contact.profile_name.icontains(text, autoescape=True),
+            Contact.wa_id.contains(text, autoescape=True),
+            Contact.user_id.contains(text, autoescape=True),
         ]
         digits = re.sub(r"\D", "", text)
         if digits and digits != text:
-            found.append(Contact.wa_id.like(_like(digits), escape="\\"))
+            found.append(Contact.wa_id.contains(digits, autoescape=True))
         query = query.where(or_(*found))
     rows = session.execute(newest_first(query, Contact.last_inbound_at, Contact.id, cursor, limit)).all()
     listed = page(rows, limit, lambda row: Cursor(row.last_inbound_at, row.id))

@@ -5,8 +5,9 @@ requests always find a free thread (server.py gives waitress that many threads o
 may hold only a few of them, so one person (or a stolen cookie) cannot take every place.
 
 A stream serves the user as they were when it opened; at every heartbeat the user is read again, and
-the stream ends when they were deactivated, their role changed, or the session was signed out, so the
-browser reconnects as whoever the user is now (or not at all).
+the stream ends when they were deactivated, their role changed, the session was signed out, or the
+"agents see every conversation" setting changed, so the browser reconnects as whoever the user is now
+(or not at all).
 """
 
 from __future__ import annotations
@@ -90,7 +91,9 @@ class Viewer:
 
 
 def still_allowed(app: Flask, viewer: Viewer) -> bool:
-    """Whether the stream may go on: the user is active, in the same role, and still signed in."""
+    """Whether the stream may go on: the user is active, in the same role, still signed in, and what
+    they may see has not changed (the "agents see every conversation" setting, which decides it for
+    agents, is read again too: turned off, an agent must stop receiving others' conversations)."""
     session = app.extensions["sigdesk"].database.sessionmaker()
     try:
         user = session.get(User, viewer.id)
@@ -100,6 +103,7 @@ def still_allowed(app: Flask, viewer: Viewer) -> bool:
             and user.role == viewer.role
             and user.session_version == viewer.session_version
             and (viewer.session_id is None or sessions.is_live(session, viewer.session_id))
+            and agents_see_all(session) == viewer.widened
         )
     except SQLAlchemyError:
         log.warning("could not re-check a live-update stream's user; ending the stream", exc_info=True)

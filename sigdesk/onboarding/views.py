@@ -15,7 +15,6 @@ from sqlalchemy.orm import Session
 
 from sigdesk.errors import UserError
 from sigdesk.whatsapp_account import commands as connect_commands, services as connect
-from sigdesk.whatsapp_account.views import find_numbers, page_context, subscribe
 from sigdesk.onboarding import services as onboarding
 from sigdesk.relay_client import client as relay, commands as relay_commands
 from sigdesk.settings import commands as settings_commands, services as settings
@@ -73,7 +72,7 @@ def _page(
         "error": error,
         "errors": errors or {},
         "form": request.form,
-        **page_context(),
+        **connect.overview(session, cipher(), request.url_root, current_user.role),
     }
     if step == "whatsapp":
         context["fields"] = [(SPECS[key], settings.is_set(session, key)) for key in WHATSAPP_KEYS]
@@ -81,7 +80,7 @@ def _page(
     elif step == "inbound":
         context["mode"] = settings.get(session, cipher(), "inbound.mode")
         context["relay_url"] = settings.get(session, cipher(), "relay.url")
-        context["verify_token"] = settings.get(session, cipher(), connect_commands.VERIFY_TOKEN)
+        context["verify_token"] = settings.get(session, cipher(), connect.VERIFY_TOKEN)
     elif step == "backup":
         context["folder"] = settings.get(session, cipher(), "backup.folder") or ""
         context["suggested_folder"] = str(onboarding.suggested_backup_folder())
@@ -195,30 +194,26 @@ def _connect_whatsapp(action: str):
     token = request.form.get("whatsapp.access_token")
     secret = request.form.get("whatsapp.app_secret")
     try:
-        discovery = find_numbers(token if action == "find" else None, request.form.get("whatsapp.waba_id"))
-        if action == "choose":
-            chosen = request.form.get("phone_number_id") or ""
-        elif len(discovery.choices) == 1:
-            chosen = discovery.choices[0][1].id
-        else:
-            with writing() as session:  # the token is kept while the owner picks a number
-                values = {connect.TOKEN: token, "whatsapp.app_secret": secret}
-                settings_commands.save(
-                    session, acting(WIZARD), cipher(), {k: v.strip() for k, v in values.items() if v and v.strip()}
-                )
-            return _page("whatsapp", discovery=discovery)
+        discovery = connect.find_numbers(
+            db_session(), cipher(), token if action == "find" else None, request.form.get("whatsapp.waba_id")
+        )
         with writing() as session:
-            connect_commands.connect(
-                session, acting(WIZARD), cipher(), discovery, chosen, token if action == "find" else None, secret
-            )
+            if action == "choose":
+                chosen: str | None = request.form.get("phone_number_id") or ""
+                connect_commands.connect(session, acting(WIZARD), cipher(), discovery, chosen, None, secret)
+            else:
+                number = connect_commands.found(session, acting(WIZARD), cipher(), discovery, token, secret)
+                chosen = number.id if number is not None else None
     except UserError as exc:
         return _page("whatsapp", exc.status, error=exc.message, errors={exc.field or "connect": exc.message})
+    if chosen is None:  # several numbers: the owner picks one
+        return _page("whatsapp", discovery=discovery)
     return _page(
         "whatsapp",
         template="onboarding/whatsapp_connected.html",
         connected=discovery.find(chosen),
         discovery=discovery,
-        verify_token=settings.get(db_session(), cipher(), connect_commands.VERIFY_TOKEN),
+        verify_token=settings.get(db_session(), cipher(), connect.VERIFY_TOKEN),
     )
 
 
@@ -227,7 +222,14 @@ def _connect_whatsapp(action: str):
 def subscribe_webhooks():
     """From the inbound step: ask Meta to send the account's webhooks to the callback URL (relay or public)."""
     try:
-        url = subscribe(request.form.get(connect.CALLBACK), request.form.get("relay_verify_token"), WIZARD)
+        url = connect_commands.subscribe(
+            writing,
+            acting(WIZARD),
+            cipher(),
+            request.form.get(connect.CALLBACK),
+            request.form.get("relay_verify_token"),
+            request.url_root,
+        )
     except UserError as exc:
         return _page("inbound", exc.status, error=exc.message, errors={exc.field or "inbound": exc.message})
     flash(f"Meta now sends this account's webhooks to {url}.", "success")

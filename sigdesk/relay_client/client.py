@@ -27,7 +27,7 @@ from sigdesk import __version__
 from sigdesk.crypto import Cipher
 from sigdesk.db import Database, utcnow
 from sigdesk.errors import UserError
-from sigdesk.addresses import check_outbound_url
+from sigdesk.addresses import check_outbound_url, guarded_mounts, refusal
 from sigdesk.inbound.services import Applied, Pending, apply_batch, write_lock
 from sigdesk.relay_client import receive
 from sigdesk.settings import services as settings
@@ -102,6 +102,7 @@ class RelayClient:
             timeout=request_seconds,
             trust_env=True,
             transport=transport,
+            mounts=None if transport is not None else guarded_mounts(),  # checked again as the token is sent
         )
 
     def close(self) -> None:
@@ -117,6 +118,9 @@ class RelayClient:
         try:
             response = self.http.request(method, path, timeout=timeout or self.request_seconds, **kwargs)
         except httpx.HTTPError as exc:
+            refused = refusal(exc)
+            if refused:
+                raise RelayRefused(f"Relay address: {refused} Pair again with the relay's own address.") from exc
             raise RelayUnavailable(f"Cannot reach the relay: {type(exc).__name__}: {exc}") from exc
         try:
             payload = response.json()

@@ -4,14 +4,19 @@ compaction that leaves no erased words in the index's old pages."""
 
 from __future__ import annotations
 
+import logging
 import re
+import time
 
 from sqlalchemy import Connection, Engine, column, delete, func, insert, select, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy import table as sql_table
 from sqlalchemy.orm import Session
 
 from sigdesk.db import read_json, write_lock
 from sigdesk.models import Message
+
+log = logging.getLogger(__name__)
 
 # SQLite: FTS5 tables over messages and contacts (external content, kept in sync by triggers).
 # messages_fts reads the view messages_search (text, caption, file name, contact-card names);
@@ -26,10 +31,17 @@ SQLITE_TRIGGERS = (
     "contacts_fts_delete",
     "contacts_fts_update",
 )
-# MySQL/MariaDB: FULLTEXT indexes on the tables themselves; the messages' covers (text, caption, filename, details).
-MYSQL_FULLTEXT_INDEXES = ("ftx_messages_text_caption", "ftx_contacts_names", "ftx_message_grams")
-# MariaDB has no ngram parser: the words of scripts without spaces are cut into n-grams by SigDesk (grams())
-# and kept in this table (not a model; one row per message that has such words), FULLTEXT-indexed.
+# MySQL/MariaDB: FULLTEXT indexes on the tables themselves; the messages' covers (text, caption, filename).
+MYSQL_FULLTEXT_INDEXES = (
+    "ftx_messages_text_caption",
+    "ftx_contacts_names",
+    "ftx_message_grams",
+    "ftx_message_grams_words",
+)
+# Not a model: one row per message that shares contact cards or has words of a script without spaces.
+# `words` holds the card names (never the details JSON, whose keys "name", "type", ... every card and
+# template has); `grams` the n-grams SigDesk cuts those scripts into (MariaDB has no ngram parser: grams()).
+# Each has a FULLTEXT index of its own.
 MYSQL_GRAMS_TABLE = "message_grams"
 
 # Scripts written without spaces between words (Chinese, Japanese, Korean, Thai, Lao, Myanmar, Khmer):
@@ -73,7 +85,7 @@ def card_names(details: str | None) -> str | None:
     return " ".join(names) or None
 
 
-_grams = sql_table(MYSQL_GRAMS_TABLE, column("message_id"), column("grams"))
+_grams = sql_table(MYSQL_GRAMS_TABLE, column("message_id"), column("grams"), column("words"))
 
 
 def _dialect(session: Session | Connection) -> str:
@@ -81,8 +93,9 @@ def _dialect(session: Session | Connection) -> str:
 
 
 def index_grams(session: Session | Connection, message_ids: list[int]) -> int:
-    """(MySQL) Write the n-grams of these messages as they are now: none for a message gone, revoked or
-    erased. Idempotent, so the outbox may offer the same message again. Returns the rows written."""
+    """(MySQL) Write the n-grams and card names of these messages as they are now: none for a message
+    gone, revoked or erased. Idempotent, so the outbox may offer the same message again. Returns the rows
+    written."""
     if _dialect(session) == "sqlite" or not message_ids:
         return 0
     ids = sorted(set(message_ids))
@@ -95,8 +108,8 @@ def index_grams(session: Session | Connection, message_ids: list[int]) -> int:
     for row in rows:
         cards = card_names(row.details) if row.type == "contacts" else None
         found = [gram for value in (row.text, row.caption, row.filename, cards) for gram in grams(value)]
-        if found:
-            values.append({"message_id": row.id, "grams": " ".join(found)})
+        if found or cards:
+            values.append({"message_id": row.id, "grams": " ".join(found) or None, "words": cards})
     session.execute(delete(_grams).where(_grams.c.message_id.in_(ids)))
     if values:
         session.execute(insert(_grams), values)
@@ -119,16 +132,14 @@ def grams_query(term: str) -> str:
     return '+"' + " ".join(term[start : start + TRIGRAM] for start in range(len(term) - TRIGRAM + 1)) + '"'
 
 
-# Tables whose old pages may hold an erased contact's words (MySQL rebuilds them).
-ERASED_TABLES = (
-    "messages",
-    "contacts",
-    "notes",
-    "message_status_events",
-    "reactions",
-    "webhook_deliveries",
-    "account_events",
-)
+# The tables with FULLTEXT indexes (MySQL): after an erasure only these indexes are optimised.
+FULLTEXT_TABLES = ("messages", "contacts", MYSQL_GRAMS_TABLE)
+# OPTIMIZE TABLE merges innodb_ft_num_word_optimize words per pass and resumes where it stopped.
+MAX_OPTIMIZE_PASSES = 200
+# SQLite: a checkpoint that a reader holds up is tried again a few times, releasing the write lock between tries.
+CHECKPOINT_ATTEMPTS = 4
+CHECKPOINT_WAIT_MS = 500
+CHECKPOINT_PAUSE_SECONDS = 0.25
 
 
 def is_search_table(name: str) -> bool:
@@ -151,21 +162,22 @@ def rebuild(connection: Connection) -> None:
 
 
 def compact(engine: Engine) -> None:
-    """Leave none of an erased contact's words in the database's bytes, after the erasure committed.
+    """Leave none of an erased contact's words in the search index, after the erasure committed.
 
-    The triggers only add delete markers to the FTS5 index; 'optimize' merges every segment into one
-    without the deleted entries. With secure_delete on, the pages that frees are zeroed (so are the
+    SQLite: the triggers only add delete markers to the FTS5 index; 'optimize' merges every segment into
+    one without the deleted entries. With secure_delete on, the pages that frees are zeroed (so are the
     cells the erasure itself rewrote: see contacts.commands.anonymise), and the WAL is checkpointed and
     truncated, so neither the file nor a later backup (the online backup API copies free pages too)
     holds them. This is cheaper than VACUUM, needs no second copy of the file on disk and keeps the
-    database usable meanwhile. InnoDB's OPTIMIZE TABLE rebuilds the tables and their FULLTEXT indexes.
+    database usable meanwhile.
+
+    MySQL/MariaDB: see _compact_fulltext.
     """
     if engine.dialect.name != "sqlite":
-        with engine.connect() as connection:
-            connection.exec_driver_sql("OPTIMIZE TABLE " + ", ".join((*ERASED_TABLES, MYSQL_GRAMS_TABLE))).all()
+        _compact_fulltext(engine)
         return
     with write_lock(engine):
-        raw = engine.raw_connection()  # autocommit: the pragmas and the checkpoint run outside a transaction
+        raw = engine.raw_connection()  # autocommit: the pragmas run outside a transaction
         try:
             cursor = raw.cursor()
             (previous,) = cursor.execute("PRAGMA secure_delete").fetchone()
@@ -175,7 +187,6 @@ def compact(engine: Engine) -> None:
                 for table in SQLITE_FTS_TABLES:
                     cursor.execute(f"INSERT INTO {table}({table}) VALUES ('optimize')")
                 cursor.execute("COMMIT")
-                cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
             finally:
                 if raw.in_transaction:
                     cursor.execute("ROLLBACK")
@@ -183,6 +194,92 @@ def compact(engine: Engine) -> None:
                 cursor.close()
         finally:
             raw.close()
+    _truncate_wal(engine)
+
+
+def _truncate_wal(engine: Engine) -> None:
+    """Copy the WAL into the database file and empty it, so the erased words' old frames are gone.
+
+    A reader still using the WAL makes the checkpoint answer busy (its first column) without truncating:
+    it is tried again a few times, each with a short wait and without the write lock in between, so
+    SigDesk's writers are not held up by a long export; if it still cannot, a warning says so (the
+    next checkpoint after that reader ends overwrites the frames)."""
+    for attempt in range(CHECKPOINT_ATTEMPTS):
+        if attempt:
+            time.sleep(CHECKPOINT_PAUSE_SECONDS * 2 ** (attempt - 1))
+        with write_lock(engine):
+            raw = engine.raw_connection()
+            try:
+                cursor = raw.cursor()
+                (wait,) = cursor.execute("PRAGMA busy_timeout").fetchone()
+                cursor.execute(f"PRAGMA busy_timeout = {CHECKPOINT_WAIT_MS}")
+                try:
+                    busy, _frames, _copied = cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+                finally:
+                    cursor.execute(f"PRAGMA busy_timeout = {int(wait)}")
+                    cursor.close()
+            finally:
+                raw.close()
+        if not busy:
+            return
+    log.warning(
+        "search: after an erasure the write-ahead log could not be truncated in %d tries (a reader held it); "
+        "its old frames stay until the next checkpoint",
+        CHECKPOINT_ATTEMPTS,
+    )
+
+
+def _compact_fulltext(engine: Engine) -> None:
+    """MySQL/MariaDB: merge the FULLTEXT indexes without the erased rows' words, and nothing more.
+
+    A plain OPTIMIZE TABLE on InnoDB copies the whole table (blocking writes, so ingest stalls, and
+    doubling its disk use) just to drop freed pages. Those pages never reach a backup: SigDesk's MySQL
+    backups are logical dumps of the rows, and InnoDB reuses the pages. What does outlive the rows is the
+    FULLTEXT index, which keeps a deleted row's words until it is optimised; with
+    innodb_optimize_fulltext_only, OPTIMIZE TABLE merges only that index, in place, a bounded number of
+    words per pass (resuming where the last stopped), until no deleted document is left in it. The
+    variable is global and needs the SUPER privilege: without it nothing is optimised (the index keeps
+    the words until someone runs it) and a warning says so, naming no one."""
+    with engine.connect() as connection:
+        connection = connection.execution_options(isolation_level="AUTOCOMMIT")
+        schema, only, aux = connection.exec_driver_sql(
+            "SELECT DATABASE(), @@GLOBAL.innodb_optimize_fulltext_only, @@GLOBAL.innodb_ft_aux_table"
+        ).one()
+        try:
+            connection.exec_driver_sql("SET GLOBAL innodb_optimize_fulltext_only = ON")
+        except DBAPIError as exc:
+            log.warning(
+                "search: the full-text index was not optimised after an erasure: setting "
+                "innodb_optimize_fulltext_only was refused (%s); grant SUPER or run OPTIMIZE with it set",
+                type(exc.orig).__name__,
+            )
+            return
+        try:
+            for table in FULLTEXT_TABLES:
+                _optimise_fulltext(connection, schema, table)
+        finally:
+            connection.exec_driver_sql("SET GLOBAL innodb_optimize_fulltext_only = %s", (int(only),))
+            connection.exec_driver_sql("SET GLOBAL innodb_ft_aux_table = %s", (aux,))
+
+
+def _optimise_fulltext(connection: Connection, schema: str, table: str) -> None:
+    connection.exec_driver_sql("SET GLOBAL innodb_ft_aux_table = %s", (f"{schema}/{table}",))
+    for _ in range(MAX_OPTIMIZE_PASSES):
+        for row in connection.exec_driver_sql(f"OPTIMIZE TABLE `{table}`").all():
+            if "recreate" in str(row[-1]):  # the setting did not apply: never copy a table twice
+                log.warning("search: OPTIMIZE TABLE %s rebuilt the table, not only its full-text index", table)
+                return
+        if not _deleted_documents(connection):
+            return
+    log.warning("search: the full-text index of %s still lists erased rows after %d passes", table, MAX_OPTIMIZE_PASSES)
+
+
+def _deleted_documents(connection: Connection) -> int:
+    """Rows deleted from the index innodb_ft_aux_table names whose words it may still hold."""
+    return connection.exec_driver_sql(
+        "SELECT (SELECT COUNT(*) FROM information_schema.INNODB_FT_DELETED)"
+        " + (SELECT COUNT(*) FROM information_schema.INNODB_FT_BEING_DELETED)"
+    ).scalar_one()
 
 
 def integrity_ok(connection: Connection) -> bool:

@@ -36,7 +36,7 @@ SNIPPET_CONTEXT = 60
 
 WORD = re.compile(r"[^\W_]+")
 PHONE = re.compile(r"^\+?[\d\s().-]{3,}$")
-GRAMS = table(MYSQL_GRAMS_TABLE, column("message_id"), column("grams"))
+GRAMS = table(MYSQL_GRAMS_TABLE, column("message_id"), column("grams"), column("words"))
 # Rows that describe a change to another message: their words are the changed message's.
 NOTICE_TYPES = ("edit", "revoke", "reaction")
 
@@ -163,22 +163,21 @@ def _visible_messages(user: User, widened: bool):
 
 
 def _contains(term: str):
-    """A message with `term` anywhere in what it is found by (for words no index can look up)."""
-    pattern = _like(term)
+    """A message with `term` anywhere in what it is found by (for words no index can look up). A card
+    message's details also match their JSON keys: callers check each row (_row_matches)."""
     return or_(
-        Message.text.like(pattern, escape="\\"),
-        Message.caption.like(pattern, escape="\\"),
-        Message.filename.like(pattern, escape="\\"),
-        (Message.type == "contacts") & Message.details.like(pattern, escape="\\"),
+        Message.text.contains(term, autoescape=True),
+        Message.caption.contains(term, autoescape=True),
+        Message.filename.contains(term, autoescape=True),
+        (Message.type == "contacts") & Message.details.contains(term, autoescape=True),
     )
 
 
 def _contact_contains(term: str):
-    pattern = _like(term)
     return or_(
-        Contact.display_name.like(pattern, escape="\\"),
-        Contact.profile_name.like(pattern, escape="\\"),
-        Contact.wa_id.like(pattern, escape="\\"),
+        Contact.display_name.contains(term, autoescape=True),
+        Contact.profile_name.contains(term, autoescape=True),
+        Contact.wa_id.contains(term, autoescape=True),
     )
 
 
@@ -188,10 +187,6 @@ def _visible_contacts(user: User, widened: bool):
         .with_only_columns(*CONTACT_COLUMNS)
         .join_from(Contact, Conversation, Conversation.contact_id == Contact.id)
     )
-
-
-def _like(value: str) -> str:
-    return "%" + value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
 # ---- SQLite: FTS5 -----------------------------------------------------------------------------
@@ -258,7 +253,7 @@ def _with_phone_matches(
         seen = {row[0] for row in rows}
         statement = (
             _visible_contacts(user, widened)
-            .where(Contact.wa_id.like(_like(query.digits), escape="\\"))
+            .where(Contact.wa_id.contains(query.digits, autoescape=True))
             .order_by(Conversation.last_message_at.desc(), Contact.id.desc())
             .limit(limit)
         )
@@ -279,8 +274,9 @@ class MySQLSearch:
     scanned with LIKE as for any word, older ones found through the n-grams' FULLTEXT index (or, if the
     server indexes no word as short as a gram, with LIKE).
 
-    The index covers details too (where contact cards live), so it also matches JSON keys and other
-    parts of a message's details: every hit is checked against what a message is found by.
+    The names on contact cards have a FULLTEXT index of their own (message_grams.words), never the
+    details JSON. LIKE matches inside words, and the cards' JSON keys in the newest messages: every row
+    is checked against what a message is found by, and more are read until the page is full.
 
     InnoDB's FULLTEXT cannot give the newest hits first without fetching every matching row (seconds
     for a common word over a million messages), so the newest messages are scanned first: a common
@@ -304,17 +300,11 @@ class MySQLSearch:
         return " ".join(indexed), unindexed
 
     def messages(self, session: Session, user: User, widened: bool, query: Query, limit: int) -> list[dict[str, Any]]:
-        recent = self.recent_messages(session, user, widened, query, limit)
-        if recent is not None:
-            return recent
+        recent, complete = self.recent_messages(session, user, widened, query, limit)
+        if complete:
+            return _message_hits(session, recent, query.terms)
         against, unindexed = self.split(query.terms)
         statement = _visible_messages(user, widened)
-        if against:
-            statement = statement.where(
-                match(
-                    Message.text, Message.caption, Message.filename, Message.details, against=against
-                ).in_boolean_mode()
-            )
         by_grams = [term for term in unindexed if unspaced(term) and self.min_token <= TRIGRAM]
         if by_grams:
             against_grams = " ".join(grams_query(term) for term in by_grams)
@@ -326,26 +316,39 @@ class MySQLSearch:
         for term in unindexed:
             if term not in by_grams:
                 statement = statement.where(_contains(term))
-        rows = session.execute(statement.order_by(Message.id.desc()).limit(4 * limit))
-        found = [row for row in rows if _row_matches(row, query.terms)]
-        return _message_hits(session, found[:limit], query.terms)
+        if against:
+            # a message's own words, or the names on the cards it shares (never the rest of its details)
+            searches = [
+                statement.where(
+                    match(Message.text, Message.caption, Message.filename, against=against).in_boolean_mode()
+                ),
+                statement.where(
+                    Message.id.in_(
+                        select(GRAMS.c.message_id).where(match(GRAMS.c.words, against=against).in_boolean_mode())
+                    )
+                ),
+            ]
+        else:
+            searches = [statement]
+        # the newest messages' hits too: the consumer that writes message_grams may not have reached them yet
+        found = recent + [row for search in searches for row in _first_matches(session, search, query.terms, limit)[0]]
+        newest_first = sorted({row.id: row for row in found}.values(), key=lambda row: row.id, reverse=True)
+        return _message_hits(session, newest_first[:limit], query.terms)
 
     def recent_messages(
         self, session: Session, user: User, widened: bool, query: Query, limit: int
-    ) -> list[dict[str, Any]] | None:
-        """The hits among the newest messages, or None when they do not fill the page."""
+    ) -> tuple[list, bool]:
+        """The hits among the newest messages, and whether they are all there is to show: they fill the
+        page, or the window holds every message."""
         newest = session.scalar(select(func.max(Message.id)))
         if newest is None:
-            return []
+            return [], True
         statement = _visible_messages(user, widened).where(Message.id > newest - self.RECENT_WINDOW)
         for term in query.terms:
             statement = statement.where(_contains(term))
-        rows = list(session.execute(statement.order_by(Message.id.desc()).limit(4 * limit)))
         # LIKE finds the words anywhere; keep those where they start a word, as the index would
-        found = [row for row in rows if _row_matches(row, query.terms)]
-        if len(found) >= limit or (len(rows) < 4 * limit and newest <= self.RECENT_WINDOW):
-            return _message_hits(session, found[:limit], query.terms)
-        return None
+        found, exhausted = _first_matches(session, statement, query.terms, limit)
+        return found, len(found) >= limit or (exhausted and newest <= self.RECENT_WINDOW)
 
     def contacts(self, session: Session, user: User, widened: bool, query: Query, limit: int) -> list[dict[str, Any]]:
         against, unindexed = self.split(query.terms)
@@ -358,6 +361,24 @@ class MySQLSearch:
             statement = statement.where(_contact_contains(term))
         statement = statement.order_by(Conversation.last_message_at.desc(), Contact.id.desc()).limit(limit)
         return _with_phone_matches(session, user, widened, query, list(session.execute(statement)), limit)
+
+
+def _first_matches(session: Session, statement, terms: list[str], limit: int) -> tuple[list, bool]:
+    """The newest `limit` rows of `statement` that really hold the words (_row_matches), read a page at a
+    time by id, so rows that only seemed to match (LIKE inside a word) never push a real hit off the page.
+    Also says whether every row was read."""
+    page = 4 * limit
+    found: list = []
+    before = None
+    while True:
+        paged = statement if before is None else statement.where(Message.id < before)
+        rows = list(session.execute(paged.order_by(Message.id.desc()).limit(page)))
+        found += [row for row in rows if _row_matches(row, terms)]
+        if len(rows) < page:
+            return found[:limit], True
+        if len(found) >= limit:
+            return found[:limit], False
+        before = rows[-1].id
 
 
 _mysql_settings: dict[str, tuple[int, frozenset[str]]] = {}

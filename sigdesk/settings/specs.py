@@ -8,6 +8,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import threading
 from urllib.parse import urlsplit
 from dataclasses import dataclass
 from typing import Any
@@ -135,6 +136,30 @@ def parse_passphrase(text: str) -> str:
     return text
 
 
+# The password policy (sigdesk/auth/passwords.py), which settings cannot import (auth imports settings
+# through onboarding): a backup holds data.key and the whole database, so a new passphrase is held to it.
+MIN_BACKUP_PASSPHRASE = 10
+_BACKUP_PASSPHRASE_SCORE = 3  # zxcvbn's "safely unguessable", as for passwords
+_zxcvbn_lock = threading.Lock()
+
+
+def check_backup_passphrase(passphrase: str) -> str:
+    """A new backup passphrase, if the password policy accepts it; existing ones still read and restore."""
+    if len(passphrase) < MIN_BACKUP_PASSPHRASE:
+        raise SettingError(f"The backup passphrase must be at least {MIN_BACKUP_PASSPHRASE} characters long")
+    from zxcvbn import zxcvbn  # its word lists take a moment to load: only when a passphrase is chosen
+
+    with _zxcvbn_lock:
+        result = zxcvbn(passphrase[:72], user_inputs=["sigdesk", "backup"])
+    if result["score"] >= _BACKUP_PASSPHRASE_SCORE:
+        return passphrase
+    feedback = result["feedback"]
+    advice = " ".join(part for part in [feedback.get("warning") or "", *feedback.get("suggestions", [])] if part)
+    raise SettingError(
+        "This backup passphrase is too easy to guess. " + (advice or "Use a few uncommon words together.")
+    )
+
+
 def parse_timezone(text: str) -> str:
     cleaned = text.strip()
     try:
@@ -238,8 +263,15 @@ SPECS: dict[str, Spec] = {
         ),
         Spec("backup.folder", "Backup folder (e.g. a USB drive or a synced folder)", parse_str, None),
         Spec("backup.schedule", "Automatic backups (off, daily or weekly)", parse_schedule, "off"),
-        Spec("backup.time", "Time of day for automatic backups (this computer's clock)", parse_clock, "02:00"),
-        Spec("backup.passphrase", "Passphrase for automatic backups", parse_passphrase, None, secret=True),
+        Spec("backup.time", "Time of day for automatic backups (business time zone)", parse_clock, "02:00"),
+        Spec(
+            "backup.passphrase",
+            "Passphrase for automatic backups",
+            parse_passphrase,
+            None,
+            secret=True,
+            check=check_backup_passphrase,
+        ),
         Spec(
             "inbox.agents_see_all",
             "Agents see every conversation, not only their own and unassigned ones",

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from sigdesk.addresses import guarded_mounts, refusal
 from sigdesk.whatsapp.errors import GraphError
 from sigdesk.whatsapp.media import (
     LIMITS,
@@ -294,6 +295,7 @@ class GraphClient:
             headers={"Authorization": f"Bearer {access_token}"},
             timeout=timeout,
             transport=transport,
+            mounts=None if transport is not None else guarded_mounts(),  # checked again as the token is sent
             trust_env=True,
         )
         if self._http.timeout.connect is None or self._http.timeout.read is None:
@@ -317,7 +319,7 @@ class GraphClient:
         except httpx.TimeoutException as exc:
             raise GraphError(f"no answer within {self._deadline():g} s", transport=True) from exc
         except httpx.TransportError as exc:
-            raise GraphError(type(exc).__name__, transport=True) from exc
+            raise GraphError(refusal(exc) or type(exc).__name__, transport=True) from exc
         self._note_version(response)
         try:
             body = response.json()
@@ -548,7 +550,7 @@ class GraphClient:
         except httpx.TimeoutException as exc:
             raise GraphError(f"no answer within {self._deadline():g} s", transport=True) from exc
         except httpx.TransportError as exc:
-            raise GraphError(type(exc).__name__, transport=True) from exc
+            raise GraphError(refusal(exc) or type(exc).__name__, transport=True) from exc
         return b"".join(chunks)
 
     # --- account -----------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from sigdesk.crypto import Cipher
 from sigdesk.errors import UserError
 from sigdesk.addresses import check_outbound_url
+from sigdesk.roles import can
 from sigdesk.settings import services as settings
 from sigdesk.settings.specs import SPECS
 from sigdesk.whatsapp.client import GraphClient, InvalidMessage
@@ -30,6 +31,8 @@ PLAIN_KEYS = (
 GRAPH_ADDRESS = "whatsapp.graph_base_url"
 TOKEN = "whatsapp.access_token"
 CALLBACK = "whatsapp.callback_url"
+VERIFY_TOKEN = "whatsapp.verify_token"
+REDIRECT = "connections.redirect"  # the owner's: where the token goes, and where Meta sends the webhooks
 WEBHOOK_PATH = "/webhooks/whatsapp"
 MESSAGING = "whatsapp_business_messaging"
 MANAGEMENT = "whatsapp_business_management"
@@ -309,6 +312,15 @@ def discover(client: GraphClient, waba_hint: str | None = None, now: datetime | 
     return Discovery(tuple(accounts), expires, tuple(warnings), note)
 
 
+def find_numbers(session: Session, cipher: Cipher, access_token: str | None, waba_hint: str | None = None) -> Discovery:
+    """Network only: the token typed (or stored) checked and its accounts and numbers listed. The read
+    transaction ends before Meta is asked, so no snapshot is held across the call."""
+    client = token_client(session, cipher, access_token)
+    session.rollback()
+    with client:
+        return discover(client, (waba_hint or "").strip() or None)
+
+
 def subscribe_webhooks(client: GraphClient, waba_id: str, callback_url: str, verify_token: str) -> None:
     """Ask Meta to send this account's webhooks to `callback_url`; Meta checks it with the handshake first,
     so the verify token must already be where the callback answers (committed, or on the relay)."""
@@ -378,6 +390,21 @@ def callback_suggestion(session: Session, cipher: Cipher, url_root: str) -> dict
         return {"kind": "public", "url": check_callback_url(own), "suggested": True}
     except UserError:
         return {"kind": "none", "url": None, "local": own}
+
+
+def overview(session: Session, cipher: Cipher, url_root: str, role: str | None) -> dict[str, Any]:
+    """What the Connection page and the wizard's WhatsApp and inbound steps show about the connection;
+    `role` is the viewer's, for what they may change."""
+    return {
+        "api_version": settings.get(session, cipher, "whatsapp.api_version"),
+        "default_version": SPECS["whatsapp.api_version"].default,
+        "graph_address": settings.get(session, cipher, GRAPH_ADDRESS),
+        "callback": callback_suggestion(session, cipher, url_root),
+        "verify_token_set": bool(settings.get(session, cipher, VERIFY_TOKEN)),
+        "token_set": settings.is_set(session, TOKEN),
+        "waba_id": settings.get(session, cipher, "whatsapp.waba_id"),
+        "may_change_graph_address": can(role, REDIRECT),
+    }
 
 
 test_connection.__test__ = False  # a product feature named test_*, not a pytest test

@@ -13,7 +13,6 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from sigdesk.errors import UserError
-from sigdesk.roles import can
 from sigdesk.settings import commands as settings_commands, services as settings
 from sigdesk.settings.specs import SPECS
 from sigdesk.web import acting, cipher, db_session, requires, shows_secret, writing
@@ -23,20 +22,8 @@ bp = Blueprint("whatsapp_account", __name__, url_prefix="/admin/whatsapp")
 
 
 def page_context(**extra: Any) -> dict[str, Any]:
-    """What the Connection page and the wizard's WhatsApp step both show about the connection."""
-    session = db_session()
-    version = settings.get(session, cipher(), "whatsapp.api_version")
-    return {
-        "api_version": version,
-        "default_version": SPECS["whatsapp.api_version"].default,
-        "graph_address": settings.get(session, cipher(), account.GRAPH_ADDRESS),
-        "callback": account.callback_suggestion(session, cipher(), request.url_root),
-        "verify_token_set": bool(settings.get(session, cipher(), commands.VERIFY_TOKEN)),
-        "token_set": settings.is_set(session, account.TOKEN),
-        "waba_id": settings.get(session, cipher(), "whatsapp.waba_id"),
-        "may_change_graph_address": current_user.is_authenticated and can(current_user.role, "connections.redirect"),
-        **extra,
-    }
+    role = current_user.role if current_user.is_authenticated else None
+    return {**account.overview(db_session(), cipher(), request.url_root, role), **extra}
 
 
 def _page(errors: dict[str, str] | None = None, status: int = 200, **extra: Any):
@@ -84,40 +71,19 @@ def save():
     return redirect(url_for("whatsapp_account.index"))
 
 
-def find_numbers(access_token: str | None, waba_hint: str | None = None) -> account.Discovery:
-    """Network only: the token typed (or stored) checked and its accounts and numbers listed."""
-    session = db_session()
-    with account.token_client(session, cipher(), access_token) as client:
-        discovery = account.discover(client, (waba_hint or "").strip() or None)
-    session.rollback()  # nothing was written; end the read transaction before the writes that follow
-    return discovery
-
-
 @bp.post("/find")
 @requires("settings.manage")
 def find():
     token = request.form.get(account.TOKEN)
     secret = request.form.get("whatsapp.app_secret")
     try:
-        discovery = find_numbers(token, request.form.get("whatsapp.waba_id"))
+        discovery = account.find_numbers(db_session(), cipher(), token, request.form.get("whatsapp.waba_id"))
         with writing() as session:
-            if len(discovery.choices) == 1:
-                commands.connect(session, acting(), cipher(), discovery, discovery.choices[0][1].id, token, secret)
-            else:
-                settings_commands.save(
-                    session,
-                    acting(),
-                    cipher(),
-                    {
-                        k: v.strip()
-                        for k, v in {account.TOKEN: token, "whatsapp.app_secret": secret}.items()
-                        if v and v.strip()
-                    },
-                )
+            number = commands.found(session, acting(), cipher(), discovery, token, secret)
     except UserError as exc:
         return _refused(exc)
-    if len(discovery.choices) == 1:
-        return _page(connected=discovery.choices[0], discovery=discovery)
+    if number is not None:
+        return _page(connected=discovery.find(number.id), discovery=discovery)
     return _page(discovery=discovery)
 
 
@@ -125,7 +91,7 @@ def find():
 @requires("settings.manage")
 def choose():
     try:
-        discovery = find_numbers(None)
+        discovery = account.find_numbers(db_session(), cipher(), None)
         with writing() as session:
             commands.connect(session, acting(), cipher(), discovery, request.form.get("phone_number_id") or "")
     except UserError as exc:
@@ -133,40 +99,18 @@ def choose():
     return _page(connected=discovery.find(request.form.get("phone_number_id") or ""), discovery=discovery)
 
 
-def subscribe(callback_url: str | None, relay_verify_token: str | None, channel: str | None = None) -> str:
-    """Make sure a verify token exists (committed, so the handshake finds it), ask Meta, then remember."""
-    session = db_session()
-    context = page_context()
-    relay = context["callback"]["kind"] == "relay"
-    url = account.check_callback_url(callback_url or context["callback"].get("url") or "")
-    waba_id = settings.get(session, cipher(), "whatsapp.waba_id")
-    if not waba_id:
-        raise UserError(
-            "Connect a WhatsApp number first (the WhatsApp Business Account is not known).", field="connect"
-        )
-    if relay:
-        token = (relay_verify_token or "").strip()
-        if not token:
-            raise UserError(
-                "Enter the verify token that `sigdesk relay add-install` printed for this install.",
-                field="relay_verify_token",
-            )
-    else:
-        with writing() as session:
-            token = commands.ensure_verify_token(session, acting(channel), cipher())
-    with account.token_client(db_session(), cipher()) as client:
-        db_session().rollback()
-        account.subscribe_webhooks(client, waba_id, url, token)
-    with writing() as session:
-        commands.subscribed(session, acting(channel), cipher(), waba_id, url)
-    return url
-
-
 @bp.post("/subscribe")
 @requires("settings.manage")
 def subscribe_webhooks():
     try:
-        url = subscribe(request.form.get(account.CALLBACK), request.form.get("relay_verify_token"))
+        url = commands.subscribe(
+            writing,
+            acting(),
+            cipher(),
+            request.form.get(account.CALLBACK),
+            request.form.get("relay_verify_token"),
+            request.url_root,
+        )
     except UserError as exc:
         return _refused(exc)
     flash(f"Meta now sends this account's webhooks to {url}.", "success")

@@ -156,3 +156,36 @@ def test_a_refused_add_keeps_everything_typed_but_the_password(auth, client, own
     assert response.status_code == 400 and 'role="alert"' in page and "already exists" in page
     assert 'name="name" value="Nina Again"' in page and 'value="nina@example.com"' in page
     assert '<option value="admin" selected>' in page and PASSWORD not in page
+
+
+def test_the_settings_page_refuses_an_allow_list_that_locks_out_the_address_saving_it(auth, client, owner):
+    office = {"REMOTE_ADDR": "192.168.1.20"}
+    response = auth.post(
+        "/admin/settings",
+        {"general.business_name": "", "server.allowed_networks": "10.0.0.0/8"},
+        form_page="/admin/settings",
+        environ_base=office,
+    )
+    page = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert "leaves out 192.168.1.20, the address you are using now" in page
+    assert 'name="server.allowed_networks"' in page and "10.0.0.0/8" in page  # what was typed comes back
+    assert client.get("/admin/settings", environ_base=office).status_code == 200  # nothing was saved
+    saved = auth.post(
+        "/admin/settings",
+        {"general.business_name": "", "server.allowed_networks": "192.168.1.0/24"},
+        form_page="/admin/settings",
+        environ_base=office,
+    )
+    assert saved.status_code == 302
+    assert client.get("/admin/settings", environ_base=office).status_code == 200
+
+
+def test_the_settings_page_asks_the_roles_which_settings_a_role_may_change():
+    """roles.py is the one place that decides what a role may do: no role names compared here."""
+    import inspect
+
+    from sigdesk.admin import views
+
+    source = inspect.getsource(views.general_settings)
+    assert "Role." not in source and '"owner"' not in source

@@ -134,3 +134,18 @@ def test_a_password_change_ends_every_session_and_the_account_page_counts_only_l
     owner.password = new
     auth.login(owner)
     assert "signed in in 1 browser." in client.get("/account/").get_data(as_text=True)
+
+
+def test_signing_out_is_a_command_that_leaves_an_audit_entry_once(app, auth, client, owner):
+    thief = copy_cookie(app, client)
+    auth.logout()
+    assert [(entry.target, entry.actor, entry.channel) for entry in audit(app, "session.signed_out")] == [
+        (owner.email, owner.email, "web")
+    ]
+    with app.extensions["sigdesk"].database.session() as session:
+        from sigdesk.actor import Actor
+
+        row = session.scalars(select(UserSession)).one()
+        assert not sessions.sign_out(session, Actor.system("cli"), row.id)  # already ended: nothing recorded
+    assert len(audit(app, "session.signed_out")) == 1
+    assert thief.get("/account/").status_code == 302

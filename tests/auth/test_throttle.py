@@ -116,3 +116,76 @@ def test_the_per_address_limit_still_applies(app, owner, stranger):
         data = {"email": email, "password": "nope", "csrf_token": token}
         statuses.append(stranger.client.post("/login", data=data, environ_base=address).status_code)
     assert statuses[:10] == [401] * 10 and statuses[10] == 429
+
+
+def test_concurrent_attempts_on_a_real_server_cannot_slip_through_before_the_lock(app, owner, live_server):
+    """The attempt is counted before bcrypt runs: a burst of parallel guesses gets five checked
+    passwords, as one guess after another would, not one per request."""
+    import threading
+
+    import httpx
+
+    from sigdesk.auth.services import find_user, hash_password
+    from tests.conftest import csrf_from
+
+    app.config["SIGDESK_LOGIN_RATE_LIMIT"] = "1000 per minute"  # the per-address limit is not what is tested
+    with app.extensions["sigdesk"].database.session() as session:
+        find_user(session, owner.email).password_hash = hash_password(PASSWORD, rounds=10)  # checks take a while
+    burst = 12
+    start = threading.Barrier(burst)
+    statuses: list[int] = []
+
+    def guess(client: httpx.Client, token: str) -> None:
+        start.wait()
+        response = client.post(
+            "/login", data={"email": owner.email, "password": "wrong password!", "csrf_token": token}
+        )
+        statuses.append(response.status_code)
+
+    clients = [httpx.Client(base_url=live_server.url, timeout=30) for _ in range(burst)]
+    try:
+        threads = [
+            threading.Thread(target=guess, args=(client, csrf_from(client.get("/login").text))) for client in clients
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    finally:
+        for client in clients:
+            client.close()
+    assert sorted(statuses) == [401] * throttle.FREE_FAILURES + [429] * (burst - throttle.FREE_FAILURES)
+    with app.extensions["sigdesk"].database.session() as session:
+        assert session.get(SignInThrottle, owner.email).failures == throttle.FREE_FAILURES
+
+
+def test_the_right_password_before_a_second_factor_does_not_count_as_a_failure(app, auth, owner, stranger):
+    auth.enrol_totp(owner)
+    for n in range(8):
+        assert "/login/verify" in attempt(stranger, owner.email, PASSWORD, n).headers["Location"]
+    with app.extensions["sigdesk"].database.session() as session:
+        row = session.get(SignInThrottle, owner.email)
+        assert row is None or (row.failures, row.locked_until) == (0, None)
+
+
+def test_the_cli_unlock_is_audited_as_the_cli(app, owner, stranger):
+    from tests.commanding import audit
+
+    for n in range(5):
+        attempt(stranger, owner.email, "wrong password!", n)
+    cli(app, "user", "unlock", "--email", owner.email.upper())
+    entries = audit(app, "login.unlocked")
+    assert [(entry.target, entry.channel, entry.actor, entry.detail) for entry in entries] == [
+        (owner.email, "cli", None, {"was_locked": True})
+    ]
+
+
+def test_a_day_without_failures_starts_the_count_again(app, owner, stranger):
+    with app.extensions["sigdesk"].database.session() as session:
+        long_ago = utcnow() - timedelta(days=2)
+        session.add(SignInThrottle(email=owner.email, failures=9, last_failure_at=long_ago, locked_until=long_ago))
+        session.add(SignInThrottle(email="old@example.com", failures=3, last_failure_at=long_ago))
+    assert attempt(stranger, owner.email, "wrong password!", 1).status_code == 401
+    with app.extensions["sigdesk"].database.session() as session:
+        assert session.get(SignInThrottle, owner.email).failures == 1
+        assert session.get(SignInThrottle, "old@example.com") is None

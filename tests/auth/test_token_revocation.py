@@ -6,8 +6,8 @@ import pytest
 from sqlalchemy import select
 
 from sigdesk.auth.services import find_user
-from sigdesk.models import User
-from tests.commanding import audit, cli
+from sigdesk.models import ApiToken, User
+from tests.commanding import audit, cli, events
 from tests.conftest import PASSWORD
 from tests.factories import api_token
 
@@ -77,3 +77,21 @@ def test_setting_a_password_from_the_cli_revokes_tokens_and_ends_sessions(app, a
 
 def test_the_account_page_warns_that_a_password_change_revokes_tokens(client, owner):
     assert "revokes your API tokens" in client.get("/account/").get_data(as_text=True)
+
+
+def test_a_token_revoked_by_hand_or_by_a_password_change_is_audited_and_announced_alike(app, auth, owner):
+    tokens_for(app, owner.email)
+    owner_id = user_id(app, owner.email)
+    with app.extensions["sigdesk"].database.session() as session:
+        first, second = session.scalars(select(ApiToken.id).where(ApiToken.user_id == owner_id).order_by(ApiToken.id))
+    auth.post(f"/account/tokens/{first}/revoke", form_page="/account/")
+    cli(app, "user", "password", "--email", owner.email, "--password-stdin", input=NEW_PASSWORD + "\n")
+
+    assert [(entry.target, entry.detail) for entry in audit(app, "api_token.revoked")] == [
+        ("integration 0", {"api_token_id": first, "user": owner.email, "reason": "requested"}),
+        ("integration 1", {"api_token_id": second, "user": owner.email, "reason": "password_changed"}),
+    ]
+    assert [event for event in events(app, "token.changed") if event["change"] == "revoked"] == [
+        {"token_id": first, "user_id": owner_id, "change": "revoked"},
+        {"token_id": second, "user_id": owner_id, "change": "revoked"},
+    ]

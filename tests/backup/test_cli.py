@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import text
 
+from sigdesk.actor import Actor
 from sigdesk.app import create_app
+from sigdesk.backup import services as backups
 from sigdesk.cli import main
 from sigdesk.config import Config
-from sigdesk.datadir import LOCK_FILE
+from sigdesk.datadir import LOCK_SUFFIX
 from sigdesk.db import Database
 from sigdesk.settings import services as settings
 from tests.backup.seed import SECRET, seed
@@ -34,11 +39,11 @@ def run(data_dir: Path, *args: str, input: str | None = PASSPHRASE):
 
 
 def tree(folder: Path) -> dict[str, bytes]:
-    """Every file and its bytes, less the data-dir lock file (an in-place restore takes the lock)."""
+    """Every file and its bytes, less data-dir lock files (an in-place restore leaves `data.lock` beside `data`)."""
     return {
         p.relative_to(folder).as_posix(): p.read_bytes()
         for p in sorted(folder.rglob("*"))
-        if p.is_file() and p.name != LOCK_FILE
+        if p.is_file() and not p.name.endswith(LOCK_SUFFIX)
     }
 
 
@@ -119,7 +124,7 @@ def test_damaged_file_is_refused_with_the_data_dir_untouched(data_dir, tmp_path)
     result = run(data_dir, "restore", str(out), "--passphrase-stdin")
     assert result.exit_code == 1 and "damaged" in result.output
     assert tree(data_dir) == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["data", "office.sigdesk-backup"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["data", "data.lock", "office.sigdesk-backup"])
 
 
 def test_cut_short_file_says_it_is_cut_short_not_damaged(data_dir, tmp_path):
@@ -171,3 +176,68 @@ def test_in_place_restore_needs_a_target_database_when_not_on_sqlite(data_dir, t
         input=PASSPHRASE,
     )
     assert result.exit_code == 1 and "--into-database-url" in result.output
+
+
+def test_create_refuses_a_guessable_passphrase_naming_the_backup_passphrase(data_dir, tmp_path):
+    out = tmp_path / "weak.sigdesk-backup"
+    short = run(data_dir, "create", "--out", str(out), "--passphrase-stdin", input="12345678\n")
+    assert short.exit_code == 1 and "The backup passphrase must be at least 10 characters long" in short.output
+    guessable = run(data_dir, "create", "--out", str(out), "--passphrase-stdin", input="1234567890\n")
+    assert guessable.exit_code == 1 and "This backup passphrase is too easy to guess." in guessable.output
+    assert not out.exists()
+
+
+def test_restore_still_takes_the_weak_passphrase_an_older_backup_was_made_with(data_dir, tmp_path):
+    out = tmp_path / "old.sigdesk-backup"
+    config = Config(data_dir=data_dir, database_url=f"sqlite:///{data_dir / 'sigdesk.db'}")
+    database = Database(config.database_url)
+    try:
+        backups.run(database, config, Actor.system("cli"), "12345678", out)
+    finally:
+        database.dispose()
+    assert run(data_dir, "verify", str(out), "--passphrase-stdin", input="12345678\n").exit_code == 0
+    target = tmp_path / "restored"
+    restored = run(
+        data_dir, "restore", str(out), "--into-data-dir", str(target), "--passphrase-stdin", input="12345678\n"
+    )
+    assert restored.exit_code == 0, restored.output
+    assert contact_count(target) == 2
+
+
+def test_create_without_out_writes_into_the_backup_folder_and_prints_no_log_lines(data_dir, tmp_path):
+    folder = tmp_path / "usb"
+    folder.mkdir()
+    here = tmp_path / "here"
+    here.mkdir()
+    assert (
+        CliRunner()
+        .invoke(main, ["--data-dir", str(data_dir), "settings", "set", "backup.folder", str(folder)])
+        .exit_code
+        == 0
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SIGDESK_")}
+    made = subprocess.run(
+        [sys.executable, "-m", "sigdesk", "--data-dir", str(data_dir), "backup", "create", "--passphrase-stdin"],
+        input=PASSPHRASE,
+        capture_output=True,
+        text=True,
+        cwd=here,
+        env={**env, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+        timeout=120,
+    )
+    assert made.returncode == 0, made.stderr
+    files = list(folder.glob("sigdesk-*.sigdesk-backup"))
+    assert len(files) == 1 and list(here.iterdir()) == []
+    assert made.stdout.strip().splitlines()[-1].startswith(f"Backup written to {files[0]} (the backup folder")
+    assert " INFO " not in made.stderr and "backup written" not in made.stderr
+
+
+def test_create_without_out_and_without_a_backup_folder_writes_here(data_dir, tmp_path, monkeypatch):
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    made = run(data_dir, "create", "--passphrase-stdin")
+    assert made.exit_code == 0, made.output
+    files = list(here.glob("sigdesk-*.sigdesk-backup"))
+    assert len(files) == 1
+    assert f"Backup written to {files[0]} (this folder;" in made.output

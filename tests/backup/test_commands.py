@@ -4,7 +4,7 @@ and end and record backup.finished, differing only in who asked and by which way
 from __future__ import annotations
 
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -58,7 +58,8 @@ def test_a_failed_scheduled_run_is_audited_as_the_worker_and_finishes_not_ok(app
         settings.set_text(session, state.cipher, "backup.passphrase", PASSPHRASE)
         settings.set_text(session, state.cipher, "backup.folder", str(tmp_path / "unplugged"))
     with pytest.raises(BackupError):
-        run_scheduled(state.database, state.config, state.cipher, datetime.now().astimezone(), kdf=KdfParams(4, 1, 1))
+        tomorrow = datetime.now().astimezone() + timedelta(days=1)  # the first run after the schedule is set
+        run_scheduled(state.database, state.config, state.cipher, tomorrow, kdf=KdfParams(4, 1, 1))
     [failed] = audit(app, "backup.failed")
     assert (failed.actor, failed.channel) == (None, "worker") and "does not exist" in failed.detail["error"]
     assert events(app, "backup.finished") == [{"ok": False, "file": failed.target}]

@@ -22,8 +22,8 @@ from sigdesk.backup.format import (
     TruncatedBackup,
     WrongPassphrase,
 )
+from sigdesk import datadir
 from sigdesk.config import Config
-from sigdesk.datadir import LOCK_FILE
 from sigdesk.db import Database
 from sigdesk.models import Contact
 from sigdesk.settings import services as settings
@@ -56,12 +56,8 @@ def restored_config(data_dir: Path, url: str | None = None) -> Config:
 
 
 def tree(folder: Path) -> dict[str, bytes]:
-    """Every file and its bytes, less the data-dir lock file (an in-place restore takes the lock)."""
-    return {
-        p.relative_to(folder).as_posix(): p.read_bytes()
-        for p in sorted(folder.rglob("*"))
-        if p.is_file() and p.name != LOCK_FILE
-    }
+    """Every file and its bytes (the data-dir lock file is beside the folder, not in it)."""
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 @pytest.mark.database
@@ -163,6 +159,17 @@ def test_bad_backups_are_refused_and_nothing_is_created(backup_file, tmp_path, c
     with pytest.raises(error, match=message):
         backups.restore(path, passphrase, tmp_path / "restored")
     assert sorted(p.name for p in tmp_path.iterdir()) == listing
+
+
+def test_in_place_restore_holds_the_lock_even_before_there_is_a_data_dir(backup_file, tmp_path):
+    data_dir = tmp_path / "new-office"
+    holders = []
+    backups.restore_in_place(
+        backup_file, PASSPHRASE, data_dir, progress=lambda *event: holders.append(datadir.holder(data_dir))
+    )
+    assert holders and all(found == {"pid": os.getpid(), "what": "sigdesk backup restore"} for found in holders)
+    assert datadir.holder(data_dir) is None
+    assert (data_dir / "sigdesk.db").is_file()
 
 
 def test_in_place_restore_keeps_the_old_data_dir_and_swaps_only_when_done(seeded, backup_file, tmp_path):

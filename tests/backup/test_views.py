@@ -115,3 +115,23 @@ def test_files_outside_the_backup_folder_cannot_be_reached(auth, owner, tmp_path
 
 def test_posts_without_csrf_are_refused(auth, owner):
     assert auth.client.post("/admin/backups/create").status_code == 400
+
+
+def test_a_guessable_passphrase_is_refused_with_a_message_naming_the_backup_passphrase(app, auth, owner):
+    short = save(auth, **{"backup.passphrase": "12345678"})
+    assert short.status_code == 400
+    assert "The backup passphrase must be at least 10 characters long" in short.get_data(as_text=True)
+    guessable = save(auth, **{"backup.passphrase": "qwertyuiop123"})
+    assert guessable.status_code == 400
+    assert "This backup passphrase is too easy to guess." in guessable.get_data(as_text=True)
+    with app.extensions["sigdesk"].database.session() as session:
+        assert session.get(Setting, "backup.passphrase") is None
+
+
+def test_the_schedule_time_is_on_the_business_time_zone_named_on_the_page(app, auth, owner):
+    with app.extensions["sigdesk"].database.session() as session:
+        settings.set_text(session, app.extensions["sigdesk"].cipher, "general.timezone", "Pacific/Kiritimati")
+        session.commit()
+    page = auth.client.get("/admin/backups/").get_data(as_text=True)
+    assert "this computer" not in page
+    assert "Time of day for automatic backups (business time zone: Pacific/Kiritimati" in page

@@ -11,10 +11,23 @@ import pytest
 from sqlalchemy import select
 
 from sigdesk.actor import Actor
-from sigdesk.contacts.commands import REDACTED_NOTE, anonymise
-from sigdesk.models import AccountEvent, Contact, Conversation, Note, OutboxCursor, User, WebhookDelivery
+from sigdesk.contacts.commands import REDACTED_NOTE, anonymise, remove_files
+from sigdesk.inbound import services as inbound
+from sigdesk.models import (
+    AccountEvent,
+    Contact,
+    Conversation,
+    DeliveryState,
+    Message,
+    Note,
+    OutboxCursor,
+    UploadedMedia,
+    User,
+    WebhookDelivery,
+)
 from sigdesk.search import fts
 from sigdesk.search import services as search
+from sigdesk.whatsapp.media import store_media
 from tests import factories
 from tests.inbox.helpers import FIXTURES, deliver, deliver_fixtures
 
@@ -118,3 +131,77 @@ def test_anonymising_purges_the_index_their_notes_and_the_deliveries_that_name_t
         cursor = session.scalar(select(OutboxCursor.last_id).where(OutboxCursor.consumer == "search erasure"))
         assert cursor and cursor > 0  # the compaction ran (a failed run does not advance)
     fts.compact(state.database.engine)  # and runs again without harm
+
+
+OTHER = "4930000000077"
+
+
+def pending_delivery(database) -> int:
+    """A delivery stored but not processed yet (the webhook's careful path, the relay before it applies):
+    Ada writes, changes her marketing choice and gets a status, in one body with another customer."""
+    ada_writes = factories.text_message(ADA, f"I am back: {SAID}", name="Ada Again", meta=factories.metadata())
+    value = ada_writes["entry"][0]["changes"][0]["value"]
+    other = factories.text_message(OTHER, "is my parcel on its way", name="Other Person")["entry"][0]["changes"][0]
+    value["contacts"] += other["value"]["contacts"]
+    value["messages"] += other["value"]["messages"]
+    value["statuses"] = [{"id": "wamid.out.1", "status": "read", "timestamp": "1700000000", "recipient_id": ADA}]
+    lone = factories.text_message(None, "written by whoever the lone contacts entry names")
+    lone["entry"][0]["changes"][0]["value"]["contacts"] = [factories.profile(ADA, "Ada Lone")]
+    ada_writes["entry"][0]["changes"].append(lone["entry"][0]["changes"][0])
+    raw = json.dumps(ada_writes).encode()
+    with database.session() as session:
+        return inbound.store_delivery(session, raw, "sha256=test")
+
+
+@pytest.mark.database
+def test_a_delivery_not_yet_processed_cannot_bring_an_anonymised_contact_back(app):
+    contact_id = seed_words(app)
+    state = app.extensions["sigdesk"]
+    delivery_id = pending_delivery(state.database)
+
+    erase(app, contact_id)
+    with state.database.session() as session:  # what the relay and the webhook do with a stored delivery
+        assert inbound.apply_stored(session, delivery_id) == DeliveryState.PROCESSED.value
+    state.worker.run_once()
+
+    with state.database.session() as session:
+        assert session.scalar(select(Contact.id).where(Contact.wa_id == ADA)) is None
+        names = set(session.scalars(select(Contact.profile_name))) | set(session.scalars(select(Contact.display_name)))
+        assert "Ada Again" not in names and "Ada Lone" not in names
+        assert session.scalar(select(Message.id).where(Message.text.contains(SAID))) is None
+        assert session.scalar(select(Message.id).where(Message.text.contains("lone contacts entry"))) is None
+        # the other customer in the same delivery still arrives
+        other = session.scalar(select(Contact).where(Contact.wa_id == OTHER))
+        assert other is not None and other.profile_name == "Other Person"
+        assert session.scalar(select(Message.text).where(Message.contact_id == other.id)) == "is my parcel on its way"
+        raw = session.scalar(select(WebhookDelivery.raw).where(WebhookDelivery.id == delivery_id))
+        assert ADA.encode() not in raw and SAID.encode() not in raw
+        assert session.scalar(select(Contact.opted_out_marketing).where(Contact.id == contact_id))
+
+
+@pytest.mark.database
+def test_anonymising_forgets_the_files_uploaded_for_their_messages(app):
+    contact_id = seed_words(app)
+    state = app.extensions["sigdesk"]
+    data_dir = state.config.data_dir
+    key = store_media(data_dir, b"%PDF- their signed contract")
+    kept = store_media(data_dir, b"%PDF- the price list everyone gets")
+    with state.database.session() as session:
+        conversation = session.scalar(select(Conversation).where(Conversation.contact_id == contact_id))
+        factories.message(session, conversation, "out", "document", storage_key=key, filename=f"{FILED}.pdf")
+        for media_id, storage_key, name in (("m-theirs", key, f"{FILED}-signed.pdf"), ("m-all", kept, "prices.pdf")):
+            session.add(
+                UploadedMedia(
+                    media_id=media_id, storage_key=storage_key, mime_type="application/pdf", filename=name, file_size=9
+                )
+            )
+
+    with state.database.session() as session:
+        doomed = anonymise(session, Actor.system("cli"), contact_id, data_dir)
+    assert remove_files(doomed) == 1
+
+    with state.database.session() as session:
+        assert session.execute(select(UploadedMedia.media_id, UploadedMedia.filename)).all() == [
+            ("m-all", "prices.pdf")
+        ]
+    assert not (data_dir / key).exists() and (data_dir / kept).exists()

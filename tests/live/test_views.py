@@ -380,3 +380,17 @@ def test_a_stream_of_a_user_who_is_unchanged_stays_open_across_heartbeats(app, o
     stream = open_stream("bob")
     assert [stream.block(timeout=3) for _ in range(3)] == [{"": "ping"}] * 3
     assert not stream.ended.is_set()
+
+
+def test_a_stream_ends_at_the_next_heartbeat_after_agents_stop_seeing_every_conversation(app, open_stream):
+    from sigdesk.conversations.services import AGENTS_SEE_ALL
+    from sigdesk.settings import services as settings
+
+    state = app.extensions["sigdesk"]
+    with state.database.session() as session:
+        settings.set_value(session, state.cipher, AGENTS_SEE_ALL, True)
+    app.config["SIGDESK_EVENTS_HEARTBEAT"] = 0.3
+    stream = open_stream("ann")
+    with state.database.session() as session:
+        settings.set_value(session, state.cipher, AGENTS_SEE_ALL, False)
+    assert _ends_with_resync(stream)  # the browser reconnects as an agent who sees their own only

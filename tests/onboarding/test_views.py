@@ -366,3 +366,26 @@ def test_the_wizard_subscribes_the_webhooks_through_a_public_address(app, auth, 
     from tests.commanding import audit
 
     assert [entry.channel for entry in audit(app, "whatsapp.subscribed")] == ["wizard"]
+
+
+def test_the_wizard_and_the_connection_page_call_the_same_commands_and_neither_imports_the_others_view():
+    """The subscribe steps (verify token, Meta, remembering the callback) live in one command; views parse and render."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "sigdesk"
+    steps = {
+        "ensure_verify_token",
+        "subscribe_webhooks",
+        "subscribed",
+        "token_client",
+        "discover",
+        "check_callback_url",
+    }
+    for view in ("onboarding/views.py", "whatsapp_account/views.py"):
+        tree = ast.parse((root / view).read_text(encoding="utf-8"))
+        modules = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+        assert not [module for module in modules if module and module.endswith(".views")], view
+        used = {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)}
+        used |= {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
+        assert not used & steps, f"{view} runs {sorted(used & steps)} itself"

@@ -9,6 +9,7 @@ import pytest
 
 from sigdesk.inbound.services import Incoming, store_and_apply
 from sigdesk.models import User
+from sigdesk.search import fts
 from sigdesk.search import services as search
 from tests import factories
 from tests.inbox.helpers import FIXTURES, deliver, deliver_fixtures
@@ -142,3 +143,35 @@ def test_words_of_older_messages_are_found_through_the_index_as_in_the_newest(ap
     monkeypatch.setattr(MySQLSearch, "RECENT_WINDOW", 0)
     for query in queries:
         assert run(db, owner_user, query) == recent[query], query
+
+
+def test_json_keys_of_cards_and_templates_are_not_words_and_a_real_hit_behind_them_is_found(
+    db, owner_user, monkeypatch
+):
+    """Card and template messages keep JSON with keys such as "name", "type" and "text": those are no words of
+    theirs. A search finds the older message that does say them, however many such messages are newer."""
+    from sigdesk.search.services import MySQLSearch
+
+    with db.session() as session:
+        conversation = add_conversation(session, "Nia Noise", "4900000000031", ["what type of name would you like"])
+        card = {"contacts": {"cards": [{"name": {"formatted_name": "Carl Card", "first_name": "Carl"}, "urls": []}]}}
+        template = {"template": {"name": "order_ready", "components": [{"type": "body", "parameters": []}]}}
+        for _ in range(15):
+            factories.message(session, conversation, type="contacts", details=json.dumps(card))
+            factories.message(
+                session, conversation, "out", "template", text="Your order is ready", details=json.dumps(template)
+            )
+    with db.engine.begin() as connection:
+        fts.rebuild(connection)  # MariaDB: the card names reach their index (as the outbox consumer writes them)
+
+    def found(query: str) -> list[str]:
+        with db.session(write=False) as session:
+            hits = search.search(session, session.get(User, owner_user.id), query, limit=3)["messages"]
+        return [hit["snippet_html"] for hit in hits]
+
+    for window in (MySQLSearch.RECENT_WINDOW, 0):  # MariaDB: the scan of the newest messages, then the index
+        monkeypatch.setattr(MySQLSearch, "RECENT_WINDOW", window)
+        assert found("name") == ["what type of <mark>name</mark> would you like"], window
+        assert found("type") == ["what <mark>type</mark> of name would you like"], window
+        assert found("formatted") == [] and found("components") == [], window
+        assert found("carl card") == ["<mark>Carl</mark> <mark>Card</mark>"] * 3, window

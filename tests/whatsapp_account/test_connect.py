@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import pytest
 
+from sigdesk.actor import Actor
+from sigdesk.errors import Refused
 from sigdesk.models import Setting
 from sigdesk.settings import services as settings
-from sigdesk.whatsapp_account import services as account
+from sigdesk.whatsapp_account import commands, services as account
+from tests import factories
 from tests.commanding import audit, events, everything_recorded
 from tests.fakes.graph import MANAGEMENT, PHONE_NUMBER_ID, TOKEN, VERIFIED_NAME, WABA_ID
 
@@ -145,6 +148,50 @@ def test_a_callback_meta_cannot_verify_is_explained(app, auth, owner, graph_at_f
     response = auth.post(f"{PAGE}subscribe", {"whatsapp.callback_url": f"{PUBLIC}/webhooks/whatsapp"}, form_page=PAGE)
     assert response.status_code == 400 and "Meta could not verify" in html(response)
     assert setting(app, "whatsapp.callback_url") is None and audit(app, "whatsapp.subscribed") == []
+
+
+ELSEWHERE = "https://collector.example.net"
+
+
+def test_an_admin_cannot_tell_meta_to_send_the_webhooks_elsewhere(app, auth, client, owner, fake_graph, live_server):
+    with app.extensions["sigdesk"].database.session() as session:
+        factories.whatsapp_connection(session, app.extensions["sigdesk"].cipher, fake_graph.url)
+    fake_graph.tunnel(ELSEWHERE, live_server.url)  # a server the admin runs, answering Meta's handshake
+    admin = auth.create_user("admin")
+    auth.logout()
+    auth.login(admin)
+    page = html(client.get(PAGE))
+    assert 'id="subscribe-form"' not in page and 'id="subscribe-owner-only"' in page
+    response = auth.post(
+        f"{PAGE}subscribe", {"whatsapp.callback_url": f"{ELSEWHERE}/webhooks/whatsapp"}, form_page=PAGE
+    )
+    assert response.status_code == 403 and "Only the owner" in html(response)
+    assert fake_graph.requests == [] and fake_graph.subscriptions == {}, "nothing was sent to Meta"
+    assert setting(app, "whatsapp.callback_url") is None and audit(app, "whatsapp.subscribed") == []
+
+
+def admin_actor(app, channel):
+    with app.extensions["sigdesk"].database.session() as session:
+        admin = factories.user(session, "admin")
+        session.expunge(admin)
+    return Actor(admin, channel)
+
+
+@pytest.mark.parametrize("channel", ["web", "wizard", "api"])
+def test_the_subscribe_command_refuses_anyone_but_the_owner_whichever_way_they_come(app, fake_graph, channel):
+    state = app.extensions["sigdesk"]
+    with state.database.session() as session:
+        factories.whatsapp_connection(session, state.cipher, fake_graph.url)
+    actor = admin_actor(app, channel)
+    url = f"{ELSEWHERE}/webhooks/whatsapp"
+    with pytest.raises(Refused) as refused:
+        commands.subscribe(state.database.session, actor, state.cipher, url, None, "https://desk.example.com/")
+    assert refused.value.status == 403 and refused.value.field == "whatsapp.callback_url"
+    with state.database.session() as session:
+        for step in (commands.subscribed, commands.set_callback_url):
+            with pytest.raises(Refused):
+                step(session, actor, state.cipher, *([WABA_ID] if step is commands.subscribed else []), url)
+    assert fake_graph.requests == [] and setting(app, "whatsapp.callback_url") is None
 
 
 @pytest.mark.parametrize(
