@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from sigdesk.actor import Actor
 from sigdesk.audit.services import record as audit_record, record_by, record_login
-from sigdesk.auth.passwords import password_problem
+from sigdesk.passwords import password_problem
 from sigdesk.auth import throttle
 from sigdesk.roles import may_manage
 from sigdesk.crypto import Cipher

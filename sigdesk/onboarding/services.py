@@ -15,7 +15,7 @@ from sigdesk.actor import Actor
 from sigdesk.audit.services import record_by
 from sigdesk.crypto import Cipher
 from sigdesk.settings import services as settings
-from sigdesk.settings.specs import ONBOARDING_STEPS, SettingError, parse_passphrase
+from sigdesk.settings.specs import ONBOARDING_STEPS, SettingError, check_backup_passphrase, parse_passphrase
 
 STEP_KEY = "onboarding.step"
 DONE = "done"
@@ -67,7 +67,7 @@ def check_passphrase(passphrase: str, repeated: str) -> str:
     if passphrase != repeated:
         raise OnboardingError("The two backup passphrases do not match")
     try:
-        return parse_passphrase(passphrase)
+        return check_backup_passphrase(parse_passphrase(passphrase))
     except SettingError as exc:
         raise OnboardingError(str(exc)) from None
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-import threading
 from urllib.parse import urlsplit
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sigdesk.addresses import check_outbound_url
 from sigdesk.errors import UserError
+from sigdesk.passwords import password_problem
 
 DEFAULT_ALLOWED_NETWORKS = "127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7,fe80::/10"
 
@@ -136,28 +136,12 @@ def parse_passphrase(text: str) -> str:
     return text
 
 
-# The password policy (sigdesk/auth/passwords.py), which settings cannot import (auth imports settings
-# through onboarding): a backup holds data.key and the whole database, so a new passphrase is held to it.
-MIN_BACKUP_PASSPHRASE = 10
-_BACKUP_PASSPHRASE_SCORE = 3  # zxcvbn's "safely unguessable", as for passwords
-_zxcvbn_lock = threading.Lock()
-
-
 def check_backup_passphrase(passphrase: str) -> str:
     """A new backup passphrase, if the password policy accepts it; existing ones still read and restore."""
-    if len(passphrase) < MIN_BACKUP_PASSPHRASE:
-        raise SettingError(f"The backup passphrase must be at least {MIN_BACKUP_PASSPHRASE} characters long")
-    from zxcvbn import zxcvbn  # its word lists take a moment to load: only when a passphrase is chosen
-
-    with _zxcvbn_lock:
-        result = zxcvbn(passphrase[:72], user_inputs=["sigdesk", "backup"])
-    if result["score"] >= _BACKUP_PASSPHRASE_SCORE:
-        return passphrase
-    feedback = result["feedback"]
-    advice = " ".join(part for part in [feedback.get("warning") or "", *feedback.get("suggestions", [])] if part)
-    raise SettingError(
-        "This backup passphrase is too easy to guess. " + (advice or "Use a few uncommon words together.")
-    )
+    problem = password_problem(passphrase, ["backup"], what="backup passphrase")
+    if problem:
+        raise SettingError(problem)
+    return passphrase
 
 
 def parse_timezone(text: str) -> str:

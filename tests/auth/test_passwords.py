@@ -2,7 +2,7 @@
 
 import pytest
 
-from sigdesk.auth.passwords import password_problem
+from sigdesk.passwords import password_problem
 
 
 @pytest.mark.parametrize("password", ["password123", "qwertyuiop", "1234567890", "Password2024!", "iloveyou123"])

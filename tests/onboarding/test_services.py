@@ -9,12 +9,15 @@ def test_steps_go_in_order_and_end_done():
     assert [onboarding.next_step(name) for name in onboarding.STEPS] == ["whatsapp", "inbound", "backup", "done"]
 
 
-def test_passphrases_must_match_and_be_long_enough():
-    assert onboarding.check_passphrase("long enough", "long enough") == "long enough"
+def test_passphrases_must_match_and_be_hard_to_guess():
+    good = "sofa lantern quietly"
+    assert onboarding.check_passphrase(good, good) == good
     with pytest.raises(onboarding.OnboardingError, match="do not match"):
-        onboarding.check_passphrase("long enough", "long enougH")
+        onboarding.check_passphrase(good, good.upper())
     with pytest.raises(onboarding.OnboardingError, match="at least 8"):
         onboarding.check_passphrase("short", "short")
+    with pytest.raises(onboarding.OnboardingError, match="backup passphrase is too easy to guess"):
+        onboarding.check_passphrase("1234567890", "1234567890")
 
 
 def test_backup_folder_must_exist_unless_it_is_the_suggested_one(tmp_path):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sigdesk.auth.passwords import password_problem
+from sigdesk.passwords import password_problem
 from sigdesk.models import Setting
 from sigdesk.settings import services as settings
 from sigdesk.settings.specs import SettingError, check_backup_passphrase
@@ -20,7 +20,7 @@ def test_the_backup_passphrase_policy_is_the_password_policy(candidate):
     except SettingError as error:
         refused = True
         assert "backup passphrase" in str(error)
-    assert refused == (password_problem(candidate) is not None)
+    assert refused == (password_problem(candidate, ["backup"]) is not None)
 
 
 def test_settings_set_refuses_a_weak_passphrase_but_one_stored_before_still_reads(app):

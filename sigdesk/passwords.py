@@ -1,7 +1,9 @@
 """The password policy: long enough, and not one an attacker would try early (zxcvbn's estimate).
 
-One function for every place a password is chosen (first-run setup, the team page, the account page,
-`sigdesk user create`), so they all refuse the same passwords with the same words.
+One function for every place a password or a backup passphrase is chosen (first-run setup, the team
+page, the account page, `sigdesk user create`, the backup settings and `sigdesk backup create`), so
+they all refuse the same secrets with the same words. A backup holds data.key and the whole database:
+its passphrase deserves no less than a password.
 """
 
 from __future__ import annotations
@@ -19,15 +21,15 @@ SCORED_LENGTH = 72
 _zxcvbn_lock = threading.Lock()
 
 
-def password_problem(password: str, user_inputs: Iterable[str] = ()) -> str | None:
+def password_problem(password: str, user_inputs: Iterable[str] = (), what: str = "password") -> str | None:
     """Why `password` is refused, in words a person can act on (None: it is acceptable).
 
     `user_inputs` are the account's own words (email, name): a password built from them is easy to guess.
     """
     if len(password) < MIN_PASSWORD_LENGTH:
-        return f"The password must be at least {MIN_PASSWORD_LENGTH} characters long"
+        return f"The {what} must be at least {MIN_PASSWORD_LENGTH} characters long"
     if len(password) > MAX_PASSWORD_LENGTH:
-        return f"The password must be at most {MAX_PASSWORD_LENGTH} characters long"
+        return f"The {what} must be at most {MAX_PASSWORD_LENGTH} characters long"
     from zxcvbn import zxcvbn  # its word lists take a moment to load: only when a password is chosen
 
     words = [word for given in user_inputs if given for word in _words(given)] + ["sigdesk"]
@@ -39,7 +41,7 @@ def password_problem(password: str, user_inputs: Iterable[str] = ()) -> str | No
     advice = [feedback.get("warning") or "", *feedback.get("suggestions", [])]
     if not any(advice):
         advice = ["Use a few uncommon words together, or a longer passphrase."]
-    return "This password is too easy to guess. " + " ".join(part for part in advice if part)
+    return f"This {what} is too easy to guess. " + " ".join(part for part in advice if part)
 
 
 def _words(text: str) -> list[str]:
