@@ -20,8 +20,7 @@ def list_canned(session: Session, prefix: str = "") -> list[CannedResponse]:
     query = select(CannedResponse).order_by(CannedResponse.shortcut)
     prefix = prefix.strip().lstrip("/").lower()
     if prefix:
-        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        query = query.where(CannedResponse.shortcut.like(escaped + "%", escape="\\"))
+        query = query.where(CannedResponse.shortcut.startswith(prefix, autoescape=True))
     return list(session.scalars(query.limit(MAX_PAGE)))
 
 

@@ -253,6 +253,7 @@ def test_canned_shortcuts_are_unique_and_searchable(team):
             canned.create_canned(session, "two words", "x", owner)
         assert [row.shortcut for row in canned.list_canned(session, "/ho")] == ["holiday", "hours"]
         assert [row.shortcut for row in canned.list_canned(session, "hou")] == ["hours"]
+        assert canned.list_canned(session, "h_") == [] and canned.list_canned(session, "%") == []  # not wildcards
 
 
 def test_labels_are_unique(team):
