@@ -151,8 +151,8 @@ def desktop(obj: Context) -> None:
     """Open SigDesk in its own window."""
     from sigdesk import datadir, desktop as window
 
-    with datadir.hold(obj.config().data_dir, "the SigDesk window"):
-        code = window.run(obj.app(), echo=click.echo)
+    with datadir.hold(obj.config().data_dir, "the SigDesk window") as lock:
+        code = window.run(obj.app(), echo=click.echo, on_listening=lock.listening)
     sys.exit(code)
 
 
@@ -172,23 +172,36 @@ def desktop(obj: Context) -> None:
 def serve(obj: Context, host: str, port: int, threads: int, use_https: bool, cert: str | None, key: str | None) -> None:
     """Serve SigDesk to browsers on the office network."""
     from sigdesk import datadir
-    from sigdesk.server import lan_addresses, serve as run_server, serve_https
+    from sigdesk.server import bind, https_listener, lan_addresses, serve as run_server, serve_https, stop_https
 
     if (cert is None) != (key is None):
         raise click.UsageError("Give both --cert and --key, or neither.")
     https = bool(use_https or cert)
     try:
-        # held before create_app, which migrates and clears the running server's exports
-        with datadir.hold(obj.config().data_dir, "sigdesk serve --https" if https else "sigdesk serve"):
+        # held before create_app, which migrates and clears the running server's exports; the port is
+        # taken next, so a second start names the first and a busy port leaves no new data dir behind
+        with datadir.hold(obj.config().data_dir, "sigdesk serve --https" if https else "sigdesk serve") as lock:
             if https:
                 from sigdesk.app import create_app
                 from sigdesk.tls import certificate_for
 
-                config = obj.config(https=True)
-                pair = certificate_for(config, cert, key, lan_addresses())
-                serve_https(create_app(config), host, port, pair, threads, echo=click.echo)
+                listener = https_listener(host, port, threads)
+                try:
+                    config = obj.config(https=True)
+                    pair = certificate_for(config, cert, key, lan_addresses())
+                    app = create_app(config)
+                except BaseException:
+                    stop_https(listener)
+                    raise
+                serve_https(app, host, port, pair, threads, click.echo, listener, lock.listening)
             else:
-                run_server(obj.app(), host, port, threads, echo=click.echo)
+                sock = bind(host, port)
+                try:
+                    app = obj.app()
+                except BaseException:
+                    sock.close()
+                    raise
+                run_server(app, host, port, threads, click.echo, sock, lock.listening)
     except OSError as exc:
         # cheroot (HTTPS) keeps the errno only in its message
         if exc.errno == errno.EADDRINUSE or f"[Errno {errno.EADDRINUSE}]" in str(exc):

@@ -4,7 +4,8 @@ A restore renames the data dir; a server still running would go on writing into 
 folder and everything it wrote would be lost from the restored one. The lock is the operating
 system's own (flock, or LockFileEx through msvcrt on Windows), so it ends with the process that held
 it, however that process ended: no stale lock file to delete by hand. The file also says who holds it
-(pid and what it is doing), so the refusal can name the process to stop.
+(pid, what it is doing and, once it listens, its addresses), so the refusal can say where SigDesk
+already runs and which process to stop.
 
 The lock file sits beside the data dir (`<data dir>.lock`), not in it: a restore renames the data dir
 while holding the lock, and Windows will not rename a folder with a file open inside it.
@@ -67,8 +68,30 @@ def lock_file(data_dir: Path) -> Path:
     return data_dir.with_name(data_dir.name + LOCK_SUFFIX)
 
 
+class Lock:
+    """The held lock (what hold() yields): lets its holder say where it can be opened."""
+
+    def __init__(self, handle: IO[str], what: str) -> None:
+        self._handle = handle
+        self._what = what
+
+    def write(self, urls: list[str] | None = None) -> None:
+        entry: dict = {"pid": os.getpid(), "what": self._what}
+        if urls:
+            entry["urls"] = list(urls)
+        self._handle.seek(0)
+        self._handle.write(json.dumps(entry) + "\n")
+        self._handle.truncate()
+        self._handle.flush()
+
+    def listening(self, urls: list[str]) -> None:
+        """Record the addresses this process answers on, once it listens, for a second start to show."""
+        self.write(urls)
+
+
 def holder(data_dir: Path) -> dict | None:
-    """Who says they hold the lock ({"pid", "what"}), as written by hold(); None if unknown."""
+    """Who says they hold the lock ({"pid", "what"} and "urls" once listening), as written by hold();
+    None if unknown."""
     try:
         text = lock_file(data_dir).read_text(encoding="utf-8").strip()
         found = json.loads(text) if text else None
@@ -80,6 +103,13 @@ def holder(data_dir: Path) -> dict | None:
 def _refusal(data_dir: Path, what: str) -> DataDirInUse:
     found = holder(data_dir) or {}
     pid = found.get("pid")
+    urls = [url for url in found.get("urls") or () if isinstance(url, str)]
+    if pid and urls:
+        return DataDirInUse(
+            f"SigDesk is already running at {' and '.join(urls)} (pid {pid}, {found.get('what') or 'SigDesk'}) "
+            f"with the data dir {data_dir}: open it there. To run {what} instead, stop it first "
+            f"(close its window or press Ctrl+C where it runs, or: kill {pid}), then try again."
+        )
     by = f"{found.get('what') or 'SigDesk'} (process {pid})" if pid else "another SigDesk process"
     return DataDirInUse(
         f"The data dir {data_dir} is in use by {by}, so {what} cannot run now. "
@@ -97,12 +127,13 @@ def check_free(data_dir: Path, what: str) -> None:
 
 
 @contextmanager
-def hold(data_dir: Path, what: str) -> Iterator[None]:
+def hold(data_dir: Path, what: str) -> Iterator[Lock]:
     """Hold the data dir's lock for the block, or refuse at once (DataDirInUse) when another process holds it.
 
-    `what` is how the refusal names this process to others, e.g. "sigdesk serve". Take it before
-    anything touches the data dir (create_app migrates, makes the data key, clears exports). The data
-    dir itself is not created: its parent is, to hold the lock file."""
+    `what` is how the refusal names this process to others, e.g. "sigdesk serve"; a server calls
+    `listening(urls)` on the yielded Lock once it listens. Take it before anything touches the data dir
+    (create_app migrates, makes the data key, clears exports). The data dir itself is not created: its
+    parent is, to hold the lock file."""
     data_dir = Path(data_dir)
     path = lock_file(data_dir)
     try:
@@ -114,12 +145,10 @@ def hold(data_dir: Path, what: str) -> Iterator[None]:
     try:
         if not _try_lock(handle):
             raise _refusal(data_dir, what)
-        handle.seek(0)
-        handle.truncate()
-        handle.write(json.dumps({"pid": os.getpid(), "what": what}) + "\n")
-        handle.flush()
+        lock = Lock(handle, what)
+        lock.write()
         try:
-            yield
+            yield lock
         finally:
             handle.seek(0)
             handle.truncate()

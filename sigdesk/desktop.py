@@ -6,6 +6,7 @@ import importlib.util
 import logging
 import os
 import sys
+import threading
 import webbrowser
 from collections.abc import Callable
 
@@ -17,6 +18,7 @@ from sigdesk.server import ServerThread
 log = logging.getLogger(__name__)
 
 WINDOW_TITLE = "SigDesk"
+OPEN_MESSAGE = "SigDesk window open; close it to stop SigDesk."
 
 
 def gui_problem() -> str | None:
@@ -61,10 +63,18 @@ def window_wsgi(app: Flask) -> Callable:
     return serve
 
 
-def run(app: Flask, echo: Callable[[str], None] = print, on_shown: Callable | None = None) -> int:
+def run(
+    app: Flask,
+    echo: Callable[[str], None] = print,
+    on_shown: Callable | None = None,
+    on_listening: Callable[[list[str]], object] | None = None,
+) -> int:
     """Open the window; returns when it is closed, after the server has stopped. The caller holds the
-    data dir's lock (sigdesk.datadir.hold) from before create_app."""
+    data dir's lock (sigdesk.datadir.hold) from before create_app; `on_listening` gets the private
+    server's address (the lock records it, so a second start can say where SigDesk runs)."""
     server = ServerThread(app, wsgi=window_wsgi(app)).start()
+    if on_listening is not None:
+        on_listening([f"{server.url}/"])
     try:
         problem = gui_problem()
         if problem:
@@ -81,6 +91,15 @@ def run(app: Flask, echo: Callable[[str], None] = print, on_shown: Callable | No
         import webview
 
         window = webview.create_window(WINDOW_TITLE, f"{server.url}/", width=1280, height=800, min_size=(400, 500))
+        announced = threading.Event()
+
+        def loaded() -> None:
+            # every page load fires this; the terminal hears of the first one only
+            if not announced.is_set():
+                announced.set()
+                echo(OPEN_MESSAGE)
+
+        window.events.loaded += loaded
         if on_shown is not None:
             window.events.loaded += lambda: on_shown(window)
         webview.start(

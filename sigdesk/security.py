@@ -6,7 +6,7 @@ import ipaddress
 import logging
 import time
 
-from flask import Flask, current_app, g, redirect, request, url_for
+from flask import Flask, current_app, g, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 
@@ -16,7 +16,7 @@ from sigdesk.roles import can
 from sigdesk.extensions import csrf
 from sigdesk.settings import services as settings
 from sigdesk.settings.specs import parse_networks, parse_proxies
-from sigdesk.web import PUBLIC, cipher, db_session, error_response
+from sigdesk.web import PUBLIC, cipher, db_session, error_response, wants_json
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +31,30 @@ TWO_FACTOR_EXEMPT = frozenset(
 # header can set it.
 DESKTOP_WINDOW = "sigdesk.desktop_window"
 LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
+REFUSAL_LOG_SECONDS = 60.0
+REFUSAL_LOG_ADDRESSES = 4096
+
+
+class RefusalLog:
+    """Says when to log a refused address: at most once a minute per address, so a scan or a
+    reloading browser cannot flood the log. Remembers a bounded number of addresses."""
+
+    def __init__(self, seconds: float = REFUSAL_LOG_SECONDS, limit: int = REFUSAL_LOG_ADDRESSES) -> None:
+        self.seconds = seconds
+        self.limit = limit
+        self.logged_at: dict[str, float] = {}
+
+    def due(self, address: str) -> bool:
+        now = time.monotonic()
+        last = self.logged_at.get(address)
+        if last is not None and now - last < self.seconds:
+            return False
+        if len(self.logged_at) >= self.limit:
+            self.logged_at = {key: at for key, at in self.logged_at.items() if now - at < self.seconds}
+            if len(self.logged_at) >= self.limit:
+                return False  # a flood of distinct addresses: the first ones of this minute were logged
+        self.logged_at[address] = now
+        return True
 
 
 class CachedPolicy:
@@ -42,6 +66,7 @@ class CachedPolicy:
         self.trusted_proxies: tuple = ()
         self.require_2fa = False
         self.has_users = False
+        self.refusals = RefusalLog()
 
     def invalidate(self) -> None:
         """Saved settings count on the next request (called on settings.changed, see sigdesk.app)."""
@@ -151,11 +176,34 @@ def check_allowlist():
         return None
     current = policy()
     if not _ip_allowed(request.remote_addr, current.networks):
-        log.warning("refused request from an address outside the allow-list")
-        return error_response(
-            403, "This address is not allowed to use SigDesk. Ask your administrator to add it to the allowed networks."
-        )
+        return _not_allowed(current)
     return None
+
+
+def allow_command(address: str) -> str:
+    """The command that adds `address` to the allow-list as it is now, without showing the list to
+    whoever was refused (works in POSIX shells and PowerShell)."""
+    key = "server.allowed_networks"
+    return f'sigdesk settings set {key} "$(sigdesk settings get {key}),{address}"'
+
+
+def _not_allowed(current: CachedPolicy):
+    """403 naming the address the server saw and the command that lets it in."""
+    ip = _ip(request.remote_addr)
+    address = str(ip) if ip is not None else None
+    if current.refusals.due(address or "?"):
+        log.warning("refused %s: not on the allow-list (server.allowed_networks)", address or "an unreadable address")
+    if address is None:
+        message, command = "SigDesk cannot read the address this request came from, so it is not allowed.", None
+    else:
+        command = allow_command(address)
+        message = (
+            f"This address ({address}) is not allowed to use SigDesk: it is not on the allow-list. To let it in, run "
+            f"this on the computer SigDesk runs on (it adds {address} to the list):"
+        )
+    if wants_json():
+        return jsonify(error=f"{message} {command}" if command else message, status=403, command=command), 403
+    return render_template("error.html", status=403, message=message, command=command), 403
 
 
 def allow_list_problem(text: str) -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 import socket
 import threading
@@ -79,13 +80,16 @@ class ServerThread:
         self.stopped.wait(timeout=10)
 
 
-def _waitress(app: Flask, host: str, port: int, threads: int, wsgi: Callable | None = None):
+def _waitress(
+    app: Flask, host: str, port: int, threads: int, wsgi: Callable | None = None, sock: socket.socket | None = None
+):
     """Live-update streams each hold a thread for as long as they are open: they get threads of their
-    own on top, and the lookahead lets a stream notice a closed browser tab without writing to it."""
+    own on top, and the lookahead lets a stream notice a closed browser tab without writing to it.
+    `sock`: listen on this socket (from bind()) instead of host and port."""
+    where: dict = {"sockets": [sock]} if sock is not None else {"host": host, "port": port}
     return create_server(
         wsgi or app,
-        host=host,
-        port=port,
+        **where,
         threads=threads + MAX_STREAMS,
         ident="SigDesk",
         channel_request_lookahead=1,
@@ -121,6 +125,36 @@ def lan_addresses() -> list[str]:
     return [address for address in found if not address.startswith("127.")]
 
 
+def bind(host: str, port: int) -> socket.socket:
+    """The port for serve(), taken before create_app: a start refused for a busy port (OSError, as
+    waitress would raise) has created nothing in the data dir."""
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host, port, socket.AF_UNSPEC, socket.SOCK_STREAM, 0, socket.AI_PASSIVE
+    )[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        if os.name != "nt":  # as waitress does; on Windows the option would let two servers share a port
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def urls(scheme: str, host: str, port: int) -> list[str]:
+    """Where a server listening on host:port can be opened: on this computer first, then (listening on
+    all interfaces) on the office network."""
+    if host in ("0.0.0.0", "::", "", "127.0.0.1", "localhost"):
+        local = "127.0.0.1"
+    else:
+        local = f"[{host}]" if ":" in host else host
+    found = [f"{scheme}://{local}:{port}/"]
+    if host in ("0.0.0.0", "::", ""):
+        found += [f"{scheme}://{address}:{port}/" for address in lan_addresses()]
+    return found
+
+
 def run_until_interrupted(app: Flask, run: Callable[[], object], close: Callable[[], object], echo=print) -> None:
     """The foreground server and the background worker live and stop together."""
     worker = app.extensions["sigdesk"].worker
@@ -135,15 +169,25 @@ def run_until_interrupted(app: Flask, run: Callable[[], object], close: Callable
         close()
 
 
-def serve(app: Flask, host: str, port: int, threads: int = 8, echo=print) -> None:
-    """Serve in the foreground. The caller holds the data dir's lock (sigdesk.datadir.hold) from before
-    create_app, so a restore cannot swap the folder away meanwhile."""
-    server = _waitress(app, host, port, threads)
-    actual = server.effective_port
-    echo(f"SigDesk is running on http://127.0.0.1:{actual}/")
-    if host in ("0.0.0.0", "::"):
-        for address in lan_addresses():
-            echo(f"Colleagues on the office network can open http://{address}:{actual}/")
+def serve(
+    app: Flask,
+    host: str,
+    port: int,
+    threads: int = 8,
+    echo=print,
+    sock: socket.socket | None = None,
+    on_listening: Callable[[list[str]], object] | None = None,
+) -> None:
+    """Serve in the foreground, on `sock` (from bind()) if given. The caller holds the data dir's lock
+    (sigdesk.datadir.hold) from before create_app, so a restore cannot swap the folder away meanwhile;
+    `on_listening` gets the addresses to open once the port is taken (the lock records them)."""
+    server = _waitress(app, host, port, threads, sock=sock)
+    addresses = urls("http", host, server.effective_port)
+    if on_listening is not None:
+        on_listening(addresses)
+    echo(f"SigDesk is running on {addresses[0]}")
+    for address in addresses[1:]:
+        echo(f"Colleagues on the office network can open {address}")
     echo("Press Ctrl+C to stop.")
     run_until_interrupted(app, server.run, server.close, echo)
 
@@ -153,33 +197,55 @@ def _log_from_cheroot(msg: str = "", level: int = logging.INFO, traceback: bool 
     log.log(level if level > logging.INFO else logging.DEBUG, "%s", msg, exc_info=traceback)
 
 
-def https_server(app: Flask, host: str, port: int, pair: CertificatePair, threads: int = 8) -> CherootServer:
-    """A cheroot server speaking only TLS, already listening (port 0 picks a free one): call serve(), then stop()."""
+def https_listener(host: str, port: int, threads: int = 8) -> CherootServer:
+    """A cheroot server already listening, without its app and certificate yet (https_server adds them):
+    taken before create_app and the certificate, so a busy port is refused before anything is created.
+    Nothing is accepted until serve(); on a failure before that, stop_https() it."""
     # imported here so plain HTTP and the desktop do not pay for them at start-up
     from cheroot import wsgi
-    from cheroot.ssl.builtin import BuiltinSSLAdapter
 
-    server = wsgi.Server((host, port), app, numthreads=threads + MAX_STREAMS, server_name="SigDesk")
+    server = wsgi.Server((host, port), None, numthreads=threads + MAX_STREAMS, server_name="SigDesk")
     server.error_log = _log_from_cheroot  # into SigDesk's log rather than bare on stderr
-    server.ssl_adapter = BuiltinSSLAdapter(str(pair.cert_file), str(pair.key_file))
-    server.max_request_body_size = app.config["MAX_CONTENT_LENGTH"] + 65536
     server.prepare()
     return server
 
 
-def serve_https(app: Flask, host: str, port: int, pair: CertificatePair, threads: int = 8, echo=print) -> None:
+def https_server(
+    app: Flask, host: str, port: int, pair: CertificatePair, threads: int = 8, listener: CherootServer | None = None
+) -> CherootServer:
+    """A cheroot server speaking only TLS, already listening (port 0 picks a free one), on `listener`
+    (from https_listener()) if given: call serve(), then stop()."""
+    from cheroot.ssl.builtin import BuiltinSSLAdapter
+
+    server = listener if listener is not None else https_listener(host, port, threads)
+    server.wsgi_app = app
+    # read when a connection is accepted, so it may come after prepare()
+    server.ssl_adapter = BuiltinSSLAdapter(str(pair.cert_file), str(pair.key_file))
+    server.max_request_body_size = app.config["MAX_CONTENT_LENGTH"] + 65536
+    return server
+
+
+def serve_https(
+    app: Flask,
+    host: str,
+    port: int,
+    pair: CertificatePair,
+    threads: int = 8,
+    echo=print,
+    listener: CherootServer | None = None,
+    on_listening: Callable[[list[str]], object] | None = None,
+) -> None:
     """Like serve(), over TLS; prints the certificate's fingerprint so people can check what their browser shows."""
-    server = https_server(app, host, port, pair, threads)
-    actual = server.bind_addr[1]
-    local = (
-        "127.0.0.1" if host in ("0.0.0.0", "::", "127.0.0.1", "localhost") else (f"[{host}]" if ":" in host else host)
-    )
-    echo(f"SigDesk is running on https://{local}:{actual}/")
-    if host in ("0.0.0.0", "::"):
-        for address in lan_addresses():
-            echo(f"Colleagues on the office network can open https://{address}:{actual}/")
-            if address not in pair.names:
-                echo(f"  (the certificate does not name {address}; browsers will warn about the address too)")
+    server = https_server(app, host, port, pair, threads, listener)
+    addresses = urls("https", host, server.bind_addr[1])
+    if on_listening is not None:
+        on_listening(addresses)
+    echo(f"SigDesk is running on {addresses[0]}")
+    for url in addresses[1:]:
+        echo(f"Colleagues on the office network can open {url}")
+        address = url.removeprefix("https://").rsplit(":", 1)[0]
+        if address not in pair.names:
+            echo(f"  (the certificate does not name {address}; browsers will warn about the address too)")
     echo(f"Certificate: {pair.cert_file} (valid until {pair.not_after:%Y-%m-%d})")
     echo(f"SHA-256 fingerprint: {pair.fingerprint}")
     if pair.self_signed:

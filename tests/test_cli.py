@@ -271,6 +271,25 @@ def test_a_busy_port_is_named_and_another_port_suggested(cli):
     assert f"--port {port + 1}" in result.output
 
 
+@pytest.mark.parametrize("https", [False, True], ids=["http", "https"])
+def test_a_busy_port_refuses_the_start_before_anything_is_created_in_a_new_data_dir(tmp_path, monkeypatch, https):
+    monkeypatch.delenv("SIGDESK_DATABASE_URL", raising=False)
+    data_dir = tmp_path / "new"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(
+            main,
+            ["--data-dir", str(data_dir), "serve", "--host", "127.0.0.1", "--port", str(port)]
+            + (["--https"] if https else []),
+        )
+    assert result.exit_code == 1, result.output
+    assert f"Port {port} is already in use on 127.0.0.1" in result.output
+    assert not data_dir.exists()  # no data key, no database, no certificate
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["new.lock"]  # only the (released) lock beside it
+
+
 def test_log_lines_print_above_a_backup_progress_bar_not_inside_it(tmp_path):
     """On a terminal, the 'backup written' log line (shown with --verbose) comes while the bar is still drawn:
     it must start on a line of its own (the bar's line cleared), and the bar is drawn again after it."""

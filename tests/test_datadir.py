@@ -44,8 +44,8 @@ def test_restore_is_refused_while_sigdesk_serve_runs_naming_its_pid(server, tmp_
 
     assert refused.exit_code == 1
     message = refused.output
-    assert f"process {server.process.pid}" in message and "sigdesk serve" in message
-    assert "Stop that process first" in message and "Traceback" not in message
+    assert f"SigDesk is already running at {server.url}/ (pid {server.process.pid}, sigdesk serve)" in message
+    assert "To run sigdesk backup restore instead, stop it first" in message and "Traceback" not in message
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing renamed, nothing left beside it
     assert httpx.get(f"{server.url}/healthz", timeout=5, trust_env=False).status_code == 200
 
@@ -55,7 +55,7 @@ def test_restore_is_refused_while_sigdesk_serve_runs_naming_its_pid(server, tmp_
     assert "previous data is kept" in restored.output
 
 
-def test_a_second_server_on_the_same_data_dir_is_refused(server):
+def test_a_second_server_on_the_same_data_dir_is_refused_saying_where_sigdesk_already_runs(server):
     port = free_port()
     second = subprocess.run(
         [sys.executable, "-m", "sigdesk", "--data-dir", str(server.data_dir), "serve", "--host", "127.0.0.1"]
@@ -67,7 +67,8 @@ def test_a_second_server_on_the_same_data_dir_is_refused(server):
         timeout=60,
     )
     assert second.returncode == 1
-    assert f"in use by sigdesk serve (process {server.process.pid})" in second.stderr
+    assert f"SigDesk is already running at {server.url}/ (pid {server.process.pid}, sigdesk serve)" in second.stderr
+    assert f"kill {server.process.pid}" in second.stderr
     assert httpx.get(f"{server.url}/healthz", timeout=5, trust_env=False).status_code == 200
 
 
@@ -93,7 +94,7 @@ def test_a_second_sigdesk_is_refused_before_it_touches_the_data_dir(server, comm
         timeout=60,
     )
     assert second.returncode == 1, second.stdout + second.stderr
-    assert f"in use by sigdesk serve (process {server.process.pid})" in second.stderr
+    assert f"already running at {server.url}/ (pid {server.process.pid}, sigdesk serve)" in second.stderr
     assert in_progress.read_bytes() == b"id,name\n"
     assert sorted(p.relative_to(server.data_dir) for p in server.data_dir.rglob("*")) == files_before
     assert httpx.get(f"{server.url}/healthz", timeout=5, trust_env=False).status_code == 200
@@ -101,7 +102,11 @@ def test_a_second_sigdesk_is_refused_before_it_touches_the_data_dir(server, comm
 
 def test_the_lock_file_is_beside_the_data_dir_so_a_restore_can_rename_the_folder(server):
     assert datadir.lock_file(server.data_dir) == server.data_dir.with_name("office.lock")
-    assert datadir.holder(server.data_dir) == {"pid": server.process.pid, "what": "sigdesk serve"}
+    assert datadir.holder(server.data_dir) == {
+        "pid": server.process.pid,
+        "what": "sigdesk serve",
+        "urls": [f"{server.url}/"],
+    }
     assert not any(p.name.endswith(".lock") for p in server.data_dir.rglob("*"))
 
 

@@ -16,6 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from sigdesk import datadir
+
 pytestmark = pytest.mark.desktop
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -108,7 +110,7 @@ def test_window_opens_on_the_setup_page_and_closing_it_stops_the_server(window_t
 
     assert "error" not in report, report
     assert report["exit_code"] == 0
-    assert report["echo"] == [], "the window fell back to the browser"
+    assert report["echo"] == ["SigDesk window open; close it to stop SigDesk."], "no word, or the browser fallback"
     assert re.fullmatch(r"http://127\.0\.0\.1:\d+/setup", report["url"])
     assert "SigDesk" in report["title"]
     assert report["heading"] == "Welcome to SigDesk"
@@ -142,6 +144,7 @@ def test_without_a_display_it_says_so_and_serves_the_browser_until_ctrl_c(tmp_pa
         url = re.search(r"SigDesk is at (http://127\.0\.0\.1:\d+)/", output).group(1)
         assert _answers(url)
         assert _wait_for(lambda: opened.exists() and opened.read_text()), "the browser was not started"
+        assert datadir.holder(tmp_path / "data")["urls"] == [f"{url}/"]  # a second start can say where it runs
         process.send_signal(signal.SIGINT)
         rest, errors = process.communicate(timeout=FALLBACK_TIMEOUT)
     finally:

@@ -1,4 +1,9 @@
+import html
+import logging
+import time
+
 from sigdesk.inbound.intake import PATH
+from sigdesk.security import RefusalLog
 
 
 def test_healthz_needs_no_login(client):
@@ -83,3 +88,42 @@ def test_internet_facing_routes_are_few_and_known(app):
     assert facing == {"inbound.handshake"}
     # Meta's POST never reaches a Flask view: the intake in front of the app answers it alone
     assert app.wsgi_app is app.extensions["sigdesk.inbound.intake"] and PATH == "/webhooks/whatsapp"
+
+
+def test_the_403_page_names_the_refused_address_and_the_command_that_lets_it_in(client, owner):
+    refused = client.get("/", environ_base={"REMOTE_ADDR": "203.0.113.9"})
+    assert refused.status_code == 403
+    page = html.unescape(refused.get_data(as_text=True))
+    assert "This address (203.0.113.9) is not allowed to use SigDesk: it is not on the allow-list" in page
+    assert (
+        'sigdesk settings set server.allowed_networks "$(sigdesk settings get server.allowed_networks),203.0.113.9"'
+        in page
+    )
+    assert "administrator" not in page
+    mapped = client.get(
+        "/healthz", headers={"Accept": "application/json"}, environ_base={"REMOTE_ADDR": "::ffff:8.8.4.4"}
+    )
+    assert mapped.status_code == 403
+    assert mapped.get_json()["command"].endswith(',8.8.4.4"')
+    assert "(8.8.4.4)" in mapped.get_json()["error"]
+
+
+def test_a_refused_address_is_logged_by_address_at_most_once_a_minute(client, owner, caplog):
+    caplog.set_level(logging.WARNING, logger="sigdesk.security")
+    for _ in range(5):
+        assert client.get("/healthz", environ_base={"REMOTE_ADDR": "203.0.113.9"}).status_code == 403
+    assert client.get("/healthz", environ_base={"REMOTE_ADDR": "198.51.100.7"}).status_code == 403
+    lines = [record.getMessage() for record in caplog.records if record.name == "sigdesk.security"]
+    assert lines == [
+        "refused 203.0.113.9: not on the allow-list (server.allowed_networks)",
+        "refused 198.51.100.7: not on the allow-list (server.allowed_networks)",
+    ]
+
+
+def test_the_refusal_log_forgets_an_address_after_a_minute_and_stays_bounded():
+    refusals = RefusalLog(seconds=0.05, limit=2)
+    assert refusals.due("203.0.113.9") and not refusals.due("203.0.113.9")
+    assert refusals.due("203.0.113.10")
+    assert not refusals.due("203.0.113.11")  # full for this minute
+    time.sleep(0.06)
+    assert refusals.due("203.0.113.9") and refusals.due("203.0.113.11")

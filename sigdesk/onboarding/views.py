@@ -17,6 +17,7 @@ from sigdesk.errors import UserError
 from sigdesk.whatsapp_account import commands as connect_commands, services as connect
 from sigdesk.onboarding import services as onboarding
 from sigdesk.relay_client import client as relay, commands as relay_commands
+from sigdesk.roles import can
 from sigdesk.settings import commands as settings_commands, services as settings
 from sigdesk.settings.specs import SPECS, SettingError, parse_http_url
 from sigdesk.web import (
@@ -317,7 +318,7 @@ def _save_backup():
 @bp.app_context_processor
 def resume_link() -> dict:
     """Where an owner who left the first run halfway can pick it up again (shown in the page header)."""
-    if request.blueprint == "onboarding" or not current_user.is_authenticated or current_user.role != "owner":
+    if request.blueprint == "onboarding" or not current_user.is_authenticated or not can(current_user.role, PERMISSION):
         return {}
     current = onboarding.step(db_session(), cipher())
     if current is None or current == onboarding.DONE:

@@ -276,7 +276,7 @@ def _record(session: Session, message: Message, outcome: str | Exception) -> Non
             message.status = MessageStatus.QUEUED.value
             message.next_attempt_at = utcnow() + backoff(message.attempts)
             message.error_code = outcome.code
-            message.error_explanation = outcome.human
+            message.error_explanation = outcome.human_retrying
             log.info("send of message %s deferred (code %s, attempt %s)", message.id, outcome.code, message.attempts)
         else:
             _fail(message, outcome.code, outcome.human, outcome.title)

@@ -78,6 +78,22 @@ CAPTIONED = ("image", "video", "document")
 KINDS = ("text", *MEDIA_KINDS, "interactive", "reaction", "location", "template", "contacts")
 
 
+def _unreachable(exc: httpx.TransportError) -> GraphError:
+    """A failed connection in words: the exception's class name means nothing to a shop owner, so it goes
+    to the log only."""
+    refused = refusal(exc)
+    if refused:
+        return GraphError(refused, transport=True, refused=True)
+    log.warning("Graph API unreachable: %s", type(exc).__name__)
+    if isinstance(exc, httpx.ProxyError):
+        return GraphError("the proxy refused the connection", transport=True)
+    if isinstance(exc, httpx.ConnectError):
+        return GraphError("no connection could be made", transport=True)
+    if isinstance(exc, (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError)):
+        return GraphError("the connection broke off", transport=True)
+    return GraphError("the connection failed", transport=True)
+
+
 class InvalidMessage(ValueError):
     """The message breaks one of WhatsApp's rules, found before calling Meta."""
 
@@ -319,7 +335,7 @@ class GraphClient:
         except httpx.TimeoutException as exc:
             raise GraphError(f"no answer within {self._deadline():g} s", transport=True) from exc
         except httpx.TransportError as exc:
-            raise GraphError(refusal(exc) or type(exc).__name__, transport=True) from exc
+            raise _unreachable(exc) from exc
         self._note_version(response)
         try:
             body = response.json()
@@ -550,7 +566,7 @@ class GraphClient:
         except httpx.TimeoutException as exc:
             raise GraphError(f"no answer within {self._deadline():g} s", transport=True) from exc
         except httpx.TransportError as exc:
-            raise GraphError(refusal(exc) or type(exc).__name__, transport=True) from exc
+            raise _unreachable(exc) from exc
         return b"".join(chunks)
 
     # --- account -----------------------------------------------------------------------------

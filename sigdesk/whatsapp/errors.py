@@ -10,7 +10,11 @@ import json
 from typing import Any
 
 SETTINGS = "Settings → Connection"
+# Only where a background retry is really scheduled (see GraphError.human_retrying); a person who just
+# clicked a button is told what to do instead.
 RETRY = "SigDesk will try again shortly."
+LATER = "Try again in a few minutes."
+OFFLINE = "Check this computer's internet connection (and the proxy, if your network uses one), then try again."
 
 # Temporary by Meta's own description: throughput, pair rate, API rate limits, outages.
 RETRYABLE_CODES = frozenset({1, 2, 4, 17, 32, 613, 80007, 130429, 131000, 131016, 131056, 133004})
@@ -90,6 +94,7 @@ class GraphError(Exception):
         details: str | None = None,
         fbtrace_id: str | None = None,
         transport: bool = False,
+        refused: bool = False,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -99,10 +104,13 @@ class GraphError(Exception):
         self.details = details
         self.fbtrace_id = fbtrace_id
         self.transport = transport
+        self.refused = refused
 
     @property
     def retryable(self) -> bool:
         """True when the same request may succeed later without anyone changing anything."""
+        if self.refused:
+            return False
         if self.transport or self.code in RETRYABLE_CODES:
             return True
         if self.code is not None and self.code in HUMAN:
@@ -111,8 +119,21 @@ class GraphError(Exception):
 
     @property
     def human(self) -> str:
-        if self.transport:
-            return f"Could not reach WhatsApp's servers ({self.args[0]}). {RETRY}"
+        """What happened and what to do, for a person waiting on the answer or a send that has given up."""
+        if self.transport and not self.refused:
+            return f"SigDesk could not reach WhatsApp's servers: {self.args[0]}. {OFFLINE}"
+        return self._words().replace(RETRY, LATER)
+
+    @property
+    def human_retrying(self) -> str:
+        """The same words while a background retry is scheduled, so nobody repeats by hand what SigDesk will do."""
+        if self.transport and not self.refused:
+            return f"SigDesk could not reach WhatsApp's servers: {self.args[0]}. {RETRY}"
+        return self._words()
+
+    def _words(self) -> str:
+        if self.refused:
+            return f"{self.args[0]} Change the Graph API address in {SETTINGS}."
         if self.code in HUMAN:
             text = HUMAN[self.code]
         elif self.status == 401:

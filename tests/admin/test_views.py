@@ -189,3 +189,10 @@ def test_the_settings_page_asks_the_roles_which_settings_a_role_may_change():
 
     source = inspect.getsource(views.general_settings)
     assert "Role." not in source and '"owner"' not in source
+
+
+def test_the_allow_list_hint_says_only_the_desktop_window_is_always_let_in(auth, client, owner):
+    page = client.get("/admin/settings").get_data(as_text=True)
+    assert "is always allowed" not in page
+    assert "The desktop window (sigdesk desktop) is always let in" in page
+    assert "a browser on this computer against sigdesk serve follows this list" in page

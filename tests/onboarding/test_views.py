@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 from sqlalchemy import select
 
+import sigdesk.onboarding
 from sigdesk.models import AuditEvent
 from sigdesk.settings import services as settings
 from tests.conftest import PASSWORD
@@ -389,3 +393,17 @@ def test_the_wizard_and_the_connection_page_call_the_same_commands_and_neither_i
         used = {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)}
         used |= {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
         assert not used & steps, f"{view} runs {sorted(used & steps)} itself"
+
+
+def test_the_welcome_step_asks_for_what_the_whatsapp_step_needs(auth, client, owner):
+    """The next step takes the token and the app secret; the IDs are found by SigDesk (or typed by hand later)."""
+    page = html(client.get("/welcome/welcome"))
+    assert "an access token and the app secret from Meta" in page
+    assert "IDs" not in page
+
+
+def test_the_resume_link_is_decided_by_permission_not_by_role_name():
+    """sigdesk/roles.py is the one place that says what a role may do; the wizard asks it."""
+    folder = Path(sigdesk.onboarding.__file__).parent
+    for source in folder.glob("*.py"):
+        assert not re.search(r"role\s*[!=]=\s*['\"]", source.read_text()), source.name

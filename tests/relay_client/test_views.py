@@ -182,3 +182,17 @@ def test_header_indicator_is_there_for_admins_only(app, auth, owner):
     auth.login(agent)
     html = auth.client.get("/").get_data(as_text=True)
     assert 'id="inbound-status"' not in html and "inbound-status.js" not in html
+
+
+def test_the_inbound_page_explains_setting_up_a_relay_without_pointing_into_the_source(app, auth, owner):
+    html = auth.client.get(PAGE).get_data(as_text=True)
+    assert "packaging/" not in html and "README.md" not in html
+    setup = html.split('id="relay-setup"')[1].split("</p>")[0]
+    assert "sigdesk relay add-install" in setup and "pairing code" in setup and "Relay tunnel" in setup
+
+
+def test_the_inbound_page_points_to_the_connection_page_by_its_menu_label(app, auth, owner):
+    html = auth.client.get(PAGE).get_data(as_text=True)
+    unreachable = html.split('id="direct-unreachable"')[1].split("</p>")[0]
+    assert 'href="/admin/whatsapp/">Settings → Connection</a>' in unreachable
+    assert "Settings → WhatsApp" not in html and "WhatsApp page" not in html

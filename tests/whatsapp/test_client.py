@@ -437,7 +437,34 @@ def test_an_unreachable_server_is_a_retryable_transport_error():
         pytest.raises(GraphError) as caught,
     ):
         client.send_text(CUSTOMER, "hi")
-    assert caught.value.transport and caught.value.retryable and "Could not reach" in caught.value.human
+    assert caught.value.transport and caught.value.retryable and "could not reach" in caught.value.human
+
+
+def test_an_unreachable_server_is_explained_in_words_with_what_to_check_and_no_retry_promise():
+    """A person who pressed a button is told what happened and what to do; no exception name, and no
+    "will try again" unless a background retry is really scheduled (human_retrying)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with (
+        GraphClient(f"http://127.0.0.1:{port}", "v21.0", TOKEN, PHONE_NUMBER_ID, timeout=2) as client,
+        pytest.raises(GraphError) as caught,
+    ):
+        client.phone_number_info()
+    human = caught.value.human
+    assert human == (
+        "SigDesk could not reach WhatsApp's servers: no connection could be made. Check this computer's internet "
+        "connection (and the proxy, if your network uses one), then try again."
+    )
+    assert "Error" not in human and "will try again" not in human
+    assert caught.value.human_retrying.endswith("SigDesk will try again shortly.")
+
+
+def test_temporary_meta_errors_promise_a_retry_only_while_one_is_scheduled():
+    error = GraphError.from_response(503, {"error": {"message": "busy", "code": 2}})
+    assert error.human.endswith("(code 2). Try again in a few minutes.") and "will try again" not in error.human
+    assert error.human_retrying.endswith("(code 2). SigDesk will try again shortly.")
+    assert "will try again" not in explain(131000)
 
 
 def test_proxy_settings_from_the_environment_are_honoured(fake_graph, monkeypatch):

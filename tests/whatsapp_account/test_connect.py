@@ -3,6 +3,8 @@ find the numbers, pick one, subscribe the webhooks with the callback URL; and wh
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 
 from sigdesk.actor import Actor
@@ -333,3 +335,29 @@ def test_the_check_warns_of_a_token_that_expires_soon(app, auth, owner, graph_at
     graph_at_fake.token_expires_at = int(time.time()) + 86400
     page = html(auth.post(f"{PAGE}test", form_page=PAGE))
     assert "Connected to" in page and "WhatsApp stops working then" in page
+
+
+def test_finding_numbers_without_a_network_says_what_happened_and_what_to_check(app, auth, owner):
+    """Nothing retries a form: the page names the failure in words and what to do, not an exception class."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    store(app, whatsapp__graph_base_url=f"http://127.0.0.1:{closed}")
+    response = find(auth)
+    page = html(response)
+    assert response.status_code == 400
+    assert "could not reach WhatsApp&#39;s servers: no connection could be made" in page
+    assert (
+        "Check this computer&#39;s internet connection (and the proxy, if your network uses one), then try again"
+        in page
+    )
+    assert "ConnectError" not in page and "will try again" not in page
+    assert setting(app, "whatsapp.access_token") is None
+
+
+def test_after_finding_the_number_the_details_show_the_ids_found(app, auth, owner, graph_at_fake):
+    """The connect form's empty account-ID hint must not blank the WhatsApp Business Account ID below (a blank
+    there keeps what is stored, so the page shows what is stored)."""
+    page = html(find(auth, **{"whatsapp.waba_id": ""}))  # the browser sends the empty hint field
+    assert f'name="whatsapp.waba_id" value="{WABA_ID}"' in page
+    assert f'name="whatsapp.phone_number_id" value="{PHONE_NUMBER_ID}"' in page
