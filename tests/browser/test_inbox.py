@@ -27,7 +27,7 @@ from tests import factories
 
 pytestmark = pytest.mark.browser
 
-APP_SECRET = "inbox-browser-secret"
+APP_SECRET = factories.APP_SECRET  # the secret factories.whatsapp_connection stores
 LIVE_MS = 5000
 EVERY_TYPE = [
     "message_text",

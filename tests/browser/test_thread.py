@@ -27,7 +27,7 @@ from tests.waiting import wait_for
 
 pytestmark = pytest.mark.browser
 
-APP_SECRET = "thread-browser-secret"
+APP_SECRET = factories.APP_SECRET  # the secret factories.whatsapp_connection stores
 CUSTOMER = "15557770001"
 PHOTOS = 6
 

@@ -14,7 +14,7 @@ from tests import factories
 from tests.fakes.graph import PHONE_NUMBER_ID, WABA_ID
 from tests.waiting import wait_for
 
-APP_SECRET = "test-app-secret"
+APP_SECRET = factories.APP_SECRET
 CUSTOMER = "15550001111"
 
 
