@@ -41,6 +41,9 @@ GAP_WAIT = timedelta(seconds=5)
 READ_BATCH = 200
 KEEP_READ = timedelta(days=7)
 PURGE_EVERY = 3600.0
+# A cursor that only stepped over events its consumer does not read is written at most this often:
+# rereading those after a crash costs nothing, and a write per pass would compete with ingest for SQLite.
+CURSOR_SAVE_EVERY = 5.0
 
 Subscriber = Callable[[DomainEvent], None]
 
@@ -178,6 +181,8 @@ class Outbox:
         self.consumers: list[Consumer] = []
         self._lock = threading.Lock()
         self._next_purge = time.monotonic() + 60
+        self._positions: dict[str, int] = {}  # read up to here (stored, or ahead by skipped events only)
+        self._saved: dict[str, tuple[int, float]] = {}  # what the stored cursor says, and when it was written
 
     def register(self, name: str, handle: Handler, names: Iterable[str] | None = None) -> None:
         if any(consumer.name == name for consumer in self.consumers):
@@ -199,7 +204,10 @@ class Outbox:
     def _feed(self, session: Session, consumer: Consumer) -> int:
         """The handler runs outside the write lock, in a reading transaction (it may call the network);
         one that writes takes the lock itself, as send_due does. The cursor moves only after it returned."""
-        start = _position(session, consumer.name)
+        start = self._positions.get(consumer.name)
+        if start is None:
+            start = self._positions[consumer.name] = _position(session, consumer.name)
+            self._saved[consumer.name] = (start, time.monotonic())
         _reading(session)
         rows = read_after(session, start)
         if not rows:
@@ -219,14 +227,22 @@ class Outbox:
             session.rollback()
             log.exception("outbox consumer %s failed; it will be offered the same events again", consumer.name)
             return 0
-        with write_lock(session):
-            session.execute(
-                update(OutboxCursor)
-                .where(OutboxCursor.consumer == consumer.name)
-                .values(last_id=rows[-1][0], updated_at=utcnow())
-            )
-            session.commit()
+        self._positions[consumer.name] = rows[-1][0]
+        if wanted or time.monotonic() - self._saved[consumer.name][1] >= CURSOR_SAVE_EVERY:
+            self._save(session, consumer.name)
         return len(wanted)
+
+    def _save(self, session: Session, name: str) -> None:
+        position = self._positions[name]
+        if self._saved[name][0] != position:
+            with write_lock(session):
+                session.execute(
+                    update(OutboxCursor)
+                    .where(OutboxCursor.consumer == name)
+                    .values(last_id=position, updated_at=utcnow())
+                )
+                session.commit()
+        self._saved[name] = (position, time.monotonic())
 
     @property
     def names(self) -> set[str] | None:
@@ -237,6 +253,8 @@ class Outbox:
 
     def purge(self, session: Session) -> int:
         """Events every consumer has read and that are older than KEEP_READ; the rest stay."""
+        for name in list(self._positions):
+            self._save(session, name)
         positions = [row for row in session.scalars(select(OutboxCursor.last_id))]
         if self.consumers and len(positions) < len(self.consumers):
             return 0

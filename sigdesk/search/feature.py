@@ -18,7 +18,8 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
     outbox = app.extensions["sigdesk"].outbox
     outbox.register("search erasure", compact_after_erasure, ["contact.changed"])
-    outbox.register("search grams", index_message_grams, MESSAGE_EVENTS)
+    if app.extensions["sigdesk"].database.engine.dialect.name != "sqlite":  # SQLite's FTS5 needs no n-grams
+        outbox.register("search grams", index_message_grams, MESSAGE_EVENTS)
 
 
 def _erased(events: list[Stored]) -> list[int]:
@@ -40,7 +41,5 @@ def compact_after_erasure(session: Session, events: list[Stored]) -> None:
 def index_message_grams(session: Session, events: list[Stored]) -> None:
     """MySQL/MariaDB: keep the n-grams of messages in scripts without spaces (fts.grams) up to date.
     The newest messages are searched without them (MySQLSearch scans them), so this may lag a little."""
-    if session.get_bind().dialect.name == "sqlite":
-        return
     changed = [item.event for item in events if getattr(item.event, "change", "edit") in ("edit", "revoke")]
     fts.index_grams(session, [event.message_id for event in changed])
