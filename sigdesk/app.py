@@ -21,7 +21,7 @@ from sigdesk.db import Database, upgrade_to_head, write_lock
 from sigdesk.errors import UserError
 from sigdesk.events.bus import EventBus
 from sigdesk.events.catalogue import CATALOGUE
-from sigdesk.events.outbox import Dispatcher, Outbox, attach
+from sigdesk.events.outbox import WORKER_TASK as OUTBOX_TASK, Dispatcher, Outbox, attach
 from sigdesk.extensions import csrf, init_limiter, login_manager
 from sigdesk.features import init_features
 from sigdesk.jobs import Worker
@@ -100,9 +100,9 @@ def create_app(config: Config | None = None) -> Flask:
     _mark_static_public(app)
     _register_errors(app)
     init_features(app)
-    state.worker.register("outbox consumers", state.outbox)
+    state.worker.register(OUTBOX_TASK, state.outbox, gather=0.1)
     wanted = state.outbox.names
-    state.dispatcher.wake_on |= set(CATALOGUE) if wanted is None else wanted
+    state.dispatcher.wake_for(set(CATALOGUE) if wanted is None else wanted, OUTBOX_TASK)
 
     @app.context_processor
     def globals_for_templates():

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -28,6 +29,8 @@ Task = Callable[[Session], int]
 class Registered:
     name: str
     run: Task
+    # Woken for this task alone, the worker first waits this long so the wakes of a burst share one run.
+    gather: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -48,14 +51,17 @@ class Worker:
         self.tasks: list[Registered] = []
         self.startup: list[Registered] = []
         self._wake = threading.Event()
+        self._woken_for: set[str | None] = set()  # task names a wake asked for; None: every task
+        self._woken_lock = threading.Lock()
+        self._all_ran_at = float("-inf")
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.loops: list[Loop] = []
         self._loop_threads: list[threading.Thread] = []
         self._loop_stop = threading.Event()
 
-    def register(self, name: str, task: Task) -> None:
-        self.tasks.append(Registered(name, task))
+    def register(self, name: str, task: Task, gather: float = 0.0) -> None:
+        self.tasks.append(Registered(name, task, gather))
 
     def on_start(self, name: str, task: Task) -> None:
         """Run once each time the worker starts, before the first pass (e.g. crash recovery)."""
@@ -76,11 +82,30 @@ class Worker:
                 log.exception("background loop %s failed; restarting it", loop.name)
                 stop.wait(LOOP_RESTART_SECONDS)
 
-    def wake(self) -> None:
-        """Called after committing new work so it starts now rather than at the next tick."""
+    def wake(self, only: str | None = None) -> None:
+        """Called after committing new work so it starts now rather than at the next tick. `only` names
+        the one task the new work is for: ingest's events wake the outbox consumers many times a second,
+        and running every other task (media, sending, retention) each time would cost ingest its speed."""
+        with self._woken_lock:
+            self._woken_for.add(only)
         self._wake.set()
 
+    def _take_wake(self) -> set[str | None]:
+        """What the wakes since the last look asked for: task names, None for every task."""
+        with self._woken_lock:
+            wanted, self._woken_for = self._woken_for, set()
+        return wanted
+
+    def _tasks_for(self, wanted: set[str | None]) -> list[Registered] | None:
+        """The tasks to run for these wakes; None (every task) also for an idle tick, when nothing asked,
+        and whenever every task last ran idle_seconds ago: wakes for one task never starve the others."""
+        if not wanted or None in wanted or time.monotonic() - self._all_ran_at >= self.idle_seconds:
+            return None
+        return [task for task in self.tasks if task.name in wanted]
+
     def run_once(self, tasks: list[Registered] | None = None) -> int:
+        if tasks is None:
+            self._all_ran_at = time.monotonic()
         handled = 0
         for task in self.tasks if tasks is None else tasks:
             try:
@@ -92,12 +117,19 @@ class Worker:
 
     def _loop(self) -> None:
         self.run_once(self.startup)
+        tasks: list[Registered] | None = None
         while not self._stop.is_set():
-            handled = self.run_once()
+            handled = self.run_once(tasks)
             if handled:
                 continue
             self._wake.wait(self.idle_seconds)
             self._wake.clear()
+            wanted = self._take_wake()
+            tasks = self._tasks_for(wanted)
+            gather = max((task.gather for task in tasks), default=0.0) if tasks is not None else 0.0
+            if gather and not self._stop.wait(gather):
+                self._wake.clear()
+                tasks = self._tasks_for(wanted | self._take_wake())
 
     def start(self) -> None:
         if self._thread is None or not self._thread.is_alive():

@@ -60,3 +60,58 @@ def test_loops_run_on_their_own_threads_and_restart_after_a_crash(app, caplog, m
     assert interrupted.is_set()
     assert calls[-1] == "sigdesk-probe" and len(calls) == 2
     assert "background loop probe failed" in caplog.text
+
+
+def test_a_wake_for_one_task_runs_only_it_and_a_burst_of_wakes_shares_one_run(app):
+    """Ingest wakes the outbox consumers many times a second; the media fetcher, the sender and the
+    retention purge must not run each time, and a burst of wakes is one run of the consumers."""
+    from sigdesk.db import Database
+    from sigdesk.jobs import Worker
+
+    database: Database = app.extensions["sigdesk"].database
+    worker = Worker(database, idle_seconds=30)
+    runs = {"gathered": 0, "other": 0}
+    first = threading.Event()
+
+    def gathered(session):
+        runs["gathered"] += 1
+        first.set()
+        return 0
+
+    worker.register("gathered", gathered, gather=0.3)
+    worker.register("other", lambda session: runs.__setitem__("other", runs["other"] + 1) or 0)
+    worker.start()
+    try:
+        deadline = threading.Event()
+        deadline.wait(0.3)  # the first pass at start runs everything once
+        runs.update(gathered=0, other=0)
+        first.clear()
+        for _ in range(20):
+            worker.wake("gathered")
+        assert first.wait(5)
+        deadline.wait(0.5)
+        assert runs == {"gathered": 1, "other": 0}
+        worker.wake()  # a plain wake still runs every task
+        deadline.wait(0.5)
+        assert runs["other"] == 1
+    finally:
+        worker.stop()
+
+
+def test_wakes_for_one_task_never_starve_the_others(app):
+    """Under a steady stream of ingest's wakes, media fetching, sending and the purge still run."""
+    from sigdesk.jobs import Worker
+
+    worker = Worker(app.extensions["sigdesk"].database, idle_seconds=0.5)
+    others = []
+    worker.register("gathered", lambda session: 0)
+    worker.register("other", lambda session: others.append(1) or 0)
+    worker.start()
+    try:
+        pause = threading.Event()
+        for _ in range(30):  # a wake every 0.05 s for 1.5 s: never an idle tick
+            worker.wake("gathered")
+            pause.wait(0.05)
+        assert len(others) >= 3
+    finally:
+        worker.stop()

@@ -44,6 +44,7 @@ PURGE_EVERY = 3600.0
 # A cursor that only stepped over events its consumer does not read is written at most this often:
 # rereading those after a crash costs nothing, and a write per pass would compete with ingest for SQLite.
 CURSOR_SAVE_EVERY = 5.0
+WORKER_TASK = "outbox consumers"  # the worker's task that feeds them
 
 Subscriber = Callable[[DomainEvent], None]
 
@@ -56,12 +57,17 @@ def record(session: Session, *events: DomainEvent) -> None:
 class Dispatcher:
     """Where a process's committed events go: the live bus, in-process subscribers, the worker's wake-up."""
 
-    def __init__(self, bus=None, wake: Callable[[], None] | None = None) -> None:
+    def __init__(self, bus=None, wake: Callable[[str], None] | None = None) -> None:
         self.bus = bus
-        self.wake = wake
-        # Event names the worker has work for; webhook bursts record thousands of others a second.
-        self.wake_on: set[str] = set()
+        self.wake = wake  # wake(task): the worker runs that task now rather than at its next tick
+        # Event name -> the worker's tasks that have work for it; webhook bursts record thousands a second.
+        self.wake_on: dict[str, set[str]] = {}
         self._subscribers: dict[str, list[Subscriber]] = {}
+
+    def wake_for(self, names: Iterable[str], task: str) -> None:
+        """After a commit with one of these events, the worker runs `task` (and only it) at once."""
+        for name in names:
+            self.wake_on.setdefault(name, set()).add(task)
 
     def subscribe(self, name: str, subscriber: Subscriber) -> None:
         """For cheap, in-memory reactions (cache invalidation); anything slow or fallible is an outbox consumer."""
@@ -82,8 +88,9 @@ class Dispatcher:
                     subscriber(item)
                 except Exception:  # noqa: BLE001 - the commit happened; one subscriber must not undo the others
                     log.exception("subscriber to %s failed", item.name)
-        if self.wake is not None and any(item.name in self.wake_on for item in events):
-            self.wake()
+        if self.wake is not None:
+            for task in set().union(*(self.wake_on.get(item.name, ()) for item in events)):
+                self.wake(task)
 
 
 _dispatchers: weakref.WeakKeyDictionary[Pool, Dispatcher] = weakref.WeakKeyDictionary()
@@ -145,7 +152,9 @@ class Stored:
     event: DomainEvent
 
 
-Handler = Callable[[Session, list[Stored]], None]
+# A handler may return how many of the events it acted on: 0 lets the cursor be written later, as for
+# events it does not read (a consumer that filters by content, such as search's n-grams, mostly skips).
+Handler = Callable[[Session, list[Stored]], int | None]
 
 
 @dataclass(frozen=True)
@@ -190,10 +199,23 @@ class Outbox:
         self.consumers.append(Consumer(name, handle, frozenset(names) if names is not None else None))
 
     def __call__(self, session: Session) -> int:
+        """Feeds each consumer one batch; returns how many consumers may have more waiting (a full batch),
+        so the worker goes round again at once only then, not after every trickle of ingest's events.
+        Consumers at the same position (all of them, usually) share one read of the log."""
         if not self._lock.acquire(blocking=False):
             return 0
         try:
-            fed = sum(self._feed(session, consumer) for consumer in self.consumers)
+            groups: dict[int, list[Consumer]] = {}
+            for consumer in self.consumers:
+                groups.setdefault(self._position_of(session, consumer.name), []).append(consumer)
+            fed = 0
+            for start, consumers in sorted(groups.items()):
+                _reading(session)
+                rows = read_after(session, start)
+                session.commit()
+                if rows:
+                    parsed: dict[int, DomainEvent | None] = {}
+                    fed += sum(self._feed(session, consumer, rows, parsed) for consumer in consumers)
             if time.monotonic() >= self._next_purge:
                 self._next_purge = time.monotonic() + PURGE_EVERY
                 self.purge(session)
@@ -201,36 +223,37 @@ class Outbox:
         finally:
             self._lock.release()
 
-    def _feed(self, session: Session, consumer: Consumer) -> int:
+    def _position_of(self, session: Session, name: str) -> int:
+        if name not in self._positions:
+            self._positions[name] = _position(session, name)
+            self._saved[name] = (self._positions[name], time.monotonic())
+        return self._positions[name]
+
+    def _feed(self, session: Session, consumer: Consumer, rows: list, parsed: dict[int, DomainEvent | None]) -> int:
         """The handler runs outside the write lock, in a reading transaction (it may call the network);
         one that writes takes the lock itself, as send_due does. The cursor moves only after it returned."""
-        start = self._positions.get(consumer.name)
-        if start is None:
-            start = self._positions[consumer.name] = _position(session, consumer.name)
-            self._saved[consumer.name] = (start, time.monotonic())
-        _reading(session)
-        rows = read_after(session, start)
-        if not rows:
-            session.commit()
-            return 0
-        wanted = [
-            Stored(row[0], item)
-            for row in rows
-            if (consumer.names is None or row[2] in consumer.names)
-            and (item := from_stored(row[2], json.loads(row[3]))) is not None
-        ]
-        try:
-            if wanted:
-                consumer.handle(session, wanted)
-            session.commit()
-        except Exception:  # noqa: BLE001 - not advanced: the same events are offered again next pass
-            session.rollback()
-            log.exception("outbox consumer %s failed; it will be offered the same events again", consumer.name)
-            return 0
+        wanted = []
+        for row in rows:
+            if consumer.names is None or row[2] in consumer.names:
+                if row[0] not in parsed:
+                    parsed[row[0]] = from_stored(row[2], json.loads(row[3]))
+                if parsed[row[0]] is not None:
+                    wanted.append(Stored(row[0], parsed[row[0]]))
+        acted = 0
+        if wanted:
+            _reading(session)
+            try:
+                result = consumer.handle(session, wanted)
+                acted = len(wanted) if result is None else result
+                session.commit()
+            except Exception:  # noqa: BLE001 - not advanced: the same events are offered again next pass
+                session.rollback()
+                log.exception("outbox consumer %s failed; it will be offered the same events again", consumer.name)
+                return 0
         self._positions[consumer.name] = rows[-1][0]
-        if wanted or time.monotonic() - self._saved[consumer.name][1] >= CURSOR_SAVE_EVERY:
+        if acted or time.monotonic() - self._saved[consumer.name][1] >= CURSOR_SAVE_EVERY:
             self._save(session, consumer.name)
-        return len(wanted)
+        return int(len(rows) >= READ_BATCH)
 
     def _save(self, session: Session, name: str) -> None:
         position = self._positions[name]

@@ -16,5 +16,5 @@ def init_app(app: Flask) -> None:
 
     state.worker.on_start("recover interrupted sends", recover_interrupted)
     state.worker.register("send messages", lambda session: send_due(session, client_for))
-    state.dispatcher.wake_on.update({"message.queued", "message.retried"})
+    state.dispatcher.wake_for({"message.queued", "message.retried"}, "send messages")
     state.outbox.register("read receipts", ReadReceipts(state.cipher, client_for), ReadReceipts.EVENTS)

@@ -38,8 +38,10 @@ def compact_after_erasure(session: Session, events: list[Stored]) -> None:
     fts.compact(session.get_bind().engine)
 
 
-def index_message_grams(session: Session, events: list[Stored]) -> None:
+def index_message_grams(session: Session, events: list[Stored]) -> int:
     """MySQL/MariaDB: keep the n-grams of messages in scripts without spaces (fts.grams) up to date.
-    The newest messages are searched without them (MySQLSearch scans them), so this may lag a little."""
-    changed = [item.event for item in events if getattr(item.event, "change", "edit") in ("edit", "revoke")]
-    fts.index_grams(session, [event.message_id for event in changed])
+    The newest messages are searched without them (MySQLSearch scans them), so this may lag a little.
+    Returns how many messages it wrote for: most messages have no such words, and cost only a read."""
+    new = [item.event.message_id for item in events if item.event.name != "message.updated"]
+    changed = [item.event.message_id for item in events if getattr(item.event, "change", None) in ("edit", "revoke")]
+    return fts.index_grams(session, new, changed)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterable
 import time
 
 from sqlalchemy import Connection, Engine, column, delete, func, insert, select, text
@@ -92,13 +93,15 @@ def _dialect(session: Session | Connection) -> str:
     return session.dialect.name if isinstance(session, Connection) else session.get_bind().dialect.name
 
 
-def index_grams(session: Session | Connection, message_ids: list[int]) -> int:
+def index_grams(session: Session | Connection, message_ids: Iterable[int], changed: Iterable[int] = ()) -> int:
     """(MySQL) Write the n-grams and card names of these messages as they are now: none for a message
-    gone, revoked or erased. Idempotent, so the outbox may offer the same message again. Returns the rows
-    written."""
-    if _dialect(session) == "sqlite" or not message_ids:
+    gone, revoked or erased. `changed` are messages whose stored row may be stale (edited, revoked): theirs
+    is rewritten even when they now have none. Idempotent, so the outbox may offer the same message again.
+    Most messages have no such words and cost one read, no write. Returns the messages written for."""
+    changed = set(changed)
+    ids = sorted(set(message_ids) | changed)
+    if _dialect(session) == "sqlite" or not ids:
         return 0
-    ids = sorted(set(message_ids))
     rows = session.execute(
         select(Message.id, Message.type, Message.text, Message.caption, Message.filename, Message.details).where(
             Message.id.in_(ids), Message.revoked_at.is_(None)
@@ -110,10 +113,12 @@ def index_grams(session: Session | Connection, message_ids: list[int]) -> int:
         found = [gram for value in (row.text, row.caption, row.filename, cards) for gram in grams(value)]
         if found or cards:
             values.append({"message_id": row.id, "grams": " ".join(found) or None, "words": cards})
-    session.execute(delete(_grams).where(_grams.c.message_id.in_(ids)))
+    stale = changed | {value["message_id"] for value in values}
+    if stale:
+        session.execute(delete(_grams).where(_grams.c.message_id.in_(sorted(stale))))
     if values:
         session.execute(insert(_grams), values)
-    return len(values)
+    return len(stale)
 
 
 def forget_contact_grams(session: Session, contact_id: int) -> None:
