@@ -4,7 +4,9 @@ that tests can check it without running PyInstaller."""
 from __future__ import annotations
 
 import fnmatch
+import importlib
 import os
+import pkgutil
 import sys
 from pathlib import Path
 
@@ -30,6 +32,9 @@ HIDDEN_IMPORTS = [
     "spectree.plugins.flask_plugin",  # spectree loads its Flask backend by name
     "spectree.model_adapter.pydantic_adapter",  # and its model adapter
 ]
+# Packages whose modules are imported by a computed name: phonenumbers loads each country's numbering
+# plan (phonenumbers.data.region_DE, ...) the first time a number of that country is parsed.
+DYNAMIC_PACKAGES = ("phonenumbers.data",)
 PLATFORM_HIDDEN_IMPORTS = {
     "linux": [
         "webview.platforms.qt",
@@ -152,7 +157,17 @@ def data_files() -> list[tuple[str, str]]:
 
 def hidden_imports(platform: str = sys.platform) -> list[str]:
     key = "linux" if platform.startswith("linux") else platform
-    return HIDDEN_IMPORTS + PLATFORM_HIDDEN_IMPORTS.get(key, [])
+    return HIDDEN_IMPORTS + PLATFORM_HIDDEN_IMPORTS.get(key, []) + dynamic_imports()
+
+
+def dynamic_imports() -> list[str]:
+    """Every module of DYNAMIC_PACKAGES (what PyInstaller's collect_submodules gives, without PyInstaller)."""
+    names = []
+    for package in DYNAMIC_PACKAGES:
+        path = importlib.import_module(package).__path__
+        names.append(package)
+        names.extend(sorted(f"{package}.{module.name}" for module in pkgutil.iter_modules(path)))
+    return names
 
 
 def is_pruned(name: str) -> bool:

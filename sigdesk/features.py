@@ -28,6 +28,8 @@ FEATURES = (
     "sigdesk.inbox.feature",
     "sigdesk.conversations.feature",
     "sigdesk.contacts.feature",
+    "sigdesk.lifecycle.feature",
+    "sigdesk.consent.feature",
     "sigdesk.outbound.feature",
     "sigdesk.live.feature",
     "sigdesk.search.feature",

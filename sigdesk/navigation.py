@@ -98,6 +98,8 @@ for _entry in (
     Entry("team", "Team", "admin.team", "team.manage", 20, "Workspace"),
     Entry("inbox", "Inbox", "inbox.inbox_settings", "canned.manage", 30, "Workspace"),
     Entry("access", "Security and access", "admin.general_settings", "settings.manage", 40, "Workspace"),
+    Entry("tags", "Tags", "lifecycle.tags", "tags.manage", 50, "Workspace"),
+    Entry("stages", "Stages", "lifecycle.stages", "stages.manage", 60, "Workspace"),
     Entry(
         "whatsapp", "Connection", "whatsapp_account.index", "settings.manage", 10, "WhatsApp", ("whatsapp_account.",)
     ),

@@ -41,7 +41,7 @@ ERROR_TEXT = {
     401: "Missing or invalid token",
     403: "Your role does not allow this, or your address is not on the allow-list",
     404: "Not found (or assigned to someone else)",
-    409: "WhatsApp is not connected",
+    409: "In conflict with what is there: WhatsApp is not connected, or the record exists (the message says)",
     413: "The request body is too large",
     422: "Well-formed but against a rule (WhatsApp's or the business's); the message says which",
     429: "Too many requests",

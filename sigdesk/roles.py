@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from sigdesk.models import Role
 
-AGENT_PERMISSIONS = frozenset({"app.use", "account.manage", "api.use"})
+AGENT_PERMISSIONS = frozenset(
+    {"app.use", "account.manage", "api.use", "contacts.classify", "consent.record", "contacts.view", "contacts.edit"}
+)
 ADMIN_PERMISSIONS = AGENT_PERMISSIONS | {
     "team.manage",
     "audit.view",
@@ -16,6 +18,9 @@ ADMIN_PERMISSIONS = AGENT_PERMISSIONS | {
     "conversations.view_all",
     "canned.manage",
     "labels.manage",
+    "contacts.delete",
+    "tags.manage",
+    "stages.manage",
 }
 # "connections.redirect": pointing the Graph API or relay address elsewhere, which sends secrets there.
 OWNER_PERMISSIONS = ADMIN_PERMISSIONS | {"security.manage", "connections.redirect"}

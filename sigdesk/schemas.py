@@ -26,6 +26,15 @@ def _whole_number(value: Any) -> Any:
     return value
 
 
+def _json_whole_number(value: Any) -> Any:
+    """A JSON number with no fraction (JSON Schema's integer takes 2.0 too); never a string or a boolean."""
+    if isinstance(value, bool) or isinstance(value, str):
+        raise ValueError("must be a whole number, not text")
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 def _valid_unicode(value: Any) -> Any:
     """Every key and string inside, however deep, is encodable text."""
     pending = [value]
@@ -52,6 +61,7 @@ def _uploaded(value: Any) -> FileStorage:
 
 Id = Annotated[int, Field(ge=1, le=MAX_ID), BeforeValidator(_whole_number)]
 JsonId = Annotated[int, Field(strict=True, ge=1, le=MAX_ID)]  # an id in a JSON body: a number, never "12"
+JsonWhole = BeforeValidator(_json_whole_number)  # with int: a small count or choice in a JSON body
 JsonObject = Annotated[dict[str, Any], AfterValidator(_valid_unicode)]
 JsonList = Annotated[list[Any], AfterValidator(_valid_unicode)]
 Text = Annotated[str, AfterValidator(_valid_unicode)]

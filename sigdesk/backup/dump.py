@@ -227,6 +227,8 @@ def load_database(database: Database, manifest: dict, dump_dir: Path, migrations
             if name not in meta.tables:
                 raise BackupError(f"The backup has a table {name} that its schema revision does not create")
             with engine.begin() as connection:
+                # Rows a migration seeded (default stages, ...) give way to the backup's own.
+                connection.execute(meta.tables[name].delete())
                 loaded = _load_table(connection, meta.tables[name], entry["columns"], dump_dir / f"{name}.jsonl")
                 count = connection.execute(select(func.count()).select_from(meta.tables[name])).scalar_one()
             if loaded != entry["rows"] or count != entry["rows"]:

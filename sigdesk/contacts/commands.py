@@ -2,7 +2,7 @@
 
 Marketing consent: Meta tells SigDesk a customer stopped or resumed marketing messages in two ways, the
 user_preferences webhook and error 131050 on a marketing send. Both go through set_marketing_opt_out,
-whose rule (consent_change) is that the newest word wins, whichever order the words arrive in.
+which keeps them as consent events (sigdesk.consent), where the newest word wins.
 """
 
 from __future__ import annotations
@@ -10,17 +10,22 @@ from __future__ import annotations
 import json
 import logging
 from datetime import datetime
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import Update, delete, func, or_, select, text, update
+from sqlalchemy import delete, func, or_, select, text, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from sigdesk.actor import Actor
 from sigdesk.audit.services import record_by
+from sigdesk.consent.commands import OPTED_IN, OPTED_OUT, record_consent
+from sigdesk.contacts.fields import COLUMN_OF, clean, default_country
 from sigdesk.contacts.services import get_contact
 from sigdesk.db import utcnow
-from sigdesk.errors import NotFound
-from sigdesk.events.catalogue import ContactChanged
+from sigdesk.errors import Conflict, Refused, UserError
+from sigdesk.events.catalogue import ContactChanged, ContactCreated, ContactDeleted
 from sigdesk.events.outbox import record as record_event
 from sigdesk.models import (
     AccountEvent,
@@ -42,19 +47,14 @@ MARKETING_STOPPED = 131050
 
 # What anonymising clears on each of the contact's messages.
 MESSAGE_CONTENT = ("text", "caption", "details", "raw", "payload", "filename", "media_id", "sha256", "storage_key")
+# The contact record's own fields that anonymising clears (the message times stay, for reports).
+ERASED_FIELDS = ("email", "company", "city", "country", "language", "notes", "owner_id")
 # What a team note about an anonymised contact says instead of its text.
 REDACTED_NOTE = "Note removed: the contact was anonymised."
 
 
-def consent_change(contact_id: int, opt_out: bool, at: datetime) -> Update:
-    """The consent rule as one statement: it changes the row only when `at` is newer than the last word,
-    so a resume delivered late never undoes a later stop (its rowcount says whether it did)."""
-    c = Contact.__table__.c
-    return (
-        update(Contact.__table__)
-        .where(c.id == contact_id, or_(c.opted_out_changed_at.is_(None), c.opted_out_changed_at < at))
-        .values(opted_out_marketing=opt_out, opted_out_changed_at=at)
-    )
+# What Meta's word was, as set_marketing_opt_out's callers name it, and the consent source it is.
+REASON_SOURCES = {f"error {MARKETING_STOPPED}": "meta_error_131050", "user_preferences": "meta_preferences"}
 
 
 def set_marketing_opt_out(
@@ -62,24 +62,14 @@ def set_marketing_opt_out(
 ) -> bool:
     """Record that the customer stopped (True) or resumed (False) marketing messages, as said at `at`.
 
-    Returns whether it changed anything: a word older than the one on record changes nothing and is
-    neither audited nor announced. Runs as a Core statement, so it is cheap enough for the webhook
-    ingest and leaves no stale Contact in the session.
+    Meta's words (the user_preferences webhook, error 131050 in a status) come in here and are kept as
+    consent events by sigdesk.consent.commands.record_consent, whose rule is that the newest word wins.
+    Returns whether it changed anything: a word older than the one on record is neither kept, audited
+    nor announced.
     """
-    if session.scalar(select(Contact.id).where(Contact.id == contact_id)) is None:
-        raise NotFound(f"There is no contact {contact_id}", field="contact_id")
-    changed = session.execute(consent_change(contact_id, opt_out, at or utcnow())).rowcount
-    if not changed:
-        return False
-    record_by(
-        session,
-        actor,
-        "contact.marketing_opt_out" if opt_out else "contact.marketing_opt_in",
-        f"contact {contact_id}",
-        {"reason": reason} if reason else None,
-    )
-    record_event(session, ContactChanged(contact_id, ("opted_out_marketing",)))
-    return True
+    source = REASON_SOURCES.get(reason, "agent")
+    status = OPTED_OUT if opt_out else OPTED_IN
+    return record_consent(session, actor, contact_id, status, source, reason or None, at=at) is not None
 
 
 def anonymise(session: Session, actor: Actor, contact_id: int, data_dir: Path) -> list[Path]:
@@ -152,9 +142,12 @@ def anonymise(session: Session, actor: Actor, contact_id: int, data_dir: Path) -
     contact.user_id = None
     contact.profile_name = None
     contact.display_name = f"Anonymised contact {contact.id}"
+    for column in ERASED_FIELDS:  # what the business wrote about them goes too
+        setattr(contact, column, None)
     # Erased people get no marketing: part of the erasure, so no consent entry of its own.
     contact.opted_out_marketing = True
     contact.opted_out_changed_at = utcnow()
+    contact.marketing_consent = OPTED_OUT
     session.flush()
     if sqlite:
         session.execute(text(f"PRAGMA secure_delete = {int(secure_delete)}"))
@@ -254,3 +247,81 @@ def remove_files(paths: list[Path]) -> int:
         except FileNotFoundError:
             pass
     return removed
+
+
+# --- the contact record -----------------------------------------------------------------------------
+
+
+def create_contact(session: Session, actor: Actor, phone: str, **fields: Any) -> Contact:
+    """Add a customer by hand (page, API, import): their phone in any common format, and any other field
+    by its API name (fields.EDITABLE). A number already on record is a 409 that names the contact."""
+    values = clean(session, {"phone": phone, **fields}, default_country(session))
+    _refuse_taken(session, values["wa_id"])
+    now = utcnow()
+    contact = Contact(**values, created_at=now, updated_at=now)
+    try:
+        with session.begin_nested():
+            session.add(contact)
+            session.flush()
+    except IntegrityError:  # written a moment ago by someone else (a webhook, another request)
+        _refuse_taken(session, values["wa_id"])
+        raise
+    session.refresh(contact)  # as stored: MariaDB keeps whole seconds, the database fills its defaults
+    record_by(session, actor, "contact.created", f"contact {contact.id}", {"fields": sorted(fields)})
+    record_event(session, ContactCreated(contact.id))
+    return contact
+
+
+def update_contact(session: Session, actor: Actor, contact_id: int, changes: Mapping[str, Any]) -> Contact:
+    """Change the fields given (by API name) and leave the rest; null or "" clears one. Only what really
+    changes is written, audited and announced, so saving an unchanged form leaves no trail."""
+    contact = get_contact(session, contact_id)
+    if "phone" in changes and changes["phone"] in (None, ""):
+        raise UserError("A contact's phone number cannot be removed", field="phone")
+    values = clean(session, changes, default_country(session))
+    changed = {column: value for column, value in values.items() if getattr(contact, column) != value}
+    if "wa_id" in changed:
+        _refuse_taken(session, changed["wa_id"], contact.id)
+    if not changed:
+        return contact
+    for column, value in changed.items():
+        setattr(contact, column, value)
+    contact.updated_at = utcnow()
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError:
+        _refuse_taken(session, contact.wa_id, contact.id)
+        raise
+    session.refresh(contact)
+    names = tuple(sorted(field for field, column in COLUMN_OF.items() if column in changed))
+    record_by(session, actor, "contact.updated", f"contact {contact.id}", {"fields": list(names)})
+    record_event(session, ContactChanged(contact.id, names))
+    return contact
+
+
+def delete_contact(session: Session, actor: Actor, contact_id: int) -> None:
+    """Delete a contact that never had a conversation (a typo, a duplicate entered by hand).
+
+    A contact with conversations is refused: deleting would take their messages out of every report and
+    the team's history. To erase a person, anonymise them (Admin -> Exports, or `anonymise`), which
+    keeps the rows and drops who they were.
+    """
+    contact = get_contact(session, contact_id)
+    has_conversation = session.scalar(select(Conversation.id).where(Conversation.contact_id == contact.id).limit(1))
+    if has_conversation is not None:
+        raise Refused(
+            "This contact has conversations, so deleting would lose their history; anonymise them instead "
+            "to erase who they are",
+            field="contact_id",
+        )
+    session.delete(contact)
+    session.flush()
+    record_by(session, actor, "contact.deleted", f"contact {contact_id}")
+    record_event(session, ContactDeleted(contact_id))
+
+
+def _refuse_taken(session: Session, wa_id: str | None, contact_id: int | None = None) -> None:
+    taken = session.scalar(select(Contact.id).where(Contact.wa_id == wa_id, Contact.id != (contact_id or 0)))
+    if taken is not None:
+        raise Conflict(f"Contact {taken} already has this phone number", field="phone")

@@ -6,18 +6,22 @@ since a model cannot import a feature; tests/contacts holds the two to the same 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from pydantic import BaseModel, Field
+from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy.orm import Session, object_session
 
-from sigdesk.errors import NotFound
+from sigdesk.contacts.phones import normalise
+from sigdesk.errors import NotFound, UserError
+from sigdesk.lifecycle.services import stage_names_for, tag_names_for
 from sigdesk.models import Contact
+from sigdesk.paging import Cursor, Page, newest_first, page
 
-# The columns ContactData is built from, in its field order (after `name`), for queries that select columns.
+# The columns ContactData is built from, for queries that select columns (of_row reads them by key).
 COLUMNS = (
     Contact.id,
     Contact.wa_id,
@@ -26,9 +30,24 @@ COLUMNS = (
     Contact.display_name,
     Contact.opted_out_marketing,
     Contact.opted_out_changed_at,
+    Contact.marketing_consent,
     Contact.created_at,
     Contact.last_inbound_at,
+    Contact.email,
+    Contact.company,
+    Contact.city,
+    Contact.country,
+    Contact.language,
+    Contact.notes,
+    Contact.owner_id,
+    Contact.updated_at,
+    Contact.first_inbound_at,
+    Contact.first_outbound_at,
+    Contact.last_outbound_at,
 )
+_KEYS = tuple(column.key for column in COLUMNS)
+# A search that could be (part of) a phone number: digits and the marks people write numbers with.
+_PHONE_LIKE = re.compile(r"\+?[0-9 ()./-]+")
 NAME_COLUMNS = (Contact.id, Contact.display_name, Contact.profile_name, Contact.wa_id, Contact.user_id)
 
 
@@ -48,39 +67,60 @@ class ContactData(BaseModel):
     """A contact as every reader outside the inbox sees it: the API, the exports and search."""
 
     id: int
-    name: str
+    name: str = Field(description="The name SigDesk shows: the business's, else the WhatsApp profile name")
+    phone: str | None = Field(description="E.164 digits without '+', as Meta's wa_id")
     wa_id: str | None
     user_id: str | None
-    profile_name: str | None
-    display_name: str | None
+    profile_name: str | None = Field(description="The name the customer set in WhatsApp; edits never change it")
+    display_name: str | None = Field(description="The name the business gave; null shows the profile name")
+    email: str | None
+    company: str | None
+    city: str | None
+    country: str | None = Field(description="ISO 3166-1 alpha-2 code")
+    language: str | None = Field(description="Language code such as en or pt-BR")
+    notes: str | None
+    owner_id: int | None = Field(description="The user who looks after this customer")
     opted_out_marketing: bool
     opted_out_changed_at: datetime | None
+    marketing_consent: Literal["opted_in", "opted_out", "unknown"] = Field(
+        default="unknown", description="The customer's latest word on marketing messages (see its consent history)"
+    )
     created_at: datetime | None
+    updated_at: datetime | None = Field(description="When the record was last edited (messages do not count)")
+    first_inbound_at: datetime | None
     last_inbound_at: datetime | None
+    first_outbound_at: datetime | None
+    last_outbound_at: datetime | None
+    tags: list[str] = Field(default=[], description="The contact's tags, by name")
+    stage: str | None = Field(default=None, description="The contact's lifecycle stage; null: none")
 
     @classmethod
     def of(cls, contact: Contact) -> "ContactData":
-        return cls.of_row([getattr(contact, column.key) for column in COLUMNS])
+        data = cls.of_row([getattr(contact, key) for key in _KEYS])
+        session = object_session(contact)
+        return with_tags_and_stage(session, [data])[0] if session is not None and contact.id else data
 
     @classmethod
     def of_row(cls, row: Sequence[Any]) -> "ContactData":
         """From the values of COLUMNS, in order (a row of a query that selected them)."""
-        contact_id, wa_id, user_id, profile_name, display_name, opted_out, changed_at, created_at, seen_at = row[:9]
-        return cls(
-            id=contact_id,
-            name=contact_name(contact_id, display_name, profile_name, wa_id, user_id),
-            wa_id=wa_id,
-            user_id=user_id,
-            profile_name=profile_name,
-            display_name=display_name,
-            opted_out_marketing=bool(opted_out),
-            opted_out_changed_at=changed_at,
-            created_at=created_at,
-            last_inbound_at=seen_at,
+        values = dict(zip(_KEYS, row))
+        values["opted_out_marketing"] = bool(values["opted_out_marketing"])
+        name = contact_name(
+            values["id"], values["display_name"], values["profile_name"], values["wa_id"], values["user_id"]
         )
+        return cls(name=name, phone=values["wa_id"], **values)
 
 
 FIELDS: tuple[str, ...] = tuple(ContactData.model_fields)
+
+
+def with_tags_and_stage(session: Session, contacts: list[ContactData]) -> list[ContactData]:
+    """Fill in the tags and stage of many contacts, with one query each."""
+    ids = [contact.id for contact in contacts]
+    tags, stages = tag_names_for(session, ids), stage_names_for(session, ids)
+    for contact in contacts:
+        contact.tags, contact.stage = tags[contact.id], stages[contact.id]
+    return contacts
 
 
 def get_contact(session: Session, contact_id: int) -> Contact:
@@ -99,3 +139,37 @@ def find_contact(session: Session, wa_id: str | None = None, user_id: str | None
     if user_id:
         return session.scalar(select(Contact).where(Contact.user_id == user_id))
     return None
+
+
+def list_contacts(
+    session: Session, q: str = "", cursor: Cursor | None = None, limit: int = 50, default_country: str | None = None
+) -> Page[ContactData]:
+    """Contacts newest first, or those matching `q`: a name, a phone number in any format (or a run of
+    its digits), an email or a company. `default_country` reads numbers typed without a prefix."""
+    query = select(*COLUMNS)
+    condition = matching(q, default_country)
+    if condition is not None:
+        query = query.where(condition)
+    rows = session.execute(newest_first(query, Contact.created_at, Contact.id, cursor, limit)).all()
+    found = page(rows, limit, lambda row: Cursor(row.created_at, row.id))
+    return Page(with_tags_and_stage(session, [ContactData.of_row(row) for row in found.items]), found.next_cursor)
+
+
+def matching(q: str, default_country: str | None = None) -> ColumnElement[bool] | None:
+    """Where contacts match a search; None when there is nothing to search for."""
+    text = q.strip()
+    if not text:
+        return None
+    conditions = [
+        column.contains(text, autoescape=True)
+        for column in (Contact.display_name, Contact.profile_name, Contact.email, Contact.company)
+    ]
+    if _PHONE_LIKE.fullmatch(text):
+        digits = "".join(character for character in text if character.isdigit())
+        if len(digits) >= 3:
+            conditions.append(Contact.wa_id.contains(digits.lstrip("0") or digits, autoescape=True))
+        try:
+            conditions.append(Contact.wa_id == normalise(text, default_country))
+        except UserError:
+            pass
+    return or_(*conditions)

@@ -21,7 +21,14 @@ needs more reads it from the database, where retention and anonymisation already
 | conversation.labelled         | a label was put on or taken off (`on`)                                 |
 | conversation.read             | someone read the conversation; the read receipt goes out in background |
 | note.added                    | a team note was written                                                |
+| contact.created               | a contact was added by hand, the API or an import (not by a message)   |
 | contact.changed               | a contact's record changed (`fields` names what, never the values)     |
+| contact.deleted               | a contact without conversations was deleted                            |
+| consent.recorded              | a marketing opt-in or opt-out was recorded (`status`, `source`)        |
+| contact.tagged                | a tag was put on a contact or taken off (`on`)                         |
+| contact.stage_changed         | a contact entered a lifecycle stage (`stage_id` None: left it)         |
+| tag.changed                   | a tag was created, renamed, recoloured or deleted (`change`)           |
+| stage.changed                 | a stage was created, renamed, moved or deleted (`change`)              |
 | settings.changed              | settings were saved (`keys`, never values)                             |
 | user.changed                  | a team member was added, changed, deactivated or signed out everywhere |
 | token.changed                 | an API token was created or revoked                                    |
@@ -171,6 +178,59 @@ class NoteAdded(ConversationEvent):
 class ContactChanged(DomainEvent):
     contact_id: int
     fields: tuple[str, ...] = ()
+
+
+@_named("contact.created")
+@dataclass(frozen=True)
+class ContactCreated(DomainEvent):
+    contact_id: int
+
+
+@_named("contact.deleted")
+@dataclass(frozen=True)
+class ContactDeleted(DomainEvent):
+    contact_id: int
+
+
+@_named("contact.tagged")
+@dataclass(frozen=True)
+class ContactTagged(DomainEvent):
+    contact_id: int
+    tag_id: int
+    on: bool
+
+
+@_named("contact.stage_changed")
+@dataclass(frozen=True)
+class ContactStageChanged(DomainEvent):
+    contact_id: int
+    stage_id: int | None
+    previous_stage_id: int | None = None
+
+
+@_named("tag.changed")
+@dataclass(frozen=True)
+class TagChanged(DomainEvent):
+    tag_id: int
+    change: str  # created, renamed, recoloured, deleted
+
+
+@_named("stage.changed")
+@dataclass(frozen=True)
+class StageChanged(DomainEvent):
+    stage_id: int
+    change: str  # created, renamed, moved, deleted
+    replacement_id: int | None = None
+
+
+@_named("consent.recorded")
+@dataclass(frozen=True)
+class ConsentRecorded(DomainEvent):
+    contact_id: int
+    consent_event_id: int
+    status: str  # opted_in or opted_out
+    source: str
+    previous: str = "unknown"  # the contact's state before: opted_in, opted_out or unknown
 
 
 @_named("settings.changed")

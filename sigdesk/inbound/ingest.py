@@ -69,6 +69,12 @@ def _later(column, name: str):
     return case((value.is_(None), column), (or_(column.is_(None), column < value), value), else_=column)
 
 
+def _earlier(column, name: str):
+    """column := min(column, :name), where a NULL :name changes nothing."""
+    value = _when(name)
+    return case((value.is_(None), column), (or_(column.is_(None), column > value), value), else_=column)
+
+
 # FOR UPDATE (MySQL; SQLite has one writer anyway): inserting a message takes shared locks on its
 # contact and conversation rows through the foreign keys, and two deliveries that both hold those
 # and then update the rows deadlock. Taking the write locks first makes the second one wait instead.
@@ -110,13 +116,23 @@ _TOUCH_CONVERSATION = Prepared(
 )
 # Two statements, not one with a CASE: naming profile_name in SET rewrites the contact's full-text
 # entry (an UPDATE OF trigger), and the name rarely changes while last_inbound_at always does.
+# The contact record's message times ride on the same one UPDATE per contact and delivery; the outbound
+# ones (messages sent from the phone app) only in the rare delivery that has any.
 _CONTACT_SEEN_STMT = (
     update(_contacts)
     .where(_contacts.c.id == bindparam("b_id"))
-    .values(last_inbound_at=_later(_contacts.c.last_inbound_at, "b_inbound_at"))
+    .values(
+        last_inbound_at=_later(_contacts.c.last_inbound_at, "b_inbound_at"),
+        first_inbound_at=_earlier(_contacts.c.first_inbound_at, "b_first_inbound_at"),
+    )
+)
+_CONTACT_SENT_STMT = _CONTACT_SEEN_STMT.values(
+    last_outbound_at=_later(_contacts.c.last_outbound_at, "b_outbound_at"),
+    first_outbound_at=_earlier(_contacts.c.first_outbound_at, "b_first_outbound_at"),
 )
 _CONTACT_SEEN = Prepared(_CONTACT_SEEN_STMT)
-_CONTACT_RENAMED = Prepared(_CONTACT_SEEN_STMT.values(profile_name=bindparam("b_name")))
+_CONTACT_SENT = Prepared(_CONTACT_SENT_STMT)
+_CONTACT_RENAMED = Prepared(_CONTACT_SENT_STMT.values(profile_name=bindparam("b_name")))
 
 
 def _rank_of(column):
@@ -174,7 +190,19 @@ class _Touch:
     contact_id: int
     last_message_at: datetime | None = None
     last_inbound_at: datetime | None = None
+    first_inbound_at: datetime | None = None
+    last_outbound_at: datetime | None = None
+    first_outbound_at: datetime | None = None
     unread: int = 0
+
+    def times(self) -> dict[str, datetime | None]:
+        """The contact's message times this delivery brings, as _CONTACT_SENT binds them."""
+        return {
+            "b_inbound_at": self.last_inbound_at,
+            "b_first_inbound_at": self.first_inbound_at,
+            "b_outbound_at": self.last_outbound_at,
+            "b_first_outbound_at": self.first_outbound_at,
+        }
 
 
 @dataclass
@@ -302,6 +330,7 @@ def _create_contact(state: _State, wa_id: str | None, user_id: str | None, name:
         "display_name": None,
         "opted_out_marketing": False,
         "opted_out_changed_at": None,
+        "marketing_consent": "unknown",
         "created_at": state.now,
         "last_inbound_at": None,
     }
@@ -366,6 +395,13 @@ def _touch(state: _State, row: _ContactRow, at: datetime, inbound: bool, unread:
         touch.last_message_at = at
     if inbound and (touch.last_inbound_at is None or at > touch.last_inbound_at):
         touch.last_inbound_at = at
+    if inbound and (touch.first_inbound_at is None or at < touch.first_inbound_at):
+        touch.first_inbound_at = at
+    if message and not inbound:
+        if touch.last_outbound_at is None or at > touch.last_outbound_at:
+            touch.last_outbound_at = at
+        if touch.first_outbound_at is None or at < touch.first_outbound_at:
+            touch.first_outbound_at = at
     if unread:
         touch.unread += 1
 
@@ -384,13 +420,20 @@ def _apply_touches(state: _State) -> None:
         )
         name = state.names.pop(touch.contact_id, None)
         if name is not None:
-            _CONTACT_RENAMED(
-                state.conn, {"b_id": touch.contact_id, "b_inbound_at": touch.last_inbound_at, "b_name": name}
-            )
+            _CONTACT_RENAMED(state.conn, {"b_id": touch.contact_id, **touch.times(), "b_name": name})
+        elif touch.last_outbound_at is not None:
+            _CONTACT_SENT(state.conn, {"b_id": touch.contact_id, **touch.times()})
         elif touch.last_inbound_at is not None:
-            _CONTACT_SEEN(state.conn, {"b_id": touch.contact_id, "b_inbound_at": touch.last_inbound_at})
+            _CONTACT_SEEN(
+                state.conn,
+                {
+                    "b_id": touch.contact_id,
+                    "b_inbound_at": touch.last_inbound_at,
+                    "b_first_inbound_at": touch.first_inbound_at,
+                },
+            )
     for contact_id, name in state.names.items():
-        _CONTACT_RENAMED(state.conn, {"b_id": contact_id, "b_inbound_at": None, "b_name": name})
+        _CONTACT_RENAMED(state.conn, {"b_id": contact_id, **_Touch(contact_id).times(), "b_name": name})
 
 
 # --- messages ----------------------------------------------------------------------------------

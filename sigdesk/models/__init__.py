@@ -2,8 +2,10 @@
 
 from sigdesk.models.audit import AuditEvent, LoginEvent
 from sigdesk.models.contact import Contact
+from sigdesk.models.consent import ConsentEvent
 from sigdesk.models.conversation import Conversation, ConversationStatus
 from sigdesk.models.inbox import CannedResponse, ConversationLabel, Label, Note
+from sigdesk.models.lifecycle import ContactStage, ContactTag, Stage, StageChange, Tag
 from sigdesk.models.outbox import OutboxCursor, OutboxEvent
 from sigdesk.models.message import Direction, MediaState, Message, MessageStatus, MessageStatusEvent, Reaction
 from sigdesk.models.relay import RejectedDelivery, RelayReceipt
@@ -18,9 +20,15 @@ __all__ = [
     "ApiToken",
     "AuditEvent",
     "CannedResponse",
+    "ConsentEvent",
     "Contact",
     "ConversationLabel",
     "Label",
+    "ContactStage",
+    "ContactTag",
+    "Stage",
+    "StageChange",
+    "Tag",
     "Note",
     "Conversation",
     "ConversationStatus",

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, String
+from sqlalchemy import Boolean, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from sigdesk.db import Base, UTCDateTime, utcnow
@@ -20,8 +20,25 @@ class Contact(Base):
     display_name: Mapped[str | None] = mapped_column(String(255), default=None)
     opted_out_marketing: Mapped[bool] = mapped_column(Boolean, default=False)
     opted_out_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # opted_in, opted_out or unknown: the latest consent_events word, kept here by record_consent.
+    marketing_consent: Mapped[str] = mapped_column(String(16), default="unknown", server_default="unknown", index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     last_inbound_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # The record the business keeps (sigdesk.contacts.commands validates every value).
+    email: Mapped[str | None] = mapped_column(String(254), index=True, default=None)
+    company: Mapped[str | None] = mapped_column(String(255), default=None)
+    city: Mapped[str | None] = mapped_column(String(255), default=None)
+    country: Mapped[str | None] = mapped_column(String(2), default=None)
+    language: Mapped[str | None] = mapped_column(String(35), default=None)
+    notes: Mapped[str | None] = mapped_column(Text, default=None)
+    # A user's id. No foreign key: SQLite could add one only by copying the table (see migration 0012);
+    # users are deactivated, never deleted, and the commands accept only active users.
+    owner_id: Mapped[int | None] = mapped_column(Integer, index=True, default=None)
+    # When a person (or the API, or an import) last changed the record; message traffic does not count.
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=utcnow)
+    first_inbound_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    first_outbound_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    last_outbound_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 
     @property
     def name(self) -> str:

@@ -18,7 +18,8 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from sigdesk.actor import Actor
-from sigdesk.contacts.commands import MARKETING_STOPPED, set_marketing_opt_out
+from sigdesk.consent.commands import OPTED_OUT, record_consent
+from sigdesk.contacts.commands import MARKETING_STOPPED
 from sigdesk.outbound.window import window_open
 from sigdesk.inbound.services import replay_statuses
 from sigdesk.db import dump_json, read_json, utcnow, write_lock
@@ -137,6 +138,10 @@ def queue(
     _attach_upload(session, message, kind, content)
     session.add(message)
     conversation.last_message_at = now
+    if contact.first_outbound_at is None or now < contact.first_outbound_at:
+        contact.first_outbound_at = now
+    if contact.last_outbound_at is None or now > contact.last_outbound_at:
+        contact.last_outbound_at = now
     session.flush()
     return message
 
@@ -281,8 +286,15 @@ def _record(session: Session, message: Message, outcome: str | Exception) -> Non
         else:
             _fail(message, outcome.code, outcome.human, outcome.title)
             if outcome.code == MARKETING_STOPPED:
-                set_marketing_opt_out(
-                    session, Actor.system(), message.contact_id, True, reason=f"error {MARKETING_STOPPED}"
+                record_consent(
+                    session,
+                    Actor.system(),
+                    message.contact_id,
+                    OPTED_OUT,
+                    "meta_error_131050",
+                    f"error {MARKETING_STOPPED}: {outcome.title or 'marketing messages stopped'}"[:200],
+                    message_id=message.id,
+                    conversation_id=message.conversation_id,
                 )
         return
     if isinstance(outcome, Exception):

@@ -14,6 +14,8 @@ from typing import Any
 from collections.abc import Callable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import phonenumbers
+
 from sigdesk.addresses import check_outbound_url
 from sigdesk.errors import UserError
 from sigdesk.passwords import password_problem
@@ -172,6 +174,54 @@ def machine_timezone() -> str:
     return "UTC"
 
 
+# ISO 3166-1 alpha-2 codes that have a numbering plan (phonenumbers' "001" is not a country).
+PHONE_REGIONS = frozenset(region for region in phonenumbers.SUPPORTED_REGIONS if region.isalpha())
+
+
+def parse_country(text: str) -> str:
+    """A default country for phone numbers typed without a prefix: an ISO code like DE ("": none)."""
+    cleaned = text.strip().upper()
+    if not cleaned:
+        return ""
+    if cleaned not in PHONE_REGIONS:
+        raise SettingError(f"'{text}' is not a two-letter country code like DE, US or BR")
+    return cleaned
+
+
+def machine_country() -> str:
+    """The country of this computer's locale (de_DE gives DE), or "" when it names none (C, POSIX)."""
+    import locale
+
+    names = [os.environ.get(name, "") for name in ("LC_ALL", "LC_CTYPE", "LANG")]
+    try:
+        names.append(locale.getlocale()[0] or "")
+    except ValueError:
+        pass
+    for name in names:
+        _, separator, rest = name.partition("_")
+        if separator and rest[:2].upper() in PHONE_REGIONS:
+            return rest[:2].upper()
+    return ""
+
+
+# Whole-message keywords that opt a customer out of marketing or back in (matched without case or accents).
+DEFAULT_STOP_KEYWORDS = (
+    "STOP, STOPP, STOPPEN, PARAR, BAJA, ARRÊT, ARRET, UNSUBSCRIBE, DESUSCRIBIR, CANCELAR, ABMELDEN, "
+    "DÉSABONNER, DESINSCRIRE, AFMELDEN, DISISCRIVIMI, OPT OUT, OPT-OUT"
+)
+DEFAULT_START_KEYWORDS = "START, ALTA, INICIAR, ANMELDEN, SUBSCRIBE, SUSCRIBIR, COMMENCER, AANMELDEN, ISCRIVIMI, OPT IN"
+
+
+def parse_keywords(text: str) -> str:
+    """A comma-separated list of keywords, each a short phrase; empty turns the check off."""
+    parts = [" ".join(part.split()) for part in text.replace("\n", ",").split(",")]
+    parts = [part for part in parts if part]
+    for part in parts:
+        if len(part) > 64:
+            raise SettingError(f"'{part[:20]}...' is too long for a keyword (64 characters at most)")
+    return ", ".join(dict.fromkeys(parts))
+
+
 ONBOARDING_STEPS = ("welcome", "whatsapp", "inbound", "backup", "done")
 
 
@@ -261,6 +311,24 @@ SPECS: dict[str, Spec] = {
             "Agents see every conversation, not only their own and unassigned ones",
             parse_bool,
             False,
+        ),
+        Spec(
+            "contacts.default_country",
+            "Country of phone numbers typed without a country code (ISO code like DE; empty: always ask for one)",
+            parse_country,
+            machine_country(),
+        ),
+        Spec(
+            "consent.stop_keywords",
+            "Messages that opt a customer out of marketing (whole message, comma-separated)",
+            parse_keywords,
+            DEFAULT_STOP_KEYWORDS,
+        ),
+        Spec(
+            "consent.start_keywords",
+            "Messages that opt a customer back in to marketing (whole message, comma-separated)",
+            parse_keywords,
+            DEFAULT_START_KEYWORDS,
         ),
         Spec(
             "onboarding.step",

@@ -11,10 +11,10 @@ def admin_only_routes(app):
         view = app.view_functions[rule.endpoint]
         permission = getattr(view, "permission", None)
         if permission and permission != "public" and not can("agent", permission):
-            method = "POST" if "POST" in rule.methods else "GET"
+            method = next(verb for verb in ("POST", "DELETE", "PATCH", "PUT", "GET") if verb in rule.methods)
             path = rule.rule
-            for argument in rule.arguments:
-                path = path.replace(f"<int:{argument}>", "1").replace(f"<{argument}>", "x")
+            for argument in rule.arguments:  # ids are digits: a well-formed request, refused for its sender alone
+                path = path.replace(f"<int:{argument}>", "1").replace(f"<{argument}>", "1")
             yield method, path, rule.endpoint
 
 

@@ -130,17 +130,13 @@ def test_a_marketing_stop_from_the_webhook_and_the_command_leave_the_same_trail(
     assert consent(app, "15550004444")[0] is True
 
     by_webhook, by_command = audit(app, "contact.marketing_opt_out")
-    assert (by_webhook.actor, by_webhook.channel, by_webhook.detail) == (
+    assert (by_webhook.actor, by_webhook.channel, by_webhook.detail["source"]) == (
         None,
         "webhook",
-        {"reason": "user_preferences"},
+        "meta_preferences",
     )
-    assert (by_command.actor, by_command.channel, by_command.detail) == (
-        owner.email,
-        "cli",
-        {"reason": "asked by phone"},
-    )
-    stops = [event for event in events(app, "contact.changed") if event["fields"] == ["opted_out_marketing"]]
+    assert (by_command.actor, by_command.channel, by_command.detail["source"]) == (owner.email, "cli", "agent")
+    stops = [event for event in events(app, "contact.changed") if "opted_out_marketing" in event["fields"]]
     assert [event["contact_id"] for event in stops] == [int(by_webhook.target.split()[1]), carla]
 
 
@@ -180,11 +176,11 @@ def test_meta_refusing_a_marketing_send_with_131050_opts_the_customer_out(app, o
         session.get(Contact, contact_id).opted_out_changed_at = None
         session.get(Message, message_id).wamid = "wamid.OUT131050"
     [by_sender] = audit(app, "contact.marketing_opt_out")
-    assert (by_sender.channel, by_sender.detail) == ("worker", {"reason": f"error {MARKETING_STOPPED}"})
+    assert (by_sender.channel, by_sender.detail["source"]) == ("worker", "meta_error_131050")
 
     error = {"code": MARKETING_STOPPED, "title": "User has stopped marketing messages"}
     deliver(state.database, factories.status_update("wamid.OUT131050", "failed", "15550001111", errors=[error]))
     with state.database.session() as session:
         assert session.get(Contact, contact_id).opted_out_marketing is True
     by_webhook = audit(app, "contact.marketing_opt_out")[-1]
-    assert (by_webhook.channel, by_webhook.detail) == ("webhook", {"reason": f"error {MARKETING_STOPPED}"})
+    assert (by_webhook.channel, by_webhook.detail["source"]) == ("webhook", "meta_error_131050")

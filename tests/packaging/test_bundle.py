@@ -130,6 +130,18 @@ def test_the_hidden_imports_exist(bundle):
         assert importlib.util.find_spec(name) is not None, name
 
 
+def test_every_countrys_numbering_plan_is_bundled(bundle):
+    """phonenumbers imports a country's plan by a computed name on first use; a frozen build without it
+    would refuse every number of that country."""
+    import phonenumbers
+
+    names = set(bundle.hidden_imports("win32"))
+    assert {f"phonenumbers.data.region_{region}" for region in ("DE", "US", "BR", "IN")} <= names
+    assert len([name for name in names if name.startswith("phonenumbers.data.region_")]) >= len(
+        [region for region in phonenumbers.SUPPORTED_REGIONS if region.isalpha()]
+    )
+
+
 def test_the_desktop_entry_starts_the_window_with_the_icon():
     entry = (PACKAGING / "linux/sigdesk.desktop").read_text().splitlines()
     assert entry[0] == "[Desktop Entry]"
