@@ -73,20 +73,10 @@ class NewContact(Input):
     owner_id: Owner = None
 
 
-class ContactChanges(Input):
+class ContactChanges(NewContact):
     """Only the fields given change; null (or "") clears one. The phone cannot be cleared."""
 
-    model_config = ConfigDict(strict=True, extra="forbid")
-
     phone: Phone | None = None
-    name: Name = None
-    email: Email = None
-    company: Company = None
-    city: City = None
-    country: Country = None
-    language: Language = None
-    notes: Notes = None
-    owner_id: Owner = None
 
 
 class ContactPage(BaseModel):

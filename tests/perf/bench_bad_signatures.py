@@ -33,7 +33,8 @@ sys.path.insert(0, str(ROOT))
 from sigdesk.whatsapp.webhook import signature_header  # noqa: E402
 from tests.mysql import recreate_database  # noqa: E402
 
-SECRET = "bench-app-secret"
+from tests.perf.bench_ingest import SECRET  # noqa: E402  (the secret its server is given)
+
 FIXTURE = ROOT / "tests" / "fixtures" / "webhooks" / "message_text.json"
 FLUSH_WAIT_SECONDS = 8.0  # the worker adds the in-memory count to the database every few seconds
 
@@ -42,26 +43,13 @@ FLUSH_WAIT_SECONDS = 8.0  # the worker adds the in-memory count to the database 
 
 
 def serve(data_dir: str, db_url: str | None, threads: int) -> None:
-    """Run SigDesk until the parent closes our stdin, after printing the port it listens on."""
+    """Run SigDesk until the parent closes our stdin, after printing the port it listens on (as bench_ingest)."""
     import logging
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    from sigdesk.app import create_app
-    from sigdesk.auth import services as accounts
-    from sigdesk.config import Config
-    from sigdesk.server import ServerThread
-    from sigdesk.settings import services as settings
+    from tests.perf.bench_ingest import serve_sigdesk
 
-    app = create_app(Config.from_env(data_dir=data_dir, database_url=db_url, bcrypt_rounds=4))
-    state = app.extensions["sigdesk"]
-    with state.database.session() as session:
-        if accounts.user_count(session) == 0:
-            accounts.create_user(session, "bench@example.com", "Bench", "owner", "correct horse battery", rounds=4)
-        settings.set_value(session, state.cipher, "whatsapp.app_secret", SECRET)
-    server = ServerThread(app, threads=threads).start()
-    print(server.port, flush=True)
-    sys.stdin.read()
-    server.stop()
+    serve_sigdesk(data_dir, db_url, threads)
 
 
 def start_server(data_dir: str, db_url: str | None, threads: int, log_file: Path) -> tuple[subprocess.Popen, int]:
