@@ -100,7 +100,7 @@ def create_app(config: Config | None = None) -> Flask:
     _mark_static_public(app)
     _register_errors(app)
     init_features(app)
-    state.worker.register(OUTBOX_TASK, state.outbox, gather=0.1)
+    state.worker.register(OUTBOX_TASK, state.outbox, gather=0.25)
     wanted = state.outbox.names
     state.dispatcher.wake_for(set(CATALOGUE) if wanted is None else wanted, OUTBOX_TASK)
 
