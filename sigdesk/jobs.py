@@ -120,7 +120,9 @@ class Worker:
         tasks: list[Registered] | None = None
         while not self._stop.is_set():
             handled = self.run_once(tasks)
-            if handled:
+            if handled:  # more may be waiting: go round again, with every task once they are due
+                if tasks is not None and time.monotonic() - self._all_ran_at >= self.idle_seconds:
+                    tasks = None
                 continue
             self._wake.wait(self.idle_seconds)
             self._wake.clear()
