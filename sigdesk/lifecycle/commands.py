@@ -7,7 +7,7 @@ past the rule the pages and the API declare. Every change is audited and announc
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from sqlalchemy import delete, func, insert, literal, select, update
 from sqlalchemy.orm import Session
@@ -41,10 +41,23 @@ def _require(actor: Actor, permission: str) -> None:
 # --- tags ----------------------------------------------------------------------------------------
 
 
-def _free_tag_name(session: Session, name: str, tag_id: int | None = None) -> None:
-    taken = find_tag(session, name)
-    if taken is not None and taken.id != tag_id:
-        raise Conflict(f"There already is a tag '{taken.name}'", field="name")
+def _free_name(taken: Tag | Stage | None, kind: str, own_id: int | None = None) -> None:
+    """A tag's or stage's name is its own, whatever its case: taken by another one is a 409."""
+    if taken is not None and taken.id != own_id:
+        raise Conflict(f"There already is a {kind} '{taken.name}'", field="name")
+
+
+def _rename(session: Session, actor: Actor, row: Tag | Stage, name: object, kind: str, taken: Callable) -> bool:
+    """Rename a tag or a stage and audit it; False when the name did not change."""
+    name = clean_name(name, kind)
+    if name == row.name:
+        return False
+    _free_name(taken(session, name), kind, row.id)
+    before = row.name
+    row.name, row.name_key = name, name_key(name)
+    flush_unique(session, f"There already is a {kind} '{name}'", "name")
+    record_by(session, actor, f"{kind}.rename", f"{kind} {row.id}", {"from": before, "to": name})
+    return True
 
 
 def create_tag(session: Session, actor: Actor, name: object, color: object = None) -> Tag:
@@ -52,7 +65,7 @@ def create_tag(session: Session, actor: Actor, name: object, color: object = Non
     name = clean_name(name, "tag")
     if color is not None:
         color = clean_color(color)
-    _free_tag_name(session, name)
+    _free_name(find_tag(session, name), "tag")
     if color is None:
         color = (session.scalar(select(func.count()).select_from(Tag)) or 0) % COLORS
     tag = Tag(name=name, name_key=name_key(name), color=color, created_at=utcnow())
@@ -66,15 +79,8 @@ def create_tag(session: Session, actor: Actor, name: object, color: object = Non
 def rename_tag(session: Session, actor: Actor, tag_id: int, name: object) -> Tag:
     _require(actor, "tags.manage")
     tag = get_tag(session, tag_id)
-    name = clean_name(name, "tag")
-    if name == tag.name:
-        return tag
-    _free_tag_name(session, name, tag.id)
-    before = tag.name
-    tag.name, tag.name_key = name, name_key(name)
-    flush_unique(session, f"There already is a tag '{name}'", "name")
-    record_by(session, actor, "tag.rename", f"tag {tag.id}", {"from": before, "to": name})
-    record(session, TagChanged(tag.id, "renamed"))
+    if _rename(session, actor, tag, name, "tag", find_tag):
+        record(session, TagChanged(tag.id, "renamed"))
     return tag
 
 
@@ -131,12 +137,6 @@ def untag_contact(session: Session, actor: Actor, contact_id: int, tag_id: int) 
 # --- stages --------------------------------------------------------------------------------------
 
 
-def _free_stage_name(session: Session, name: str, stage_id: int | None = None) -> None:
-    taken = find_stage(session, name)
-    if taken is not None and taken.id != stage_id:
-        raise Conflict(f"There already is a stage '{taken.name}'", field="name")
-
-
 def _ordered(session: Session) -> list[Stage]:
     return list(session.scalars(select(Stage).order_by(Stage.position, Stage.id)))
 
@@ -145,7 +145,7 @@ def create_stage(session: Session, actor: Actor, name: object, position: int | N
     """A new stage, last in the lifecycle unless `position` (1 first) says where."""
     _require(actor, "stages.manage")
     name = clean_name(name, "stage")
-    _free_stage_name(session, name)
+    _free_name(find_stage(session, name), "stage")
     stages = _ordered(session)
     stage = Stage(name=name, name_key=name_key(name), position=len(stages) + 1, created_at=utcnow())
     session.add(stage)
@@ -160,15 +160,8 @@ def create_stage(session: Session, actor: Actor, name: object, position: int | N
 def rename_stage(session: Session, actor: Actor, stage_id: int, name: object) -> Stage:
     _require(actor, "stages.manage")
     stage = get_stage(session, stage_id)
-    name = clean_name(name, "stage")
-    if name == stage.name:
-        return stage
-    _free_stage_name(session, name, stage.id)
-    before = stage.name
-    stage.name, stage.name_key = name, name_key(name)
-    flush_unique(session, f"There already is a stage '{name}'", "name")
-    record_by(session, actor, "stage.rename", f"stage {stage.id}", {"from": before, "to": name})
-    record(session, StageChanged(stage.id, "renamed"))
+    if _rename(session, actor, stage, name, "stage", find_stage):
+        record(session, StageChanged(stage.id, "renamed"))
     return stage
 
 
