@@ -87,22 +87,25 @@ class Current:
     needs_touch: bool
 
 
+def _owner_if_live(session: Session, row: UserSession | None, now: datetime) -> User | None:
+    """The session's user while it counts: not revoked, expired or idle too long, and the user still
+    active with the same session version (a password, role or 2FA change ends every session)."""
+    if row is None or row.revoked_at is not None or row.expires_at <= now or row.last_seen_at + idle_limit(row) <= now:
+        return None
+    user = session.get(User, row.user_id)
+    if user is None or not user.is_active or user.session_version != row.session_version:
+        return None
+    return user
+
+
 def find(session: Session, user_id: int, nonce: str, now: datetime | None = None) -> Current | None:
     """The live session for a cookie's nonce, or None when it was revoked, expired or idle too long."""
     if not nonce:
         return None
     row = session.scalar(select(UserSession).where(UserSession.nonce_hash == _hash(nonce)))
     now = now or utcnow()
-    if (
-        row is None
-        or row.user_id != user_id
-        or row.revoked_at is not None
-        or row.expires_at <= now
-        or row.last_seen_at + idle_limit(row) <= now
-    ):
-        return None
-    user = session.get(User, row.user_id)
-    if user is None or not user.is_active or user.session_version != row.session_version:
+    user = _owner_if_live(session, row, now) if row is not None and row.user_id == user_id else None
+    if user is None:
         return None
     return Current(row.id, user, row.last_seen_at + TOUCH_INTERVAL <= now)
 
@@ -120,12 +123,7 @@ def touch(session: Session, session_id: int) -> None:
 
 def is_live(session: Session, session_id: int, now: datetime | None = None) -> bool:
     """Whether a session found earlier still counts (for long requests such as live-update streams)."""
-    row = session.get(UserSession, session_id)
-    now = now or utcnow()
-    if row is None or row.revoked_at is not None or row.expires_at <= now or row.last_seen_at + idle_limit(row) <= now:
-        return False
-    user = session.get(User, row.user_id)
-    return user is not None and user.is_active and user.session_version == row.session_version
+    return _owner_if_live(session, session.get(UserSession, session_id), now or utcnow()) is not None
 
 
 def sign_out(session: Session, actor: Actor, session_id: int | None) -> bool:
