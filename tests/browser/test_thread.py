@@ -147,7 +147,7 @@ def test_a_message_arriving_in_the_open_thread_is_read_at_once(agent, app, fake_
     customer_sends(fake_graph, text("wamid.FIRST", "Hello, is the shop open?"))
     conversation_id = wait_for(lambda: conversation(app).unread_count == 1 and conversation(app).id)
     agent.open(conversation_id)
-    wait_for(lambda: conversation(app).unread_count == 0)
+    wait_for(lambda: conversation(app).unread_count == 0, timeout=20)
 
     customer_sends(fake_graph, text("wamid.SECOND", "I would like the blueberry tart"))
     expect(agent.page.locator("#messages")).to_contain_text("blueberry tart", timeout=LIVE_MS)

@@ -330,7 +330,18 @@
     if (!thread || thread.getAttribute("data-unread") === "0") return;
     if (document.visibilityState !== "visible") return;  // visibilitychange marks it once seen
     thread.setAttribute("data-unread", "0");
-    request("POST", conversationUrl(thread.getAttribute("data-conversation-id"), "/read"), {}).then(scheduleList);
+    var id = thread.getAttribute("data-conversation-id");
+    function unsent() {
+      // a busy or restarting server: keep the thread unread and try again shortly
+      var still = openThread();
+      if (!still || still.getAttribute("data-conversation-id") !== id) return;
+      still.setAttribute("data-unread", "1");
+      setTimeout(markRead, 2000);
+    }
+    request("POST", conversationUrl(id, "/read"), {}).then(function (result) {
+      if (!result.ok && result.status !== 404 && result.status !== 403) { unsent(); return; }
+      scheduleList();
+    }, unsent);
   }
 
   function lastMessageId() {
@@ -922,6 +933,7 @@
       current.querySelector(".thread-head").replaceWith(fresh.querySelector(".thread-head"));
       localise(current);
       updateWindows();
+      if (fresh.getAttribute("data-unread") !== "0") { current.setAttribute("data-unread", "1"); markRead(); }
     }).catch(function () { lost(id); });
   }
 
