@@ -9,7 +9,17 @@ from __future__ import annotations
 from sigdesk.models import Role
 
 AGENT_PERMISSIONS = frozenset(
-    {"app.use", "account.manage", "api.use", "contacts.classify", "consent.record", "contacts.view", "contacts.edit"}
+    {
+        "app.use",
+        "account.manage",
+        "api.use",
+        "contacts.classify",
+        "consent.record",
+        "contacts.view",
+        "contacts.edit",
+        # saved filters are shared with the team, so anyone who works the contacts may keep one
+        "segments.manage",
+    }
 )
 ADMIN_PERMISSIONS = AGENT_PERMISSIONS | {
     "team.manage",
@@ -21,6 +31,11 @@ ADMIN_PERMISSIONS = AGENT_PERMISSIONS | {
     "contacts.delete",
     "tags.manage",
     "stages.manage",
+    "fields.manage",
+    "leadscore.manage",
+    "contacts.import",
+    "contacts.merge",
+    "contacts.export",
 }
 # "connections.redirect": pointing the Graph API or relay address elsewhere, which sends secrets there.
 OWNER_PERMISSIONS = ADMIN_PERMISSIONS | {"security.manage", "connections.redirect"}

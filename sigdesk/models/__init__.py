@@ -3,6 +3,7 @@
 from sigdesk.models.audit import AuditEvent, LoginEvent
 from sigdesk.models.contact import Contact
 from sigdesk.models.consent import ConsentEvent
+from sigdesk.models.custom_field import ContactField, ContactFieldValue
 from sigdesk.models.conversation import Conversation, ConversationStatus
 from sigdesk.models.inbox import CannedResponse, ConversationLabel, Label, Note
 from sigdesk.models.lifecycle import ContactStage, ContactTag, Stage, StageChange, Tag
@@ -22,6 +23,8 @@ __all__ = [
     "CannedResponse",
     "ConsentEvent",
     "Contact",
+    "ContactField",
+    "ContactFieldValue",
     "ConversationLabel",
     "Label",
     "ContactStage",
