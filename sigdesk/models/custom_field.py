@@ -2,14 +2,15 @@
 
 A value is one row per contact and field, typed by the field's kind so filters and sorts use an index:
 text, link, single choice and multiple choice (a JSON list) in `text_value`; number, currency amount
-and yes/no (1 or 0) in `number_value`; dates in `date_value`. A contact without a value has no row.
+and yes/no (1 or 0) in `number_value` (a DOUBLE: MariaDB's FLOAT would lose an amount's cents); dates in
+`date_value`. A contact without a value has no row.
 """
 
 from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Boolean, Date, Float, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, Date, Double, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from sigdesk.db import MYSQL_TABLE_OPTIONS, Base, UTCDateTime, utcnow
@@ -40,15 +41,17 @@ class ContactField(Base):
 
 class ContactFieldValue(Base):
     __tablename__ = "contact_field_values"
+    # contact_id last: a filter or count on a value reads the index alone (SQLite's indexes hold the rowid,
+    # not this table's key; InnoDB's hold the key anyway). Values of one contact are found by the primary key.
     __table_args__ = (
-        Index("ix_contact_field_values_field_text", "field_id", "text_value"),
-        Index("ix_contact_field_values_field_number", "field_id", "number_value"),
-        Index("ix_contact_field_values_field_date", "field_id", "date_value"),
+        Index("ix_contact_field_values_field_text", "field_id", "text_value", "contact_id"),
+        Index("ix_contact_field_values_field_number", "field_id", "number_value", "contact_id"),
+        Index("ix_contact_field_values_field_date", "field_id", "date_value", "contact_id"),
         MYSQL_TABLE_OPTIONS,
     )
 
     contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), primary_key=True)
     field_id: Mapped[int] = mapped_column(ForeignKey("contact_fields.id", ondelete="CASCADE"), primary_key=True)
     text_value: Mapped[str | None] = mapped_column(String(TEXT_VALUE_LENGTH), default=None)
-    number_value: Mapped[float | None] = mapped_column(Float, default=None)
+    number_value: Mapped[float | None] = mapped_column(Double, default=None)
     date_value: Mapped[date | None] = mapped_column(Date, default=None)

@@ -1,0 +1,1 @@
+"""Custom contact fields: admins define them, every contact may carry a value of each."""
