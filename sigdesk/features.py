@@ -29,6 +29,10 @@ FEATURES = (
     "sigdesk.conversations.feature",
     "sigdesk.contacts.feature",
     "sigdesk.lifecycle.feature",
+    "sigdesk.lead_score.feature",
+    "sigdesk.merge.feature",
+    "sigdesk.segments.feature",
+    "sigdesk.custom_fields.feature",
     "sigdesk.consent.feature",
     "sigdesk.outbound.feature",
     "sigdesk.live.feature",
@@ -42,6 +46,8 @@ FEATURES = (
     "sigdesk.relay_client.feature",
     "sigdesk.backup.feature",
     "sigdesk.exports.feature",
+    "sigdesk.imports.feature",
+    "sigdesk.crm.feature",
     "sigdesk.retention.feature",
 )
 
@@ -57,6 +63,7 @@ COMMANDS = {
     "settings": "sigdesk.settings.cli:settings",
     "backup": "sigdesk.backup.cli:backup",
     "export": "sigdesk.exports.cli:export",
+    "contacts": "sigdesk.imports.cli:contacts",
     "relay": "sigdesk.relay_client.cli:relay",
 }
 

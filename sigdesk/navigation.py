@@ -101,6 +101,9 @@ for _entry in (
     Entry("tags", "Tags", "lifecycle.tags", "tags.manage", 50, "Workspace"),
     Entry("stages", "Stages", "lifecycle.stages", "stages.manage", 60, "Workspace"),
     Entry(
+        "contact_fields", "Contact fields", "custom_fields.index", "fields.manage", 65, "Workspace", ("custom_fields.",)
+    ),
+    Entry(
         "whatsapp", "Connection", "whatsapp_account.index", "settings.manage", 10, "WhatsApp", ("whatsapp_account.",)
     ),
     Entry("inbound", "Inbound", "relay.index", "settings.manage", 20, "WhatsApp", ("relay.",)),
@@ -111,5 +114,6 @@ for _entry in (
     Entry("exports", "Exports", "exports.index", "conversations.view_all", 10, "Data and security", ("exports.",)),
     Entry("backups", "Backups", "backups.index", "security.manage", 20, "Data and security", ("backups.",)),
     Entry("audit", "Audit log", "admin.audit_log", "audit.view", 30, "Data and security"),
+    Entry("imports", "Import contacts", "imports.index", "contacts.import", 15, "Data and security", ("imports.",)),
 ):
     register_setting(_entry)

@@ -80,6 +80,12 @@ class ServerThread:
         self.stopped.wait(timeout=10)
 
 
+def body_limit(app: Flask) -> int:
+    """The largest request body the server reads: the app's limit, or a feature's larger upload limit
+    (contact imports) that its own views check."""
+    return max(app.config["MAX_CONTENT_LENGTH"], app.config.get("MAX_UPLOAD_BYTES") or 0) + 65536
+
+
 def _waitress(
     app: Flask, host: str, port: int, threads: int, wsgi: Callable | None = None, sock: socket.socket | None = None
 ):
@@ -93,7 +99,7 @@ def _waitress(
         threads=threads + MAX_STREAMS,
         ident="SigDesk",
         channel_request_lookahead=1,
-        max_request_body_size=app.config["MAX_CONTENT_LENGTH"] + 65536,
+        max_request_body_size=body_limit(app),
         clear_untrusted_proxy_headers=False,  # the app believes them only from trusted proxies (security.py)
     )
 
@@ -221,7 +227,7 @@ def https_server(
     server.wsgi_app = app
     # read when a connection is accepted, so it may come after prepare()
     server.ssl_adapter = BuiltinSSLAdapter(str(pair.cert_file), str(pair.key_file))
-    server.max_request_body_size = app.config["MAX_CONTENT_LENGTH"] + 65536
+    server.max_request_body_size = body_limit(app)
     return server
 
 

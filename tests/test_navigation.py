@@ -26,7 +26,8 @@ def _sources() -> list[Path]:
     ]
 
 
-def test_every_settings_pointer_names_a_registered_settings_page():
+def test_every_settings_pointer_names_a_registered_settings_page(app):
+    """With the app made, so that the features have registered their pages."""
     labels = {entry.label for entry in navigation._settings.values()}
     wrong = []
     for path in _sources():

@@ -13,12 +13,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from sigdesk.api.views import bp
 from sigdesk.contacts import commands
-from sigdesk.contacts.fields import LIMITS, default_country
+from sigdesk.contacts.fields import LIMITS
 from sigdesk.contacts.phones import MAX_TYPED
-from sigdesk.contacts.services import ContactData, get_contact, list_contacts
+from sigdesk.contacts.services import ContactData, get_contact
 from sigdesk.openapi import operation
-from sigdesk.paging import Cursor
-from sigdesk.schemas import Id, Input, JsonId, Paging, Text
+from sigdesk.segments.schemas import CURSOR_DESCRIPTION, ContactFilter, SortKey
+from sigdesk.segments.services import MAX_SORT_CURSOR, filters_of, find_contacts
+from sigdesk.schemas import Id, Input, JsonId, JsonObject, Paging, Text
 from sigdesk.web import acting, db_session, requires, writing
 
 
@@ -47,14 +48,34 @@ Language = Annotated[
 ]
 Notes = Annotated[Text | None, Field(max_length=LIMITS["notes"], description="Free notes about the customer")]
 Owner = Annotated[JsonId | None, Field(description="The user who looks after this customer")]
+TagNames = Annotated[
+    list[Annotated[Text, Field(max_length=200)]] | None,
+    Field(
+        max_length=100,
+        description="The contact's tags, by name (any case); exactly these. A tag not there yet is created "
+        "when you may manage tags, else refused (422 naming `tags`)",
+    ),
+]
+StageName = Annotated[
+    Text | None,
+    Field(max_length=200, description="A lifecycle stage's name (any case); null: none. Unknown: 422 naming `stage`"),
+]
+CustomFields = Annotated[
+    JsonObject | None,
+    Field(
+        description='Custom field values by key (see /contact-fields): text, number, "YYYY-MM-DD", true/false '
+        "or a list of choices; null clears one. Refusals name `fields.<key>`"
+    ),
+]
 
 
 class ContactPath(BaseModel):
     contact_id: Id = Field(description="A contact's id")
 
 
-class ContactSearch(Paging):
-    q: str = Field("", max_length=200, description="A name, phone number (any format), email or company")
+class ContactSearch(Paging, ContactFilter):
+    cursor: str = Field("", max_length=MAX_SORT_CURSOR, description=CURSOR_DESCRIPTION)
+    sort: SortKey = "-created_at"
 
 
 class NewContact(Input):
@@ -71,10 +92,14 @@ class NewContact(Input):
     language: Language = None
     notes: Notes = None
     owner_id: Owner = None
+    tags: TagNames = None
+    stage: StageName = None
+    fields: CustomFields = None
 
 
 class ContactChanges(NewContact):
-    """Only the fields given change; null (or "") clears one. The phone cannot be cleared."""
+    """Only the fields given change; null (or "") clears one. The phone cannot be cleared. `fields` changes
+    only the custom fields it names."""
 
     phone: Phone | None = None
 
@@ -88,19 +113,23 @@ class ContactPage(BaseModel):
 
 @bp.get("/contacts")
 @requires("contacts.view")
-@operation("listContacts", (200, ContactPage), query=ContactSearch)
+@operation("listContacts", (200, ContactPage), query=ContactSearch, errors=(404, 422))
 def list_contacts_view():
-    """Contacts, newest first, or those matching q"""
+    """Contacts, newest first, or those matching q, filtered and sorted
+
+    `tag`, `stage`, `consent`, `segment` and `filter` (a filter definition as JSON, see the segments) all
+    apply; a condition the filter cannot use is a 422 naming it. `sort` pages in any order it names.
+    """
     query: ContactSearch = request.context.query  # type: ignore[attr-defined]
     session = db_session()
-    cursor = Cursor.decode(query.cursor) if query.cursor else None
-    found = list_contacts(session, query.q, cursor, query.limit, default_country(session))
+    definitions = filters_of(session, query.tag, query.stage, query.consent, query.segment, query.filter)
+    found = find_contacts(session, definitions, query.q, query.sort, query.cursor or None, query.limit)
     return ContactPage(items=found.items, next_cursor=found.next_cursor)
 
 
 @bp.post("/contacts")
 @requires("contacts.edit")
-@operation("createContact", (201, ContactData), json=NewContact, errors=(409,))
+@operation("createContact", (201, ContactData), json=NewContact, errors=(409, 422))
 def create_contact():
     """Add a contact
 
@@ -125,7 +154,7 @@ def get_contact_view(contact_id: int):
 
 @bp.patch("/contacts/<contact_id>")
 @requires("contacts.edit")
-@operation("updateContact", (200, ContactData), path=ContactPath, json=ContactChanges, errors=(404, 409))
+@operation("updateContact", (200, ContactData), path=ContactPath, json=ContactChanges, errors=(404, 409, 422))
 def update_contact(contact_id: int):
     """Change some of a contact's fields"""
     body: ContactChanges = request.context.json  # type: ignore[attr-defined]

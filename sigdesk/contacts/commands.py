@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from datetime import datetime
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +23,13 @@ from sigdesk.audit.services import record_by
 from sigdesk.consent.commands import OPTED_IN, OPTED_OUT, record_consent
 from sigdesk.contacts.fields import COLUMN_OF, clean, default_country
 from sigdesk.contacts.services import get_contact
+from sigdesk.custom_fields.services import set_values
 from sigdesk.db import utcnow
 from sigdesk.errors import Conflict, Refused, UserError
 from sigdesk.events.catalogue import ContactChanged, ContactCreated, ContactDeleted
 from sigdesk.events.outbox import record as record_event
+from sigdesk.lifecycle.commands import create_tag, set_stage_by_name, set_tags_by_name
+from sigdesk.lifecycle.services import find_tag, tag_names_for
 from sigdesk.models import (
     AccountEvent,
     Contact,
@@ -39,6 +42,7 @@ from sigdesk.models import (
     UploadedMedia,
     WebhookDelivery,
 )
+from sigdesk.roles import can
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +55,15 @@ MESSAGE_CONTENT = ("text", "caption", "details", "raw", "payload", "filename", "
 ERASED_FIELDS = ("email", "company", "city", "country", "language", "notes", "owner_id")
 # What a team note about an anonymised contact says instead of its text.
 REDACTED_NOTE = "Note removed: the contact was anonymised."
+# Other features' copies of a contact's personal data, erased inside anonymise's transaction (so a failed
+# erasure erases nothing, and SQLite's secure_delete covers them): fn(session, contact_id). The merge
+# feature registers one for the snapshots of the contacts merged into this one.
+ERASERS: dict[str, Callable[[Session, int], None]] = {}
+
+
+def register_eraser(name: str, erase: Callable[[Session, int], None]) -> None:
+    """Let a feature erase its own copies of a contact's personal data when the contact is anonymised."""
+    ERASERS[name] = erase
 
 
 # What Meta's word was, as set_marketing_opt_out's callers name it, and the consent source it is.
@@ -148,6 +161,8 @@ def anonymise(session: Session, actor: Actor, contact_id: int, data_dir: Path) -
     contact.opted_out_marketing = True
     contact.opted_out_changed_at = utcnow()
     contact.marketing_consent = OPTED_OUT
+    for erase in ERASERS.values():
+        erase(session, contact.id)
     session.flush()
     if sqlite:
         session.execute(text(f"PRAGMA secure_delete = {int(secure_delete)}"))
@@ -252,10 +267,23 @@ def remove_files(paths: list[Path]) -> int:
 # --- the contact record -----------------------------------------------------------------------------
 
 
-def create_contact(session: Session, actor: Actor, phone: str, **fields: Any) -> Contact:
-    """Add a customer by hand (page, API, import): their phone in any common format, and any other field
-    by its API name (fields.EDITABLE). A number already on record is a 409 that names the contact."""
-    values = clean(session, {"phone": phone, **fields}, default_country(session))
+def create_contact(
+    session: Session,
+    actor: Actor,
+    phone: str,
+    *,
+    fields: Mapping[str, Any] | None = None,
+    tags: Sequence[str] | None = None,
+    stage: str | None = None,
+    from_text: bool = False,
+    **standard: Any,
+) -> Contact:
+    """Add a customer by hand (page, API, import): their phone in any common format, any other standard
+    field by its API name (fields.EDITABLE), custom `fields` by key (required ones must be there), `tags`
+    and `stage` by name. All in the caller's transaction: a refusal of any part stores nothing. A number
+    already on record is a 409 that names the contact. `from_text` reads custom values as spreadsheet
+    cells (imports)."""
+    values = clean(session, {"phone": phone, **standard}, default_country(session))
     _refuse_taken(session, values["wa_id"])
     now = utcnow()
     contact = Contact(**values, created_at=now, updated_at=now)
@@ -266,23 +294,37 @@ def create_contact(session: Session, actor: Actor, phone: str, **fields: Any) ->
     except IntegrityError:  # written a moment ago by someone else (a webhook, another request)
         _refuse_taken(session, values["wa_id"])
         raise
+    custom = set_values(session, contact.id, fields or {}, from_text=from_text, creating=True)
+    classified = _classify(session, actor, contact.id, tags, stage)
     session.refresh(contact)  # as stored: MariaDB keeps whole seconds, the database fills its defaults
-    record_by(session, actor, "contact.created", f"contact {contact.id}", {"fields": sorted(fields)})
+    names = sorted(standard) + [f"fields.{key}" for key in sorted(custom)] + classified
+    record_by(session, actor, "contact.created", f"contact {contact.id}", {"fields": names})
     record_event(session, ContactCreated(contact.id))
     return contact
 
 
-def update_contact(session: Session, actor: Actor, contact_id: int, changes: Mapping[str, Any]) -> Contact:
-    """Change the fields given (by API name) and leave the rest; null or "" clears one. Only what really
-    changes is written, audited and announced, so saving an unchanged form leaves no trail."""
+# The parts of a contact's changes that are not its own columns: custom fields, tags and stage.
+EXTRA_PARTS = ("fields", "tags", "stage")
+
+
+def update_contact(
+    session: Session, actor: Actor, contact_id: int, changes: Mapping[str, Any], *, from_text: bool = False
+) -> Contact:
+    """Change the fields given (by API name) and leave the rest; null or "" clears one. `fields` changes
+    only the custom fields it names; `tags` gives the contact exactly those tags; `stage` (a name, null:
+    none) moves it. Only what really changes is written, audited and announced, so saving an unchanged
+    form leaves no trail."""
     contact = get_contact(session, contact_id)
-    if "phone" in changes and changes["phone"] in (None, ""):
+    standard = {key: value for key, value in changes.items() if key not in EXTRA_PARTS}
+    if "phone" in standard and standard["phone"] in (None, ""):
         raise UserError("A contact's phone number cannot be removed", field="phone")
-    values = clean(session, changes, default_country(session))
+    values = clean(session, standard, default_country(session))
     changed = {column: value for column, value in values.items() if getattr(contact, column) != value}
     if "wa_id" in changed:
         _refuse_taken(session, changed["wa_id"], contact.id)
-    if not changed:
+    custom = set_values(session, contact.id, changes.get("fields") or {}, from_text=from_text)
+    classified = _classify(session, actor, contact.id, changes.get("tags"), changes.get("stage", _KEEP))
+    if not changed and not custom:
         return contact
     for column, value in changed.items():
         setattr(contact, column, value)
@@ -294,10 +336,56 @@ def update_contact(session: Session, actor: Actor, contact_id: int, changes: Map
         _refuse_taken(session, contact.wa_id, contact.id)
         raise
     session.refresh(contact)
-    names = tuple(sorted(field for field, column in COLUMN_OF.items() if column in changed))
-    record_by(session, actor, "contact.updated", f"contact {contact.id}", {"fields": list(names)})
+    names = tuple(sorted(field for field, column in COLUMN_OF.items() if column in changed)) + tuple(
+        f"fields.{key}" for key in sorted(custom)
+    )
+    record_by(session, actor, "contact.updated", f"contact {contact.id}", {"fields": list(names) + classified})
     record_event(session, ContactChanged(contact.id, names))
     return contact
+
+
+_KEEP: Any = object()  # update_contact: the stage was not given
+
+
+def _classify(
+    session: Session, actor: Actor, contact_id: int, tags: Sequence[str] | None, stage: Any = _KEEP
+) -> list[str]:
+    """Set the contact's tags (exactly these; None: leave them) and stage (a name; None: none; _KEEP: leave
+    it) through the lifecycle commands, which audit and announce each change. A tag not there yet is
+    created when the actor may manage tags, else refused naming `tags`. Returns "tags" and/or "stage"
+    for what changed."""
+    done: list[str] = []
+    if tags is not None:
+        if not isinstance(tags, (list, tuple)) or not all(isinstance(name, str) for name in tags):
+            raise UserError("'tags' is a list of tag names", field="tags")
+        before = tag_names_for(session, [contact_id])[contact_id]
+        if actor.user is None or can(actor.user.role, "tags.manage"):
+            for name in dict.fromkeys(name.strip() for name in tags if name.strip()):
+                if find_tag(session, name) is None:
+                    try:
+                        create_tag(session, actor, name)
+                    except UserError as refused:
+                        raise UserError(f"Tag '{name[:64]}': {refused}", field="tags") from None
+        try:
+            after = set_tags_by_name(session, actor, contact_id, list(tags))
+        except UserError as refused:
+            if refused.field != "tags" or refused.status != 400:
+                raise
+            raise Refused(str(refused), field="tags") from None
+        if sorted(before) != sorted(after):
+            done.append("tags")
+    if stage is not _KEEP:
+        if stage is not None and not isinstance(stage, str):
+            raise UserError("'stage' is a stage's name, or null for none", field="stage")
+        try:
+            moved = set_stage_by_name(session, actor, contact_id, stage)
+        except UserError as refused:  # an unknown stage: well-formed, but not one the admins keep
+            if refused.field != "stage" or refused.status != 400:
+                raise
+            raise Refused(str(refused), field="stage") from None
+        if moved:
+            done.append("stage")
+    return done
 
 
 def delete_contact(session: Session, actor: Actor, contact_id: int) -> None:

@@ -1,7 +1,7 @@
-"""Contacts as a feature: nothing to register yet (no page, worker task or consumer of its own).
+"""Contacts as a feature: nothing to register (no page, worker task or consumer of its own).
 
-Its commands are called by the pages that own the actions today (Admin → Exports anonymises) and by
-the webhook ingest and the sender (marketing consent).
+Its commands are called by the Contacts section's pages (sigdesk.crm), by the pages that own other
+actions (Admin → Exports anonymises) and by the webhook ingest and the sender (marketing consent).
 """
 
 from __future__ import annotations

@@ -24,11 +24,20 @@ needs more reads it from the database, where retention and anonymisation already
 | contact.created               | a contact was added by hand, the API or an import (not by a message)   |
 | contact.changed               | a contact's record changed (`fields` names what, never the values)     |
 | contact.deleted               | a contact without conversations was deleted                            |
+| contacts.merged               | a contact was merged into another and deleted (`merge_id`)             |
+| contacts.not_duplicates       | two contacts were said not to be duplicates (`low_id`, `high_id`)      |
+| conversation.merged           | a merge moved a conversation's messages into another and deleted it    |
 | consent.recorded              | a marketing opt-in or opt-out was recorded (`status`, `source`)        |
 | contact.tagged                | a tag was put on a contact or taken off (`on`)                         |
 | contact.stage_changed         | a contact entered a lifecycle stage (`stage_id` None: left it)         |
 | tag.changed                   | a tag was created, renamed, recoloured or deleted (`change`)           |
 | stage.changed                 | a stage was created, renamed, moved or deleted (`change`)              |
+| contact_field.defined         | an admin added a custom contact field                                  |
+| contact_field.changed         | a custom field's definition changed (`changes` names what)             |
+| contact_field.deleted         | a custom field and its values were deleted (`values`: how many)        |
+| segment.changed               | a segment was created, changed or deleted (`change`)                   |
+| contacts.bulk_changed         | a bulk action ran on many contacts (`action`, `count`, never the ids)  |
+| lead_score.rules_changed      | a lead score rule was created, changed, moved or deleted (`change`)    |
 | settings.changed              | settings were saved (`keys`, never values)                             |
 | user.changed                  | a team member was added, changed, deactivated or signed out everywhere |
 | token.changed                 | an API token was created or revoked                                    |
@@ -38,6 +47,10 @@ needs more reads it from the database, where retention and anonymisation already
 | relay.replayed                | the relay was asked to send events again from a date (`since`)         |
 | backup.finished               | a backup run ended (`ok`, `file`)                                      |
 | export.finished               | an export ran (`what`, `format`, `rows`)                               |
+| contacts.import_queued        | a contact file was uploaded for import; the worker takes it (`job_id`) |
+| contacts.imported             | an import finished or failed: one event per file, not per contact      |
+| contacts.import_undo_queued   | undoing an import was asked for; the worker takes it (`job_id`)        |
+| contacts.import_undone        | an import was undone as a whole (`deleted`, `restored`, `kept`)        |
 """
 
 from __future__ import annotations
@@ -53,6 +66,7 @@ MESSAGE_CREATED = "message.created"
 MESSAGE_UPDATED = "message.updated"
 CONVERSATION_UPDATED = "conversation.updated"
 NOTE_CREATED = "note.created"
+CONTACT_UPDATED = "contact.updated"  # a contact's record, tags, stage or consent changed (`contact_id`)
 
 
 def _named(name: str, live: str | None = None):
@@ -79,7 +93,8 @@ class DomainEvent:
 
     def live_data(self) -> dict[str, Any]:
         """What the live bus carries besides the conversation: the ids the page fetches by."""
-        return {key: value for key, value in self.payload().items() if key in ("message_id", "note_id")}
+        keys = ("message_id", "note_id", "contact_id") if self.live == CONTACT_UPDATED else ("message_id", "note_id")
+        return {key: value for key, value in self.payload().items() if key in keys}
 
     @property
     def previous_assignees(self) -> tuple[int | None, ...]:
@@ -173,7 +188,7 @@ class NoteAdded(ConversationEvent):
     kind: str = "note"
 
 
-@_named("contact.changed")
+@_named("contact.changed", CONTACT_UPDATED)
 @dataclass(frozen=True)
 class ContactChanged(DomainEvent):
     contact_id: int
@@ -192,7 +207,30 @@ class ContactDeleted(DomainEvent):
     contact_id: int
 
 
-@_named("contact.tagged")
+@_named("contacts.merged")
+@dataclass(frozen=True)
+class ContactsMerged(DomainEvent):
+    kept_id: int
+    merged_id: int
+    merge_id: int  # the contact_merges row that describes it
+
+
+@_named("contacts.not_duplicates")
+@dataclass(frozen=True)
+class DuplicatesDismissed(DomainEvent):
+    low_id: int  # the pair, smaller contact id first
+    high_id: int
+
+
+@_named("conversation.merged", CONVERSATION_UPDATED)
+@dataclass(frozen=True)
+class ConversationMerged(ConversationEvent):
+    """`conversation_id` is the deleted conversation, so inboxes showing it reload; `into_id` took its messages."""
+
+    into_id: int
+
+
+@_named("contact.tagged", CONTACT_UPDATED)
 @dataclass(frozen=True)
 class ContactTagged(DomainEvent):
     contact_id: int
@@ -200,7 +238,7 @@ class ContactTagged(DomainEvent):
     on: bool
 
 
-@_named("contact.stage_changed")
+@_named("contact.stage_changed", CONTACT_UPDATED)
 @dataclass(frozen=True)
 class ContactStageChanged(DomainEvent):
     contact_id: int
@@ -223,7 +261,47 @@ class StageChanged(DomainEvent):
     replacement_id: int | None = None
 
 
-@_named("consent.recorded")
+@_named("segment.changed")
+@dataclass(frozen=True)
+class SegmentChanged(DomainEvent):
+    segment_id: int
+    change: str  # created, renamed, redefined, deleted
+
+
+@_named("contacts.bulk_changed")
+@dataclass(frozen=True)
+class ContactsBulkChanged(DomainEvent):
+    action: str  # tag, untag, set_stage, set_owner, delete
+    count: int
+    refused: int = 0
+    tag_id: int | None = None
+    stage_id: int | None = None
+    owner_id: int | None = None
+
+
+@_named("contact_field.defined")
+@dataclass(frozen=True)
+class ContactFieldDefined(DomainEvent):
+    field_id: int
+    key: str
+
+
+@_named("contact_field.changed")
+@dataclass(frozen=True)
+class ContactFieldChanged(DomainEvent):
+    field_id: int
+    changes: tuple[str, ...] = ()  # label, key, kind, required, pattern, options, currency, position
+
+
+@_named("contact_field.deleted")
+@dataclass(frozen=True)
+class ContactFieldDeleted(DomainEvent):
+    field_id: int
+    key: str
+    values: int = 0
+
+
+@_named("consent.recorded", CONTACT_UPDATED)
 @dataclass(frozen=True)
 class ConsentRecorded(DomainEvent):
     contact_id: int
@@ -231,6 +309,13 @@ class ConsentRecorded(DomainEvent):
     status: str  # opted_in or opted_out
     source: str
     previous: str = "unknown"  # the contact's state before: opted_in, opted_out or unknown
+
+
+@_named("lead_score.rules_changed")
+@dataclass(frozen=True)
+class LeadScoreRulesChanged(DomainEvent):
+    rule_id: int | None
+    change: str  # created, changed, moved, deleted
 
 
 @_named("settings.changed")
@@ -294,6 +379,39 @@ class ExportFinished(DomainEvent):
     format: str
     rows: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+@_named("contacts.import_queued")
+@dataclass(frozen=True)
+class ContactsImportQueued(DomainEvent):
+    job_id: int
+
+
+@_named("contacts.imported")
+@dataclass(frozen=True)
+class ContactsImported(DomainEvent):
+    """One event for a whole file: recording one per contact would cost a 100,000-row import its speed."""
+
+    job_id: int
+    state: str
+    created: int = 0
+    updated: int = 0
+    rejected: int = 0
+
+
+@_named("contacts.import_undone")
+@dataclass(frozen=True)
+class ContactsImportUndone(DomainEvent):
+    job_id: int
+    deleted: int = 0
+    restored: int = 0
+    kept: int = 0
+
+
+@_named("contacts.import_undo_queued")
+@dataclass(frozen=True)
+class ContactsImportUndoQueued(DomainEvent):
+    job_id: int
 
 
 @cache

@@ -24,13 +24,31 @@ from sigdesk.terminal import progress_bar
     help="New file to write: .zip for --what all, else .csv (CSV) or .jsonl (JSON Lines; .ndjson, .json too).",
 )
 @click.option("--bom", is_flag=True, help="Start CSV files with the byte-order mark Excel needs to read UTF-8.")
+@click.option(
+    "--segment",
+    metavar="NAME_OR_ID",
+    default=None,
+    help="Only the contacts in this saved segment (with --what contacts).",
+)
+@click.option(
+    "--ids",
+    metavar="1,2,3",
+    default=None,
+    help="Only these contacts, by id, separated by commas (with --what contacts).",
+)
 @click.pass_obj
-def export(obj: Any, fmt: str, what: str, out: str, bom: bool) -> None:
-    """Export contacts, conversations, messages, templates or the audit log (or all of them, zipped)."""
+def export(obj: Any, fmt: str, what: str, out: str, bom: bool, segment: str | None, ids: str | None) -> None:
+    """Export contacts (every field, custom fields included; all of them, a saved segment or a selection),
+    conversations, messages, templates or the audit log (or all of them, zipped)."""
     from sigdesk.actor import Actor
-    from sigdesk.exports.services import ExportError, check_extension, run
+    from sigdesk.exports.services import ContactScope, ExportError, check_extension, parse_ids, run
 
     try:
+        if segment is not None and ids is not None:
+            raise ExportError("Give --segment or --ids, not both", field="segment")
+        if (segment is not None or ids is not None) and what != "contacts":
+            raise ExportError("--segment and --ids choose contacts: use them with --what contacts", field="what")
+        scope = ContactScope(ids=parse_ids(ids, "--ids") if ids is not None else None, segment=segment)
         check_extension(what, fmt, Path(out))  # before the database is opened: the name alone decides
     except ExportError as exc:
         raise click.ClickException(str(exc)) from exc
@@ -47,7 +65,9 @@ def export(obj: Any, fmt: str, what: str, out: str, bom: bool) -> None:
 
         try:
             with obj.database() as database:
-                written = run(database, Actor.system("cli"), what, fmt, Path(out), bom=bom, progress=progress)
+                written = run(
+                    database, Actor.system("cli"), what, fmt, Path(out), bom=bom, progress=progress, contacts=scope
+                )
         except ExportError as exc:
             raise click.ClickException(str(exc)) from exc
     click.echo(f"Exported to {out}: " + ", ".join(f"{count} {kind}" for kind, count in written.items()) + ".")

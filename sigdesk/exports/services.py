@@ -7,6 +7,12 @@ free-form object (reactions, details, components) JSON text in its cell. Audit e
 audit log shows them. Times are ISO 8601 in UTC. CSV may start with the BOM that Excel needs to read UTF-8;
 "all" zips one file per kind.
 
+Contacts carry the whole contact record: tags and stage by name, marketing consent, lead score and the custom
+fields. JSON keeps `fields` an object and `tags` a list; CSV writes the tags as one cell ("vip, wholesale") and
+each custom field in a column of its own, `field:<key>`, in the order the admins set (a choices field's choices
+joined like the tags). A contacts export may hold a saved segment, a filter or a selection (ContactScope),
+read in batches of ids like the rest.
+
 CSV cells are written so a spreadsheet never runs them (OWASP's CSV injection advice): a text cell that starts
 with `=`, `+`, `-`, `@`, a tab or a carriage return gets a leading apostrophe. The decision is per column type:
 numeric columns (integers, numbers and booleans in the serializer) are written as numbers, so -5 stays -5;
@@ -39,16 +45,19 @@ from sqlalchemy.orm import Session
 from sigdesk.actor import Actor
 from sigdesk.audit.services import AuditData, record_by
 from sigdesk.contacts.services import COLUMNS as CONTACT_COLUMNS
-from sigdesk.contacts.services import ContactData
+from sigdesk.contacts.services import ContactData, with_tags_and_stage
 from sigdesk.conversations.schemas import MESSAGE_COLUMNS, ConversationData, MessageData
 from sigdesk.conversations.services import reactions_for
+from sigdesk.custom_fields.services import definitions
 from sigdesk.db import Database, write_lock
 from sigdesk.errors import UserError
 from sigdesk.events.catalogue import ExportFinished
 from sigdesk.events.outbox import record
 from sigdesk.message_templates.schemas import TemplateData
-from sigdesk.models import AuditEvent, Contact, Conversation, Message, Template
+from sigdesk.lifecycle.services import name_key
+from sigdesk.models import AuditEvent, Contact, Conversation, Message, Segment, Template
 from sigdesk.paging import Cursor, Page, in_key_order, newest_first, page
+from sigdesk.segments.services import check_definition, contact_ids, count_contacts
 
 BATCH = 2000
 FORMATS = ("json", "csv")
@@ -56,6 +65,11 @@ FORMATS = ("json", "csv")
 EXTENSIONS = {"csv": (".csv",), "json": (".jsonl", ".ndjson", ".json"), "all": (".zip",)}
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 PRIVATE_DIR = "exports"
+
+
+def _contacts(session: Session, batch: list[Row]) -> list[ContactData]:
+    """A batch of contacts with everything the contact record holds: tags, stage and custom field values."""
+    return with_tags_and_stage(session, [ContactData.of_row(row) for row in batch])
 
 
 def _messages(session: Session, batch: list[Row]) -> list[MessageData]:
@@ -75,13 +89,7 @@ class Kind:
 
 
 KINDS: dict[str, Kind] = {
-    "contacts": Kind(
-        select(*CONTACT_COLUMNS),
-        Contact.id,
-        lambda row: row[0],
-        ContactData,
-        lambda _session, batch: [ContactData.of_row(row) for row in batch],
-    ),
+    "contacts": Kind(select(*CONTACT_COLUMNS), Contact.id, lambda row: row[0], ContactData, _contacts),
     "conversations": Kind(
         select(Conversation, Contact).join(Contact, Contact.id == Conversation.contact_id),
         Conversation.id,
@@ -186,13 +194,34 @@ def _paths(schema: type[BaseModel]) -> list[tuple[str, ...]]:
     return paths
 
 
-PATHS: dict[str, list[tuple[str, ...]]] = {kind: _paths(spec.schema) for kind, spec in KINDS.items()}
+# A list a person reads as one cell, written "a, b" rather than as JSON (a contact's tags)
+JOINED: dict[str, frozenset[str]] = {"contacts": frozenset({"tags"})}
+# A free-form object spread into one CSV column per custom field, `field:<key>` (a contact's custom fields)
+SPREAD: dict[str, str] = {"contacts": "fields"}
+FIELD_COLUMN = "field:"
+
+PATHS: dict[str, list[tuple[str, ...]]] = {
+    kind: [path for path in _paths(spec.schema) if path[0] != SPREAD.get(kind)] for kind, spec in KINDS.items()
+}
 COLUMNS: dict[str, tuple[str, ...]] = {kind: tuple(".".join(path) for path in PATHS[kind]) for kind in KINDS}
 
 
-def csv_row(kind: str, record: BaseModel) -> list[Any]:
-    """One record as the kind's CSV columns: the serializer's JSON, flattened."""
+def _joined(values: list[Any]) -> str:
+    return ", ".join("" if value is None else str(value) for value in values)
+
+
+def csv_columns(session: Session, kind: str) -> list[str]:
+    """The kind's CSV header: its record's columns, then (contacts) one `field:<key>` column per custom field."""
+    if kind not in SPREAD:
+        return list(COLUMNS[kind])
+    return list(COLUMNS[kind]) + [FIELD_COLUMN + definition.key for definition in definitions(session)]
+
+
+def csv_row(kind: str, record: BaseModel, spread: list[str] | tuple[str, ...] = ()) -> list[Any]:
+    """One record as the kind's CSV columns: the serializer's JSON, flattened; `spread` names the keys of its
+    free-form object that have their own columns (a contact's custom fields, in csv_columns' order)."""
     dumped = record.model_dump(mode="json")
+    joined = JOINED.get(kind, frozenset())
     cells = []
     for path in PATHS[kind]:
         value = dumped
@@ -202,25 +231,164 @@ def csv_row(kind: str, record: BaseModel) -> list[Any]:
                 break
         if value is None:
             value = ""
+        elif value.__class__ is list and path[0] in joined:
+            value = _joined(value)
         elif value.__class__ in (dict, list):
             value = orjson.dumps(value).decode()
         cells.append(safe_cell(value))
+    if spread:
+        values = dumped.get(SPREAD[kind]) or {}
+        for key in spread:
+            value = values.get(key)
+            if value is None:
+                value = ""
+            elif value.__class__ is list:
+                value = _joined(value)
+            elif value.__class__ is dict:
+                value = orjson.dumps(value).decode()
+            cells.append(safe_cell(value))
     return cells
 
 
-def records(session: Session, kind: str) -> Iterator[BaseModel]:
-    """Every record of one kind through its serializer, in id order, read in batches so memory stays flat."""
+@dataclass(frozen=True)
+class ContactScope:
+    """Which contacts a contacts export holds: those picked by id (a selection on the Contacts page), those in
+    a saved segment (by name or id), or those matching a filter definition and search text (the Contacts
+    page's); all of them when nothing is given."""
+
+    ids: tuple[int, ...] | None = None
+    segment: str | None = None
+    definition: dict[str, Any] | None = None
+    q: str = ""
+
+    @property
+    def everyone(self) -> bool:
+        return self.ids is None and self.segment is None and self.definition is None and not self.q.strip()
+
+
+@dataclass(frozen=True)
+class _Chosen:
+    """A scope made concrete: the contact ids it holds (read again, in batches, each time they are needed), how
+    many there are, and what the audit entry says of it."""
+
+    ids: Callable[[], Iterator[int]]
+    count: Callable[[], int]
+    about: dict[str, Any]
+
+
+def _segment(session: Session, name_or_id: str) -> Segment:
+    """The saved segment by its id or its name (whatever its case); refused, naming the segment field and
+    listing the segments there are, when there is none such."""
+    text = name_or_id.strip()
+    found = None
+    if text.isascii() and text.isdigit() and len(text) <= 15:
+        found = session.get(Segment, int(text))
+    if found is None and text:
+        found = session.scalars(select(Segment).where(Segment.name_key == name_key(text[:64])).limit(1)).first()
+    if found is None:
+        names = session.scalars(select(Segment.name).order_by(Segment.name).limit(11)).all()
+        known = (
+            f"; saved segments: {', '.join(names[:10])}{', ...' if len(names) > 10 else ''}"
+            if names
+            else "; there are no saved segments"
+        )
+        raise ExportError(f"There is no segment {text[:64]!r}{known}", 404, field="segment")
+    return found
+
+
+def _filtered(session: Session, definition: Any, q: str, field: str, about: dict[str, Any]) -> _Chosen:
+    """The contacts a filter definition and search text find; a filter SigDesk cannot read or compile (a tag
+    since deleted...) is refused here, before anything is written, naming `field`."""
+    try:
+        parsed = check_definition(session, definition)
+    except UserError as refused:
+        raise ExportError(f"The {field} cannot be used: {refused}", refused.status, field=field) from refused
+    return _Chosen(lambda: contact_ids(session, parsed, q, BATCH), lambda: count_contacts(session, parsed, q), about)
+
+
+def choose(session: Session, scope: ContactScope) -> _Chosen | None:
+    """The contacts a scope holds, checked before anything is written; None for every contact."""
+    if scope.everyone:
+        return None
+    if sum(part is not None for part in (scope.ids, scope.segment, scope.definition)) > 1:
+        raise ExportError("Export a segment, a filter or a selection of contacts, not several at once", field="segment")
+    if scope.ids is not None:
+        picked = sorted(set(scope.ids))
+        if not picked:
+            raise ExportError("The selection holds no contacts: pick some first", field="ids")
+
+        def existing() -> int:
+            return sum(
+                session.execute(select(func.count(Contact.id)).where(Contact.id.in_(ids))).scalar_one()
+                for ids in _batched(iter(picked), BATCH)
+            )
+
+        return _Chosen(lambda: iter(picked), existing, {"selection": len(picked)})
+    if scope.segment is not None:
+        segment = _segment(session, scope.segment)
+        return _filtered(session, segment.definition, scope.q, "segment", {"segment": segment.id})
+    return _filtered(session, scope.definition or {}, scope.q, "filter", {"filter": True})
+
+
+MAX_IDS = 100_000
+
+
+def parse_ids(text: str, field: str = "ids") -> tuple[int, ...]:
+    """Contact ids as typed or linked: "1,2,3" (spaces allowed); refused, naming the field, when one is not an id."""
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    if not parts:
+        raise ExportError(f"{field} holds no contact ids: give them as 1,2,3", field=field.lstrip("-"))
+    if len(parts) > MAX_IDS:
+        raise ExportError(
+            f"{field} holds more than {MAX_IDS} contacts: export a segment instead", field=field.lstrip("-")
+        )
+    bad = [part for part in parts if not (part.isascii() and part.isdigit() and len(part) <= 15)]
+    if bad:
+        raise ExportError(
+            f"{field} holds {bad[0][:20]!r}, which is not a contact id: give them as 1,2,3", field=field.lstrip("-")
+        )
+    return tuple(int(part) for part in parts)
+
+
+def _batched(ids: Iterator[int], size: int) -> Iterator[list[int]]:
+    batch: list[int] = []
+    for contact_id in ids:
+        batch.append(contact_id)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def records(session: Session, kind: str, chosen: _Chosen | None = None) -> Iterator[BaseModel]:
+    """Every record of one kind through its serializer, in id order (within each batch of a chosen few), read in
+    batches so memory stays flat."""
     spec = KINDS[kind]
-    for batch in in_key_order(session, spec.query, spec.key, spec.key_of, BATCH):
-        yield from spec.serialize(session, batch)
+    if chosen is None:
+        for batch in in_key_order(session, spec.query, spec.key, spec.key_of, BATCH):
+            yield from spec.serialize(session, batch)
+        return
+    for ids in _batched(chosen.ids(), BATCH):
+        batch = session.execute(spec.query.where(spec.key.in_(ids)).order_by(spec.key)).all()
+        if batch:
+            yield from spec.serialize(session, batch)
 
 
-def count(session: Session, kind: str) -> int:
-    return session.execute(select(func.count(KINDS[kind].key))).scalar_one()
+def count(session: Session, kind: str, chosen: _Chosen | None = None) -> int:
+    if chosen is None:
+        return session.execute(select(func.count(KINDS[kind].key))).scalar_one()
+    return chosen.count()
 
 
 def write_kind(
-    session: Session, kind: str, fmt: str, sink: BinaryIO, bom: bool = False, tick: Callable[[], None] | None = None
+    session: Session,
+    kind: str,
+    fmt: str,
+    sink: BinaryIO,
+    bom: bool = False,
+    tick: Callable[[], None] | None = None,
+    chosen: _Chosen | None = None,
 ) -> int:
     text = io.TextIOWrapper(
         sink, encoding="utf-8-sig" if bom and fmt == "csv" else "utf-8", newline="", write_through=False
@@ -229,15 +397,17 @@ def write_kind(
     try:
         if fmt == "csv":
             writer = csv.writer(text)
-            writer.writerow(COLUMNS[kind])
-            for found in records(session, kind):
-                writer.writerow(csv_row(kind, found))
+            header = csv_columns(session, kind)
+            writer.writerow(header)
+            spread = [column[len(FIELD_COLUMN) :] for column in header[len(COLUMNS[kind]) :]]
+            for found in records(session, kind, chosen):
+                writer.writerow(csv_row(kind, found, spread))
                 written += 1
                 if tick:
                     tick()
         else:
             text.flush()
-            for found in records(session, kind):
+            for found in records(session, kind, chosen):
                 sink.write(found.model_dump_json().encode() + b"\n")
                 written += 1
                 if tick:
@@ -249,9 +419,16 @@ def write_kind(
 
 
 def export(
-    session: Session, what: str, fmt: str, out_path: Path, bom: bool = False, progress: Progress | None = None
+    session: Session,
+    what: str,
+    fmt: str,
+    out_path: Path,
+    bom: bool = False,
+    progress: Progress | None = None,
+    contacts: ContactScope | None = None,
 ) -> dict[str, int]:
-    """Write the export to out_path (a .zip for "all"); returns rows written per kind. Never overwrites."""
+    """Write the export to out_path (a .zip for "all"); returns rows written per kind. Never overwrites.
+    `contacts` narrows a contacts export to a segment, a filter or a selection."""
     if what in NOT_YET:
         raise ExportError(NOT_YET[what], field="what")
     if what not in WHAT:
@@ -264,8 +441,13 @@ def export(
     if not out_path.parent.is_dir():
         raise ExportError(f"The folder {out_path.parent} does not exist")
     check_extension(what, fmt, out_path)
+    chosen = None
+    if contacts is not None and not contacts.everyone:
+        if what != "contacts":
+            raise ExportError("Only a contacts export can hold a segment, a filter or a selection", field="what")
+        chosen = choose(session, contacts)
     kinds = list(KINDS) if what == "all" else [what]
-    total = sum(count(session, kind) for kind in kinds)
+    total = sum(count(session, kind, chosen) for kind in kinds)
     done = 0
 
     def tick() -> None:
@@ -286,7 +468,7 @@ def export(
                         with archive.open(name, "w", force_zip64=True) as member:
                             written[kind] = write_kind(session, kind, fmt, member, bom, tick)
             else:
-                written[what] = write_kind(session, what, fmt, handle, bom, tick)
+                written[what] = write_kind(session, what, fmt, handle, bom, tick, chosen)
         os.replace(partial, out_path)
     except BaseException:
         partial.unlink(missing_ok=True)
@@ -304,15 +486,20 @@ def run(
     out_path: Path,
     bom: bool = False,
     progress: Progress | None = None,
+    contacts: ContactScope | None = None,
 ) -> dict[str, int]:
     """An export as a command, for the Exports page and `sigdesk export` alike: written from a read-only
-    session (no write lock while it streams), then audited and recorded as export.finished."""
+    session (no write lock while it streams), then audited and recorded as export.finished, with which
+    contacts it held when it held some (a segment's id, a selection's size, or that a filter chose them)."""
+    about: dict[str, Any] = {}
     with database.session(write=False) as session:
-        written = export(session, what, fmt, out_path, bom, progress)
+        if contacts is not None and not contacts.everyone and what == "contacts":
+            about = choose(session, contacts).about  # type: ignore[union-attr]
+        written = export(session, what, fmt, out_path, bom, progress, contacts)
     rows = sum(written.values())
     with write_lock(database.engine), database.session() as session:
-        record_by(session, actor, "export.run", what, {"format": fmt, "rows": rows})
-        record(session, ExportFinished(what, fmt, rows, {"rows_by_kind": written}))
+        record_by(session, actor, "export.run", what, {"format": fmt, "rows": rows, **about})
+        record(session, ExportFinished(what, fmt, rows, {"rows_by_kind": written, **about}))
     return written
 
 

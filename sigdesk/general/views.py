@@ -19,7 +19,13 @@ from sigdesk.web import acting, cipher, db_session, requires, writing
 
 bp = Blueprint("general", __name__, url_prefix="/settings")
 
-GENERAL_SETTINGS = ("general.business_name", "general.timezone")
+GENERAL_SETTINGS = (
+    "general.business_name",
+    "general.timezone",
+    "contacts.default_country",
+    "consent.stop_keywords",
+    "consent.start_keywords",
+)
 
 
 @bp.get("/")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, PlainValidator, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 from sigdesk.errors import UserError
@@ -215,6 +215,24 @@ class Queued(BaseModel):
 
     message_id: int
     status: MessageStatus
+
+
+class PanelContact(Input):
+    """The side panel's quick edit of the conversation's contact: only the fields given change."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[Text | None, Field(max_length=255)] = None
+    email: Annotated[Text | None, Field(max_length=254)] = None
+    company: Annotated[Text | None, Field(max_length=255)] = None
+    stage: Annotated[Text | None, Field(max_length=64, description='A stage\'s name; null or "": none')] = None
+    tags: list[Annotated[Text, Field(max_length=64)]] | None = Field(
+        None, max_length=200, description="Exactly the contact's tags (names); left out: unchanged"
+    )
+
+
+class ContactSaved(BaseModel):
+    contact_id: int
 
 
 class MarkedRead(BaseModel):

@@ -20,7 +20,9 @@ from sqlalchemy.orm import Session
 
 from sigdesk.roles import can
 from sigdesk.canned import services as canned_responses
+from sigdesk.contacts import commands as contacts
 from sigdesk.conversations import actions, commands
+from sigdesk.crm.services import record_context
 from sigdesk.conversations.services import AGENTS_SEE_ALL, agents_see_all, window_closes_at, window_open
 from sigdesk.errors import UserError
 from sigdesk.inbox import format as fmt
@@ -36,6 +38,7 @@ from sigdesk.inbox.schemas import (
     CannedPath,
     CannedQuery,
     CannedSaved,
+    ContactSaved,
     ConversationPath,
     Done,
     LabelAdded,
@@ -49,6 +52,7 @@ from sigdesk.inbox.schemas import (
     NoteAdded,
     NotePath,
     PageQuery,
+    PanelContact,
     Queued,
     React,
     SendTemplate,
@@ -279,6 +283,7 @@ def panel(conversation_id: int):
             closes=window_closes_at(found),
             window_open=window_open(found),
             fmt=fmt,
+            card=record_context(session, contact.id),
         )
     )
 
@@ -373,6 +378,18 @@ def mark_read(conversation_id: int):
     with writing() as session:
         found = commands.mark_read(session, acting(), conversation_id)
     return jsonify(id=found.id, unread_count=0)
+
+
+@bp.post("/c/<conversation_id>/contact")
+@requires("contacts.edit")
+@ui_call("inboxSaveContact", (200, ContactSaved), path=ConversationPath, json=PanelContact)
+def save_contact(conversation_id: int):
+    """The panel's quick edit of the record; the contact page edits the rest through the same command."""
+    given = _given(PanelContact)
+    with writing() as session:
+        _found, contact = services.get_conversation(session, actor(), conversation_id)
+        contacts.update_contact(session, acting(), contact.id, given.model_dump(exclude_unset=True))
+    return jsonify(contact_id=contact.id)
 
 
 @bp.post("/c/<conversation_id>/notes")

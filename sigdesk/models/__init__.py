@@ -2,14 +2,18 @@
 
 from sigdesk.models.audit import AuditEvent, LoginEvent
 from sigdesk.models.contact import Contact
+from sigdesk.models.contact_import import ImportChange, ImportJob, ImportRejection
 from sigdesk.models.consent import ConsentEvent
 from sigdesk.models.custom_field import ContactField, ContactFieldValue
+from sigdesk.models.merge import ContactMerge, DuplicateDismissal
 from sigdesk.models.conversation import Conversation, ConversationStatus
 from sigdesk.models.inbox import CannedResponse, ConversationLabel, Label, Note
+from sigdesk.models.lead_score import LeadScoreRule
 from sigdesk.models.lifecycle import ContactStage, ContactTag, Stage, StageChange, Tag
 from sigdesk.models.outbox import OutboxCursor, OutboxEvent
 from sigdesk.models.message import Direction, MediaState, Message, MessageStatus, MessageStatusEvent, Reaction
 from sigdesk.models.relay import RejectedDelivery, RelayReceipt
+from sigdesk.models.segment import Segment
 from sigdesk.models.setting import Setting
 from sigdesk.models.template import Template
 from sigdesk.models.upload import UploadedMedia
@@ -23,10 +27,16 @@ __all__ = [
     "CannedResponse",
     "ConsentEvent",
     "Contact",
+    "ImportChange",
+    "ImportJob",
+    "ImportRejection",
     "ContactField",
     "ContactFieldValue",
+    "ContactMerge",
+    "DuplicateDismissal",
     "ConversationLabel",
     "Label",
+    "LeadScoreRule",
     "ContactStage",
     "ContactTag",
     "Stage",
@@ -50,6 +60,7 @@ __all__ = [
     "RejectedDelivery",
     "RelayReceipt",
     "Role",
+    "Segment",
     "Setting",
     "SignInThrottle",
     "Template",

@@ -39,6 +39,11 @@ class Contact(Base):
     first_inbound_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     first_outbound_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     last_outbound_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # The lead score (0-100; None: not scored yet) and its reasons as a JSON list, kept by sigdesk.lead_score;
+    # replied_within_day_at: when the customer first answered a business message within 24 hours.
+    lead_score: Mapped[int | None] = mapped_column(Integer, index=True, default=None)
+    lead_score_reasons: Mapped[str | None] = mapped_column(Text, default=None)
+    replied_within_day_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 
     @property
     def name(self) -> str:

@@ -101,3 +101,31 @@ def test_a_search_that_matches_nobody_says_so(browse: Browse, app):
     expect(picker.locator(".picker-none")).to_be_visible()
     expect(picker.locator(".picker-results")).to_be_hidden()
     browse.watch.assert_clean()
+
+
+def test_the_contacts_pages_selection_arrives_chosen_and_downloads_with_every_field(browse: Browse, app, tmp_path):
+    page = browse.page
+    ids = people(app)
+    set_up_owner(browse)
+    picked = [ids["Rosa 2"], ids["Bob's Bikes"]]
+    browse.goto(f"/admin/exports/contacts/export?ids={picked[1]},{picked[0]}")
+    form = page.locator("#contacts-export-form")
+    expect(form.locator("select[name=scope] option:checked")).to_have_text(
+        "The 2 contacts selected on the Contacts page"
+    )
+    form.locator("select[name=format]").select_option("json")
+    browse.screenshot("exports-contacts-selection")
+    with page.expect_download() as download:
+        form.locator("button[type=submit]").click()
+    assert download.value.suggested_filename.startswith("sigdesk-contacts-selection-")
+    saved = tmp_path / "picked.jsonl"
+    download.value.save_as(saved)
+    records = [json.loads(line) for line in saved.read_text().splitlines()]
+    assert [record["id"] for record in records] == sorted(picked)
+    assert all({"tags", "stage", "fields", "marketing_consent"} <= set(record) for record in records)
+
+    browse.goto("/admin/exports/")  # every contact, from the Exports page itself
+    expect(page.locator("#contacts-export-form select[name=scope]")).to_have_value("all")
+    page.set_viewport_size(PHONE)
+    browse.screenshot("exports-page-phone")
+    browse.watch.assert_clean()

@@ -25,7 +25,7 @@ from tests.backup.seed import MESSAGE_TYPES, seed
 
 # Each kind's table and its one serializer, applied here to whole ORM objects (the export reads columns)
 SERIALIZERS = {
-    "contacts": (Contact, lambda session, contact: ContactData.of(contact)),
+    "contacts": (Contact, lambda session, contact: contact_record(contact)),
     "conversations": (
         Conversation,
         lambda session, conversation: ConversationData.of(conversation, session.get(Contact, conversation.contact_id)),
@@ -39,6 +39,13 @@ SERIALIZERS = {
 }
 
 
+def contact_record(contact: Contact) -> dict:
+    """A contact as exported: its serializer's JSON, with its custom field values (none in the seed)."""
+    record = ContactData.of(contact).model_dump(mode="json")
+    record.setdefault("fields", {})
+    return record
+
+
 @pytest.fixture
 def seeded(app):
     seed(app)
@@ -50,7 +57,8 @@ def expected(app, kind: str) -> list[dict]:
     model, serialize = SERIALIZERS[kind]
     with app.extensions["sigdesk"].database.session() as session:
         found = session.scalars(select(model).order_by(model.id)).all()
-        return [serialize(session, row).model_dump(mode="json") for row in found]
+        made = [serialize(session, row) for row in found]
+        return [record if isinstance(record, dict) else record.model_dump(mode="json") for record in made]
 
 
 def as_csv_text(value) -> str:
@@ -63,12 +71,15 @@ def as_csv_text(value) -> str:
 
 
 def flattened(record: dict, columns: list[str]) -> list:
-    """A record as CSV cells: nested objects by dotted column; lists and free-form objects stay as JSON (compared parsed)."""
+    """A record as CSV cells: nested objects by dotted column; lists and free-form objects stay as JSON (compared
+    parsed), but for a contact's tags, which are one cell "a, b"."""
     cells = []
     for column in columns:
         value = record
         for part in column.split("."):
             value = None if value is None else value[part]
+        if column == "tags":
+            value = ", ".join(value)
         cells.append(value if isinstance(value, (dict, list)) else as_csv_text(value))
     return cells
 
@@ -167,8 +178,8 @@ def test_exported_conversations_messages_and_templates_are_what_the_api_answers(
         found = exported(seeded, tmp_path, kind, fmt)
         assert items and sorted(found) == sorted(item["id"] for item in items), kind
         for item in items:
-            if fmt == "json":
-                assert found[item["id"]] == item, kind
+            if fmt == "json":  # a conversation's contact is the contact without its custom field values
+                assert {key: found[item["id"]][key] for key in item} == item, kind
             else:
                 cells = flattened(item, list(COLUMNS[kind]))
                 assert read_cells(found[item["id"]], cells) == cells, kind

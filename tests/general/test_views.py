@@ -43,3 +43,41 @@ def test_times_on_pages_follow_the_time_zone(app, auth, client, owner):
         assert localtime(datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)) == "2026-01-01 17:45"
         assert localtime("2026-01-01T12:00:00+00:00", "time") == "17:45"
         assert localtime(None) == ""
+
+
+def test_the_owner_sets_the_default_country_and_the_consent_keywords_on_the_general_page(app, auth, client, owner):
+    from sigdesk.settings import services as settings
+
+    response = auth.post(
+        "/settings/general",
+        {
+            "general.business_name": "Bakery",
+            "general.timezone": "Europe/Berlin",
+            "contacts.default_country": "br",
+            "consent.stop_keywords": "STOP, sair ,  PARAR",
+            "consent.start_keywords": "START, voltar",
+        },
+        form_page="/settings/general",
+    )
+    assert response.status_code == 302
+    state = app.extensions["sigdesk"]
+    with state.database.session() as session:
+        assert settings.get(session, state.cipher, "contacts.default_country") == "BR"
+        assert settings.get(session, state.cipher, "consent.stop_keywords") == "STOP, sair, PARAR"
+
+
+def test_a_wrong_default_country_is_refused_naming_it_and_nothing_is_saved(app, auth, client, owner):
+    response = auth.post(
+        "/settings/general",
+        {
+            "general.business_name": "Bakery",
+            "general.timezone": "Europe/Berlin",
+            "contacts.default_country": "Narnia",
+            "consent.stop_keywords": "HALT",
+        },
+        form_page="/settings/general",
+    )
+    page = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert "not a two-letter country code" in page and 'value="Narnia"' in page
+    assert "HALT" in page

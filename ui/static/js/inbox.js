@@ -308,9 +308,9 @@
   }
 
   function lost(id) {
-    // the conversation left this person's view (assigned to someone else): say so instead of failing
+    // the conversation left this person's view (assigned to someone else, or merged into another contact's)
     if (state.selected !== String(id)) return;
-    showInstead("empty-state lost", "This conversation is no longer visible to you (it was assigned to someone else).");
+    showInstead("empty-state lost", "This conversation is no longer visible to you (it was assigned to someone else or merged into another).");
     state.selected = null;
     scheduleList();
   }
@@ -761,6 +761,7 @@
 
   panel.addEventListener("submit", function (event) {
     event.preventDefault();
+    if (event.target.id === "panel-contact-form") { saveContact(event.target); return; }
     var value = event.target.querySelector("input[name=until]").value;
     // the picker's date and time are on the business's clock, like every time on the page
     var picked = /^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d)/.exec(value);
@@ -768,6 +769,38 @@
     if (!when || isNaN(when)) { showError(panel, "Choose a date and time."); return; }
     setStatus("snoozed", when.toISOString());
   });
+
+  // the contact's record, edited in the panel (the contact page edits the rest with the same command)
+  function saveContact(form) {
+    var error = form.querySelector(".panel-error");
+    error.textContent = "";
+    form.querySelectorAll("[aria-invalid]").forEach(function (input) { input.removeAttribute("aria-invalid"); });
+    var body = {};
+    ["name", "email", "company", "stage"].forEach(function (name) {
+      var input = form.querySelector('[name="' + name + '"]');
+      if (input) body[name] = input.value;
+    });
+    if (form.querySelector("[name=tags_present]")) {
+      body.tags = Array.prototype.map.call(form.querySelectorAll("input[name=tags]:checked"), function (box) { return box.value; });
+    }
+    request("POST", form.action, body)
+      .then(function (result) {
+        if (result.ok) { loadPanel(); return; }
+        var field = result.data.field && form.querySelector('[name="' + result.data.field + '"]');
+        if (field) { field.setAttribute("aria-invalid", "true"); field.focus(); }
+        error.textContent = result.data.error || "Not saved.";
+      })
+      .catch(function () { error.textContent = "Not saved: SigDesk cannot be reached."; });
+  }
+
+  function contactChanged(contactId) {
+    // the open panel shows this contact: read it again, unless someone is typing in its edit form
+    var shown = panel.querySelector(".panel[data-contact-id]");
+    if (!shown || shown.getAttribute("data-contact-id") !== String(contactId)) return;
+    var editing = panel.querySelector("#panel-contact-edit[open]");
+    if (editing && editing.contains(document.activeElement)) return;
+    loadPanel();
+  }
 
   // --- search ---------------------------------------------------------------------------------
   var searchTimer = null;
@@ -904,6 +937,7 @@
       scheduleList();
       if (String(data.conversation_id) === state.selected) { loadPanel(); refreshHead(); }
     });
+    on("contact.updated", function (data) { contactChanged(data.contact_id); });
     on("note.created", function (data) {
       if (String(data.conversation_id) === state.selected) appendNote(data.conversation_id, data.note_id);
     });
