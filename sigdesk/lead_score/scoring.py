@@ -282,7 +282,7 @@ class LeadScoreConsumer:
         if received:
             if any(KINDS[rule.kind].reads_messages for rule in rules):
                 contacts.update(received.values())
-            else:  # only those not scored yet (new customers), and those who just replied
+            elif rules:  # only those not scored yet (new customers), and those who just replied
                 contacts.update(replied)
                 contacts.update(
                     session.scalars(
