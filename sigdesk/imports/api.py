@@ -3,12 +3,13 @@ undo it. Every write calls the same command as the page and the CLI."""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, request
 
 from sigdesk.imports import commands, mapping, services
 from sigdesk.imports.schemas import ImportData, ImportPath, ImportUpload
 from sigdesk.openapi import operation
 from sigdesk.web import acting, app_config, db_session, requires, writing
+from sigdesk.imports.views import errors_download
 
 bp = Blueprint("imports_api", __name__, url_prefix="/api/v1")
 
@@ -59,15 +60,7 @@ def get_import(import_id: int):
 @operation("getContactImportErrors", (200, None), path=ImportPath, errors=(404,))
 def import_errors(import_id: int):
     """The rows the import refused, as CSV: their cells as read, the line, and why"""
-    session = db_session()
-    job = services.get_job(session, import_id)
-    response = Response(
-        services.streamed_error_csv(current_app.extensions["sigdesk"].database.sessionmaker, job.id),
-        mimetype="text/csv",
-    )
-    response.headers.set("Content-Disposition", "attachment", filename=services.errors_file_name(job))
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return errors_download(import_id)
 
 
 @bp.post("/contact-imports/<import_id>/undo")

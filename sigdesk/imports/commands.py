@@ -44,6 +44,7 @@ from sqlalchemy.orm import Session
 from sigdesk.actor import Actor
 from sigdesk.audit.services import record_by
 from sigdesk.consent.commands import OPTED_IN, OPTED_OUT, record_consent
+from sigdesk.contacts.fields import COLUMN_OF as STANDARD_COLUMNS
 from sigdesk.contacts.fields import COUNTRIES, clean, default_country
 from sigdesk.db import utcnow, write_lock
 from sigdesk.errors import Conflict, UserError
@@ -99,17 +100,7 @@ CONSENT_WORDS = {
     "0": OPTED_OUT,
 }
 # The contact columns an import writes, by mapping field.
-COLUMN_OF = {
-    "phone": "wa_id",
-    "name": "display_name",
-    "email": "email",
-    "company": "company",
-    "city": "city",
-    "country": "country",
-    "language": "language",
-    "notes": "notes",
-    "owner": "owner_id",
-}
+COLUMN_OF = {("owner" if field == "owner_id" else field): column for field, column in STANDARD_COLUMNS.items()}
 CONSENT_COLUMNS = ("marketing_consent", "opted_out_marketing", "opted_out_changed_at")
 _c = Contact.__table__.c
 

@@ -178,8 +178,13 @@ def status(import_id: int):
 @bp.get("/<int:import_id>/errors")
 @requires("contacts.import")
 def errors(import_id: int):
-    session = db_session()
-    found = services.get_job(session, import_id)
+    return errors_download(import_id)
+
+
+def errors_download(import_id: int) -> Response:
+    """The refused rows as a CSV download (the page's link and the API's operation), streamed from a
+    session of its own: the request's is closed before the body is sent."""
+    found = services.get_job(db_session(), import_id)
     response = Response(
         services.streamed_error_csv(current_app.extensions["sigdesk"].database.sessionmaker, found.id),
         mimetype="text/csv",

@@ -107,7 +107,7 @@ def segment_contacts(segment_id: int):
 # --- the contacts list's live count and bulk actions ------------------------------------------------------
 
 
-@bp.get("/contacts/count")
+@bp.get("/contacts/count", provide_automatic_options=False)
 @requires("contacts.view")
 @operation("countContacts", (200, Count), query=ContactFilter, errors=(404, 422))
 def count_contacts():
@@ -118,7 +118,7 @@ def count_contacts():
     return Count(count=services.count_contacts(session, definitions, query.q))
 
 
-@bp.post("/contacts/bulk")
+@bp.post("/contacts/bulk", provide_automatic_options=False)
 @requires("contacts.classify")
 @operation("bulkUpdateContacts", (200, BulkDone), json=BulkRequest, errors=(404, 422))
 def bulk_update():
@@ -145,9 +145,11 @@ def bulk_update():
 OTHER_METHODS = {"/api/v1/contacts/count": ["GET", "HEAD", "OPTIONS"], "/api/v1/contacts/bulk": ["POST", "OPTIONS"]}
 
 
-@bp.route("/contacts/count", methods=["PATCH", "DELETE"], endpoint="contacts_count_other")
-@bp.route("/contacts/bulk", methods=["GET", "PATCH", "DELETE"], endpoint="contacts_bulk_other")
+@bp.route("/contacts/count", methods=["OPTIONS", "POST", "PUT", "PATCH", "DELETE"], endpoint="contacts_count_other")
+@bp.route("/contacts/bulk", methods=["OPTIONS", "GET", "PUT", "PATCH", "DELETE"], endpoint="contacts_bulk_other")
 @requires("api.use")
 def not_taken_here():
-    """405 naming the methods the address takes"""
+    """405 naming the methods the address takes (and OPTIONS naming them, not the contact route's)"""
+    if request.method == "OPTIONS":
+        return "", 200, {"Allow": ", ".join(OTHER_METHODS[request.path])}
     raise MethodNotAllowed(valid_methods=OTHER_METHODS[request.path])

@@ -10,11 +10,11 @@ from datetime import date, timedelta
 from sqlalchemy import delete
 
 from sigdesk.actor import Actor
-from sigdesk.auth import services as accounts
 from sigdesk.db import utcnow
 from sigdesk.lifecycle import commands as lifecycle
 from sigdesk.models import ContactField, ContactFieldValue, ContactStage, Stage
 from tests import factories
+from tests.lifecycle.helpers import Api  # noqa: F401  (the tests of this package import it from here)
 
 
 def field(session, key: str, kind: str, options: list[str] | None = None) -> ContactField:
@@ -101,23 +101,3 @@ def build_world(database) -> World:
         value(session, alice.id, notes, text_value="Sailing 100%")
         session.commit()
         return World({"alice": alice.id, "bob": bob.id, "cleo": cleo.id}, owner.id)
-
-
-@dataclass
-class Api:
-    """The REST API with a personal token of a user of `role`, through the app's test client."""
-
-    client: object
-    token: str
-    user_id: int
-
-    @classmethod
-    def of(cls, app, role: str = "admin") -> "Api":
-        with app.extensions["sigdesk"].database.session() as session:
-            user = factories.user(session, role)
-            token = accounts.create_api_token(session, user, "segments")
-            return cls(app.test_client(), token, user.id)
-
-    def call(self, method: str, path: str, body: dict | None = None, **options):
-        headers = {"Authorization": f"Bearer {self.token}"}
-        return self.client.open(f"/api/v1{path}", method=method, json=body, headers=headers, **options)
