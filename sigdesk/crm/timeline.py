@@ -169,6 +169,13 @@ def _names(session: Session, user_ids: set[int | None]) -> dict[int, str]:
     return {row.id: row.name for row in session.execute(select(User.id, User.name).where(User.id.in_(ids)))}
 
 
+def _who(names: dict[int, str], user_id: int | None, nobody: str | None = "SigDesk") -> str | None:
+    """Who did it: the team member's name, a placeholder for one no longer there, `nobody` for SigDesk itself."""
+    if not user_id:
+        return nobody
+    return names.get(user_id, "A former team member")
+
+
 def _conversations(
     session: Session, contact_id: int, seen: Sequence[int], before: Position | None, limit: int
 ) -> list[TimelineEntry]:
@@ -282,7 +289,7 @@ def _notes(
             kind="note",
             title="Team note",
             detail=row.body,
-            by=names.get(row.author_id, "A former team member") if row.author_id else "SigDesk",
+            by=_who(names, row.author_id),
             link=f"inbox:{row.conversation_id}",
         )
         for row in rows
@@ -309,7 +316,7 @@ def _stages(session: Session, contact_id: int, before: Position | None, limit: i
             id=change.id,
             kind="stage.changed",
             title=f"Stage set to {change.stage_name}" if change.stage_name else "Left its stage",
-            by=names.get(change.actor_id, "A former team member") if change.actor_id else "SigDesk",
+            by=_who(names, change.actor_id),
         )
         for change in changes
     ]
@@ -340,7 +347,7 @@ def _consent(session: Session, contact_id: int, before: Position | None, limit: 
             kind=f"consent.{event.status}",
             title=f"{CONSENT_TITLES.get(event.status, event.status)} ({event.source.replace('_', ' ')})",
             detail=event.evidence,
-            by=names.get(event.actor_id, "A former team member") if event.actor_id else None,
+            by=_who(names, event.actor_id, nobody=None),
         )
         for event in events
     ]
@@ -382,7 +389,7 @@ def _record(session: Session, contact_id: int, before: Position | None, limit: i
                 id=event.id,
                 kind=kind,
                 title=title,
-                by=names.get(event.actor_id, "A former team member") if event.actor_id else "SigDesk",  # type: ignore[arg-type]
+                by=_who(names, event.actor_id),  # type: ignore[arg-type]
             )
         )
     return entries

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from sigdesk.actor import Actor
 from sigdesk.audit.services import record_by
+from sigdesk.positions import place
 from sigdesk.custom_fields.services import (
     clean_currency,
     clean_key,
@@ -55,17 +56,6 @@ def _free_key(session: Session, key: str, own_id: int | None = None) -> None:
     taken = find_field(session, key)
     if taken is not None and taken.id != own_id:
         raise Conflict(f"There already is a field with the key '{key}'", field="key")
-
-
-def _place(others: list[ContactField], row: ContactField, position: object) -> None:
-    """Put `row` at `position` (1 first) among `others`, numbering them all 1, 2, 3..."""
-    count = len(others) + 1
-    if not isinstance(position, int) or isinstance(position, bool) or not 1 <= position <= count:
-        raise UserError(f"'position' is a whole number from 1 to {count}", field="position")
-    order = [item for item in others if item.id != row.id]
-    order.insert(position - 1, row)
-    for number, item in enumerate(order, start=1):
-        item.position = number
 
 
 def define_field(
@@ -109,7 +99,7 @@ def define_field(
     session.add(row)
     flush_unique(session, f"There already is a field with the key '{key}'", "key")
     if position is not None:
-        _place(fields, row, position)
+        place(fields, row, position)
         session.flush()
     record_by(
         session,
@@ -188,7 +178,7 @@ def update_field(
             changes["currency"] = (row.currency, new_currency)
     if position is not UNSET and position is not None:
         before = row.position
-        _place([item for item in _ordered(session) if item.id != row.id], row, position)
+        place([item for item in _ordered(session) if item.id != row.id], row, position)
         if row.position != before:
             changes["position"] = (before, row.position)
     if not changes:

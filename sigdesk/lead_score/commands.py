@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from sigdesk.actor import Actor
 from sigdesk.audit.services import record_by
+from sigdesk.positions import place
 from sigdesk.db import utcnow
 from sigdesk.errors import Refused, UserError
 from sigdesk.events.catalogue import LeadScoreRulesChanged
@@ -41,17 +42,6 @@ def _detail(rule: LeadScoreRule) -> dict:
     return {"kind": rule.kind, "argument": rule.argument, "points": rule.points, "label": rule.label}
 
 
-def _place(rules: list[LeadScoreRule], rule: LeadScoreRule, position: object) -> None:
-    """Put `rule` at `position` (1 first) among the others, numbering them all 1, 2, 3..."""
-    others = [item for item in rules if item.id != rule.id]
-    count = len(others) + 1
-    if not isinstance(position, int) or isinstance(position, bool) or not 1 <= position <= count:
-        raise Refused(f"'position' is a whole number from 1 to {count}", field="position")
-    others.insert(position - 1, rule)
-    for number, item in enumerate(others, start=1):
-        item.position = number
-
-
 def create_rule(
     session: Session,
     actor: Actor,
@@ -74,7 +64,7 @@ def create_rule(
     session.add(rule)
     session.flush()
     if position is not None:
-        _place(rules, rule, position)
+        place(rules, rule, position, Refused)
         session.flush()
     record_by(session, actor, "leadscore.rule.create", f"lead score rule {rule.id}", _detail(rule))
     record(session, LeadScoreRulesChanged(rule.id, "created"))
@@ -101,7 +91,7 @@ def update_rule(
     if label is not _UNSET:
         rule.label = clean_label(label, default_label(rule.kind, rule.argument))
     if position is not _UNSET and position is not None:
-        _place(list_rules(session), rule, position)
+        place(list_rules(session), rule, position, Refused)
     session.flush()
     after = _detail(rule) | {"position": rule.position}
     changes = {key: {"from": before[key], "to": after[key]} for key in after if before[key] != after[key]}

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from sigdesk.actor import Actor
 from sigdesk.audit.services import record_by
+from sigdesk.positions import place
 from sigdesk.db import flush_unique, utcnow
 from sigdesk.errors import Conflict, UserError
 from sigdesk.events.catalogue import ContactStageChanged, ContactTagged, StageChanged, TagChanged
@@ -151,7 +152,7 @@ def create_stage(session: Session, actor: Actor, name: object, position: int | N
     session.add(stage)
     flush_unique(session, f"There already is a stage '{name}'", "name")
     if position is not None:
-        _place(stages, stage, position)
+        place(stages, stage, position)
     record_by(session, actor, "stage.create", f"stage {stage.id}", {"name": name, "position": stage.position})
     record(session, StageChanged(stage.id, "created"))
     return stage
@@ -165,23 +166,12 @@ def rename_stage(session: Session, actor: Actor, stage_id: int, name: object) ->
     return stage
 
 
-def _place(others: list[Stage], stage: Stage, position: object) -> None:
-    """Put `stage` at `position` (1 first) among `others`, numbering them all 1, 2, 3..."""
-    count = len(others) + 1
-    if not isinstance(position, int) or isinstance(position, bool) or not 1 <= position <= count:
-        raise UserError(f"'position' is a whole number from 1 to {count}", field="position")
-    order = [item for item in others if item.id != stage.id]
-    order.insert(position - 1, stage)
-    for number, item in enumerate(order, start=1):
-        item.position = number
-
-
 def move_stage(session: Session, actor: Actor, stage_id: int, position: object) -> Stage:
     """Move a stage to `position` (1 first); the others keep their order around it."""
     _require(actor, "stages.manage")
     stage = get_stage(session, stage_id)
     before = stage.position
-    _place([item for item in _ordered(session) if item.id != stage.id], stage, position)
+    place([item for item in _ordered(session) if item.id != stage.id], stage, position)
     session.flush()
     if stage.position != before:
         record_by(session, actor, "stage.move", f"stage {stage.id}", {"from": before, "to": stage.position})
