@@ -466,6 +466,11 @@ def list_users(session: Session) -> list[User]:
     return list(session.scalars(select(User).order_by(User.name, User.id)))
 
 
+def active_users(session: Session) -> list[User]:
+    """The team as the pickers offer it (assignee, owner): who can still sign in, by name."""
+    return list(session.scalars(select(User).where(User.is_active.is_(True)).order_by(User.name)))
+
+
 def list_api_tokens(session: Session, user: User | None = None) -> list[ApiToken]:
     """Every API token, or one user's, oldest first: rows hold only a hash, so listing shows no secret."""
     query = select(ApiToken).order_by(ApiToken.id)

@@ -23,10 +23,10 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.datastructures import MultiDict
 
+from sigdesk.auth.services import active_users
 from sigdesk.consent import commands as consent_commands
 from sigdesk.consent.services import history as consent_history
 from sigdesk.contacts import commands
@@ -313,7 +313,7 @@ def url_decode(query: str) -> MultiDict:
 
 
 def _team(session: Session) -> list[User]:
-    return list(session.scalars(select(User).where(User.is_active.is_(True)).order_by(User.name)))
+    return active_users(session)
 
 
 def _endpoint(name: str) -> bool:

@@ -15,9 +15,9 @@ from typing import Any, TypeVar
 
 from flask import Blueprint, Response, flash, jsonify, redirect, render_template, request, url_for
 from pydantic import BaseModel
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from sigdesk.auth.services import active_users
 from sigdesk.roles import can
 from sigdesk.canned import services as canned_responses
 from sigdesk.contacts import commands as contacts
@@ -295,7 +295,7 @@ def _fragment(html: str) -> Response:
 
 
 def _team(session: Session) -> list[User]:
-    return list(session.scalars(select(User).where(User.is_active.is_(True)).order_by(User.name)))
+    return active_users(session)
 
 
 @bp.get("/openapi.json")
