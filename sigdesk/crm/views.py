@@ -370,7 +370,8 @@ def _table(session: Session, found: Filter) -> dict[str, Any]:
 
 @bp.get("/")
 @requires("contacts.view")
-def index():
+def index(added: dict[str, Any] | None = None):
+    """The table; `added` carries a refused "Add contact" form back with its message and what was typed."""
     session = db_session()
     found = read_filter(request.args)
     context = _table(session, found)
@@ -392,6 +393,8 @@ def index():
         current_segment=next((item for item in segments if item["id"] == found.segment_id), None),
         may_save_segment=can(role, "segments.manage"),
         may_delete=can(role, "contacts.delete"),
+        may_add=can(role, "contacts.edit"),
+        added=added,
         links=_links(role),
         **context,
     )
@@ -591,6 +594,24 @@ def consent(contact_id: int):
     flash(
         "Recorded: " + ("opted out of marketing." if status == consent_commands.OPTED_OUT else "opted in to marketing.")
     )
+    return redirect(url_for("contacts.view", contact_id=contact_id))
+
+
+@bp.post("/new")
+@requires("contacts.edit")
+def add():
+    """A customer added by hand (one who has not written yet, a number from a card), through the command
+    the API's POST /contacts calls; the number is read with the default country when it has no prefix."""
+    typed = {name: request.form.get(name, "") for name in ("phone", "name", "email", "company")}
+    try:
+        with writing() as session:
+            standard = {name: value for name, value in typed.items() if name != "phone" and value.strip()}
+            contact = commands.create_contact(session, acting(), typed["phone"], from_text=True, **standard)
+            contact_id = contact.id
+    except UserError as refused:
+        response = index({"message": str(refused), "field": refused.field or "", "typed": typed})
+        return response, refused.status
+    flash("Added the contact.")
     return redirect(url_for("contacts.view", contact_id=contact_id))
 
 

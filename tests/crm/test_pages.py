@@ -539,3 +539,29 @@ def test_a_number_that_is_not_finite_is_refused_not_sent_to_the_database(app, au
     html = page(auth.client, f"/contacts/?f=lead_score&o={op}&v={value}")
     assert 'id="filter-problem"' in html and rows(html) == []
     assert auth.client.get(f"/contacts/?f=lead_score&o={op}&v={value}&fragment=table").status_code == 200
+
+
+def test_a_contact_is_added_by_hand_from_the_contacts_page_and_a_refusal_keeps_what_was_typed(
+    app, auth, owner, database
+):
+    html = page(auth.client, "/contacts/")
+    assert 'id="add-contact-form"' in html and "No contacts yet" in html
+    token = csrf_from(html)
+    refused = auth.client.post(
+        "/contacts/new", data={"csrf_token": token, "phone": "12", "name": "Rosa Rossi", "email": "rosa@example.com"}
+    )
+    page_ = refused.get_data(as_text=True)
+    assert refused.status_code == 400 and 'id="add-contact-error"' in page_
+    assert 'value="Rosa Rossi"' in page_ and 'value="rosa@example.com"' in page_
+    with database.session() as session:
+        assert session.scalar(select(Contact.id)) is None
+    added = auth.client.post(
+        "/contacts/new", data={"csrf_token": token, "phone": "+49 170 1234567", "name": "Rosa Rossi", "email": ""}
+    )
+    assert added.status_code == 302
+    with database.session() as session:
+        contact = session.scalar(select(Contact))
+        assert (contact.wa_id, contact.display_name, contact.email) == ("491701234567", "Rosa Rossi", None)
+    assert audit(app, "contact.created")
+    again = auth.client.post("/contacts/new", data={"csrf_token": token, "phone": "+491701234567"})
+    assert again.status_code == 409 and "Rosa Rossi" in unescape(again.get_data(as_text=True))
