@@ -291,6 +291,13 @@
     function settle() { if (state.pinned && box.isConnected) box.scrollTop = box.scrollHeight; }
     box.addEventListener("load", settle, true);
     box.addEventListener("loadedmetadata", settle, true);
+    // a message's height also changes without a load event (the thread narrows when the side panel is
+    // redrawn, a decoded image takes its size): stay at the newest whenever the messages resize
+    if (window.ResizeObserver) {
+      var watcher = new ResizeObserver(settle);
+      watcher.observe(box);
+      Array.prototype.forEach.call(box.children, function (child) { watcher.observe(child); });
+    }
   }
 
   function reloadThread(keepComposer) {
