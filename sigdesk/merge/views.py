@@ -6,13 +6,11 @@ happened."""
 from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
-from sqlalchemy import select
 
-from sigdesk.contacts.services import name_of
 from sigdesk.errors import UserError
 from sigdesk.merge import commands, services
-from sigdesk.models import Contact
 from sigdesk.web import acting, db_session, requires, writing
+from sigdesk.words import counted
 
 bp = Blueprint("merge", __name__, url_prefix="/admin/duplicates")
 PAGE_SIZE = 25
@@ -94,18 +92,17 @@ def merge():
     picks = {name.removeprefix("pick:"): value for name, value in request.form.items() if name.startswith("pick:")}
     try:
         with writing() as session:
-            both = session.scalars(select(Contact).where(Contact.id.in_((keep_id, merge_id))))
-            names = {contact.id: name_of(contact) for contact in both}
             done = commands.merge_contacts(session, acting(), keep_id, merge_id, picks)
     except UserError as refused:
         if refused.status == 404 or refused.field == "merge_id":
             return _list_page(refused)
         return _review_page(keep_id, merge_id, refused, request.form)
     moved = done.moved
+    # Names stay out of the flash: it travels in the session cookie, which is signed, not encrypted.
     flash(
-        f"Merged {names.get(merge_id, 'the contact')} (contact {merge_id}) into {names.get(keep_id, 'the contact')} "
-        f"(contact {keep_id}): {moved['conversations']} conversation(s), {moved['messages']} message(s), "
-        f"{moved['notes']} note(s), {moved['tags']} tag(s) and {moved['consent_events']} consent event(s) moved; "
+        f"Merged contact {merge_id} into contact {keep_id}: {counted(moved['conversations'], 'conversation')}, "
+        f"{counted(moved['messages'], 'message')}, {counted(moved['notes'], 'note')}, "
+        f"{counted(moved['tags'], 'tag')} and {counted(moved['consent_events'], 'consent event')} moved; "
         f"contact {merge_id} is deleted."
     )
     return redirect(url_for("merge.duplicates"))
