@@ -29,6 +29,8 @@ FEATURES = (
     "sigdesk.conversations.feature",
     "sigdesk.contacts.feature",
     "sigdesk.lifecycle.feature",
+    # Before the lead score: it plugs the "has ordered" rule in, with the order events that rescore it.
+    "sigdesk.sales.feature",
     "sigdesk.lead_score.feature",
     "sigdesk.merge.feature",
     "sigdesk.segments.feature",
@@ -48,7 +50,10 @@ FEATURES = (
     "sigdesk.exports.feature",
     "sigdesk.imports.feature",
     "sigdesk.crm.feature",
+    "sigdesk.sales.catalog_feature",
     "sigdesk.retention.feature",
+    "sigdesk.predictions.feature",
+    "sigdesk.analytics.feature",
 )
 
 
@@ -64,7 +69,11 @@ COMMANDS = {
     "backup": "sigdesk.backup.cli:backup",
     "export": "sigdesk.exports.cli:export",
     "contacts": "sigdesk.imports.cli:contacts",
+    "orders": "sigdesk.imports.cli:orders",
     "relay": "sigdesk.relay_client.cli:relay",
+    "predictions": "sigdesk.predictions.cli:predictions",
+    "analytics": "sigdesk.analytics.cli:analytics",
+    "products": "sigdesk.imports.cli:products",
 }
 
 

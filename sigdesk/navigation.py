@@ -114,6 +114,6 @@ for _entry in (
     Entry("exports", "Exports", "exports.index", "conversations.view_all", 10, "Data and security", ("exports.",)),
     Entry("backups", "Backups", "backups.index", "security.manage", 20, "Data and security", ("backups.",)),
     Entry("audit", "Audit log", "admin.audit_log", "audit.view", 30, "Data and security"),
-    Entry("imports", "Import contacts", "imports.index", "contacts.import", 15, "Data and security", ("imports.",)),
+    Entry("imports", "Import", "imports.index", "contacts.import", 15, "Data and security", ("imports.",)),
 ):
     register_setting(_entry)

@@ -19,6 +19,9 @@ AGENT_PERMISSIONS = frozenset(
         "contacts.edit",
         # saved filters are shared with the team, so anyone who works the contacts may keep one
         "segments.manage",
+        # the dashboard: agents see their own figures; "analytics.view_all" shows everyone's
+        "analytics.view",
+        "orders.manage",
     }
 )
 ADMIN_PERMISSIONS = AGENT_PERMISSIONS | {
@@ -36,6 +39,10 @@ ADMIN_PERMISSIONS = AGENT_PERMISSIONS | {
     "contacts.import",
     "contacts.merge",
     "contacts.export",
+    "analytics.view_all",
+    "products.manage",
+    "products.import",
+    "orders.import",
 }
 # "connections.redirect": pointing the Graph API or relay address elsewhere, which sends secrets there.
 OWNER_PERMISSIONS = ADMIN_PERMISSIONS | {"security.manage", "connections.redirect"}

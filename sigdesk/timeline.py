@@ -6,7 +6,8 @@ merges) adds itself with one `register_source` call from its feature.py and the 
 change. Paging is by keyset over (at, source, id), so a page never repeats or skips an entry, even when
 two entries of different sources share the same second (MariaDB keeps whole seconds).
 
-A read model of the Contacts section (no views, no Flask): the contact page shows it.
+A read model (no views, no Flask) below the entry points: the contact page (sigdesk.crm) shows it, and the
+features that add sources (sales) import it without building on the Contacts section.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from sqlalchemy.orm import Session
 from sigdesk.conversations.services import agents_see_all, may_see
 from sigdesk.errors import UserError
 from sigdesk.lifecycle.services import get_contact_id
-from sigdesk.models import AuditEvent, ConsentEvent, Conversation, Note, StageChange, Tag, User
+from sigdesk.models import AuditEvent, ConsentEvent, ContactField, Conversation, Note, StageChange, Tag, User
 from sigdesk.paging import MAX_CURSOR, MAX_ID, Page
 
 MAX_LIMIT = 100
@@ -353,6 +354,7 @@ def _consent(session: Session, contact_id: int, before: Position | None, limit: 
     ]
 
 
+CUSTOM_PREFIX = "fields."  # how a record edit's audit entry names a custom field
 # The audit entries of a contact's record that the timeline shows (consent and stages have their own tables).
 RECORD_ACTIONS = ("contact.created", "contact.updated", "contact.tag", "contact.untag", "contact.merged")
 
@@ -367,6 +369,7 @@ def _record(session: Session, contact_id: int, before: Position | None, limit: i
         if wanted
         else {}
     )
+    labels = _field_labels(session, events)
     entries = []
     for event in events:
         detail = _detail(event)
@@ -375,7 +378,7 @@ def _record(session: Session, contact_id: int, before: Position | None, limit: i
             title = f"Tagged {tag}" if event.action == "contact.tag" else f"Untagged {tag}"
             kind = "tag.on" if event.action == "contact.tag" else "tag.off"
         elif event.action == "contact.updated":
-            fields = [str(field).replace("_id", "").replace("_", " ") for field in detail.get("fields") or []]
+            fields = [labels.get(str(field)) or _field_words(str(field)) for field in detail.get("fields") or []]
             title = "Record edited" + (f": {', '.join(fields)}" if fields else "")
             kind = "record.edited"
         elif event.action == "contact.merged":
@@ -393,6 +396,26 @@ def _record(session: Session, contact_id: int, before: Position | None, limit: i
             )
         )
     return entries
+
+
+def _field_labels(session: Session, events: Sequence[AuditEvent]) -> dict[str, str]:
+    """ "fields.<key>" -> the custom field's label as it is now, for the record edits among `events`."""
+    keys = {
+        str(field).removeprefix(CUSTOM_PREFIX)
+        for event in events
+        if event.action in ("contact.updated", "contact.created")
+        for field in _detail(event).get("fields") or []
+        if str(field).startswith(CUSTOM_PREFIX)
+    }
+    if not keys:
+        return {}
+    found = session.execute(select(ContactField.key, ContactField.label).where(ContactField.key.in_(sorted(keys))))
+    return {CUSTOM_PREFIX + key: label for key, label in found}
+
+
+def _field_words(field: str) -> str:
+    """A standard field's API name as words ("owner_id" -> "owner"); a deleted custom field by its key."""
+    return field.removeprefix(CUSTOM_PREFIX).replace("_id", "").replace("_", " ")
 
 
 for _name, _in_conversations in (("conversation", _conversations), ("status", _statuses), ("note", _notes)):

@@ -11,15 +11,30 @@ import hashlib
 import itertools
 import json
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
+from decimal import Decimal
 from typing import Any
 
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from sigdesk.auth import services as accounts
 from sigdesk.crypto import Cipher
 from sigdesk.db import utcnow
-from sigdesk.models import Contact, Conversation, ConversationLabel, Label, Message, Note, Template, User
+from sigdesk.models import (
+    Contact,
+    Conversation,
+    ConversationLabel,
+    Label,
+    Message,
+    Note,
+    Order,
+    OrderLine,
+    OrderStatusChange,
+    Product,
+    Template,
+    User,
+)
 from sigdesk.settings import services as settings
 from sigdesk.whatsapp.webhook import signature_header
 
@@ -84,6 +99,68 @@ def whatsapp_connection(session: Session, cipher: Cipher, graph_url: str, **extr
 def contact(session: Session, wa_id: str | None = None, name: str | None = None, **fields: Any) -> Contact:
     row = Contact(wa_id=wa_id or f"1555{_next():07d}", profile_name=name, **fields)
     session.add(row)
+    session.flush()
+    return row
+
+
+def product(
+    session: Session, sku: str | None = None, name: str | None = None, price_minor: int | None = 250, **fields: Any
+) -> Product:
+    """A catalogue item (EUR unless `currency` says otherwise)."""
+    n = _next()
+    fields.setdefault("currency", "EUR")
+    row = Product(sku=sku or f"SKU-{n}", name=name or f"Product {n}", price_minor=price_minor, **fields)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def order(
+    session: Session,
+    who: Contact | None = None,
+    on: date | None = None,
+    lines: Sequence[tuple[Product | None, int | Decimal, int]] = (),
+    status: str = "delivered",
+    source: str = "import",
+    **fields: Any,
+) -> Order:
+    """A stored order as history holds it (no command, no events): `lines` are (product or None, quantity, unit
+    price in minor units); one line of 1 x 1000 by default. Its moment is noon UTC of `on` (today by default)."""
+    who = who or contact(session)
+    on = on or utcnow().date()
+    currency = fields.pop("currency", "EUR")
+    number = (session.scalar(select(func.max(Order.number))) or 1000) + 1
+    row = Order(
+        number=number,
+        contact_id=who.id,
+        status=status,
+        source=source,
+        currency=currency,
+        ordered_at=fields.pop("ordered_at", datetime(on.year, on.month, on.day, 12, tzinfo=timezone.utc)),
+        ordered_on=on,
+        **fields,
+    )
+    session.add(row)
+    session.flush()
+    total = 0
+    for position, (item, quantity, unit_minor) in enumerate(lines or [(None, 1, 1000)], start=1):
+        line_total = int(Decimal(quantity) * unit_minor)
+        total += line_total
+        session.add(
+            OrderLine(
+                order_id=row.id,
+                position=position,
+                product_id=item.id if item else None,
+                sku=item.sku if item else None,
+                description=item.name if item else "Goods",
+                quantity=Decimal(quantity),
+                unit_price_minor=unit_minor,
+                list_price_minor=item.price_minor if item else None,
+                total_minor=line_total,
+            )
+        )
+    session.add(OrderStatusChange(order_id=row.id, to_status=status, actor="test"))
+    row.total_minor = total
     session.flush()
     return row
 
@@ -267,7 +344,7 @@ def reaction(wa_id: str, target_wamid: str, emoji: str = "👍", **options: Any)
     return incoming(wa_id, "reaction", {"message_id": target_wamid, "emoji": emoji}, **options)
 
 
-def order(
+def cart_message(
     wa_id: str,
     items: Sequence[dict[str, Any]] = (),
     catalog_id: str = "777000111",

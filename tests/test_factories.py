@@ -21,7 +21,7 @@ def test_webhook_bodies_parse_as_the_messages_and_statuses_they_describe():
     )
     reaction = parse(factories.signed(factories.reaction("15550001", "wamid.A", "🎉"))[0]).messages[0]
     assert reaction.type == "reaction"
-    order = parse(factories.signed(factories.order("15550001", text="after 5"))[0]).messages[0]
+    order = parse(factories.signed(factories.cart_message("15550001", text="after 5"))[0]).messages[0]
     assert order.type == "order" and order.text == "after 5"
     status = parse(factories.signed(factories.status_update("wamid.A", "read", "15550001", at=1700000000))[0])
     assert [(s.wamid, s.status, s.recipient_id) for s in status.statuses] == [("wamid.A", "read", "15550001")]

@@ -9,8 +9,12 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import select
 
-from sigdesk.crm import timeline as timelines
-from sigdesk.crm.timeline import TimelineEntry, keyset, register_source, timeline
+from sigdesk.actor import Actor
+from sigdesk.contacts.commands import update_contact
+from sigdesk import timeline as timelines
+from sigdesk.timeline import TimelineEntry, keyset, register_source, timeline
+from sigdesk.custom_fields.commands import define_field
+from sigdesk.db import utcnow
 from sigdesk.errors import NotFound, UserError
 from sigdesk.models import AuditEvent, ConsentEvent, Note, StageChange, Tag
 from sigdesk.settings import services as settings
@@ -188,3 +192,23 @@ def test_an_agent_sees_the_notes_of_their_own_and_unassigned_conversations(app):
         session.flush()
         entries = timeline(session, ada, contact.id).items
         assert [entry.detail for entry in entries if entry.kind == "note"] == ["Unassigned note"]
+
+
+def test_a_record_edit_names_custom_fields_by_their_label_and_a_deleted_one_by_its_key(app):
+    with app.extensions["sigdesk"].database.session() as session:
+        admin = factories.user(session, "admin")
+        actor = Actor(admin, "web")
+        define_field(session, actor, "Customer number", "text")
+        contact = factories.contact(session)
+        update_contact(session, actor, contact.id, {"fields": {"customer_number": "C-7"}, "city": "Porto"})
+        session.add(
+            AuditEvent(
+                action="contact.updated",
+                target=f"contact {contact.id}",
+                detail=json.dumps({"fields": ["fields.gone_field"]}),
+                at=utcnow() - timedelta(days=1),
+            )
+        )
+        session.flush()
+        titles = [entry.title for entry in timeline(session, admin, contact.id).items if entry.kind == "record.edited"]
+    assert titles == ["Record edited: city, Customer number", "Record edited: gone field"]

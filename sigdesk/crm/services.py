@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from sigdesk.contacts.phones import pretty
 from sigdesk.contacts.services import ContactData, get_contact
-from sigdesk.crm.timeline import visible_conversations
+from sigdesk.timeline import visible_conversations
 from sigdesk.custom_fields.services import definitions
 from sigdesk.lifecycle import services as lifecycle
 from sigdesk.models import User

@@ -33,7 +33,7 @@ from sigdesk.contacts import commands
 from sigdesk.contacts.phones import pretty
 from sigdesk.contacts.services import ContactData, get_contact
 from sigdesk.crm.services import CONSENT_WORDS, record_context
-from sigdesk.crm.timeline import timeline
+from sigdesk.timeline import timeline
 from sigdesk.custom_fields.services import FieldDefinition, definitions
 from sigdesk.errors import UserError
 from sigdesk.lifecycle import services as lifecycle

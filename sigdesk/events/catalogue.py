@@ -51,6 +51,13 @@ needs more reads it from the database, where retention and anonymisation already
 | contacts.imported             | an import finished or failed: one event per file, not per contact      |
 | contacts.import_undo_queued   | undoing an import was asked for; the worker takes it (`job_id`)        |
 | contacts.import_undone        | an import was undone as a whole (`deleted`, `restored`, `kept`)        |
+| product.changed               | a product was created or changed (by hand, the API, a cart, a sync)    |
+| order.created                 | an order was written (`source`: cart, agent, import or api)            |
+| order.changed                 | an order's lines, notes or date changed                                |
+| order.status_changed          | an order moved from one status to another (`from_status`, `to_status`) |
+| order.deleted                 | an order was deleted                                                   |
+| orders.imported               | an order import finished: one event per file, not per order (`count`)  |
+| products.catalog_sync_queued  | a sync from the Meta catalog was asked for; the worker runs it         |
 """
 
 from __future__ import annotations
@@ -412,6 +419,69 @@ class ContactsImportUndone(DomainEvent):
 @dataclass(frozen=True)
 class ContactsImportUndoQueued(DomainEvent):
     job_id: int
+
+
+@_named("product.changed")
+@dataclass(frozen=True)
+class ProductChanged(DomainEvent):
+    product_id: int
+
+
+@_named("order.created", CONTACT_UPDATED)
+@dataclass(frozen=True)
+class OrderCreated(DomainEvent):
+    order_id: int
+    contact_id: int
+    source: str
+
+
+@_named("order.changed", CONTACT_UPDATED)
+@dataclass(frozen=True)
+class OrderChanged(DomainEvent):
+    order_id: int
+    contact_id: int
+
+
+@_named("order.status_changed", CONTACT_UPDATED)
+@dataclass(frozen=True)
+class OrderStatusChanged(DomainEvent):
+    order_id: int
+    contact_id: int
+    from_status: str | None
+    to_status: str
+
+
+@_named("order.deleted", CONTACT_UPDATED)
+@dataclass(frozen=True)
+class OrderDeleted(DomainEvent):
+    order_id: int
+    contact_id: int
+
+
+@_named("orders.imported")
+@dataclass(frozen=True)
+class OrdersImported(DomainEvent):
+    """One event for a whole import, as contacts.imported: consumers re-read what changed."""
+
+    count: int
+
+
+@_named("orders.import_undone")
+@dataclass(frozen=True)
+class OrdersImportUndone(DomainEvent):
+    """An orders import was taken back: its orders are gone, so forecasts and scores that counted them are
+    stale (the contacts it created, if any, leave with contacts.import_undone)."""
+
+    job_id: int
+    removed: int = 0
+
+
+@_named("products.catalog_sync_queued")
+@dataclass(frozen=True)
+class CatalogSyncQueued(DomainEvent):
+    """`user_id`: who asked, so the worker's sync is audited as theirs (None: SigDesk itself)."""
+
+    user_id: int | None = None
 
 
 @cache

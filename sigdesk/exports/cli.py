@@ -16,7 +16,7 @@ from sigdesk.terminal import progress_bar
 @click.option(
     "--format", "fmt", type=click.Choice(FORMATS), default="csv", show_default=True, help="CSV or JSON Lines."
 )
-@click.option("--what", type=click.Choice(WHAT + ("orders",)), default="all", show_default=True)
+@click.option("--what", type=click.Choice(WHAT), default="all", show_default=True)
 @click.option(
     "--out",
     required=True,

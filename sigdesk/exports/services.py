@@ -13,6 +13,10 @@ each custom field in a column of its own, `field:<key>`, in the order the admins
 joined like the tags). A contacts export may hold a saved segment, a filter or a selection (ContactScope),
 read in batches of ids like the rest.
 
+Orders carry their lines and status history (sigdesk.sales.services.OrderData). CSV writes one row per line, the
+order's columns repeated beside `line.<name>` columns, so a spreadsheet sums lines directly; the status history
+stays in JSON.
+
 CSV cells are written so a spreadsheet never runs them (OWASP's CSV injection advice): a text cell that starts
 with `=`, `+`, `-`, `@`, a tab or a carriage return gets a leading apostrophe. The decision is per column type:
 numeric columns (integers, numbers and booleans in the serializer) are written as numbers, so -5 stays -5;
@@ -57,6 +61,8 @@ from sigdesk.message_templates.schemas import TemplateData
 from sigdesk.lifecycle.services import name_key
 from sigdesk.models import AuditEvent, Contact, Conversation, Message, Segment, Template
 from sigdesk.paging import Cursor, Page, in_key_order, newest_first, page
+from sigdesk.models.sales import Order
+from sigdesk.sales.services import OrderData, OrderLineData, orders_data
 from sigdesk.segments.services import check_definition, contact_ids, count_contacts
 
 BATCH = 2000
@@ -112,8 +118,15 @@ KINDS: dict[str, Kind] = {
         AuditData,
         lambda _session, batch: [AuditData.of(event) for (event,) in batch],
     ),
+    "orders": Kind(
+        select(Order),
+        Order.id,
+        lambda row: row[0].id,
+        OrderData,
+        lambda session, batch: orders_data(session, [order for (order,) in batch]),
+    ),
 }
-NOT_YET = {"orders": "SigDesk has no orders yet, so there is nothing to export"}
+NOT_YET: dict[str, str] = {}
 WHAT = tuple(KINDS) + ("all",)
 
 Progress = Callable[[int, int], None]
@@ -199,11 +212,25 @@ JOINED: dict[str, frozenset[str]] = {"contacts": frozenset({"tags"})}
 # A free-form object spread into one CSV column per custom field, `field:<key>` (a contact's custom fields)
 SPREAD: dict[str, str] = {"contacts": "fields"}
 FIELD_COLUMN = "field:"
+# A list of records written one CSV row each, beside their parent's columns repeated (an order's lines, as
+# `line.<name>` columns): (the list's field, its records' model, the columns' prefix). JSON keeps the list.
+EXPLODED: dict[str, tuple[str, type[BaseModel], str]] = {"orders": ("lines", OrderLineData, "line")}
+# Parts left out of CSV, where a row per line would repeat them (an order's status history stays in JSON).
+CSV_DROPPED: dict[str, frozenset[str]] = {"orders": frozenset({"history"})}
 
-PATHS: dict[str, list[tuple[str, ...]]] = {
-    kind: [path for path in _paths(spec.schema) if path[0] != SPREAD.get(kind)] for kind, spec in KINDS.items()
+
+def _csv_paths(kind: str, schema: type[BaseModel]) -> list[tuple[str, ...]]:
+    left_out = {SPREAD.get(kind), *CSV_DROPPED.get(kind, ()), EXPLODED[kind][0] if kind in EXPLODED else None}
+    return [path for path in _paths(schema) if path[0] not in left_out]
+
+
+PATHS: dict[str, list[tuple[str, ...]]] = {kind: _csv_paths(kind, spec.schema) for kind, spec in KINDS.items()}
+EXPLODED_PATHS: dict[str, list[tuple[str, ...]]] = {kind: _paths(model) for kind, (_, model, _) in EXPLODED.items()}
+COLUMNS: dict[str, tuple[str, ...]] = {
+    kind: tuple(".".join(path) for path in PATHS[kind])
+    + tuple(f"{EXPLODED[kind][2]}.{'.'.join(path)}" for path in EXPLODED_PATHS.get(kind, ()))
+    for kind in KINDS
 }
-COLUMNS: dict[str, tuple[str, ...]] = {kind: tuple(".".join(path) for path in PATHS[kind]) for kind in KINDS}
 
 
 def _joined(values: list[Any]) -> str:
@@ -217,10 +244,41 @@ def csv_columns(session: Session, kind: str) -> list[str]:
     return list(COLUMNS[kind]) + [FIELD_COLUMN + definition.key for definition in definitions(session)]
 
 
-def csv_row(kind: str, record: BaseModel, spread: list[str] | tuple[str, ...] = ()) -> list[Any]:
+def csv_rows(kind: str, record: BaseModel, spread: list[str] | tuple[str, ...] = ()) -> list[list[Any]]:
+    """A record's CSV rows: one, or one per item of its EXPLODED list (at least one, its cells empty)."""
+    if kind not in EXPLODED:
+        return [csv_row(kind, record, spread)]
+    dumped = record.model_dump(mode="json")
+    items = dumped.get(EXPLODED[kind][0]) or [None]
+    return [
+        csv_row(kind, record, spread, dumped) + _cells(EXPLODED_PATHS[kind], item or {}, frozenset()) for item in items
+    ]
+
+
+def _cells(paths: list[tuple[str, ...]], dumped: dict[str, Any], joined: frozenset[str]) -> list[Any]:
+    cells = []
+    for path in paths:
+        value: Any = dumped
+        for name in path:
+            value = value.get(name) if isinstance(value, dict) else None
+            if value is None:
+                break
+        if value is None:
+            value = ""
+        elif value.__class__ is list and path[0] in joined:
+            value = _joined(value)
+        elif value.__class__ in (dict, list):
+            value = orjson.dumps(value).decode()
+        cells.append(safe_cell(value))
+    return cells
+
+
+def csv_row(
+    kind: str, record: BaseModel, spread: list[str] | tuple[str, ...] = (), dumped: dict[str, Any] | None = None
+) -> list[Any]:
     """One record as the kind's CSV columns: the serializer's JSON, flattened; `spread` names the keys of its
     free-form object that have their own columns (a contact's custom fields, in csv_columns' order)."""
-    dumped = record.model_dump(mode="json")
+    dumped = dumped if dumped is not None else record.model_dump(mode="json")
     joined = JOINED.get(kind, frozenset())
     cells = []
     for path in PATHS[kind]:
@@ -401,7 +459,7 @@ def write_kind(
             writer.writerow(header)
             spread = [column[len(FIELD_COLUMN) :] for column in header[len(COLUMNS[kind]) :]]
             for found in records(session, kind, chosen):
-                writer.writerow(csv_row(kind, found, spread))
+                writer.writerows(csv_rows(kind, found, spread))
                 written += 1
                 if tick:
                     tick()

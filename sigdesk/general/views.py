@@ -16,6 +16,7 @@ from sigdesk.general import clock
 from sigdesk.settings import commands as settings_commands, services as settings
 from sigdesk.settings.specs import SPECS, machine_timezone
 from sigdesk.web import acting, cipher, db_session, requires, writing
+from sigdesk.words import counted
 
 bp = Blueprint("general", __name__, url_prefix="/settings")
 
@@ -23,6 +24,7 @@ GENERAL_SETTINGS = (
     "general.business_name",
     "general.timezone",
     "contacts.default_country",
+    "sales.currency",
     "consent.stop_keywords",
     "consent.start_keywords",
 )
@@ -84,6 +86,9 @@ def business_zone() -> ZoneInfo:
 def localtime(value: datetime | str | None, style: str = "datetime") -> str:
     """A stored UTC moment as the business's wall clock (sigdesk.general.clock formats it)."""
     return clock.format_moment(value, business_zone(), style)
+
+
+bp.add_app_template_filter(counted, "counted")
 
 
 @bp.app_context_processor

@@ -8,8 +8,8 @@ from flask import Blueprint, request
 from sigdesk.imports import commands, mapping, services
 from sigdesk.imports.schemas import ImportData, ImportPath, ImportUpload
 from sigdesk.openapi import operation
-from sigdesk.web import acting, app_config, db_session, requires, writing
-from sigdesk.imports.views import errors_download
+from sigdesk.web import acting, app_config, requires, writing
+from sigdesk.imports.views import errors_download, job_for_user
 
 bp = Blueprint("imports_api", __name__, url_prefix="/api/v1")
 
@@ -52,7 +52,7 @@ def create_import():
 @operation("getContactImport", (200, ImportData), path=ImportPath, errors=(404,))
 def get_import(import_id: int):
     """A contact import: its state (queued, running, done, failed, undone) and counts"""
-    return ImportData.of(services.get_job(db_session(), import_id))
+    return ImportData.of(job_for_user(import_id))
 
 
 @bp.get("/contact-imports/<import_id>/errors")

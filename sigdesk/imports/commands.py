@@ -1,5 +1,7 @@
-"""Contact imports, one command per action: start_import (the page, the API, the CLI), run_step (the worker,
-or the CLI in its own process) and undo_import.
+"""Imports, one command per action: start_import (contacts) or start_kind_import (products, orders:
+sigdesk.imports.kinds), run_step (the worker, or the CLI in its own process) and undo_import. The run, its
+progress, the error report and undo are the same machinery for every kind; a kind brings its mapping spec,
+how it reads and writes a batch, and what it announces (the rules below are the contacts kind's).
 
 Rules, decided once here:
 
@@ -56,6 +58,7 @@ from sigdesk.events.catalogue import (
 )
 from sigdesk.events.outbox import record
 from sigdesk.imports import mapping as mappings
+from sigdesk.imports.kinds import Kind, kind_of, register
 from sigdesk.imports.reading import FileInfo, Row, count_rows, inspect, iter_rows
 from sigdesk.imports.services import MODES, get_job, purge_old_rejections, stored_path
 from sigdesk.lifecycle.services import name_key
@@ -68,6 +71,7 @@ from sigdesk.models import (
     Conversation,
     ImportChange,
     ImportJob,
+    ImportRecord,
     ImportRejection,
     Message,
     Stage,
@@ -156,14 +160,7 @@ def start_import(
     source = (consent_source or "").strip()
     if len(source) > MAX_SOURCE:
         raise UserError(f"Describe the consent's source in at most {MAX_SOURCE} characters", field="consent_source")
-    if not isinstance(file_name, str) or not file_name.strip() or len(file_name) > 255:
-        raise UserError("The file needs a name of at most 255 characters", field="file")
-    file_name = Path(file_name.replace("\\", "/")).name
-    path = stored_path(data_dir, stored)
-    started = session.scalar(select(ImportJob.id).where(ImportJob.stored_path == stored).limit(1))
-    if started is not None:  # a double submit or a replayed request would import the file twice
-        raise Conflict(f"The upload '{file_name}' was started already, as import {started}", field="file")
-    info = inspect(path, file_name)
+    file_name, info = checked_upload(session, data_dir, stored, file_name)
     custom = custom_definitions(session)
     if columns is not None:
         if len(columns) != len(info.headers):
@@ -224,6 +221,96 @@ def start_import(
         {"file": file_name, "mode": mode, "format": info.format, "fields": sorted(fields - {mappings.IGNORE})},
     )
     record(session, ContactsImportQueued(job.id))
+    return job
+
+
+def checked_upload(session: Session, data_dir: Path, stored: str, file_name: str) -> tuple[str, FileInfo]:
+    """The file's plain name and what reading it found, refusing a bad name, an unknown or expired upload
+    and one started already (a double submit or a replayed request would import the file twice)."""
+    if not isinstance(file_name, str) or not file_name.strip() or len(file_name) > 255:
+        raise UserError("The file needs a name of at most 255 characters", field="file")
+    file_name = Path(file_name.replace("\\", "/")).name
+    path = stored_path(data_dir, stored)
+    started = session.scalar(select(ImportJob.id).where(ImportJob.stored_path == stored).limit(1))
+    if started is not None:
+        raise Conflict(f"The upload '{file_name}' was started already, as import {started}", field="file")
+    return file_name, inspect(path, file_name)
+
+
+def start_kind_import(
+    session: Session,
+    actor: Actor,
+    data_dir: Path,
+    stored: str,
+    file_name: str,
+    kind: str,
+    mapping: Mapping[str, str] | None = None,
+    options: Mapping[str, Any] | None = None,
+    *,
+    suggest: bool = False,
+    claim: bool = False,
+    columns: Sequence[str] | None = None,
+) -> ImportJob:
+    """Queue the import of an uploaded file of another kind than contacts (products, orders), as
+    start_import does: the file and the mapping checked against the kind's fields, the kind's options
+    checked and kept on the job (JSON)."""
+    if kind == "contacts":
+        raise UserError("Contacts are imported with their own options (start_import)", field="kind")
+    handler = kind_of(kind)
+    handler.require(actor)
+    file_name, info = checked_upload(session, data_dir, stored, file_name)
+    spec = handler.spec
+    if columns is not None:
+        if len(columns) != len(info.headers):
+            raise UserError("Map every column of the file (or upload it again)", field="mapping")
+        mapped = mappings.check(
+            [
+                (index, header, mappings.check_field(str(columns[index]), (), spec))
+                for index, header in enumerate(info.headers)
+            ],
+            spec,
+        )
+    else:
+        base = mappings.suggest(info.headers, (), spec) if (suggest or mapping is None) else None
+        mapped = mappings.build(info.headers, mapping, (), base, spec)
+    checked = handler.options(session, dict(options or {}))
+    now = utcnow()
+    job = ImportJob(
+        kind=kind,
+        options=json.dumps(checked),
+        file_name=file_name,
+        stored_path=stored,
+        format=info.format,
+        encoding=info.encoding,
+        delimiter=info.delimiter,
+        headers=json.dumps(info.headers, ensure_ascii=False),
+        mapping=mappings.dumps(mapped),
+        mode=handler.mode,
+        country=checked.get("country"),
+        consent_confirmed=False,
+        state="running" if claim else "queued",
+        processed=0,
+        created=0,
+        updated=0,
+        rejected=0,
+        lines=0,
+        contacts_created=0,
+        removed=0,
+        created_by=actor.user_id,
+        created_at=now,
+        started_at=now if claim else None,
+    )
+    session.add(job)
+    session.flush()
+    fields = sorted({item[2] for item in mapped} - {mappings.IGNORE})
+    record_by(
+        session,
+        actor,
+        f"{kind}.import.start",
+        f"import {job.id}",
+        {"file": file_name, "format": info.format, "fields": fields},
+    )
+    record(session, ContactsImportQueued(job.id))  # wakes the imports task, whatever the kind
     return job
 
 
@@ -721,8 +808,9 @@ def run_step(
             with write_lock(session):
                 job.total = total
                 session.commit()
+        handler = kind_of(job.kind or "contacts")
         with write_lock(session):  # reads on the worker's session take SQLite's write lock: let go at once
-            ctx = _context(session, job)
+            ctx = handler.context(session, job)
             session.commit()
         rows = _rows_from(job, data_dir)
         deadline = time.monotonic() + seconds
@@ -734,13 +822,12 @@ def run_step(
                     _finish(session, actor, job, "done")
                     session.commit()
                 return handled or 1
-            parsed, batch = _parse_all(ctx, session, chunk)
+            prepared = handler.prepare(ctx, session, chunk)
             with write_lock(session):
-                created, updated, rejected = _process(session, actor, ctx, parsed, batch)
+                counts = handler.write(session, actor, ctx, prepared)
                 job.processed += len(chunk)
-                job.created += created
-                job.updated += updated
-                job.rejected += rejected
+                for name, count in counts.items():
+                    setattr(job, name, (getattr(job, name) or 0) + count)
                 if job.total is not None and job.processed > job.total:
                     job.total = job.processed
                 session.commit()
@@ -777,14 +864,39 @@ def _finish(session: Session, actor: Actor, job: ImportJob, state: str) -> None:
     if cached is not None:
         _close(cached[0])
     _owned.discard(job.id)
-    record_by(
-        session,
-        actor,
-        "contacts.import.finish",
-        f"import {job.id}",
-        {"state": state, "created": job.created, "updated": job.updated, "rejected": job.rejected},
-    )
-    record(session, ContactsImported(job.id, state, job.created, job.updated, job.rejected))
+    kind_of(job.kind or "contacts").finished(session, actor, job, state)
+
+
+class ContactsKind(Kind):
+    """Contacts as a kind of import: the rules at the top of this module."""
+
+    name = "contacts"
+    label = "Contacts"
+    spec = mappings.CONTACTS
+    mode = "upsert"
+
+    def context(self, session: Session, job: ImportJob) -> Any:
+        return _context(session, job)
+
+    def prepare(self, ctx: Any, session: Session, rows: list[Row]) -> Any:
+        return _parse_all(ctx, session, rows)
+
+    def write(self, session: Session, actor: Actor, ctx: Any, prepared: Any) -> dict[str, int]:
+        created, updated, rejected = _process(session, actor, ctx, *prepared)
+        return {"created": created, "updated": updated, "rejected": rejected}
+
+    def finished(self, session: Session, actor: Actor, job: ImportJob, state: str) -> None:
+        record_by(
+            session,
+            actor,
+            "contacts.import.finish",
+            f"import {job.id}",
+            {"state": state, "created": job.created, "updated": job.updated, "rejected": job.rejected},
+        )
+        record(session, ContactsImported(job.id, state, job.created, job.updated, job.rejected))
+
+
+register(ContactsKind())
 
 
 def erase_contact(session: Session, contact_id: int) -> None:
@@ -869,8 +981,8 @@ def undo_import(session: Session, actor: Actor, job_id: int) -> ImportJob:
     """Ask for a finished (or failed) import to be undone as a whole: the job becomes "undoing" and the
     worker (or the CLI, with undo_step) takes it back a batch at a time, never the request. An undo that
     stopped on an error (the job failed again) carries on from where it stopped when asked again."""
-    _require(actor)
     job = get_job(session, job_id)
+    kind_of(job.kind or "contacts").require(actor)
     if job.state in ("queued", "running"):
         raise Conflict("The import is still running: undo it once it has finished", field="import_id")
     if job.state == "undoing":
@@ -878,10 +990,15 @@ def undo_import(session: Session, actor: Actor, job_id: int) -> ImportJob:
     if job.state == "undone":
         raise Conflict("This import was undone already", field="import_id")
     total = session.scalar(select(func.count()).select_from(ImportChange).where(ImportChange.job_id == job.id))
-    job.state, job.undo_total = "undoing", max(int(total or 0), job.undo_processed or 0)
+    records = session.scalar(select(func.count()).select_from(ImportRecord).where(ImportRecord.job_id == job.id))
+    # records are deleted as they are undone: the ones gone already count as done (job.removed)
+    total = int(total or 0) + int(records or 0) + (job.removed or 0)
+    job.state, job.undo_total = "undoing", max(total, job.undo_processed or 0)
     job.undo_processed = job.undo_processed or 0
     session.flush()
-    record_by(session, actor, "contacts.import.undo", f"import {job.id}", {"contacts": job.undo_total})
+    kind = job.kind or "contacts"
+    details = {"contacts": job.undo_total} if kind == "contacts" else {"records": job.undo_total}
+    record_by(session, actor, f"{kind}.import.undo", f"import {job.id}", details)
     record(session, ContactsImportUndoQueued(job.id))
     return job
 
@@ -910,6 +1027,20 @@ def undo_step(
             if job is None or job.state != "undoing":
                 session.commit()
                 return handled
+            removed = kind_of(job.kind or "contacts").undo_records(session, actor, job, UNDO_BATCH)
+            if removed:  # a kind's own records (orders, products) go first, then the contacts it created
+                job.removed = (job.removed or 0) + removed
+                job.undo_processed = (job.undo_processed or 0) + removed
+                if job.undo_total is None or job.undo_processed > job.undo_total:
+                    job.undo_total = job.undo_processed
+                done, total = job.undo_processed, job.undo_total
+                session.commit()
+                handled += removed
+                if progress is not None:
+                    progress(done, total)
+                if time.monotonic() >= deadline:
+                    return handled
+                continue
             changes = session.execute(
                 select(
                     ImportChange.id,
@@ -948,8 +1079,12 @@ def undo_step(
 def _finish_undo(session: Session, actor: Actor, job: ImportJob) -> None:
     job.state, job.undone_at = "undone", utcnow()
     counts = {"deleted": job.deleted or 0, "restored": job.restored or 0, "kept": job.kept or 0}
-    record_by(session, actor, "contacts.import.undo.finish", f"import {job.id}", counts)
+    kind = job.kind or "contacts"
+    details = counts if kind == "contacts" else {**counts, "removed": job.removed or 0}
+    record_by(session, actor, f"{kind}.import.undo.finish", f"import {job.id}", details)
     record(session, ContactsImportUndone(job.id, counts["deleted"], counts["restored"], counts["kept"]))
+    for event in kind_of(kind).undone_events(job):
+        record(session, event)
 
 
 def fail_undo(session: Session, actor: Actor, job_id: int) -> None:

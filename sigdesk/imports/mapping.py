@@ -4,6 +4,9 @@ person (page, API, CLI), and checked before anything is imported.
 A mapping is a list of (column index, header, field). Fields are the contact's standard fields by their
 import names, `tags`, `stage`, `consent`, `owner` (a user's email), `field:<key>` for a custom field, or
 `ignore`. Each field takes at most one column: two columns on one field is refused naming both.
+
+Other kinds of import (products, orders: sigdesk.imports.kinds) bring their own `Spec`: their fields, the
+header words that suggest them, and what a mapping must name; the functions here take it (contacts' by default).
 """
 
 from __future__ import annotations
@@ -11,7 +14,8 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sigdesk.errors import UserError
@@ -63,20 +67,41 @@ _WORD = re.compile(r"[^a-z0-9]")
 Mapped = list[tuple[int, str, str]]
 
 
+@dataclass(frozen=True)
+class Spec:
+    """What one kind of import maps columns to: its fields, the header words suggesting each, whether
+    custom fields (`field:<key>`) may be mapped, and what a mapping must name (`missing` says what is
+    lacking, or None)."""
+
+    fields: tuple[str, ...]
+    synonyms: Mapping[str, tuple[str, ...]]
+    custom: bool
+    missing: Callable[[set[str]], str | None]
+
+
+def _contacts_missing(fields: set[str]) -> str | None:
+    if "phone" not in fields and "email" not in fields:
+        return "Map a column to phone (or to email, to update contacts found by email)"
+    return None
+
+
+CONTACTS = Spec(FIELDS, SYNONYMS, True, _contacts_missing)
+
+
 def _folded(text: str) -> str:
     plain = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
     return _WORD.sub("", plain.lower())
 
 
-def suggest(headers: Sequence[str], custom_keys: Iterable[str] = ()) -> Mapped:
+def suggest(headers: Sequence[str], custom_keys: Iterable[str] = (), spec: Spec = CONTACTS) -> Mapped:
     """A field for each column whose name says which (Phone, Telefon, Teléfono, WhatsApp, E-mail...),
     each field once (the first column wins); the rest `ignore`."""
-    custom = {_folded(key): key for key in custom_keys}
+    custom = {_folded(key): key for key in custom_keys} if spec.custom else {}
     taken: set[str] = set()
     mapped: Mapped = []
     for index, header in enumerate(headers):
         word = _folded(header)
-        field = next((name for name, words in SYNONYMS.items() if word in words), None)
+        field = next((name for name, words in spec.synonyms.items() if word in words), None)
         if field is None and word in custom:
             field = CUSTOM_PREFIX + custom[word]
         if field is None or field in taken:
@@ -87,17 +112,18 @@ def suggest(headers: Sequence[str], custom_keys: Iterable[str] = ()) -> Mapped:
     return mapped
 
 
-def check_field(field: str, custom_keys: Iterable[str]) -> str:
+def check_field(field: str, custom_keys: Iterable[str], spec: Spec = CONTACTS) -> str:
     field = field.strip()
-    if field in FIELDS or field == IGNORE:
+    if field in spec.fields or field == IGNORE:
         return field
-    if field.startswith(CUSTOM_PREFIX):
+    if spec.custom and field.startswith(CUSTOM_PREFIX):
         key = field[len(CUSTOM_PREFIX) :].strip()
         if key in set(custom_keys):
             return CUSTOM_PREFIX + key
         raise UserError(f"There is no custom field '{key}' (mapping '{field}')", field="mapping")
+    custom = ", field:<key>" if spec.custom else ""
     raise UserError(
-        f"'{field}' is not a field to import into (use one of {', '.join(FIELDS)}, field:<key> or ignore)",
+        f"'{field}' is not a field to import into (use one of {', '.join(spec.fields)}{custom} or ignore)",
         field="mapping",
     )
 
@@ -107,6 +133,7 @@ def build(
     given: Mapping[str, Any] | None,
     custom_keys: Iterable[str] = (),
     base: Mapped | None = None,
+    spec: Spec = CONTACTS,
 ) -> Mapped:
     """The mapping from `given` (header name -> field; a column not named is ignored), on top of `base`
     when given (the CLI's suggestion, adjusted by --map). A header that is not in the file is refused."""
@@ -120,13 +147,13 @@ def build(
             indexes = [index for index, header in enumerate(headers) if header.casefold() == column.casefold()]
         if not indexes:
             raise UserError(f"The file has no column '{column}' (its columns: {', '.join(headers)})", field="mapping")
-        field = check_field(field, custom_keys)
+        field = check_field(field, custom_keys, spec)
         for index in indexes[:1]:
             mapped[index] = (index, headers[index], field)
-    return check(mapped)
+    return check(mapped, spec)
 
 
-def check(mapped: Mapped) -> Mapped:
+def check(mapped: Mapped, spec: Spec = CONTACTS) -> Mapped:
     """Refuse a mapping that puts two columns on one field (naming both), or imports nothing to match on."""
     seen: dict[str, str] = {}
     for _index, header, field in mapped:
@@ -138,8 +165,9 @@ def check(mapped: Mapped) -> Mapped:
                 field="mapping",
             )
         seen[field] = header
-    if "phone" not in seen and "email" not in seen:
-        raise UserError("Map a column to phone (or to email, to update contacts found by email)", field="mapping")
+    missing = spec.missing(set(seen))
+    if missing is not None:
+        raise UserError(missing, field="mapping")
     return mapped
 
 

@@ -121,9 +121,10 @@ def clear_stale_uploads(session: Session, data_dir: Path) -> int:
 
 
 class ImportData(BaseModel):
-    """A contact import as the page and the API show it: where it is, and what it did so far."""
+    """An import as the page and the API show it: where it is, and what it did so far."""
 
     id: int
+    kind: Literal["contacts", "products", "orders"] = Field(description="What the file holds")
     file_name: str
     format: Literal["csv", "xlsx"]
     encoding: str | None = Field(description="The text encoding read (CSV only)")
@@ -148,11 +149,15 @@ class ImportData(BaseModel):
     deleted: int = Field(description="Contacts the import created that the undo deleted")
     restored: int = Field(description="Contacts the import updated that the undo put back as they were")
     kept: int = Field(description="Contacts the import created that the undo kept (conversations since, or merged)")
+    lines: int = Field(description="Orders imports: the order lines written (created counts the orders)")
+    contacts_created: int = Field(description="Orders imports: the contacts created for new phone numbers")
+    removed: int = Field(description="Orders or products the undo deleted or put back")
 
     @classmethod
     def of(cls, job: ImportJob) -> "ImportData":
         return cls(
             id=job.id,
+            kind=job.kind or "contacts",  # type: ignore[arg-type]
             file_name=job.file_name,
             format=job.format,  # type: ignore[arg-type]
             encoding=job.encoding,
@@ -175,6 +180,9 @@ class ImportData(BaseModel):
             deleted=job.deleted or 0,
             restored=job.restored or 0,
             kept=job.kept or 0,
+            lines=job.lines or 0,
+            contacts_created=job.contacts_created or 0,
+            removed=job.removed or 0,
         )
 
 

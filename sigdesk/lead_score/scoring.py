@@ -10,8 +10,9 @@ message.received it stays cheap: the rules are cached (reloaded when it reads a 
 read per batch notes who replied within a day, and it writes only for contacts not scored yet or when a
 rule reads messages.
 
-A kind whose facts live elsewhere (has_ordered, once orders exist) plugs its condition in with
-`plug(kind, condition)`, and names the events that change it (with a `contact_id`) in CONTACT_EVENTS.
+A kind whose facts live elsewhere (has_ordered, from sigdesk.sales) plugs its condition in with
+`plug(kind, condition, contact_events=..., everyone_events=...)`, naming the events that change what it
+matches, so the lead score never names another feature's events.
 """
 
 from __future__ import annotations
@@ -100,11 +101,34 @@ CONDITIONS: dict[str, Condition] = {
 }
 
 
-def plug(kind: str, condition: Condition) -> None:
-    """Give a kind its condition: `condition(session, rule, now)` is where a contact matches the rule."""
+# The events plugged kinds named (see plug), and whether a consumer has already been registered with the
+# names known then: one named later would never reach it.
+PLUGGED_CONTACT_EVENTS: set[str] = set()
+PLUGGED_EVERYONE_EVENTS: set[str] = set()
+_listening = False
+
+
+def plug(
+    kind: str, condition: Condition, *, contact_events: Iterable[str] = (), everyone_events: Iterable[str] = ()
+) -> None:
+    """Give a kind its condition: `condition(session, rule, now)` is where a contact matches the rule.
+
+    `contact_events` are the events (each with a `contact_id`) after which that contact may match it
+    differently, so the consumer rescores them; `everyone_events` those after which anybody may (an
+    import), so it rescores everyone. The feature plugging in must be wired before sigdesk.lead_score's
+    (sigdesk/features.py): the outbox learns which events the consumer reads when it is registered.
+    """
     if kind not in KINDS:
         raise ValueError(f"unknown lead score rule kind {kind!r}")
+    new = (set(contact_events) - PLUGGED_CONTACT_EVENTS) | (set(everyone_events) - PLUGGED_EVERYONE_EVENTS)
+    if new and _listening:
+        raise RuntimeError(
+            f"lead score events {sorted(new)} were plugged after the lead score's consumer was registered: "
+            "wire the feature before sigdesk.lead_score.feature"
+        )
     CONDITIONS[kind] = condition
+    PLUGGED_CONTACT_EVENTS.update(contact_events)
+    PLUGGED_EVERYONE_EVENTS.update(everyone_events)
 
 
 def load_rules(session: Session) -> list[Rule]:
@@ -258,7 +282,17 @@ class LeadScoreConsumer:
 
     @property
     def events(self) -> list[str]:
-        names = {MessageReceived.name, *CONTACT_EVENTS, *EVERYONE_EVENTS, "contacts.merged"}
+        """What to register the consumer for: its own events and those the plugged kinds named."""
+        global _listening
+        _listening = True
+        names = {
+            MessageReceived.name,
+            *CONTACT_EVENTS,
+            *PLUGGED_CONTACT_EVENTS,
+            *EVERYONE_EVENTS,
+            *PLUGGED_EVERYONE_EVENTS,
+            "contacts.merged",
+        }
         # Some names come with features that may not be installed: listen only to those that exist.
         return sorted(name for name in names if name in CATALOGUE)
 
@@ -266,7 +300,9 @@ class LeadScoreConsumer:
         if self.rules is None or any(item.event.name in RULES_EVENTS for item in events):
             self.rules = load_rules(session)
         rules = self.rules
-        everyone = any(item.event.name in EVERYONE_EVENTS for item in events)
+        everyone = any(
+            item.event.name in EVERYONE_EVENTS or item.event.name in PLUGGED_EVERYONE_EVENTS for item in events
+        )
         contacts: set[int] = set()
         received: dict[int, int] = {}  # message id -> contact id
         for item in events:

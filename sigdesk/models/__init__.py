@@ -1,8 +1,9 @@
 """All tables, imported here so Alembic and the app see one complete metadata."""
 
+from sigdesk.models.analytics import AnalyticsDaily, AnalyticsEpisode, AnalyticsState
 from sigdesk.models.audit import AuditEvent, LoginEvent
 from sigdesk.models.contact import Contact
-from sigdesk.models.contact_import import ImportChange, ImportJob, ImportRejection
+from sigdesk.models.contact_import import ImportChange, ImportJob, ImportRecord, ImportRejection
 from sigdesk.models.consent import ConsentEvent
 from sigdesk.models.custom_field import ContactField, ContactFieldValue
 from sigdesk.models.merge import ContactMerge, DuplicateDismissal
@@ -11,8 +12,10 @@ from sigdesk.models.inbox import CannedResponse, ConversationLabel, Label, Note
 from sigdesk.models.lead_score import LeadScoreRule
 from sigdesk.models.lifecycle import ContactStage, ContactTag, Stage, StageChange, Tag
 from sigdesk.models.outbox import OutboxCursor, OutboxEvent
+from sigdesk.models.predictions import PredictionRefresh, ReorderChance, ReorderForecast, ReorderProduct
 from sigdesk.models.message import Direction, MediaState, Message, MessageStatus, MessageStatusEvent, Reaction
 from sigdesk.models.relay import RejectedDelivery, RelayReceipt
+from sigdesk.models.sales import Order, OrderLine, OrderStatusChange, Product
 from sigdesk.models.segment import Segment
 from sigdesk.models.setting import Setting
 from sigdesk.models.template import Template
@@ -22,6 +25,9 @@ from sigdesk.models.webhook import AccountEvent, DeliverySource, DeliveryState, 
 
 __all__ = [
     "AccountEvent",
+    "AnalyticsDaily",
+    "AnalyticsEpisode",
+    "AnalyticsState",
     "ApiToken",
     "AuditEvent",
     "CannedResponse",
@@ -29,6 +35,7 @@ __all__ = [
     "Contact",
     "ImportChange",
     "ImportJob",
+    "ImportRecord",
     "ImportRejection",
     "ContactField",
     "ContactFieldValue",
@@ -53,12 +60,20 @@ __all__ = [
     "Message",
     "MessageStatus",
     "MessageStatusEvent",
+    "Order",
+    "OrderLine",
+    "OrderStatusChange",
     "OutboxCursor",
     "OutboxEvent",
+    "PredictionRefresh",
     "Reaction",
+    "Product",
     "RecoveryCode",
     "RejectedDelivery",
     "RelayReceipt",
+    "ReorderChance",
+    "ReorderForecast",
+    "ReorderProduct",
     "Role",
     "Segment",
     "Setting",

@@ -1,4 +1,4 @@
-"""Contact imports: one row per uploaded file and its run (import_jobs), what each touched contact was before
+"""Imports (contacts, products, orders): one row per uploaded file and its run (import_jobs), what each touched contact was before
 (import_changes, so the whole import can be undone), and the rows it refused (import_rejections, for the
 error report). The worker keeps a job's counts up to date as it goes, so a page can show the progress."""
 
@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from sigdesk.db import MYSQL_TABLE_OPTIONS, Base, UTCDateTime, utcnow
@@ -53,6 +53,13 @@ class ImportJob(Base):
     deleted: Mapped[int] = mapped_column(Integer, default=0)
     restored: Mapped[int] = mapped_column(Integer, default=0)
     kept: Mapped[int] = mapped_column(Integer, default=0)
+    # What the file holds (contacts, products, orders: sigdesk.imports.kinds) and that kind's options (JSON).
+    kind: Mapped[str] = mapped_column(String(16), default="contacts", server_default="contacts")
+    options: Mapped[str | None] = mapped_column(Text, default=None)
+    # Orders: the lines written and the contacts created by phone; undo: the orders or products it removed.
+    lines: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    contacts_created: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    removed: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
 
 
 class ImportChange(Base):
@@ -84,3 +91,18 @@ class ImportRejection(Base):
     line: Mapped[int] = mapped_column(Integer)
     error: Mapped[str] = mapped_column(String(500))
     cells: Mapped[str] = mapped_column(Text)
+
+
+class ImportRecord(Base):
+    """A product or an order an import wrote (`record_id`: its id in the kind's table), for undo: `created`
+    rows are deleted, the others get `previous` (JSON of the columns as they were) back. Contacts keep
+    their own import_changes, which merges and erasure maintain."""
+
+    __tablename__ = "import_records"
+    __table_args__ = (Index("ix_import_records_job_id_id", "job_id", "id"), MYSQL_TABLE_OPTIONS)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("import_jobs.id", ondelete="CASCADE"))
+    record_id: Mapped[int] = mapped_column(Integer)
+    created: Mapped[bool] = mapped_column(Boolean, default=True)
+    previous: Mapped[str | None] = mapped_column(Text, default=None)

@@ -41,6 +41,9 @@ SCHEDULES = ("daily", "weekly", "off")
 # where each step lives afterwards (sigdesk/navigation.py), and what it sets up
 PLACES = {"whatsapp": "Connection", "inbound": "Inbound", "backup": "Backups"}
 SKIPPED = "wizard_skipped"
+# Asked on the welcome step, prefilled with what this computer suggests (its locale's country and currency, its
+# zone), because numbers typed without a prefix, prices and every date depend on them from the first day.
+BUSINESS_KEYS = ("general.business_name", "general.timezone", "contacts.default_country", "sales.currency")
 LABELS = {"welcome": "Welcome", "whatsapp": "WhatsApp", "inbound": "Inbound messages", "backup": "Backups"}
 
 
@@ -82,6 +85,11 @@ def _page(
         context["mode"] = settings.get(session, cipher(), "inbound.mode")
         context["relay_url"] = settings.get(session, cipher(), "relay.url")
         context["verify_token"] = settings.get(session, cipher(), connect.VERIFY_TOKEN)
+    elif step == "welcome":
+        context["business"] = {
+            key: request.form.get(key, "") if errors else settings.get(session, cipher(), key) for key in BUSINESS_KEYS
+        }
+        context["specs"] = SPECS
     elif step == "backup":
         context["folder"] = settings.get(session, cipher(), "backup.folder") or ""
         context["suggested_folder"] = str(onboarding.suggested_backup_folder())
@@ -179,13 +187,26 @@ def submit(step: str):
         return error_response(404, "There is no such first-run step.")
     if onboarding.is_finished(db_session(), cipher()):
         return _finished_redirect()
-    if step == "welcome" or request.form.get("action") == "skip":
+    if step == "welcome" and request.form.get("action") != "skip":
+        return _save_business()
+    if request.form.get("action") == "skip":
         if step in PLACES:
             cookie[SKIPPED] = sorted({*cookie.get(SKIPPED, []), step})
         return _next(step)
     if step == "whatsapp" and request.form.get("action") in ("find", "choose", "continue"):
         return _connect_whatsapp(request.form["action"])
     return {"whatsapp": _save_whatsapp, "inbound": _save_inbound, "backup": _save_backup}[step]()
+
+
+def _save_business():
+    def save(session: Session) -> None:
+        changes = settings_commands.from_form(BUSINESS_KEYS, request.form)
+        settings_commands.save(session, acting(WIZARD), cipher(), changes)
+
+    try:
+        return _next("welcome", save)
+    except settings_commands.SettingsRejected as rejected:
+        return _page("welcome", 400, errors=rejected.errors)
 
 
 def _connect_whatsapp(action: str):

@@ -103,6 +103,11 @@ def parse_digits(text: str) -> str:
     return cleaned
 
 
+def parse_optional_digits(text: str) -> str:
+    """A numeric Meta ID, or empty for none (so a form can clear it)."""
+    return parse_digits(text) if text.strip() else ""
+
+
 def parse_inbound_mode(text: str) -> str:
     cleaned = text.strip().lower()
     if cleaned not in ("direct", "relay"):
@@ -114,6 +119,24 @@ def parse_days(text: str) -> int:
     days = parse_int(text)
     if not 0 <= days <= 36500:
         raise SettingError(f"'{text}' is not a number of days between 0 (keep forever) and 36500")
+    return days
+
+
+def parse_horizons(text: str) -> str:
+    """Reorder prediction horizons: up to five numbers of days from 1 to 365, comma-separated ("7,30,90")."""
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    if not parts or len(parts) > 5 or not all(part.isascii() and part.isdigit() for part in parts):
+        raise SettingError(f"'{text}' is not a list of one to five numbers of days, like 7,30,90")
+    days = sorted({int(part) for part in parts})
+    if not all(1 <= day <= 365 for day in days):
+        raise SettingError(f"'{text}' has a horizon outside 1 to 365 days")
+    return ",".join(str(day) for day in days)
+
+
+def parse_margin(text: str) -> int:
+    days = parse_int(text)
+    if not 0 <= days <= 365:
+        raise SettingError(f"'{text}' is not a number of days between 0 and 365")
     return days
 
 
@@ -186,6 +209,24 @@ def parse_country(text: str) -> str:
     if cleaned not in PHONE_REGIONS:
         raise SettingError(f"'{text}' is not a two-letter country code like DE, US or BR")
     return cleaned
+
+
+def parse_currency(text: str) -> str:
+    """The shop's currency: an ISO 4217 code like EUR."""
+    from babel.numbers import list_currencies
+
+    cleaned = text.strip().upper()
+    if cleaned not in list_currencies():
+        raise SettingError(f"'{text}' is not a currency: give a three-letter ISO code like EUR, USD or BRL")
+    return cleaned
+
+
+def machine_currency() -> str:
+    """The currency of this computer's country (DE gives EUR), or EUR when the locale names no country."""
+    from babel.numbers import get_territory_currencies
+
+    found = get_territory_currencies(machine_country()) if machine_country() else []
+    return found[0] if found else "EUR"
 
 
 def machine_country() -> str:
@@ -317,6 +358,31 @@ SPECS: dict[str, Spec] = {
             "Country of phone numbers typed without a country code (ISO code like DE; empty: always ask for one)",
             parse_country,
             machine_country(),
+        ),
+        Spec(
+            "sales.currency",
+            "Currency of prices and orders (ISO code like EUR)",
+            parse_currency,
+            machine_currency(),
+        ),
+        Spec(
+            "sales.catalog_id",
+            "Meta catalog ID to sync products from (empty: the one linked to the WhatsApp Business Account)",
+            parse_optional_digits,
+            None,
+        ),
+        Spec(
+            "predictions.horizons",
+            "Reorder prediction horizons in days (comma-separated, like 7,30,90)",
+            parse_horizons,
+            "7,30,90",
+        ),
+        Spec(
+            "predictions.at_risk_margin",
+            "Days an expected reorder may be late before the customer is marked at risk (0: automatic, half "
+            "the customer's usual interval and at least a week)",
+            parse_margin,
+            0,
         ),
         Spec(
             "consent.stop_keywords",

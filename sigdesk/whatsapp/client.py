@@ -11,7 +11,7 @@ import logging
 import math
 import re
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Self
 from urllib.parse import urlsplit
 
@@ -57,6 +57,10 @@ VERSION_RE = re.compile(r"^v\d{1,3}\.\d$")
 TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 DOWNLOAD_DEADLINE = 120.0
 MAX_TEMPLATE_PAGES = 200
+# A commerce catalog's items as SigDesk keeps them (Meta's ProductItem fields), a page at a time.
+CATALOG_PRODUCT_FIELDS = "id,retailer_id,name,price,currency,availability,category"
+CATALOG_PAGE_SIZE = 100
+MAX_CATALOG_PAGES = 1000
 
 TEXT_MAX = 4096
 CAPTION_MAX = 1024
@@ -622,3 +626,35 @@ class GraphClient:
             params = {"limit": 100, "after": after}
         log.warning("stopped listing templates after %s pages", MAX_TEMPLATE_PAGES)
         return templates
+
+    # --- commerce catalog ------------------------------------------------------------------------
+    def product_catalogs(self, waba_id: str | None = None) -> list[dict[str, Any]]:
+        """The commerce catalogs linked to the WhatsApp Business Account (Meta links at most one today)."""
+        waba = waba_id or self.waba_id
+        if not waba:
+            raise GraphError("The WhatsApp Business Account ID is not set", code=100)
+        body = self.request("GET", f"{_id(waba)}/product_catalogs", params={"fields": "id,name"})
+        return [item for item in body.get("data") or [] if isinstance(item, dict) and item.get("id")]
+
+    def catalog_products(self, catalog_id: str, page_size: int = CATALOG_PAGE_SIZE) -> Iterator[list[dict[str, Any]]]:
+        """The catalog's items, one list per page of Meta's cursor paging, so a caller can show progress.
+
+        A page that repeats a cursor ends the listing (Meta's paging has looped before); a catalog longer than
+        MAX_CATALOG_PAGES pages is an error rather than a silently partial listing, since a caller may act on
+        what is missing from it."""
+        params: dict[str, Any] = {"fields": CATALOG_PRODUCT_FIELDS, "limit": page_size}
+        seen: set[str] = set()
+        for _page in range(MAX_CATALOG_PAGES):
+            body = self.request("GET", f"{_id(catalog_id)}/products", params=params)
+            data = body.get("data", [])
+            if not isinstance(data, list):
+                raise GraphError("The Graph API listed the catalog without a data list", status=200)
+            yield [item for item in data if isinstance(item, dict)]
+            paging = body.get("paging") if isinstance(body.get("paging"), dict) else {}
+            cursors = paging.get("cursors") if isinstance(paging.get("cursors"), dict) else {}
+            after = cursors.get("after")
+            if not isinstance(after, str) or not after or not paging.get("next") or after in seen:
+                return
+            seen.add(after)
+            params = {"fields": CATALOG_PRODUCT_FIELDS, "limit": page_size, "after": after}
+        raise GraphError(f"The catalog has more than {MAX_CATALOG_PAGES} pages of products", status=200)

@@ -34,7 +34,7 @@ def test_the_exports_page_and_the_cli_record_the_same_export(app, auth, owner, t
 def test_a_refused_export_records_nothing(app, auth, owner):
     assert (
         auth.post(
-            "/admin/exports/download", {"what": "orders", "format": "csv"}, form_page="/admin/exports/"
+            "/admin/exports/download", {"what": "invoices", "format": "csv"}, form_page="/admin/exports/"
         ).status_code
         == 400
     )

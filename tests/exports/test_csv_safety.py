@@ -66,6 +66,7 @@ def test_hostile_names_texts_and_template_names_are_neutralised_in_every_kind(ap
         talk = factories.conversation(session, who)
         factories.message(session, talk, text=hostile, error_code=-5, error_title=hostile)
         factories.template(session, name=hostile, body=hostile)
+        factories.order(session, who, notes=hostile)
     for kind in KINDS:
         out = tmp_path / f"{kind}.csv"
         with app.extensions["sigdesk"].database.session() as session:

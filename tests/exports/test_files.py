@@ -125,7 +125,7 @@ def test_a_download_cut_short_or_refused_leaves_nothing_behind(app, browser_like
     # the client went away after the first kilobyte; the file went with the download
     assert wait_until_empty(private_folder(app)) == []
     refused = browser_like.post(
-        "/admin/exports/download", data={"csrf_token": form_token(browser_like), "what": "orders", "format": "csv"}
+        "/admin/exports/download", data={"csrf_token": form_token(browser_like), "what": "invoices", "format": "csv"}
     )
     missing = browser_like.post(
         "/admin/exports/contact", data={"csrf_token": form_token(browser_like), "contact_id": "99999999"}

@@ -20,6 +20,8 @@ from sigdesk.conversations.services import reactions_for
 from sigdesk.exports.services import COLUMNS, FORMULA_START, KINDS, ExportError, export
 from sigdesk.message_templates.schemas import TemplateData
 from sigdesk.models import AuditEvent, Contact, Conversation, Message, Template, User
+from sigdesk.models.sales import Order
+from sigdesk.sales.services import OrderData
 from tests import factories
 from tests.backup.seed import MESSAGE_TYPES, seed
 
@@ -36,6 +38,7 @@ SERIALIZERS = {
     ),
     "templates": (Template, lambda session, template: TemplateData.of(template)),
     "audit": (AuditEvent, lambda session, event: AuditData.of(event)),
+    "orders": (Order, lambda session, order: OrderData.of(order)),
 }
 
 
@@ -49,6 +52,11 @@ def contact_record(contact: Contact) -> dict:
 @pytest.fixture
 def seeded(app):
     seed(app)
+    with app.extensions["sigdesk"].database.session() as session:  # two orders, one of two lines
+        first, second = session.scalars(select(Contact).order_by(Contact.id).limit(2)).all()
+        water = factories.product(session, sku="WATER", name="Water 20 L")
+        factories.order(session, first, lines=[(water, 2, 250), (None, 1, 100)], notes="=ring twice")
+        factories.order(session, second)
     return app
 
 
@@ -84,6 +92,15 @@ def flattened(record: dict, columns: list[str]) -> list:
     return cells
 
 
+def csv_records(kind: str, record: dict, columns: list[str]) -> list[list]:
+    """A record's expected CSV rows: one, or for an order one per line, its `line.` columns from the line."""
+    if kind != "orders":
+        return [flattened(record, columns)]
+    own = [column for column in columns if not column.startswith("line.")]
+    lines = [column.removeprefix("line.") for column in columns if column.startswith("line.")]
+    return [flattened(record, own) + flattened(line, lines) for line in record["lines"]]
+
+
 def read_cells(row: list[str], like: list) -> list:
     """CSV text, with the cells that hold JSON parsed, to compare with flattened()."""
     return [json.loads(text) if isinstance(want, (dict, list)) else text for text, want in zip(row, like)]
@@ -113,7 +130,7 @@ def test_csv_export_matches_the_database_row_by_row(seeded, tmp_path, kind):
         table = list(csv.reader(handle))
     columns = list(COLUMNS[kind])
     assert table[0] == columns
-    want = [flattened(record, columns) for record in expected(seeded, kind)]
+    want = [cells for record in expected(seeded, kind) for cells in csv_records(kind, record, columns)]
     assert [read_cells(row, cells) for row, cells in zip(table[1:], want)] == want
     assert len(table) - 1 == len(want)
 
@@ -220,8 +237,8 @@ def test_export_refuses_to_overwrite_and_names_what_it_cannot_do(seeded, tmp_pat
     with seeded.extensions["sigdesk"].database.session() as session:
         with pytest.raises(ExportError, match="already exists"):
             export(session, "contacts", "csv", out)
-        with pytest.raises(ExportError, match="no orders"):
-            export(session, "orders", "csv", tmp_path / "orders.csv")
+        with pytest.raises(ExportError, match="Unknown export"):
+            export(session, "invoices", "csv", tmp_path / "invoices.csv")
         with pytest.raises(ExportError, match="Unknown format"):
             export(session, "contacts", "xml", tmp_path / "c.xml")
     assert out.read_text() == "mine"
@@ -276,12 +293,12 @@ def test_cli_export_writes_the_file_and_reports_counts(seeded, tmp_path, monkeyp
             config.database_url,
             "export",
             "--what",
-            "orders",
+            "audit",
             "--out",
-            str(tmp_path / "o.csv"),
+            str(out),
         ],
     )
-    assert bad.exit_code == 1 and "no orders" in bad.output
+    assert bad.exit_code == 1 and "already exists" in bad.output
 
 
 @pytest.mark.skipif(not (shutil.which("soffice") or shutil.which("libreoffice")), reason="LibreOffice is not installed")

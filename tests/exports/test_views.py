@@ -43,9 +43,9 @@ def test_admins_download_csv_and_zip_exports_that_parse_back(app, auth, owner):
 
 def test_bad_choices_are_a_clear_400(auth, owner):
     response = auth.client.post(
-        "/admin/exports/download", data={"csrf_token": token(auth), "what": "orders", "format": "csv"}
+        "/admin/exports/download", data={"csrf_token": token(auth), "what": "invoices", "format": "csv"}
     )
-    assert response.status_code == 400 and "no orders" in response.get_data(as_text=True)
+    assert response.status_code == 400 and "Unknown export" in response.get_data(as_text=True)
 
 
 def test_contact_download_and_anonymise(app, auth, owner):

@@ -7,6 +7,7 @@ like Meta would. Templates are only checked by name and language once a test reg
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import itertools
@@ -118,6 +119,12 @@ class FakeGraph:
     tunnels: dict[str, str] = field(default_factory=dict)
     # Requested version -> the version Meta upgrades it to, announcing the deprecation in a header.
     deprecated_versions: dict[str, str] = field(default_factory=dict)
+    # Commerce catalogs: catalog id -> its items (ProductItem fields), the catalogs linked to each account,
+    # the largest page served, and failures of one page of a listing (1: the first page).
+    catalogs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    waba_catalogs: dict[str, list[str]] = field(default_factory=dict)
+    catalog_page_size: int = 2
+    catalog_failures: dict[int, Failure] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._ids = itertools.count(1)
@@ -155,6 +162,40 @@ class FakeGraph:
         """Meta's handshake for callback URLs under `public` reaches `local` (a tunnel or reverse proxy)."""
         self.tunnels[public.rstrip("/")] = local.rstrip("/")
 
+    def add_catalog(self, catalog_id: str, items: list[dict[str, Any]], waba_id: str | None = None) -> None:
+        """A catalog with these items (see catalog_item), linked to the account (default: the fake's own)."""
+        with self._lock:
+            self.catalogs[catalog_id] = list(items)
+            self.waba_catalogs.setdefault(waba_id or self.waba_id, []).append(catalog_id)
+
+    @staticmethod
+    def catalog_item(
+        retailer_id: str,
+        name: str,
+        price: Any = "€12.50",
+        currency: Any = "EUR",
+        availability: str = "in stock",
+        category: str | None = None,
+        item_id: str | None = None,
+    ) -> dict[str, Any]:
+        """One ProductItem as the Graph API reads it: `price` formatted with its symbol, like "€12.50"."""
+        item = {
+            "id": item_id or str(int(hashlib.md5(retailer_id.encode()).hexdigest()[:12], 16)),
+            "retailer_id": retailer_id,
+            "name": name,
+            "price": price,
+            "currency": currency,
+            "availability": availability,
+        }
+        if category is not None:
+            item["category"] = category
+        return item
+
+    def fail_catalog_page(self, page: int, code: int, status: int = 400, title: str | None = None) -> None:
+        """Listing a catalog fails on this page (1: the first) with Meta's error, until clear_failures()."""
+        with self._lock:
+            self.catalog_failures[page] = Failure(code, status, title)
+
     # --- control from tests -------------------------------------------------------------
     def fail_next(
         self,
@@ -181,6 +222,7 @@ class FakeGraph:
         with self._lock:
             self.failures.clear()
             self.recipient_failures.clear()
+            self.catalog_failures.clear()
 
     def expire_token(self) -> None:
         """From now on the client's token is refused with code 190, as after Meta expires it."""
@@ -538,6 +580,43 @@ class FakeGraph:
             paging: dict[str, Any] = {"cursors": {"before": str(start), "after": str(after)}}
             if after < len(self.templates):
                 paging["next"] = f"{self.url}/{version}/{waba_id}/message_templates?limit={size}&after={after}"
+            return jsonify(data=page, paging=paging)
+
+        @app.get("/<version>/<waba_id>/product_catalogs")
+        def product_catalogs(version, waba_id):
+            _, error = _waba(waba_id)
+            if error:
+                return error
+            listed = [{"id": cid, "name": f"Catalog {cid}"} for cid in self.waba_catalogs.get(waba_id, [])]
+            return jsonify(data=listed, paging={"cursors": {"before": "MAZDZD", "after": "MAZDZD"}})
+
+        @app.get("/<version>/<catalog_id>/products")
+        def catalog_products(version, catalog_id):
+            if catalog_id not in self.catalogs:
+                return self._error(
+                    100,
+                    f"Unsupported get request. Object with ID '{catalog_id}' does not exist, cannot be loaded due to "
+                    "missing permissions, or does not support this operation",
+                )
+            try:
+                start = int(base64.urlsafe_b64decode(request.args.get("after") or "MA==").decode())
+                size = min(int(request.args.get("limit") or 25), self.catalog_page_size)
+            except ValueError:
+                return self._error(100, "(#100) Invalid cursor or limit")
+            failure = self.catalog_failures.get(start // max(self.catalog_page_size, 1) + 1)
+            if failure:
+                return self._fail(failure)
+            wanted = [name for name in (request.args.get("fields") or "id").split(",") if name]
+            items = self.catalogs[catalog_id]
+            page = [{key: item[key] for key in ["id", *wanted] if key in item} for item in items[start : start + size]]
+            after = start + len(page)
+            cursor = base64.urlsafe_b64encode(str(after).encode()).decode()
+            before = base64.urlsafe_b64encode(str(start).encode()).decode()
+            paging: dict[str, Any] = {"cursors": {"before": before, "after": cursor}}
+            if after < len(items):
+                paging["next"] = (
+                    f"{self.url}/{version}/{catalog_id}/products?fields={','.join(wanted)}&limit={size}&after={cursor}"
+                )
             return jsonify(data=page, paging=paging)
 
         return app

@@ -57,3 +57,28 @@ def run(app, name: str, data: bytes, **options) -> ImportJob:
 
 def path_of(app, name: str) -> Path:
     return services.private_dir(app.extensions["sigdesk"].config.data_dir) / name
+
+
+def start_kind(app, kind: str, name: str, data: bytes, actor: Actor | None = None, **options) -> int:
+    """An import of another kind (products, orders) started as the page and the CLI start it."""
+    state = app.extensions["sigdesk"]
+    upload = stored(app, name, data)
+    with state.database.session() as session:
+        job = commands.start_kind_import(
+            session, actor or Actor.system("cli"), state.config.data_dir, upload, name, kind, **options
+        )
+        return job.id
+
+
+def run_kind(app, kind: str, name: str, data: bytes, **options) -> ImportJob:
+    job_id = start_kind(app, kind, name, data, **options)
+    finish(app)
+    with app.extensions["sigdesk"].database.session() as session:
+        return session.get(ImportJob, job_id)
+
+
+def refused(app, job_id: int) -> dict[int, str]:
+    """The error report's reasons by line."""
+    with app.extensions["sigdesk"].database.session() as session:
+        rows = list(services.error_rows(session, session.get(ImportJob, job_id)))
+    return {int(row[-2]): row[-1] for row in rows[1:]}

@@ -407,3 +407,25 @@ def test_the_resume_link_is_decided_by_permission_not_by_role_name():
     folder = Path(sigdesk.onboarding.__file__).parent
     for source in folder.glob("*.py"):
         assert not re.search(r"role\s*[!=]=\s*['\"]", source.read_text()), source.name
+
+
+@pytest.mark.database
+def test_the_welcome_step_asks_where_the_business_is_and_keeps_what_was_typed_when_refused(app, auth, client, owner):
+    page = html(client.get("/welcome/welcome"))
+    for key in ("general.business_name", "general.timezone", "contacts.default_country", "sales.currency"):
+        assert f'name="{key}"' in page
+    typed = {
+        "general.business_name": "Padaria Sol",
+        "general.timezone": "America/Sao_Paulo",
+        "contacts.default_country": "br",
+        "sales.currency": "REAL",
+    }
+    refused = step(auth, "welcome", typed)
+    assert refused.status_code == 400 and "not a currency" in html(refused)
+    assert 'value="Padaria Sol"' in html(refused) and 'value="REAL"' in html(refused)
+    assert setting(app, "onboarding.step") == "welcome" and setting(app, "general.business_name") == ""
+
+    moved = step(auth, "welcome", {**typed, "sales.currency": "brl"})
+    assert moved.headers["Location"].endswith("/welcome/whatsapp")
+    assert (setting(app, "contacts.default_country"), setting(app, "sales.currency")) == ("BR", "BRL")
+    assert setting(app, "general.timezone") == "America/Sao_Paulo"

@@ -27,6 +27,8 @@
           show("created", String(data.created));
           show("updated", String(data.updated));
           show("rejected", String(data.rejected));
+          show("lines", String(data.lines));
+          show("contacts_created", String(data.contacts_created));
           setTimeout(poll, 1000);
         } else if (data.state === "undoing") {
           if (bar) {
@@ -37,6 +39,7 @@
           show("deleted", String(data.deleted));
           show("restored", String(data.restored));
           show("kept", String(data.kept));
+          show("removed", String(data.removed));
           setTimeout(poll, 1000);
         } else {
           window.location.reload();

@@ -804,9 +804,14 @@
     // the open panel shows this contact: read it again, unless someone is typing in its edit form
     var shown = panel.querySelector(".panel[data-contact-id]");
     if (!shown || shown.getAttribute("data-contact-id") !== String(contactId)) return;
-    var editing = panel.querySelector("#panel-contact-edit[open]");
-    if (editing && editing.contains(document.activeElement)) return;
+    if (typingInPanel()) return;
     loadPanel();
+  }
+
+  function typingInPanel() {
+    // the contact's edit form, or an order being written (orders.js), holds what someone is typing
+    var open = panel.querySelectorAll("#panel-contact-edit[open], [data-orders] details[open]");
+    return Array.prototype.some.call(open, function (box) { return box.contains(document.activeElement); });
   }
 
   // --- search ---------------------------------------------------------------------------------
@@ -942,7 +947,7 @@
     });
     on("conversation.updated", function (data) {
       scheduleList();
-      if (String(data.conversation_id) === state.selected) { loadPanel(); refreshHead(); }
+      if (String(data.conversation_id) === state.selected) { if (!typingInPanel()) loadPanel(); refreshHead(); }
     });
     on("contact.updated", function (data) { contactChanged(data.contact_id); });
     on("note.created", function (data) {
@@ -1085,5 +1090,10 @@
   setInterval(updateWindows, 30000);
   setInterval(function () { localise(list); }, 60000);
   var selected = root.getAttribute("data-selected");
-  if (selected) open(selected, root.getAttribute("data-focus") || null);
+  // ?draft= (the Reorders page's suggested message) fills an empty composer once; open() drops it from the URL
+  var draft = new URLSearchParams(location.search).get("draft");
+  if (selected) open(selected, root.getAttribute("data-focus") || null).then(function () {
+    var text = threadPane.querySelector("#composer-text");
+    if (draft && text && !text.value) { text.value = draft; text.focus(); }
+  });
 })();

@@ -1,0 +1,1 @@
+"""Reorder predictions: the engine (model, backtest) and its integration (store, services, views, API)."""
