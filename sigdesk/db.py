@@ -9,13 +9,14 @@ from collections.abc import Iterator
 import threading
 import weakref
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from functools import lru_cache
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy import Connection, DateTime, Engine, MetaData, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import Pool
 from sqlalchemy.types import TypeDecorator
@@ -262,8 +263,28 @@ def alembic_config(database: Database, migrations_dir: Path):
     return cfg
 
 
+@lru_cache(maxsize=4)
+def head_revision(migrations_dir: Path) -> str | None:
+    """The newest migration's id, read once per process: Alembic loads every migration file to find it."""
+    from alembic.config import Config as AlembicConfig
+    from alembic.script import ScriptDirectory
+
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(migrations_dir))
+    return ScriptDirectory.from_config(cfg).get_current_head()
+
+
 def upgrade_to_head(database: Database, migrations_dir: Path) -> None:
+    """Migrate to the newest schema. A database already there is only asked its version, so a start (and
+    every test's app) does not load and run Alembic for nothing."""
     from alembic import command
 
     database.check_connection()
+    try:
+        with database.engine.connect() as connection:
+            current = connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+    except DBAPIError:  # a new database: no version table yet
+        current = []
+    if current == [head_revision(Path(migrations_dir))]:
+        return
     command.upgrade(alembic_config(database, migrations_dir), "head")
