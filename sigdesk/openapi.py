@@ -85,7 +85,9 @@ def invalid(error: ValidationError) -> UserError:
         loc = loc[1:]
     field = loc[0] if loc else ("type" if first["type"].startswith("union_tag") else "body")
     where = ".".join(loc) or field
-    return UserError(f"'{where}': {first['msg']}", 400, field)
+    # a validator's own sentence comes as "Value error, <sentence>": the sentence is what people read
+    message = str(first["msg"]).removeprefix("Value error, ")
+    return UserError(f"'{where}': {message}", 400, field)
 
 
 TAGS: set[str] = set()  # union tags that pydantic puts at the start of an error's location

@@ -191,7 +191,7 @@ def _reorder_days(value: Any) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
-        raise UserError("The reorder interval must be a whole number of days", field="reorder_days")
+        raise UserError("The reorder interval must be a whole number of days, such as 30", field="reorder_days")
     if not 1 <= value <= MAX_REORDER_DAYS:
         raise UserError(f"The reorder interval must be 1 to {MAX_REORDER_DAYS} days", field="reorder_days")
     return value

@@ -49,16 +49,25 @@ def decimals(currency: str) -> int:
     return get_currency_precision(currency)
 
 
+def _decimal_point(text: str, places: int) -> str:
+    """A decimal comma as much of the world types it ("2,50" EUR is 2.50), when it cannot be a thousands
+    separator: one comma, no point, and no more digits after it than the currency has decimals."""
+    whole, comma, fraction = text.partition(",")
+    if comma and "," not in fraction and "." not in text and fraction.isdigit() and len(fraction) <= places:
+        return f"{whole}.{fraction}"
+    return text
+
+
 def to_minor(amount: Decimal | int | float | str, currency: str, field: str = "price") -> int:
     """An amount in minor units; refused when it is not a number, negative, too large, or has more decimals
-    than the currency has (12.345 EUR)."""
+    than the currency has (12.345 EUR). A decimal comma is read as a point ("2,50")."""
     try:
         if isinstance(amount, Decimal):
             value = amount
         elif isinstance(amount, int):  # not through str(): Python refuses to print an int of 4,300 digits
             value = Decimal(amount)
         else:
-            value = Decimal(str(amount).strip())
+            value = Decimal(_decimal_point(str(amount).strip(), decimals(currency)))
     except InvalidOperation:
         raise UserError(f"'{amount}' is not an amount of money", field=field) from None
     if not value.is_finite():

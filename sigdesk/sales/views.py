@@ -29,8 +29,10 @@ def _reorder_days(text: str) -> int | None:
     text = text.strip()
     if not text:
         return None
+    if text.startswith("-") and text[1:].isascii() and text[1:].isdigit():
+        raise UserError("The reorder interval must be 1 day or more", field="reorder_days")
     if not (text.isascii() and text.isdigit()) or len(text) > 6:
-        raise UserError("The reorder interval must be a whole number of days", field="reorder_days")
+        raise UserError("The reorder interval must be a whole number of days, such as 30", field="reorder_days")
     return int(text)
 
 

@@ -133,6 +133,7 @@ def test_bad_input_is_refused_naming_the_field_and_changes_nothing(app, monkeypa
     for query, status, field in BAD:
         refused = api.call("GET", f"/reorders?{query}")
         assert (query, refused.status_code, refused.json["field"]) == (query, status, field), refused.json
+        assert "Value error" not in refused.json["error"], "people read the validator's sentence, not pydantic's"
     with session_of(app) as session:
         assert session.scalar(select(func.count()).select_from(Order)) == 13
         assert session.scalar(select(func.count()).select_from(PredictionRefresh)) == 0

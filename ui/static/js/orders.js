@@ -25,20 +25,11 @@
     });
   }
 
-  function localise(scope) {
-    scope.querySelectorAll("time[data-local]").forEach(function (node) {
-      var when = new Date(node.getAttribute("datetime"));
-      if (isNaN(when)) return;
-      node.textContent = node.hasAttribute("data-date") ? when.toLocaleDateString() : when.toLocaleString();
-    });
-  }
-
   // --- loading the fragments ------------------------------------------------------------------
   function loadPanel(holder) {
     holder.setAttribute("data-loaded", "1");
     return fragment(holder.getAttribute("data-orders-src")).then(function (html) {
       holder.innerHTML = html;
-      localise(holder);
     }).catch(function () {
       holder.innerHTML = '<p class="muted small">Orders could not be loaded.</p>';
     });
