@@ -8,6 +8,8 @@ walked for lone surrogates, which JSON can spell but no database can store.
 
 from __future__ import annotations
 
+import re
+from datetime import date
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
@@ -80,6 +82,37 @@ class Input(BaseModel):
     """Request bodies: JSON types as sent (no "true" for true, no 1.0 for 1)."""
 
     model_config = ConfigDict(strict=True)
+
+
+ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def _iso_day(value: Any) -> Any:
+    if isinstance(value, str) and not ISO_DAY.fullmatch(value):
+        raise ValueError("must be a day written YYYY-MM-DD")
+    return value
+
+
+# A day in a query string or body, written YYYY-MM-DD only (pydantic alone would also take "0" as 1970-01-01).
+Day = Annotated[
+    date,
+    BeforeValidator(_iso_day),
+    WithJsonSchema({"type": "string", "format": "date", "pattern": ISO_DAY.pattern}),
+]
+# The same in a Query, where an empty field is a field left out, and the document says so.
+QueryDay = Annotated[
+    date | None,
+    BeforeValidator(_iso_day),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "format": "date", "pattern": ISO_DAY.pattern},
+                {"type": "string", "enum": [""]},
+                {"type": "null"},
+            ]
+        }
+    ),
+]
 
 
 class Query(BaseModel):

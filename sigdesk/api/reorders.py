@@ -9,7 +9,6 @@ any other day is computed on the fly.
 
 from __future__ import annotations
 
-import re
 from datetime import date
 from typing import Annotated, Any, Literal
 
@@ -20,17 +19,10 @@ from sigdesk.api.views import bp
 from sigdesk.openapi import operation
 from sigdesk.paging import MAX_CURSOR, Cursor
 from sigdesk.predictions import services
-from sigdesk.schemas import PageSize, Text
+from sigdesk.schemas import Day, PageSize, Text
 from sigdesk.web import db_session, requires
 
 MAX_LIMIT = 1000
-ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-
-
-def _iso_day(value: Any) -> Any:
-    if isinstance(value, str) and not ISO_DAY.fullmatch(value):
-        raise ValueError("must be a day written YYYY-MM-DD")
-    return value
 
 
 def _limit(value: Any) -> Any:
@@ -39,13 +31,6 @@ def _limit(value: Any) -> Any:
             raise ValueError("must be 'all' or a whole number written with the digits 0-9")
         return int(value) if len(value) <= 20 else MAX_LIMIT + 1
     return value
-
-
-Day = Annotated[
-    date,
-    BeforeValidator(_iso_day),
-    WithJsonSchema({"type": "string", "format": "date", "pattern": ISO_DAY.pattern}),
-]
 
 
 class ReorderQuery(BaseModel):

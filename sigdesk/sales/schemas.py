@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchem
 from pydantic_core import PydanticCustomError
 
 from sigdesk.models.sales import ORDER_STATUSES
-from sigdesk.schemas import Id, Input, JsonId, Paging, Query, Text
+from sigdesk.schemas import Id, Input, JsonId, Paging, Query, QueryDay, Text
 
 SKU_MAX = 100
 NAME_MAX = 255
@@ -213,11 +213,19 @@ class ProductChanges(Input):
     catalog_product_id: CatalogId = None
 
 
+# A yes/no filter in a query string. Empty is a filter left out, as for every query field (schemas.Query), and
+# the document says so.
+QueryFlag = Annotated[
+    bool | None,
+    WithJsonSchema({"anyOf": [{"type": "boolean"}, {"type": "string", "enum": [""]}, {"type": "null"}]}),
+]
+
+
 class ProductSearch(Paging, Query):
     q: Annotated[Text, Field(max_length=NAME_MAX)] = Field("", description="Part of the SKU or the name")
     category: Annotated[Text, Field(max_length=CATEGORY_MAX)] = Field("", description="Only this category")
-    active: bool | None = Field(None, description="Only active (true) or inactive (false) products")
-    placeholder: bool | None = Field(None, description="Only placeholders made from unknown cart items (true)")
+    active: QueryFlag = Field(None, description="Only active (true) or inactive (false) products; empty: all")
+    placeholder: QueryFlag = Field(None, description="Only placeholders made from unknown cart items (true)")
 
 
 # --- orders ----------------------------------------------------------------------------------------
@@ -264,5 +272,5 @@ class StatusChange(Input):
 class OrderSearch(Paging, Query):
     contact_id: Id | None = Field(None, description="Only this contact's orders")
     status: Status | None = Field(None, description="Only orders in this status")
-    since: date | None = Field(None, description="Ordered on or after this day (YYYY-MM-DD, business time zone)")
-    until: date | None = Field(None, description="Ordered on or before this day (YYYY-MM-DD, business time zone)")
+    since: QueryDay = Field(None, description="Ordered on or after this day (YYYY-MM-DD, business time zone)")
+    until: QueryDay = Field(None, description="Ordered on or before this day (YYYY-MM-DD, business time zone)")
