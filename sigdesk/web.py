@@ -17,6 +17,7 @@ from sigdesk.db import WRITER_OPTION, write_lock
 from sigdesk.models import User
 
 View = TypeVar("View", bound=Callable[..., Any])
+M = TypeVar("M")
 PUBLIC = "public"
 
 
@@ -160,3 +161,12 @@ class LoginUser:
 def publish_event(kind: str, conversation_id: int | None, assignee_id: int | None = None, **data: Any):
     """Tell every open window about a change; call it after the commit, so readers find what it names."""
     return current_app.extensions["sigdesk"].events.publish(kind, conversation_id, assignee_id, **data)
+
+
+def given(model: type[M]) -> M:
+    """The query string or body that ui_call() checked against `model`."""
+    context = request.context  # type: ignore[attr-defined]
+    for part in (context.query, context.json, context.form):
+        if isinstance(part, model):
+            return part
+    raise LookupError(f"{model.__name__} was not declared on {request.endpoint}")

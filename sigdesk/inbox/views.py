@@ -14,7 +14,6 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from flask import Blueprint, Response, flash, jsonify, redirect, render_template, request, url_for
-from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from sigdesk.auth.services import active_users
@@ -71,7 +70,7 @@ from sigdesk.message_templates import services as message_templates
 from sigdesk.models import Conversation, Message, User
 from sigdesk.openapi import ui, ui_call
 from sigdesk.settings import commands as settings_commands
-from sigdesk.web import acting, actor, app_config, cipher, db_session, requires, writing
+from sigdesk.web import acting, actor, app_config, cipher, db_session, given, requires, writing
 from sigdesk.whatsapp.media import LIMITS, kind_for_mime, store_media
 
 log = logging.getLogger(__name__)
@@ -79,7 +78,6 @@ log = logging.getLogger(__name__)
 bp = Blueprint("inbox", __name__, url_prefix="/inbox")
 
 T = TypeVar("T")
-M = TypeVar("M", bound=BaseModel)
 CAPTIONED = ("image", "video", "document")
 EMOJI = (
     "👍",
@@ -148,15 +146,6 @@ def _write(change: Callable[[Session], T]) -> T:
         return change(session)
 
 
-def _given(model: type[M]) -> M:
-    """The query string or body that ui_call() checked against `model`."""
-    context = request.context  # type: ignore[attr-defined]
-    for part in (context.query, context.json, context.form):
-        if isinstance(part, model):
-            return part
-    raise LookupError(f"{model.__name__} was not declared on {request.endpoint}")
-
-
 def _conversation(session: Session, conversation_id: int) -> Conversation:
     return services.get_conversation(session, actor(), conversation_id)[0]
 
@@ -170,7 +159,7 @@ def _conversation(session: Session, conversation_id: int) -> Conversation:
 def index():
     session = db_session()
     user = actor()
-    query = _given(PageQuery)
+    query = given(PageQuery)
     filters = query.filters()
     page = services.list_page(session, user, filters)
     return render_template(
@@ -194,7 +183,7 @@ def index():
 def conversation_list():
     session = db_session()
     user = actor()
-    query = _given(ListQuery)
+    query = given(ListQuery)
     filters = query.filters()
     page = services.list_page(session, user, filters, query.before)
     response = Response(render_template("inbox/_rows.html", page=page, filters=filters))
@@ -213,7 +202,7 @@ def _thread_context(session: Session, conversation: Conversation, page: services
 def conversation(conversation_id: int):
     session = db_session()
     found, contact = services.get_conversation(session, actor(), conversation_id)
-    page = services.thread(session, found, around=_given(ThreadQuery).around)
+    page = services.thread(session, found, around=given(ThreadQuery).around)
     closes = window_closes_at(found)
     templates = message_templates.approved(session) if not window_open(found) else []
     return _fragment(
@@ -234,7 +223,7 @@ def conversation(conversation_id: int):
 def messages(conversation_id: int):
     session = db_session()
     found = _conversation(session, conversation_id)
-    query = _given(MoreQuery)
+    query = given(MoreQuery)
     if query.before is None and query.after is None:
         raise InboxError("Give 'before' or 'after'", field="before")
     page = services.thread(session, found, before=query.before, after=query.after)
@@ -319,7 +308,7 @@ def _queued(command: Callable[[Session], Message]):
 @requires("app.use")
 @ui_call("inboxSend", (202, Queued), path=ConversationPath, json=SendText)
 def send(conversation_id: int):
-    body = _given(SendText)
+    body = given(SendText)
     content = {"body": body.text.strip(), "preview_url": "http" in body.text}
     return _queued(lambda session: commands.send(session, acting(), conversation_id, "text", content, body.reply_to))
 
@@ -328,7 +317,7 @@ def send(conversation_id: int):
 @requires("app.use")
 @ui_call("inboxReact", (202, Queued), path=ConversationPath, json=React)
 def react(conversation_id: int):
-    body = _given(React)
+    body = given(React)
     return _queued(lambda session: commands.react(session, acting(), conversation_id, body.message_id, body.emoji))
 
 
@@ -336,7 +325,7 @@ def react(conversation_id: int):
 @requires("app.use")
 @ui_call("inboxSendTemplate", (202, Queued), path=ConversationPath, json=SendTemplate)
 def send_template(conversation_id: int):
-    body = _given(SendTemplate)
+    body = given(SendTemplate)
     return _queued(
         lambda session: commands.send_template(session, acting(), conversation_id, body.template_id, body.params or {})
     )
@@ -347,7 +336,7 @@ def send_template(conversation_id: int):
 @ui_call("inboxAttachment", (202, Queued), path=ConversationPath, form=Attachment)
 def attachment(conversation_id: int):
     """Check the file here (real type, size), upload it to Meta, keep a copy for the thread, queue the message."""
-    form = _given(Attachment)
+    form = given(Attachment)
     upload = form.file
     session = db_session()
     commands.find(session, acting(), conversation_id)
@@ -385,10 +374,10 @@ def mark_read(conversation_id: int):
 @ui_call("inboxSaveContact", (200, ContactSaved), path=ConversationPath, json=PanelContact)
 def save_contact(conversation_id: int):
     """The panel's quick edit of the record; the contact page edits the rest through the same command."""
-    given = _given(PanelContact)
+    edit = given(PanelContact)
     with writing() as session:
         _found, contact = services.get_conversation(session, actor(), conversation_id)
-        contacts.update_contact(session, acting(), contact.id, given.model_dump(exclude_unset=True))
+        contacts.update_contact(session, acting(), contact.id, edit.model_dump(exclude_unset=True))
     return jsonify(contact_id=contact.id)
 
 
@@ -396,7 +385,7 @@ def save_contact(conversation_id: int):
 @requires("app.use")
 @ui_call("inboxAddNote", (201, NoteAdded), path=ConversationPath, json=AddNote)
 def add_note(conversation_id: int):
-    text = _given(AddNote).body
+    text = given(AddNote).body
     with writing() as session:
         created = commands.add_note(session, acting(), conversation_id, text)
     return jsonify(note_id=created.id), 201
@@ -406,7 +395,7 @@ def add_note(conversation_id: int):
 @requires("app.use")
 @ui_call("inboxAssign", (200, Assigned), path=ConversationPath, json=Assign)
 def assign(conversation_id: int):
-    wanted = _given(Assign).assignee_id
+    wanted = given(Assign).assignee_id
     with writing() as session:
         found = commands.assign(session, acting(), conversation_id, actor().id if wanted == "me" else wanted)
     return jsonify(id=found.id, assignee_id=found.assignee_id)
@@ -416,7 +405,7 @@ def assign(conversation_id: int):
 @requires("app.use")
 @ui_call("inboxSetStatus", (200, StatusSet), path=ConversationPath, json=SetStatus)
 def set_status(conversation_id: int):
-    body = _given(SetStatus)
+    body = given(SetStatus)
     with writing() as session:
         found = commands.set_status(session, acting(), conversation_id, body.status, body.snoozed_until)
     return jsonify(id=found.id, status=found.status, snoozed_until=fmt.iso(found.snoozed_until) or None)
@@ -426,7 +415,7 @@ def set_status(conversation_id: int):
 @requires("app.use")
 @ui_call("inboxSetLabel", (200, LabelSet), path=ConversationPath, json=SetLabel)
 def set_label(conversation_id: int):
-    body = _given(SetLabel)
+    body = given(SetLabel)
     with writing() as session:
         found = commands.set_label(session, acting(), conversation_id, body.label_id, body.on)
     return jsonify(id=found.id, label_id=body.label_id, on=body.on)
@@ -439,7 +428,7 @@ def set_label(conversation_id: int):
 @requires("app.use")
 @ui_call("inboxCanned", (200, CannedList), query=CannedQuery)
 def canned():
-    rows = canned_responses.list_canned(db_session(), _given(CannedQuery).q)
+    rows = canned_responses.list_canned(db_session(), given(CannedQuery).q)
     return jsonify(canned=[{"id": row.id, "shortcut": row.shortcut, "body": row.body} for row in rows])
 
 
@@ -496,7 +485,7 @@ def _done(message: str, status: int = 200, **data: Any):
 @ui_call("inboxCreateCanned", (201, CannedSaved), json=CannedFields, form=CannedFields, also=FORM_POSTED)
 @_keeps_the_page("canned-new")
 def create_canned():
-    fields = _given(CannedFields)
+    fields = given(CannedFields)
     user = actor()
     row = _write(lambda session: canned_responses.create_canned(session, fields.shortcut, fields.body, user))
     return _done(f"Saved /{row.shortcut}.", 201, id=row.id, shortcut=row.shortcut)
@@ -509,7 +498,7 @@ def create_canned():
 )
 @_keeps_the_page("canned-{canned_id}")
 def update_canned(canned_id: int):
-    fields = _given(CannedFields)
+    fields = given(CannedFields)
     row = _write(lambda session: canned_responses.update_canned(session, canned_id, fields.shortcut, fields.body))
     return _done(f"Saved /{row.shortcut}.", id=row.id, shortcut=row.shortcut)
 
@@ -527,7 +516,7 @@ def delete_canned(canned_id: int):
 @ui_call("inboxCreateLabel", (201, LabelAdded), json=LabelFields, form=LabelFields, also=FORM_POSTED)
 @_keeps_the_page("label-new")
 def create_label():
-    name = _given(LabelFields).name
+    name = given(LabelFields).name
     row = _write(lambda session: labels.create_label(session, name))
     return _done(f"Added the label {row.name}.", 201, id=row.id, name=row.name)
 
@@ -544,7 +533,7 @@ def delete_label(label_id: int):
 @requires("settings.manage")
 @ui_call("inboxVisibility", (200, VisibilitySaved), json=VisibilityFields, form=VisibilityFields, also=FORM_POSTED)
 def visibility():
-    wide = _given(VisibilityFields).agents_see_all
+    wide = given(VisibilityFields).agents_see_all
     _write(lambda session: settings_commands.save(session, acting(), cipher(), {AGENTS_SEE_ALL: wide}))
     return _done(
         "Agents now see every conversation." if wide else "Agents see their own and unassigned conversations.",

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from flask import Blueprint, Flask, Response, jsonify, render_template, request, url_for
+from flask import Blueprint, Flask, Response, jsonify, render_template, url_for
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -44,7 +44,7 @@ from sigdesk.sales.page_schemas import (
     ProductQuery,
     StatusForm,
 )
-from sigdesk.web import acting, actor, db_session, requires, writing
+from sigdesk.web import acting, actor, db_session, given, requires, writing
 
 bp = Blueprint("orders_ui", __name__, url_prefix="/sales/orders")
 
@@ -68,14 +68,6 @@ def _helpers() -> dict[str, Any]:
         return url_for("orders_ui.cart_order", message_id=message_id)
 
     return {"orders_panel_url": orders_panel_url, "cart_order_url": cart_order_url}
-
-
-def _given(model: type) -> Any:
-    context = request.context  # type: ignore[attr-defined]
-    for part in (context.query, context.json, context.form):
-        if isinstance(part, model):
-            return part
-    raise LookupError(f"{model.__name__} was not declared on {request.endpoint}")
 
 
 def _fragment(html: str) -> Response:
@@ -183,7 +175,7 @@ def panel(contact_id: int):
     session = db_session()
     contact = _contact(session, contact_id)
     history = services.purchase_history(session, contact.id, limit=PANEL_ORDERS)
-    conversation = _conversation_for(session, contact.id, _given(PanelQuery).conversation_id)
+    conversation = _conversation_for(session, contact.id, given(PanelQuery).conversation_id)
     is_open = conversation is not None and window_open(conversation)
     templates = message_templates.approved(session) if conversation is not None and not is_open else []
     views = order_views(session, history.orders)
@@ -233,7 +225,7 @@ def cart_order(message_id: int):
 @ui_call("ordersProducts", (200, ProductChoices), query=ProductQuery)
 def products():
     """The product picker's search: active products whose SKU or name holds the words typed."""
-    found = services.list_products(db_session(), q=_given(ProductQuery).q, active=True, limit=PRODUCT_CHOICES)
+    found = services.list_products(db_session(), q=given(ProductQuery).q, active=True, limit=PRODUCT_CHOICES)
     return jsonify(
         items=[
             ProductChoice(
@@ -265,7 +257,7 @@ def _saved(order: Order, status: int = 200):
 @requires("orders.manage")
 @ui_call("ordersCreate", (201, OrderSaved), path=ContactPath, json=OrderForm)
 def create(contact_id: int):
-    form = _given(OrderForm)
+    form = given(OrderForm)
     with writing() as session:
         order = commands.create_order(
             session, acting(), contact_id, form.lines, source="agent", notes=(form.notes or "").strip() or None
@@ -277,7 +269,7 @@ def create(contact_id: int):
 @requires("orders.manage")
 @ui_call("ordersUpdate", (200, OrderSaved), path=OrderPath, json=OrderForm)
 def update(order_id: int):
-    form = _given(OrderForm)
+    form = given(OrderForm)
     with writing() as session:
         order = commands.update_order(
             session, acting(), order_id, lines=form.lines, notes=(form.notes or "").strip() or None
@@ -289,7 +281,7 @@ def update(order_id: int):
 @requires("orders.manage")
 @ui_call("ordersSetStatus", (200, OrderSaved), path=OrderPath, json=StatusForm)
 def set_status(order_id: int):
-    form = _given(StatusForm)
+    form = given(StatusForm)
     with writing() as session:
         order = commands.set_order_status(session, acting(), order_id, form.status, (form.note or "").strip() or None)
     return _saved(order)
@@ -300,7 +292,7 @@ def set_status(order_id: int):
 @ui_call("ordersSendConfirmation", (202, ConfirmationQueued), path=OrderPath, json=ConfirmationForm)
 def send_confirmation(order_id: int):
     """Through the inbox's own send path: free text inside the 24-hour window, an approved template outside."""
-    form = _given(ConfirmationForm)
+    form = given(ConfirmationForm)
     with writing() as session:
         order = session.get(Order, order_id)
         if order is None:
