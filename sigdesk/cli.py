@@ -207,7 +207,8 @@ def serve(obj: Context, host: str, port: int, threads: int, use_https: bool, cer
         if exc.errno == errno.EADDRINUSE or f"[Errno {errno.EADDRINUSE}]" in str(exc):
             raise click.ClickException(
                 f"Port {port} is already in use on {host} (is SigDesk already running?). "
-                f"Start it on another port with --port (e.g. --port {port + 1 if port < 65535 else port - 1})."
+                # the whole command: a bare `sigdesk` (which fell back to serving) takes no --port itself
+                f"Start it on another port: sigdesk serve --port {port + 1 if port < 65535 else port - 1}"
             ) from exc
         raise click.ClickException(f"Cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
 

@@ -12,8 +12,10 @@ from typing import Any
 
 import click
 
-# How every command prints a value that is not there (settings, users' and tokens' dates).
+# How every command prints a value that is not there (settings, a token's creation or revocation date).
 UNSET = "(not set)"
+# How every command prints when something last happened that has not happened yet (a sign-in, a token's use).
+NEVER = "never"
 
 
 def shown(value: Any) -> str:
@@ -64,6 +66,23 @@ class BarSafeHandler(logging.StreamHandler):
                 bar.render_progress()
         except Exception:  # noqa: BLE001 - logging must never break the command (logging's own rule)
             self.handleError(record)
+
+
+@contextmanager
+def quiet_unless_verbose(logger_name: str) -> Iterator[None]:
+    """A command's service logs its result at info level, which repeats the command's own last line: those
+    lines show only with --verbose (as `sigdesk -v ...`); warnings and errors always do."""
+    root = click.get_current_context().find_root()
+    if root.params.get("verbose"):
+        yield
+        return
+    logger = logging.getLogger(logger_name)
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def configure_logging(verbose: bool) -> None:

@@ -6,6 +6,8 @@ from typing import Any
 
 import click
 
+from sigdesk.terminal import quiet_unless_verbose
+
 
 @click.group()
 def analytics() -> None:
@@ -25,6 +27,10 @@ def rebuild(obj: Any, restart: bool, batch: int | None) -> None:
     def progress(stage: str, done: int, of: int) -> None:
         click.echo(f"{stage}: {done}/{of}", err=True)
 
-    with obj.database() as database, database.session() as session:
+    with (
+        quiet_unless_verbose("sigdesk.analytics"),  # its summary repeats the command's last line
+        obj.database(existing=True) as database,
+        database.session() as session,
+    ):
         messages, episodes = run(session, batch=batch or BATCH, progress=progress, restart=restart)
     click.echo(f"{messages} messages, {episodes} conversation episodes")

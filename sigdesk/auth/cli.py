@@ -47,6 +47,13 @@ def _when(value: Any) -> str:
     return shown(value and f"{value:%Y-%m-%d %H:%M} UTC")
 
 
+def _last(value: Any) -> str:
+    """When something last happened: a sign-in and a token's use both read NEVER before the first."""
+    from sigdesk.terminal import NEVER
+
+    return _when(value) if value else NEVER
+
+
 @user.command("list")
 @click.pass_obj
 def user_list(obj: Any) -> None:
@@ -62,7 +69,7 @@ def user_list(obj: Any) -> None:
         click.echo("No users yet: `sigdesk user create --email E --name N` makes the owner.")
         return
     for email, name, role, state, two_factor, last in rows:
-        click.echo(f"{email}  {name}  {role}  {state}  2FA {'on' if two_factor else 'off'}  last sign-in {_when(last)}")
+        click.echo(f"{email}  {name}  {role}  {state}  2FA {'on' if two_factor else 'off'}  last sign-in {_last(last)}")
 
 
 @click.group()
@@ -79,7 +86,7 @@ def token_create(obj: Any, email: str, name: str) -> None:
     from sigdesk.actor import Actor
     from sigdesk.auth.services import find_user, issue_api_token
 
-    with obj.store() as (session, _cipher):
+    with obj.store(existing=True) as (session, _cipher):
         owner = find_user(session, email)
         if owner is None:
             raise click.ClickException(f"No user with the email {email}")
@@ -107,8 +114,7 @@ def token_list(obj: Any, email: str | None) -> None:
         return
     for token_id, user_email, name, created, used, revoked in rows:
         state = f"revoked {_when(revoked)}" if revoked else "live"
-        used_text = _when(used) if used else "never"  # a token not used yet: "never", not an unset value
-        click.echo(f"{token_id}  {user_email}  {name}  {state}  created {_when(created)}  last used {used_text}")
+        click.echo(f"{token_id}  {user_email}  {name}  {state}  created {_when(created)}  last used {_last(used)}")
 
 
 @user.command("deactivate")
@@ -119,7 +125,7 @@ def user_deactivate(obj: Any, email: str) -> None:
     from sigdesk.actor import Actor
     from sigdesk.auth.services import find_user, set_active
 
-    with obj.store() as (session, _cipher):
+    with obj.store(existing=True) as (session, _cipher):
         target = find_user(session, email)
         if target is None:
             raise click.ClickException(f"No user with the email {email}")
@@ -137,11 +143,12 @@ def user_password(obj: Any, email: str, password_stdin: bool) -> None:
     from sigdesk.actor import Actor
     from sigdesk.auth.services import find_user, reset_password
 
+    obj.require_data_dir()
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
         password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
-    with obj.store() as (session, _cipher):
+    with obj.store(existing=True) as (session, _cipher):
         target = find_user(session, email)
         if target is None:
             raise click.ClickException(f"No user with the email {email}")
@@ -157,6 +164,6 @@ def user_unlock(obj: Any, email: str) -> None:
     from sigdesk.actor import Actor
     from sigdesk.auth import throttle
 
-    with obj.store() as (session, _cipher):
+    with obj.store(existing=True) as (session, _cipher):
         found = throttle.unlock(session, Actor.system("cli"), email)
     click.echo(f"Sign-in lock cleared for {email}." if found else f"{email} was not locked.")

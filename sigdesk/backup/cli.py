@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -15,6 +14,7 @@ import click
 from sigdesk.backup.format import BackupError
 from sigdesk.config import ConfigError
 from sigdesk.crypto import DataKeyError
+from sigdesk.terminal import quiet_unless_verbose
 
 PHASES = {
     "snapshot": "Reading the database",
@@ -81,21 +81,9 @@ def _passphrase(from_stdin: bool, confirm: bool) -> str:
     return value
 
 
-@contextmanager
-def _quiet_unless_verbose() -> Iterator[None]:
-    """The backup service's info lines (file written, restored) repeat the command's own last line: shown
-    only with --verbose; warnings and errors always are."""
-    root = click.get_current_context().find_root()
-    logger = logging.getLogger("sigdesk.backup")
-    if root.params.get("verbose"):
-        yield
-        return
-    level = logger.level
-    logger.setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
+def _quiet_unless_verbose():
+    """The backup service's info lines (file written, restored) repeat the command's own last line."""
+    return quiet_unless_verbose("sigdesk.backup")
 
 
 passphrase_option = click.option(
@@ -125,6 +113,7 @@ def backup_create(obj: Any, out: str | None, passphrase_stdin: bool) -> None:
     from sigdesk.settings import services as settings
     from sigdesk.settings.services import open_cipher
 
+    obj.require_data_dir()  # a mistyped --data-dir is said at once, not after the passphrase
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     passphrase = _passphrase(passphrase_stdin, confirm=True)
     with _friendly() as bars, _quiet_unless_verbose():

@@ -64,7 +64,7 @@ def export(obj: Any, fmt: str, what: str, out: str, bom: bool, segment: str | No
             shown = done
 
         try:
-            with obj.database() as database:
+            with obj.database(existing=True) as database:
                 written = run(
                     database, Actor.system("cli"), what, fmt, Path(out), bom=bom, progress=progress, contacts=scope
                 )

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from sigdesk.terminal import UNSET, progress_bar
+from sigdesk.terminal import UNSET, progress_bar, quiet_unless_verbose
 
 
 @click.group("predictions")
@@ -28,6 +28,7 @@ def refresh(obj: Any) -> None:
 
     shown = 0
     with contextlib.ExitStack() as stack:
+        stack.enter_context(quiet_unless_verbose("sigdesk.predictions"))  # its summary repeats the last line
         bar = None
 
         def progress(done: int, total: int) -> None:
@@ -37,7 +38,7 @@ def refresh(obj: Any) -> None:
             bar.update(done - shown)
             shown = done
 
-        with obj.database() as database, database.session() as session:
+        with obj.database(existing=True) as database, database.session() as session:
             try:
                 run = services.refresh_now(session, "cli", progress)
             except UserError as exc:
@@ -56,7 +57,7 @@ def status(obj: Any) -> None:
     """Where the latest refresh is, and how current the forecasts are."""
     from sigdesk.predictions import services
 
-    with obj.database() as database, database.session() as session:
+    with obj.database(existing=True) as database, database.session() as session:
         found = services.status(session)
     click.echo(f"State: {found.state}")
     if found.state in ("queued", "running"):

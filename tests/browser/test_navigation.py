@@ -131,15 +131,33 @@ def test_the_inbox_side_panel_is_reachable_at_any_width(browse: Browse, app, siz
     browse.watch.assert_clean()
 
 
-def test_banners_never_squeeze_the_inbox_after_the_first_run(browse: Browse):
+@pytest.mark.parametrize("size", ["desktop", "phone"])
+def test_banners_never_squeeze_the_inbox_after_the_first_run(browse: Browse, size: str):
+    """The flash right after setup sits above the inbox across the window, never as a column beside it: at
+    1280 px the thread keeps its width, at 390 px the conversation list fills the screen below the flash."""
     page = browse.page
+    viewport = SIZES[size]
+    page.set_viewport_size(viewport)
     set_up_owner(browse)  # skipping the wizard lands on the inbox with a flash
     banner = page.locator("#banners .flash")
     expect(banner).to_be_visible()
-    assert banner.bounding_box()["height"] < 80
-    thread = page.locator("#thread").bounding_box()
-    assert thread["width"] > 600 and thread["height"] > 500
-    browse.screenshot("inbox-desktop-after-setup-banner")
+    flash = banner.bounding_box()
+    assert flash["height"] < (80 if size == "desktop" else 160), flash
+    assert flash["width"] > viewport["width"] - 60, flash  # across the window, not a narrow column
+    inbox = page.locator(".inbox").bounding_box()
+    assert inbox["y"] >= flash["y"] + flash["height"], (inbox, flash)  # below it, not beside it
+    assert inbox["x"] <= 1 and inbox["width"] >= viewport["width"] - 1, inbox
+    assert inbox["y"] + inbox["height"] >= viewport["height"] - 1, inbox  # down to the bottom of the window
+    if size == "desktop":
+        thread = page.locator("#thread").bounding_box()
+        assert thread["width"] > 600 and thread["height"] > 500, thread
+    else:
+        listing = page.locator(".inbox-list").bounding_box()
+        assert listing["width"] > 350 and listing["height"] > 500, listing
+        assert page.locator("#search-input").is_visible()
+        assert not has_horizontal_scroll(page)
+    browse.screenshot(f"inbox-{size}-after-setup-banner")
+    browse.watch.assert_clean()
 
 
 def test_banners_never_hide_the_inbox_on_a_phone_while_setup_is_unfinished(browse: Browse):

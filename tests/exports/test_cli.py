@@ -4,6 +4,7 @@ kind; a name that says otherwise is refused with the endings to use and a non-ze
 from __future__ import annotations
 
 import csv
+import re
 import json
 import zipfile
 from pathlib import Path
@@ -83,3 +84,13 @@ def test_every_what_writes_the_format_its_file_name_says(some_data, tmp_path, wh
 def test_json_lines_may_be_named_as_tools_usually_name_them(some_data, tmp_path, name):
     cli(some_data, "export", "--what", "messages", "--format", "json", "--out", str(tmp_path / name))
     assert Path(tmp_path / name).read_text().count("\n") == 1
+
+
+def test_the_readme_describes_every_what_the_command_takes():
+    """A newcomer learns the kinds from README's --what table: every choice has its row, and no row names one
+    the command does not take."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Exports", 1)[1].split("\n#", 1)[0]
+    rows = re.findall(r"^\| `([a-z_]+)`(?: \(default\))? \|", section, re.M)
+    assert sorted(rows) == sorted(WHAT)
+    assert "| `all` (default) |" in section

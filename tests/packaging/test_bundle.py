@@ -130,6 +130,20 @@ def test_the_hidden_imports_exist(bundle):
         assert importlib.util.find_spec(name) is not None, name
 
 
+def test_every_folder_of_code_is_a_package_the_installers_find():
+    """setuptools (setup.cfg's packages.find) and PyInstaller's collect_submodules("sigdesk") skip a folder
+    without __init__.py: the installed .deb then stopped at start with "No module named 'sigdesk.sales.feature'"."""
+    from setuptools import find_packages
+
+    found = set(find_packages(str(ROOT), include=["sigdesk", "sigdesk.*"]))
+    folders = {
+        ".".join(path.parent.relative_to(ROOT).parts)
+        for path in (ROOT / "sigdesk").rglob("*.py")
+        if "__pycache__" not in path.parts and "migrations" not in path.parts  # Alembic's are data files
+    }
+    assert folders - found == set()
+
+
 def test_every_countrys_numbering_plan_is_bundled(bundle):
     """phonenumbers imports a country's plan by a computed name on first use; a frozen build without it
     would refuse every number of that country."""

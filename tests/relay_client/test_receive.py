@@ -87,6 +87,17 @@ def test_forged_digests_are_capped_in_number_and_age(app, monkeypatch):
         assert receive.quarantined_count(session) == 0
 
 
+def test_the_worker_purges_old_digests_even_when_no_new_forgery_comes(app):
+    store(app, [relayed(1, secret="an-attacker"), relayed(2, secret="an-attacker")])
+    with app.extensions["sigdesk"].database.session() as session:
+        old = utcnow() - receive.KEEP_REJECTED - timedelta(days=1)
+        session.execute(RejectedDelivery.__table__.update().where(RejectedDelivery.seq == 1).values(received_at=old))
+        session.commit()
+    app.extensions["sigdesk"].worker.run_once()
+    assert count(app, RejectedDelivery) == 1
+    assert count(app, RejectedDelivery, RejectedDelivery.seq == 2) == 1
+
+
 def test_replayed_rejected_event_is_let_through_when_it_now_verifies(app):
     store(app, [relayed(1, secret="the-real-secret"), relayed(2, secret="someone-else")], secret="a-wrong-secret")
     assert count(app, WebhookDelivery) == 0

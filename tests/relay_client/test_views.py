@@ -70,7 +70,10 @@ def test_pairing_with_a_used_code_or_bad_address_shows_an_error(app, auth, owner
     install = make_install(pair=False)
     assert pair(auth, relay_server, install).status_code == 302
     again = pair(auth, relay_server, install)
-    assert again.status_code == 400 and "Pairing failed" in again.get_data(as_text=True)
+    refused = again.get_data(as_text=True)
+    assert again.status_code == 400 and "Pairing failed" in refused
+    assert f'value="{install.credentials.pairing_code}"' in refused, "the typed code is kept"
+    assert "RelayProblem" not in refused and "Traceback" not in refused
     bad = form(auth, "/admin/inbound/pair", {"relay_url": "ftp://relay", "code": "X"})
     assert bad.status_code == 400
     assert setting(app, "relay.url") == relay_server.url

@@ -1,0 +1,1 @@
+"""Sales: products, orders from carts, agents, imports and the API, and the Meta catalog."""
