@@ -278,10 +278,15 @@ class Outbox:
         """Events every consumer has read and that are older than KEEP_READ; the rest stay."""
         for name in list(self._positions):
             self._save(session, name)
+        # A plain read: a worker session would take SQLite's write lock at its first statement and then
+        # wait below for this process's write mutex, while the mutex's holder waits for SQLite's lock.
+        _reading(session)
         positions = [row for row in session.scalars(select(OutboxCursor.last_id))]
         if self.consumers and len(positions) < len(self.consumers):
+            session.commit()
             return 0
         upto = min(positions) if positions else session.scalar(select(func.max(OutboxEvent.id))) or 0
+        session.commit()
         with write_lock(session):
             gone = session.execute(
                 delete(OutboxEvent).where(OutboxEvent.id <= upto, OutboxEvent.at < utcnow() - KEEP_READ)

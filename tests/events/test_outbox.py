@@ -199,3 +199,36 @@ def test_stepping_over_events_a_consumer_does_not_read_writes_its_cursor_only_no
     with database.session() as session:
         restarted(session)
     assert again == []  # what was handled is not offered again
+
+
+def test_purging_never_holds_sqlites_lock_while_it_waits_for_another_writer(app):
+    """A writer of this process holds the write mutex and is about to write: purge must not take SQLite's
+    write lock first and then wait for the mutex, or both wait until the 30-second busy timeout."""
+    import threading
+    import time
+
+    from sigdesk.db import write_lock
+
+    database = app.extensions["sigdesk"].database
+    outbox = Outbox()
+    outbox.register("a", lambda session, events: None)
+    with database.session() as session:
+        outbox(session)
+    holding, wrote = threading.Event(), threading.Event()
+
+    def other_writer() -> None:
+        with database.session() as session, write_lock(session):
+            holding.set()
+            time.sleep(0.3)  # purge starts meanwhile
+            record(session, SettingsChanged(("a",)))
+            session.commit()
+        wrote.set()
+
+    thread = threading.Thread(target=other_writer)
+    thread.start()
+    assert holding.wait(5)
+    started = time.monotonic()
+    with database.session() as session:
+        outbox.purge(session)
+    thread.join(10)
+    assert wrote.is_set() and time.monotonic() - started < 5

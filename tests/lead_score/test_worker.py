@@ -20,10 +20,10 @@ def test_the_worker_keeps_scores_current_after_contacts_tags_and_rules_change(ap
     made = api.post("/contacts", json={"phone": "+4917099988877", "name": "Whole Sale"})
     assert made.status_code == 201, made.text
     contact_id = made.json()["id"]
-    wait_for(lambda: _score(api, contact_id)["score"] == 0)
+    wait_for(lambda: _score(api, contact_id)["score"] == 0, timeout=30)
     assert api.patch(f"/contacts/{contact_id}", json={"tags": ["Wholesale"]}).status_code == 200
-    wait_for(lambda: _score(api, contact_id)["score"] == 40)
+    wait_for(lambda: _score(api, contact_id)["score"] == 40, timeout=30)
     assert _score(api, contact_id)["why"] == "Tag Wholesale +40"
     assert api.patch(f"/lead-score-rules/{rule['id']}", json={"points": 55, "label": "Buys in bulk"}).status_code == 200
-    wait_for(lambda: _score(api, contact_id)["why"] == "Buys in bulk +55")
+    wait_for(lambda: _score(api, contact_id)["why"] == "Buys in bulk +55", timeout=30)
     assert api.get(f"/contacts/{contact_id}").json()["lead_score"] == 55
