@@ -172,10 +172,10 @@ class GuardedTransport(httpx.HTTPTransport):
     def __init__(self, inner: httpcore.NetworkBackend | None = None) -> None:
         super().__init__()
         self._pool.close()
-        self._pool = httpcore.ConnectionPool(  # httpx's defaults, with the guarded backend
-            ssl_context=httpx.create_ssl_context(),
+        self._pool = httpcore.ConnectionPool(  # the guarded backend; more kept open than httpx's 20 for
+            ssl_context=httpx.create_ssl_context(),  # a broadcast's pool of sending threads
             max_connections=100,
-            max_keepalive_connections=20,
+            max_keepalive_connections=64,
             keepalive_expiry=5.0,
             network_backend=GuardedBackend(inner),
         )

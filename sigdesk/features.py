@@ -54,6 +54,7 @@ FEATURES = (
     "sigdesk.retention.feature",
     "sigdesk.predictions.feature",
     "sigdesk.analytics.feature",
+    "sigdesk.broadcasts.feature",
 )
 
 
@@ -74,6 +75,8 @@ COMMANDS = {
     "predictions": "sigdesk.predictions.cli:predictions",
     "analytics": "sigdesk.analytics.cli:analytics",
     "products": "sigdesk.imports.cli:products",
+    "broadcasts": "sigdesk.broadcasts.cli:broadcasts",
+    "templates": "sigdesk.message_templates.cli:templates",
 }
 
 

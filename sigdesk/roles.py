@@ -43,6 +43,8 @@ ADMIN_PERMISSIONS = AGENT_PERMISSIONS | {
     "products.manage",
     "products.import",
     "orders.import",
+    # creating, starting and stopping broadcasts (campaigns message many customers at once)
+    "broadcasts.manage",
 }
 # "connections.redirect": pointing the Graph API or relay address elsewhere, which sends secrets there.
 OWNER_PERMISSIONS = ADMIN_PERMISSIONS | {"security.manage", "connections.redirect"}

@@ -247,6 +247,55 @@ def template(
     return row
 
 
+# --- broadcasts ----------------------------------------------------------------------------------
+
+
+def broadcast(
+    session: Session,
+    of: Template | None = None,
+    to: Iterable[Contact] | dict[str, Any] = (),
+    status: str = "draft",
+    variables: dict[str, Any] | None = None,
+    **fields: Any,
+) -> Any:
+    """A broadcast row as stored (no checks; the commands judge input): `of` a template (an approved utility
+    one with a body "Hello {{1}}" unless given), `to` contacts (their ids) or an audience dict. Recipients
+    are not frozen: use recipient(), or commands.start for a draft."""
+    from sigdesk.models.broadcast import Broadcast
+
+    of = of or template(session, name=f"broadcast_{_next()}", body="Hello {{1}}")
+    if variables is None:
+        variables = {"body": {"1": "{contact.name|there}"}} if "{{1}}" in (of.components or "") else {}
+    audience = to if isinstance(to, dict) else {"contact_ids": [who.id for who in to]}
+    fields.setdefault("name", f"Broadcast {_next()}")
+    row = Broadcast(
+        status=status,
+        template_id=of.id,
+        template_name=of.name,
+        template_language=of.language,
+        template_category=of.category,
+        variables=json.dumps(variables),
+        audience=json.dumps(audience),
+        **fields,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def recipient(session: Session, of: Any, who: Contact | None = None, state: str = "pending", **fields: Any) -> Any:
+    """One frozen recipient of broadcast `of` (a new contact unless `who` is given), numbered as the contact."""
+    from sigdesk.models.broadcast import BroadcastRecipient
+
+    who = who or contact(session)
+    fields.setdefault("wa_id", who.wa_id or f"contact-{who.id}")
+    row = BroadcastRecipient(broadcast_id=of.id, contact_id=who.id, state=state, **fields)
+    session.add(row)
+    of.recipient_count = (of.recipient_count or 0) + 1
+    session.flush()
+    return row
+
+
 # --- Meta's webhook deliveries -------------------------------------------------------------------
 
 

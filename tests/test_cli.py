@@ -178,6 +178,8 @@ def test_a_database_password_on_the_command_line_is_warned_about(cli):
 
 
 def test_unset_values_read_the_same_in_settings_get_and_list_and_user_and_token_lists(cli):
+    """A setting without a value reads "(not set)"; a sign-in or a token's use that has not happened yet reads
+    "never" in both lists."""
     assert cli("db", "upgrade").exit_code == 0
     assert cli("settings", "get", "general.business_name").output.strip() == "(not set)"  # "" by default
     assert cli("settings", "get", "whatsapp.waba_id").output.strip() == "(not set)"  # None by default
@@ -188,7 +190,9 @@ def test_unset_values_read_the_same_in_settings_get_and_list_and_user_and_token_
     assert re.search(r"^retention\.audit_days +365$", listing, re.M)
     _create(cli, "o@example.com")
     cli("token", "create", "--email", "o@example.com")
-    assert "last sign-in (not set)" in cli("user", "list").output
+    assert re.search(
+        r"^o@example\.com  O  owner  active  2FA off  last sign-in never$", cli("user", "list").output, re.M
+    )
     assert "last used never" in cli("token", "list").output
 
 
@@ -226,18 +230,33 @@ def test_user_create_refuses_a_guessable_password_with_zxcvbns_advice(cli):
     assert own_words.exit_code == 1 and "too easy to guess" in own_words.output
 
 
-def test_settings_get_and_the_lists_on_a_missing_data_dir_create_nothing(cli):
-    for args in (
+@pytest.mark.parametrize(
+    "args",
+    [
         ("settings", "get", "general.business_name"),
         ("settings", "list"),
         ("user", "list"),
         ("token", "list"),
-    ):
-        result = cli(*args)
-        assert result.exit_code == 1, (args, result.output)
-        assert f"There is no SigDesk data dir at {cli.data_dir}" in result.output
-        assert "--data-dir" in result.output
+        # commands that need what a data dir holds (a user, data to read) refuse a mistyped --data-dir too,
+        # rather than leave an empty install (and a new data key) behind
+        ("token", "create", "--email", "o@example.com"),
+        ("user", "deactivate", "--email", "o@example.com"),
+        ("user", "unlock", "--email", "o@example.com"),
+        ("user", "password", "--email", "o@example.com", "--password-stdin"),
+        ("backup", "create", "--passphrase-stdin", "--out", "{tmp}/b.sigdesk-backup"),
+        ("export", "--what", "contacts", "--out", "{tmp}/contacts.csv"),
+        ("predictions", "status"),
+        ("analytics", "rebuild"),
+    ],
+    ids=" ".join,
+)
+def test_settings_get_and_the_lists_on_a_missing_data_dir_create_nothing(cli, tmp_path, args):
+    result = cli(*(arg.format(tmp=tmp_path) for arg in args), input="a long passphrase nobody guesses\n")
+    assert result.exit_code == 1, (args, result.output)
+    assert f"There is no SigDesk data dir at {cli.data_dir}" in result.output
+    assert "--data-dir" in result.output
     assert not cli.data_dir.exists()
+    assert sorted(path.name for path in tmp_path.iterdir()) == []
 
 
 def test_user_list_and_token_list_show_who_and_what_but_no_secrets(cli):
@@ -268,7 +287,8 @@ def test_a_busy_port_is_named_and_another_port_suggested(cli):
         result = cli("serve", "--host", "127.0.0.1", "--port", str(port))
     assert result.exit_code == 1, result.output
     assert f"Port {port} is already in use on 127.0.0.1" in result.output
-    assert f"--port {port + 1}" in result.output
+    # the whole command, which also works for a bare `sigdesk` that fell back to serving (it has no --port)
+    assert f"sigdesk serve --port {port + 1}" in result.output
 
 
 @pytest.mark.parametrize("https", [False, True], ids=["http", "https"])
@@ -328,3 +348,24 @@ def test_log_lines_print_above_a_backup_progress_bar_not_inside_it(tmp_path):
         r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ INFO sigdesk\.backup\.services: backup written", after_last_clear
     )
     assert "Encrypting  [" in text.split("backup written", 1)[1]  # drawn again below the log line
+
+
+@pytest.mark.parametrize("command", [("predictions", "refresh"), ("analytics", "rebuild")], ids=" ".join)
+def test_commands_that_say_their_result_print_no_log_lines_without_verbose(tmp_path, command):
+    """The service's own info line ("refreshed 0 customers ...") repeats the command's last line: it shows only
+    with -v, like backup create's."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SIGDESK_")}
+    env.update(SIGDESK_DATA_DIR=str(tmp_path / "data"))
+    made = CliRunner().invoke(main, ["--data-dir", str(tmp_path / "data"), "db", "upgrade"])
+    assert made.exit_code == 0, made.output
+
+    def run(*flags: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "sigdesk", *flags, *command], capture_output=True, text=True, env=env, timeout=120
+        )
+
+    quiet = run()
+    assert quiet.returncode == 0, quiet.stderr
+    assert " INFO " not in quiet.stderr, quiet.stderr
+    verbose = run("-v")
+    assert verbose.returncode == 0 and " INFO sigdesk." in verbose.stderr, verbose.stderr

@@ -6,6 +6,7 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
+    from sigdesk.api import broadcasts  # noqa: F401  (its routes join the blueprint)
     from sigdesk.api import contacts  # noqa: F401  (its routes join the blueprint)
     from sigdesk.api import reorders  # noqa: F401  (its routes join the blueprint)
     from sigdesk.api import sales  # noqa: F401  (its routes join the blueprint)

@@ -58,6 +58,9 @@ needs more reads it from the database, where retention and anonymisation already
 | order.deleted                 | an order was deleted                                                   |
 | orders.imported               | an order import finished: one event per file, not per order (`count`)  |
 | products.catalog_sync_queued  | a sync from the Meta catalog was asked for; the worker runs it         |
+| broadcast.changed             | a broadcast was created, edited, scheduled, started, paused, resumed,  |
+|                               | cancelled, completed or deleted (`change`, `status`)                   |
+| broadcast.progressed          | a batch of a broadcast's recipients moved on (`sent`, `failed`, ...)   |
 """
 
 from __future__ import annotations
@@ -482,6 +485,30 @@ class CatalogSyncQueued(DomainEvent):
     """`user_id`: who asked, so the worker's sync is audited as theirs (None: SigDesk itself)."""
 
     user_id: int | None = None
+
+
+@_named("broadcast.changed")
+@dataclass(frozen=True)
+class BroadcastChanged(DomainEvent):
+    """`change`: created, edited, scheduled, started, paused, resumed, cancelled, completed or deleted; `reason`
+    says in words why SigDesk itself paused it (the limit, Meta's quality signal, a revoked token)."""
+
+    broadcast_id: int
+    change: str
+    status: str
+    reason: str | None = None
+
+
+@_named("broadcast.progressed")
+@dataclass(frozen=True)
+class BroadcastProgressed(DomainEvent):
+    """One event per batch the engine sent (not per recipient): counts of the states this batch reached."""
+
+    broadcast_id: int
+    sent: int = 0
+    failed: int = 0
+    skipped: int = 0
+    retrying: int = 0
 
 
 @cache

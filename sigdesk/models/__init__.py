@@ -2,6 +2,7 @@
 
 from sigdesk.models.analytics import AnalyticsDaily, AnalyticsEpisode, AnalyticsState
 from sigdesk.models.audit import AuditEvent, LoginEvent
+from sigdesk.models.broadcast import Broadcast, BroadcastRecipient
 from sigdesk.models.contact import Contact
 from sigdesk.models.contact_import import ImportChange, ImportJob, ImportRecord, ImportRejection
 from sigdesk.models.consent import ConsentEvent
@@ -30,6 +31,8 @@ __all__ = [
     "AnalyticsState",
     "ApiToken",
     "AuditEvent",
+    "Broadcast",
+    "BroadcastRecipient",
     "CannedResponse",
     "ConsentEvent",
     "Contact",

@@ -52,6 +52,8 @@ class Message(Base):
         Index("ix_messages_conversation_id_timestamp", "conversation_id", "timestamp"),
         Index("ix_messages_conversation_id_id", "conversation_id", "id"),
         Index("ix_messages_media_state_id", "media_state", "id"),  # the media fetcher's queue
+        # broadcasts skip numbers Meta said cannot receive WhatsApp (131026), read per batch of contacts
+        Index("ix_messages_contact_id_error_code", "contact_id", "error_code"),
         MYSQL_TABLE_OPTIONS,
     )
 
@@ -90,6 +92,9 @@ class Message(Base):
     author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True, default=None)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True, default=None)
+    # The broadcast that sent it: those are sent, paced, by the broadcast engine, not the inbox's sender.
+    # No foreign key: SQLite could add one only by copying the messages table.
+    broadcast_id: Mapped[int | None] = mapped_column(Integer, index=True, default=None)
 
 
 class MessageStatusEvent(Base):

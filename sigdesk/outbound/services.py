@@ -9,13 +9,16 @@ otherwise marked as needing a human decision.
 from __future__ import annotations
 
 import logging
+import os
 import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from collections.abc import Callable
 from typing import Any, Protocol
 
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import insert, or_, select, update
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session, load_only
 
 from sigdesk.actor import Actor
 from sigdesk.consent.commands import OPTED_OUT, record_consent
@@ -23,7 +26,7 @@ from sigdesk.contacts.commands import MARKETING_STOPPED
 from sigdesk.outbound.window import window_open
 from sigdesk.inbound.services import replay_statuses
 from sigdesk.db import dump_json, read_json, utcnow, write_lock
-from sigdesk.errors import Refused
+from sigdesk.errors import Refused, UserError
 from sigdesk.events.catalogue import ConversationRead, MessageSent
 from sigdesk.events.outbox import Stored, record
 from sigdesk.settings import services as settings
@@ -31,10 +34,12 @@ from sigdesk.message_templates import services as message_templates
 from sigdesk.models import (
     Contact,
     Conversation,
+    ConversationStatus,
     Direction,
     MediaState,
     Message,
     MessageStatus,
+    MessageStatusEvent,
     Template,
     UploadedMedia,
 )
@@ -93,8 +98,10 @@ def queue(
     author_id: int | None = None,
     reply_to_wamid: str | None = None,
     now: datetime | None = None,
+    broadcast_id: int | None = None,
 ) -> Message:
-    """Check Meta's rules that SigDesk can know in advance, then store the message as queued."""
+    """Check Meta's rules that SigDesk can know in advance, then store the message as queued. A message of a
+    broadcast (`broadcast_id`) is sent, paced, by the broadcast engine rather than by send_due."""
     now = now or utcnow()
     contact = session.get(Contact, conversation.contact_id)
     if kind not in FREE_FORM and kind != "template":
@@ -102,6 +109,31 @@ def queue(
     if kind in FREE_FORM and not window_open(conversation, now):
         raise SendRefused(WINDOW_CLOSED)
     template = _check_template(session, contact, content) if kind == "template" else None
+    message = _message(contact, conversation.id, kind, content, template, author_id, reply_to_wamid, now, broadcast_id)
+    _attach_upload(session, message, kind, content)
+    session.add(message)
+    conversation.last_message_at = now
+    if contact.first_outbound_at is None or now < contact.first_outbound_at:
+        contact.first_outbound_at = now
+    if contact.last_outbound_at is None or now > contact.last_outbound_at:
+        contact.last_outbound_at = now
+    session.flush()
+    return message
+
+
+def _message(
+    contact: Contact,
+    conversation_id: int,
+    kind: str,
+    content: dict[str, Any],
+    template: Template | None,
+    author_id: int | None,
+    reply_to_wamid: str | None,
+    now: datetime,
+    broadcast_id: int | None,
+    ref: str | None = None,
+) -> Message:
+    """The queued row with the exact Graph payload, built the same way for every sender."""
     try:
         validate_message(kind, content["contacts"] if kind == "contacts" else content)
     except (InvalidMessage, KeyError, TypeError) as exc:
@@ -113,14 +145,14 @@ def queue(
         "type": kind,
         kind: content["contacts"] if kind == "contacts" else content,
     }
-    ref = uuid.uuid4().hex
+    ref = ref or uuid.uuid4().hex
     payload["biz_opaque_callback_data"] = ref
     if reply_to_wamid:
         payload["context"] = {"message_id": reply_to_wamid}
-    message = Message(
+    return Message(
         wamid=None,
         client_ref=ref,
-        conversation_id=conversation.id,
+        conversation_id=conversation_id,
         contact_id=contact.id,
         direction=Direction.OUT.value,
         type=kind,
@@ -134,16 +166,139 @@ def queue(
         attempts=0,
         next_attempt_at=now,
         timestamp=now,
+        created_at=now,
+        broadcast_id=broadcast_id,
     )
-    _attach_upload(session, message, kind, content)
-    session.add(message)
-    conversation.last_message_at = now
-    if contact.first_outbound_at is None or now < contact.first_outbound_at:
-        contact.first_outbound_at = now
-    if contact.last_outbound_at is None or now > contact.last_outbound_at:
-        contact.last_outbound_at = now
-    session.flush()
-    return message
+
+
+def conversation_ids(session: Session, contact_ids: Sequence[int], now: datetime | None = None) -> dict[int, int]:
+    """Each contact's one conversation, opened (as ingest opens one) for those who have none yet."""
+    wanted = sorted(set(contact_ids))
+    if not wanted:
+        return {}
+    found = dict(
+        session.execute(
+            select(Conversation.contact_id, Conversation.id).where(Conversation.contact_id.in_(wanted))
+        ).all()
+    )
+    missing = [contact_id for contact_id in wanted if contact_id not in found]
+    if missing:
+        table = Conversation.__table__
+        opened = now or utcnow()
+        if session.get_bind().dialect.name == "sqlite":
+            statement = sqlite_insert(table).on_conflict_do_nothing()
+        else:
+            statement = insert(table).prefix_with("IGNORE")  # another writer (ingest) may open one meanwhile
+        session.execute(
+            statement,
+            [
+                {
+                    "contact_id": contact_id,
+                    "status": ConversationStatus.OPEN.value,
+                    "unread_count": 0,
+                    "created_at": opened,
+                }
+                for contact_id in missing
+            ],
+        )
+        found.update(
+            session.execute(
+                select(Conversation.contact_id, Conversation.id).where(Conversation.contact_id.in_(missing))
+            ).all()
+        )
+    return found
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One template message of a batch: to whom (the contact and its conversation) and the filled template."""
+
+    contact_id: int
+    conversation_id: int
+    content: dict[str, Any]
+
+
+def queue_templates(
+    session: Session,
+    template: Template,
+    outgoing: Sequence[Outgoing],
+    broadcast_id: int | None = None,
+    now: datetime | None = None,
+) -> list[Message | SendRefused]:
+    """queue() for many template messages at once (a broadcast's batch): the same checks and the same rows,
+    with one read of the contacts and one multi-row insert. Each item answers its message (stored, with its
+    id, but not kept in the session) or why it was refused."""
+    now = now or utcnow()
+    if not outgoing:
+        return []
+    contacts = {
+        contact.id: contact
+        for contact in session.scalars(select(Contact).where(Contact.id.in_({item.contact_id for item in outgoing})))
+    }
+    answers: list[Message | SendRefused] = []
+    randomness = os.urandom(16 * len(outgoing))  # one read for the batch's callback references
+    for place, item in enumerate(outgoing):
+        contact = contacts.get(item.contact_id)
+        ref = uuid.UUID(bytes=randomness[16 * place : 16 * place + 16], version=4).hex
+        try:
+            if contact is None:
+                raise SendRefused("The contact was deleted.")
+            _check_template_for(template, contact, item.content)
+            message = _message(
+                contact, item.conversation_id, "template", item.content, template, None, None, now, broadcast_id, ref
+            )
+        except UserError as refused:
+            answers.append(refused if isinstance(refused, SendRefused) else SendRefused(str(refused)))
+            continue
+        answers.append(message)
+    made = [answer for answer in answers if isinstance(answer, Message)]
+    if made:
+        session.execute(insert(Message.__table__), [_row(message) for message in made])
+        ids = dict(
+            session.execute(
+                select(Message.client_ref, Message.id).where(Message.client_ref.in_([m.client_ref for m in made]))
+            ).all()
+        )
+        for message in made:
+            message.id = ids[message.client_ref]
+    sent_to = [answer.contact_id for answer in answers if isinstance(answer, Message)]
+    conversations = [answer.conversation_id for answer in answers if isinstance(answer, Message)]
+    if sent_to:
+        session.execute(
+            update(Conversation)
+            .where(
+                Conversation.id.in_(conversations),
+                or_(Conversation.last_message_at.is_(None), Conversation.last_message_at < now),
+            )
+            .values(last_message_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        session.execute(
+            update(Contact)
+            .where(Contact.id.in_(sent_to), Contact.first_outbound_at.is_(None))
+            .values(first_outbound_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        session.execute(
+            update(Contact)
+            .where(Contact.id.in_(sent_to), or_(Contact.last_outbound_at.is_(None), Contact.last_outbound_at < now))
+            .values(last_outbound_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    return answers
+
+
+def _row(message: Message) -> dict[str, Any]:
+    """A message not added to a session as an INSERT's values, with the columns' defaults filled in."""
+    values: dict[str, Any] = {}
+    for column in Message.__table__.columns:
+        if column.key == "id":
+            continue
+        value = getattr(message, column.key)
+        if value is None and column.default is not None and column.default.is_scalar:
+            value = column.default.arg
+        values[column.key] = value
+    return values
 
 
 def _attach_upload(session: Session, message: Message, kind: str, content: dict[str, Any]) -> None:
@@ -181,6 +336,12 @@ def _check_template(session: Session, contact: Contact, content: dict[str, Any])
     template = session.scalar(select(Template).where(Template.name == name, Template.language == language))
     if template is None:
         raise SendRefused(f"There is no template '{name}' in {language}. Sync templates from Meta first.")
+    _check_template_for(template, contact, content)
+    return template
+
+
+def _check_template_for(template: Template, contact: Contact, content: dict[str, Any]) -> None:
+    name = content.get("name")
     if (template.status or "").upper() != "APPROVED":
         raise SendRefused(
             f"The template '{name}' is {(template.status or 'not approved').lower()}; only approved templates can be sent."
@@ -190,31 +351,47 @@ def _check_template(session: Session, contact: Contact, content: dict[str, Any])
             "This customer has stopped marketing messages; send a utility template or wait for them to write."
         )
     message_templates.check(template, content)
-    return template
 
 
 def recover_interrupted(session: Session) -> int:
-    """At start: a message left in 'sending' may have reached Meta; never send it again on our own."""
+    """At start: a message left in 'sending' may have reached Meta; never send it again on our own. A
+    broadcast's messages are left to the broadcast engine's recovery, whose release journal knows which of
+    them never left."""
     result = session.execute(
         update(Message)
         .where(
             Message.direction == Direction.OUT.value,
             Message.status == MessageStatus.SENDING.value,
             Message.wamid.is_(None),
+            Message.broadcast_id.is_(None),
         )
         .values(status=MessageStatus.FAILED.value, error_explanation=INTERRUPTED, next_attempt_at=None)
     )
     return result.rowcount or 0
 
 
+# Waits, before each send of the inbox's sender, for the number's share of Meta's throughput (the broadcast
+# engine takes from the same bucket); set by the broadcasts feature, so outbound needs not import it.
+_pacer: Callable[[Session], None] | None = None
+
+
+def set_pacer(pacer: Callable[[Session], None] | None) -> None:
+    global _pacer
+    _pacer = pacer
+
+
 def send_due(session: Session, sender_for: Callable[[Session], Sender | None], now: datetime | None = None) -> int:
     """One worker pass: claim due messages, mark them 'sending' (committed), then call Meta; each outcome
-    is recorded with a message.sent event."""
+    is recorded with a message.sent event. Broadcast messages are the broadcast engine's to send."""
     now = now or utcnow()
     due = list(
         session.scalars(
             select(Message.id)
-            .where(Message.status == MessageStatus.QUEUED.value, Message.next_attempt_at <= now)
+            .where(
+                Message.status == MessageStatus.QUEUED.value,
+                Message.next_attempt_at <= now,
+                Message.broadcast_id.is_(None),
+            )
             .order_by(Message.next_attempt_at, Message.id)
             .limit(BATCH)
         )
@@ -233,35 +410,52 @@ def _send_claimed(session: Session, sender: Sender | None, due: list[int]) -> in
     session.commit()  # end the read that found the work: each write below starts its own transaction
     handled = 0
     for message_id in due:
-        with write_lock(session):
-            claimed = session.execute(
-                update(Message)
-                .where(Message.id == message_id, Message.status == MessageStatus.QUEUED.value)
-                .values(status=MessageStatus.SENDING.value, attempts=Message.attempts + 1)
-            ).rowcount
+        if _pacer is not None and sender is not None:
+            _pacer(session)
             session.commit()
+        claimed = claim(session, [message_id])
         if not claimed:
             continue
         handled += 1
-        payload = session.scalar(select(Message.payload).where(Message.id == message_id))
-        session.commit()
-        outcome = _call(sender, payload)  # the network call holds no lock and no transaction
+        outcome = call(sender, claimed[0].payload)  # the network call holds no lock and no transaction
         with write_lock(session):
-            message = session.get(Message, message_id)
-            session.refresh(message)
-            _record(session, message, outcome)
-            assignee_id = session.scalar(
-                select(Conversation.assignee_id).where(Conversation.id == message.conversation_id)
-            )
-            record(
-                session,
-                MessageSent(message.conversation_id, assignee_id, message.id, message.status, message.error_code),
-            )
+            record_outcomes(session, [(message_id, outcome)])
             session.commit()
     return handled
 
 
-def _call(sender: Sender | None, payload: str) -> str | Exception:
+@dataclass(frozen=True)
+class Claimed:
+    id: int
+    payload: str | None
+
+
+def claim(session: Session, message_ids: Sequence[int]) -> list[Claimed]:
+    """Mark these queued messages 'sending' and commit, before any call to Meta: after a crash, a message
+    found 'sending' may have reached Meta and is never sent again on its own. Answers those this call
+    claimed (one already claimed or withdrawn is left out), in one transaction for the whole batch."""
+    if not message_ids:
+        return []
+    with write_lock(session):
+        rows = session.execute(
+            select(Message.id, Message.payload)
+            .where(Message.id.in_(list(message_ids)), Message.status == MessageStatus.QUEUED.value)
+            .with_for_update()
+        ).all()
+        if rows:
+            session.execute(
+                update(Message)
+                .where(Message.id.in_([row.id for row in rows]))
+                .values(status=MessageStatus.SENDING.value, attempts=Message.attempts + 1)
+                .execution_options(synchronize_session=False)
+            )
+        session.commit()
+    order = {message_id: place for place, message_id in enumerate(message_ids)}
+    return sorted((Claimed(row.id, row.payload) for row in rows), key=lambda item: order[item.id])
+
+
+def call(sender: Sender | None, payload: str | None) -> str | Exception:
+    """The one call to Meta for a claimed message: its wamid, or the error (never raised)."""
     if sender is None:
         return ValueError(
             "WhatsApp is not connected: set the access token and phone number ID in Settings → Connection."
@@ -275,11 +469,94 @@ def _call(sender: Sender | None, payload: str) -> str | Exception:
         return error
 
 
-def _record(session: Session, message: Message, outcome: str | Exception) -> None:
+# What recording an answer reads and writes: loading only these keeps a batch of hundreds cheap.
+RECORDED = (
+    Message.id,
+    Message.conversation_id,
+    Message.contact_id,
+    Message.status,
+    Message.wamid,
+    Message.attempts,
+    Message.next_attempt_at,
+    Message.error_code,
+    Message.error_title,
+    Message.error_explanation,
+    Message.broadcast_id,
+)
+
+# For one refused send: when to try again (a moment), False to give up now, None for the usual rule
+# (Meta's temporary errors are retried with backoff up to MAX_ATTEMPTS).
+RetryPolicy = Callable[[Message, GraphError], "datetime | bool | None"]
+
+
+def record_outcomes(
+    session: Session,
+    outcomes: Sequence[tuple[int, str | Exception]],
+    retry: RetryPolicy | None = None,
+    now: datetime | None = None,
+) -> list[Message]:
+    """Record what Meta answered for claimed messages, each with its message.sent event, reading and writing
+    the batch in a few statements. The caller holds the write lock and commits."""
+    if not outcomes:
+        return []
+    now = now or utcnow()
+    ids = [message_id for message_id, _ in outcomes]
+    messages = {
+        message.id: message
+        for message in session.scalars(
+            select(Message)
+            .options(load_only(*RECORDED))
+            .where(Message.id.in_(ids))
+            .execution_options(populate_existing=True)
+        )
+    }
+    assignees = dict(
+        session.execute(
+            select(Conversation.id, Conversation.assignee_id).where(
+                Conversation.id.in_({message.conversation_id for message in messages.values()})
+            )
+        ).all()
+    )
+    done: list[Message] = []
+    for message_id, outcome in outcomes:
+        message = messages.get(message_id)
+        if message is None:
+            continue
+        decided = retry(message, outcome) if retry is not None and isinstance(outcome, GraphError) else None
+        _record(session, message, outcome, decided, now)
+        done.append(message)
+    session.flush()
+    _apply_early_statuses(session, [message.wamid for message in done if message.wamid])
+    record(
+        session,
+        *(
+            MessageSent(
+                message.conversation_id,
+                assignees.get(message.conversation_id),
+                message.id,
+                message.status,
+                message.error_code,
+            )
+            for message in done
+        ),
+    )
+    return done
+
+
+def _record(
+    session: Session,
+    message: Message,
+    outcome: str | Exception,
+    decided: datetime | bool | None = None,
+    now: datetime | None = None,
+) -> None:
     if isinstance(outcome, GraphError):
-        if outcome.retryable and message.attempts < MAX_ATTEMPTS:
+        again = (outcome.retryable and message.attempts < MAX_ATTEMPTS) if decided is None else decided is not False
+        if again:
             message.status = MessageStatus.QUEUED.value
-            message.next_attempt_at = utcnow() + backoff(message.attempts)
+            message.next_attempt_at = (
+                decided if isinstance(decided, datetime) else (now or utcnow()) + backoff(message.attempts)
+            )
             message.error_code = outcome.code
             message.error_explanation = outcome.human_retrying
             log.info("send of message %s deferred (code %s, attempt %s)", message.id, outcome.code, message.attempts)
@@ -305,8 +582,6 @@ def _record(session: Session, message: Message, outcome: str | Exception) -> Non
     message.next_attempt_at = None
     message.error_code = None
     message.error_explanation = None
-    session.flush()
-    apply_early_statuses(session, message)
 
 
 def _fail(message: Message, code: int | None, explanation: str, title: str | None = None) -> None:
@@ -316,6 +591,63 @@ def _fail(message: Message, code: int | None, explanation: str, title: str | Non
     message.error_title = title
     message.error_explanation = explanation
     log.info("message %s failed (code %s)", message.id, code)
+
+
+WITHDRAWN = "Not sent: the broadcast was cancelled before this message left SigDesk."
+
+
+def withdraw(session: Session, message_ids: Sequence[int], reason: str = WITHDRAWN) -> list[int]:
+    """Take back queued messages that were never claimed (a cancelled broadcast's): they are marked failed
+    with the reason, so the thread says they never went. A message already claimed is in flight and left to
+    finish. Answers the ids withdrawn; the caller owns the transaction (and, on SQLite, the write lock)."""
+    if not message_ids:
+        return []
+    rows = session.execute(
+        select(Message.id, Message.conversation_id)
+        .where(Message.id.in_(list(message_ids)), Message.status == MessageStatus.QUEUED.value)
+        .with_for_update()
+    ).all()
+    if not rows:
+        return []
+    session.execute(
+        update(Message)
+        .where(Message.id.in_([row.id for row in rows]), Message.status == MessageStatus.QUEUED.value)
+        .values(
+            status=MessageStatus.FAILED.value,
+            next_attempt_at=None,
+            error_code=None,
+            error_title=None,
+            error_explanation=reason,
+        )
+        .execution_options(synchronize_session="fetch")
+    )
+    assignees = dict(
+        session.execute(
+            select(Conversation.id, Conversation.assignee_id).where(
+                Conversation.id.in_({row.conversation_id for row in rows})
+            )
+        ).all()
+    )
+    record(
+        session,
+        *(
+            MessageSent(row.conversation_id, assignees.get(row.conversation_id), row.id, MessageStatus.FAILED.value)
+            for row in rows
+        ),
+    )
+    return [row.id for row in rows]
+
+
+def _apply_early_statuses(session: Session, wamids: Sequence[str]) -> None:
+    """Statuses can arrive before Meta's send response is stored: apply those already kept, looking them up
+    for the whole batch in one query."""
+    if not wamids:
+        return
+    early = set(
+        session.scalars(select(MessageStatusEvent.wamid).where(MessageStatusEvent.wamid.in_(list(wamids))).distinct())
+    )
+    for wamid in early:
+        replay_statuses(session, wamid)
 
 
 def apply_early_statuses(session: Session, message: Message) -> None:

@@ -140,6 +140,40 @@ def parse_margin(text: str) -> int:
     return days
 
 
+MESSAGING_TIERS = ("250", "2000", "10000", "100000", "unlimited")
+UTILITY_CONSENT = ("not_opted_out", "opted_in")
+
+
+def parse_messaging_limit(text: str) -> str:
+    """Meta's messaging limit tier: unique customers a number may start conversations with in 24 hours."""
+    cleaned = text.strip().lower().replace(",", "").replace("_", "")
+    if cleaned not in MESSAGING_TIERS:
+        raise SettingError(f"'{text}' is not a messaging limit (use {', '.join(MESSAGING_TIERS)})")
+    return cleaned
+
+
+def parse_rate(text: str) -> int:
+    """Messages per second: Meta's throughput is 80 by default and at most 1,000 for a number."""
+    rate = parse_int(text)
+    if not 1 <= rate <= 1000:
+        raise SettingError(f"'{text}' is not a number of messages per second between 1 and 1000")
+    return rate
+
+
+def parse_utility_consent(text: str) -> str:
+    cleaned = text.strip().lower()
+    if cleaned not in UTILITY_CONSENT:
+        raise SettingError(f"'{text}' is not a utility template rule (use {' or '.join(UTILITY_CONSENT)})")
+    return cleaned
+
+
+def parse_attribution_days(text: str) -> int:
+    days = parse_int(text)
+    if not 1 <= days <= 90:
+        raise SettingError(f"'{text}' is not a number of days between 1 and 90")
+    return days
+
+
 def parse_schedule(text: str) -> str:
     cleaned = text.strip().lower()
     if cleaned not in ("off", "daily", "weekly"):
@@ -389,6 +423,33 @@ SPECS: dict[str, Spec] = {
             "Messages that opt a customer out of marketing (whole message, comma-separated)",
             parse_keywords,
             DEFAULT_STOP_KEYWORDS,
+        ),
+        Spec(
+            "whatsapp.messaging_limit",
+            "Messaging limit: customers the number may message first in 24 hours (250, 2000, 10000, 100000 or "
+            "unlimited, as WhatsApp Manager shows it)",
+            parse_messaging_limit,
+            "250",
+        ),
+        Spec(
+            "whatsapp.throughput",
+            "Messages per second Meta allows this number (80 unless Meta raised it, up to 1000)",
+            parse_rate,
+            80,
+        ),
+        Spec("broadcasts.default_rate", "Broadcast pace in messages per second (new broadcasts)", parse_rate, 20),
+        Spec(
+            "broadcasts.utility_consent",
+            "Who receives utility templates in a broadcast: everyone who has not opted out (not_opted_out) or "
+            "only customers who opted in (opted_in)",
+            parse_utility_consent,
+            "not_opted_out",
+        ),
+        Spec(
+            "broadcasts.attribution_days",
+            "Days after a broadcast in which a recipient's reply or order counts for it",
+            parse_attribution_days,
+            7,
         ),
         Spec(
             "consent.start_keywords",

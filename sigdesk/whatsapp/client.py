@@ -314,6 +314,8 @@ class GraphClient:
             base_url=f"{base_url.rstrip('/')}/{api_version}/",
             headers={"Authorization": f"Bearer {access_token}"},
             timeout=timeout,
+            # a broadcast calls from a pool of threads: keep a connection open for each (httpx keeps 20)
+            limits=httpx.Limits(max_connections=100, max_keepalive_connections=64),
             transport=transport,
             mounts=None if transport is not None else guarded_mounts(),  # checked again as the token is sent
             trust_env=True,

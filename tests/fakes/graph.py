@@ -58,6 +58,8 @@ TITLES = {
     131009: "(#131009) Parameter value is not valid",
     131026: "(#131026) Message undeliverable",
     131047: "(#131047) Re-engagement message",
+    131048: "(#131048) Spam rate limit hit",
+    131049: "(#131049) This message was not delivered to maintain healthy ecosystem engagement.",
     131050: "(#131050) User has stopped marketing messages",
     131051: "(#131051) Unsupported message type",
     131053: "(#131053) Media upload error",
@@ -65,6 +67,8 @@ TITLES = {
     200: "(#200) Permissions error",
     2200: "(#2200) Callback verification failed",
     132001: "(#132001) Template name does not exist in the translation",
+    132015: "(#132015) Template is Paused",
+    132016: "(#132016) Template is Disabled",
 }
 DETAILS = {
     131047: "Message failed to send because more than 24 hours have passed since the customer last replied to this number.",
@@ -78,6 +82,7 @@ class Failure:
     title: str | None = None
     details: str | None = None
     subcode: int | None = None
+    times: int | None = None  # fail this many sends, then succeed (None: until cleared)
 
 
 @dataclass
@@ -103,6 +108,8 @@ class FakeGraph:
     templates: list[dict[str, Any]] = field(default_factory=list)
     template_page_size: int = 2
     sent: list[dict[str, Any]] = field(default_factory=list)
+    # When each accepted send arrived (time.time(), beside `sent`): pacing is measured on Meta's side.
+    sent_at: list[float] = field(default_factory=list)
     recipients: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     url: str = ""
@@ -125,6 +132,10 @@ class FakeGraph:
     waba_catalogs: dict[str, list[str]] = field(default_factory=dict)
     catalog_page_size: int = 2
     catalog_failures: dict[int, Failure] = field(default_factory=dict)
+    # Meta's throughput: more accepted sends than this in the last second are refused with 130429.
+    throughput: float | None = None
+    # The token is revoked (190) once this many sends were accepted.
+    revoke_after: int | None = None
 
     def __post_init__(self) -> None:
         self._ids = itertools.count(1)
@@ -212,11 +223,37 @@ class FakeGraph:
             self.failures.extend(failure for _ in range(count))
 
     def fail_for(
-        self, recipient: str, code: int, status: int = 400, title: str | None = None, details: str | None = None
+        self,
+        recipient: str,
+        code: int,
+        status: int = 400,
+        title: str | None = None,
+        details: str | None = None,
+        times: int | None = None,
     ) -> None:
-        """Every send to this recipient fails until clear_failures(); 131047 (window closed) spares templates."""
+        """Every send to this recipient fails until clear_failures() (or its first `times` sends only);
+        131047 (window closed) spares templates."""
         with self._lock:
-            self.recipient_failures[recipient.lstrip("+")] = Failure(code, status, title, details)
+            self.recipient_failures[recipient.lstrip("+")] = Failure(
+                code, status or (401 if code == 190 else 400), title, details, times=times
+            )
+
+    def set_template_status(self, name: str, language: str, status: str) -> None:
+        """Meta paused (PAUSED), disabled (DISABLED) or re-approved a template: sends of a paused one answer
+        132015, of a disabled one 132016."""
+        with self._lock:
+            for template in self.templates:
+                if template.get("name") == name and template.get("language") == language:
+                    template["status"] = status
+
+    def delete_template(self, name: str, language: str) -> None:
+        """The template is deleted at Meta: sends of it answer 132001."""
+        with self._lock:
+            self.templates[:] = [
+                t for t in self.templates if not (t.get("name") == name and t.get("language") == language)
+            ]
+            if not self.templates:
+                self.templates.append({"name": "\x00deleted", "language": "-"})  # keep checking templates
 
     def clear_failures(self) -> None:
         with self._lock:
@@ -506,6 +543,14 @@ class FakeGraph:
             kind = body.get("type")
             with self._lock:
                 failure = self.recipient_failures.get(to.lstrip("+"))
+                if failure is not None and failure.times is not None:
+                    if failure.times <= 0:
+                        failure = None
+                    else:
+                        failure.times -= 1
+                refusal = self._refusal(to)
+            if refusal is not None:
+                return refusal
             if failure and not (failure.code == 131047 and kind == "template"):
                 return self._fail(failure)
             problem = check_content(kind, body.get(kind)) or self._check_template(kind, body.get(kind))
@@ -518,6 +563,7 @@ class FakeGraph:
             with self._lock:
                 wamid = f"wamid.FAKE{next(self._ids):08d}"
                 self.sent.append(body)
+                self.sent_at.append(time.time())
                 self.recipients[wamid] = to.lstrip("+")
             return jsonify(
                 messaging_product="whatsapp",
@@ -642,12 +688,38 @@ class FakeGraph:
             return "the callback URL did not answer the challenge"
         return None
 
+    def _refusal(self, to: str):
+        """Meta's answers that depend on the sends so far (throughput, a token revoked mid-run); under the lock."""
+        if self.revoke_after is not None and len(self.sent) >= self.revoke_after:
+            self.revoke_after = None
+            self.expire_token()
+            return self._error(190, "Error validating access token: Session has expired", 401, subcode=463)
+        if self.throughput is not None:
+            now = time.time()
+            recent = 0
+            for at in reversed(self.sent_at):
+                if at < now - 1.0:
+                    break
+                recent += 1
+            if recent >= self.throughput:
+                return self._error(130429, status=400)
+        return None
+
     def _check_template(self, kind: Any, content: Any) -> tuple[int, str] | None:
         if kind != "template" or not self.templates:
             return None
         language = (content.get("language") or {}).get("code")
-        if not any(t.get("name") == content.get("name") and t.get("language") == language for t in self.templates):
+        found = next(
+            (t for t in self.templates if t.get("name") == content.get("name") and t.get("language") == language),
+            None,
+        )
+        if found is None:
             return 132001, f"template name ({content.get('name')}) does not exist in {language}"
+        status = str(found.get("status") or "APPROVED").upper()
+        if status == "PAUSED":
+            return 132015, f"template {content.get('name')} is paused for low quality"
+        if status == "DISABLED":
+            return 132016, f"template {content.get('name')} is disabled for low quality"
         return None
 
     def start(self) -> FakeGraph:
