@@ -277,7 +277,7 @@
       focus.scrollIntoView({ block: "center" });
     } else {
       state.pinned = true;
-      box.scrollTop = box.scrollHeight;
+      toBottom(box);
     }
     keepPinned(box);
   }
@@ -286,9 +286,17 @@
   // unless the reader has scrolled up.
   function nearBottom(box) { return box.scrollHeight - box.scrollTop - box.clientHeight < 80; }
 
+  // Where SigDesk itself last scrolled the thread to. A scroll event reports a scroll made earlier, so
+  // by then more images may have grown the thread: only a scroll the reader made unpins it.
+  var ownScrollTop = -1;
+  function toBottom(box) { box.scrollTop = box.scrollHeight; ownScrollTop = box.scrollTop; }
+
   function keepPinned(box) {
-    box.addEventListener("scroll", function () { state.pinned = nearBottom(box); }, { passive: true });
-    function settle() { if (state.pinned && box.isConnected) box.scrollTop = box.scrollHeight; }
+    box.addEventListener("scroll", function () {
+      if (nearBottom(box)) state.pinned = true;
+      else if (box.scrollTop !== ownScrollTop) state.pinned = false;
+    }, { passive: true });
+    function settle() { if (state.pinned && box.isConnected) toBottom(box); }
     box.addEventListener("load", settle, true);
     box.addEventListener("loadedmetadata", settle, true);
     // a message's height also changes without a load event (the thread narrows when the side panel is
@@ -362,7 +370,7 @@
     var box = messagesBox();
     if (!box || !state.selected) return Promise.resolve();
     var id = state.selected;
-    var atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 80;
+    var atBottom = state.pinned || nearBottom(box);
     if (box.querySelector("[data-jump-latest]")) return Promise.resolve();  // reading older history: leave it
     return fragment(conversationUrl(id, "/messages?after=" + lastMessageId())).then(function (html) {
       if (state.selected !== id) return;
@@ -374,7 +382,7 @@
       localise(holder);
       var arrived = holder.querySelector(".msg.in");
       while (holder.firstChild) box.appendChild(holder.firstChild);
-      if (atBottom) { state.pinned = true; box.scrollTop = box.scrollHeight; }
+      if (atBottom) { state.pinned = true; toBottom(box); }
       var thread = openThread();
       if (arrived && thread) { thread.setAttribute("data-unread", "1"); markRead(); }
     }).catch(function () { lost(id); });
@@ -398,7 +406,7 @@
       var holder = el(html);
       localise(holder);
       while (holder.firstChild) box.appendChild(holder.firstChild);
-      box.scrollTop = box.scrollHeight;
+      toBottom(box);
     }).catch(function () { lost(conversationId); });
   }
 
