@@ -22,11 +22,11 @@ from sigdesk.broadcasts import variables
 from sigdesk.db import read_json
 from sigdesk.errors import NotFound, UserError
 from sigdesk.merge.services import phone_key
-from sigdesk.models import Contact, Message, Setting, Template
+from sigdesk.models import Contact, Message, Template
 from sigdesk.models.broadcast import Broadcast, BroadcastRecipient
 from sigdesk.models.contact_import import ImportChange, ImportJob
 from sigdesk.segments import services as segments
-from sigdesk.settings.specs import SettingError, spec_for
+from sigdesk.settings import services as settings_services
 
 BATCH = 1000
 CANNOT_RECEIVE = 131026
@@ -66,16 +66,7 @@ class Summary:
         return sum(self.skipped_by_reason.values())
 
 
-def setting(session: Session, key: str) -> Any:
-    """A setting that is never a secret, so no data key is needed (the engine and the CLI read these too)."""
-    spec = spec_for(key)
-    value = session.scalar(select(Setting.value).where(Setting.key == key))
-    if value is None:
-        return spec.default
-    try:
-        return spec.parse(value)
-    except SettingError:
-        return spec.default
+setting = settings_services.plain
 
 
 def audience_of(broadcast: Broadcast) -> dict[str, Any]:

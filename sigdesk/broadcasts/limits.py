@@ -24,8 +24,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from sigdesk.models import Direction, Message, MessageStatus, Setting
-from sigdesk.settings.specs import SettingError, spec_for
+from sigdesk.models import Direction, Message, MessageStatus
+from sigdesk.settings import services as settings_services
 
 BURST_SHARE = 0.05
 WINDOW = timedelta(hours=24)
@@ -140,16 +140,7 @@ def phone_bucket(phone_number_id: str, rate: int) -> TokenBucket:
         return bucket
 
 
-def setting(session: Session, key: str):
-    """A setting that is not a secret, read without the data key."""
-    spec = spec_for(key)
-    value = session.scalar(select(Setting.value).where(Setting.key == key))
-    if value is None:
-        return spec.default
-    try:
-        return spec.parse(value)
-    except SettingError:
-        return spec.default
+setting = settings_services.plain
 
 
 def pace_inbox_send(session: Session) -> None:

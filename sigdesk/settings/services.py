@@ -46,6 +46,21 @@ def get(session: Session, cipher: Cipher, key: str) -> Any:
     return spec.parse(text)
 
 
+def plain(session: Session, key: str) -> Any:
+    """A setting that is never a secret, read without the data key (the worker's loops, the CLI); a value
+    stored by an older version that no longer parses reads as the default."""
+    spec = spec_for(key)
+    if spec.secret:
+        raise ValueError(f"{key} is a secret: read it with get()")
+    value = session.scalar(select(Setting.value).where(Setting.key == key))
+    if value is None:
+        return spec.default
+    try:
+        return spec.parse(value)
+    except SettingError:
+        return spec.default
+
+
 def set_text(session: Session, cipher: Cipher, key: str, text: str) -> Any:
     """Parse and store a value given as text (CLI, forms); returns the typed value."""
     spec = spec_for(key)
