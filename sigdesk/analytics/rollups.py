@@ -43,6 +43,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, func, insert, select, update
@@ -112,6 +113,24 @@ def _seconds(later: datetime, earlier: datetime) -> int:
     return max(0, int((as_utc(later) - as_utc(earlier)).total_seconds()))
 
 
+_MESSAGE_EVENTS = ("message.received", "message.queued")
+
+
+def _message_rows(session: Session, ids: list[int]) -> dict[int, Any]:
+    """What counting reads of these messages, in a few reads for a batch (a broadcast's is hundreds)."""
+    found: dict[int, Any] = {}
+    for start in range(0, len(ids), 500):
+        found.update(
+            (row.id, row)
+            for row in session.execute(
+                select(Message.id, Message.direction, Message.timestamp, Message.created_at, Message.author_id).where(
+                    Message.id.in_(ids[start : start + 500])
+                )
+            )
+        )
+    return found
+
+
 class Rollups:
     """The outbox consumer "analytics"; see the module's docstring."""
 
@@ -140,24 +159,31 @@ class Rollups:
                     select(OutboxEvent.id, OutboxEvent.at).where(OutboxEvent.id.in_([item.id for item in fresh]))
                 ).all()
             )
+            messages = _message_rows(
+                session, [item.event.message_id for item in fresh if item.event.name in _MESSAGE_EVENTS]
+            )
             counts: dict[Key, int] = defaultdict(int)
             for item in fresh:
-                self._apply(session, zone, item, moments.get(item.id), counts)
+                self._apply(session, zone, item, moments.get(item.id), counts, messages)
             add_counts(session, counts)
             state.value = fresh[-1].id
             session.commit()
         return len(fresh)
 
     def _apply(
-        self, session: Session, zone: ZoneInfo, item: Stored, at: datetime | None, counts: dict[Key, int]
+        self,
+        session: Session,
+        zone: ZoneInfo,
+        item: Stored,
+        at: datetime | None,
+        counts: dict[Key, int],
+        messages: dict[int, Any] | None = None,
     ) -> None:
         event = item.event
-        if event.name in ("message.received", "message.queued"):
-            row = session.execute(
-                select(Message.direction, Message.timestamp, Message.created_at, Message.author_id).where(
-                    Message.id == event.message_id
-                )
-            ).first()
+        if event.name in _MESSAGE_EVENTS:
+            if messages is None:
+                messages = _message_rows(session, [event.message_id])
+            row = messages.get(event.message_id)
             if row is None:
                 return
             if event.name == "message.received" and row.direction == "in":
@@ -177,8 +203,10 @@ class Rollups:
                 moment = row.created_at or row.timestamp
                 for key in outbound_keys(moment, zone, row.author_id):
                     counts[key] += 1
+                if not row.author_id:  # automated (a broadcast, a bot): never an agent's first response
+                    return
                 episode = _open_episode(session, event.conversation_id)
-                if row.author_id and episode is not None and episode.first_response_at is None:
+                if episode is not None and episode.first_response_at is None:
                     episode.first_response_at = as_utc(moment)
                     episode.first_response_seconds = _seconds(moment, episode.started_at)
                     episode.agent_id = row.author_id

@@ -16,6 +16,7 @@ Nothing here knows Flask or the database: it takes the template's components as 
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -80,7 +81,20 @@ class Layout:
 
 
 def parse(components: str | Sequence[Any] | None, parameter_format: str | None = None) -> Layout:
-    """Read Meta's `components` (JSON text as stored, or the list) into a Layout, or raise TemplateMalformed."""
+    """Read Meta's `components` (JSON text as stored, or the list) into a Layout, or raise TemplateMalformed.
+    Stored text is parsed once per process: a broadcast reads the same template for every recipient, and a
+    Layout is immutable."""
+    if isinstance(components, str):
+        return _parse_text(components, parameter_format)
+    return _parse(components, parameter_format)
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_text(components: str, parameter_format: str | None) -> Layout:
+    return _parse(components, parameter_format)
+
+
+def _parse(components: str | Sequence[Any] | None, parameter_format: str | None) -> Layout:
     items = _items(components)
     found: list[Part] = []
     for item in items:

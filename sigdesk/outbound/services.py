@@ -233,7 +233,11 @@ def queue_templates(
         return []
     contacts = {
         contact.id: contact
-        for contact in session.scalars(select(Contact).where(Contact.id.in_({item.contact_id for item in outgoing})))
+        for contact in session.scalars(
+            select(Contact)
+            .options(load_only(Contact.id, Contact.wa_id, Contact.opted_out_marketing))  # what the checks read
+            .where(Contact.id.in_({item.contact_id for item in outgoing}))
+        )
     }
     answers: list[Message | SendRefused] = []
     randomness = os.urandom(16 * len(outgoing))  # one read for the batch's callback references
