@@ -407,14 +407,7 @@ class Engine:
         cancelled = [
             row.id for row in claimed if released is not None and row.id not in released and row.status == "cancelled"
         ]
-        withdrawn = outbound.withdraw(session, cancelled) if cancelled else []
-        if withdrawn:
-            session.execute(
-                update(BroadcastRecipient)
-                .where(BroadcastRecipient.message_id.in_(withdrawn), BroadcastRecipient.state == "sending")
-                .values(state="skipped", reason=commands.CANCELLED, updated_at=utcnow())
-                .execution_options(synchronize_session=False)
-            )
+        withdrawn = commands.withdraw_messages(session, cancelled)
         # every interrupted one: just now, or by an older SigDesk's recover_interrupted
         interrupted = list(
             session.scalars(
@@ -727,14 +720,7 @@ class Engine:
                     .where(mine, Broadcast.status == "cancelled", Message.status == MessageStatus.QUEUED.value)
                 )
             )
-            withdrawn = outbound.withdraw(session, cancelled) if cancelled else []
-            if withdrawn:
-                session.execute(
-                    update(BroadcastRecipient)
-                    .where(BroadcastRecipient.message_id.in_(withdrawn), BroadcastRecipient.state == "sending")
-                    .values(state="skipped", reason=commands.CANCELLED, updated_at=utcnow())
-                    .execution_options(synchronize_session=False)
-                )
+            commands.withdraw_messages(session, cancelled)
             session.commit()
 
     def _prepare(self, run: Run) -> None:
