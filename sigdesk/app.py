@@ -103,6 +103,8 @@ def create_app(config: Config | None = None) -> Flask:
     state.worker.register(OUTBOX_TASK, state.outbox, gather=0.25)
     wanted = state.outbox.names
     state.dispatcher.wake_for(set(CATALOGUE) if wanted is None else wanted, OUTBOX_TASK)
+    with database.session() as session:
+        state.outbox.open(session)
 
     @app.context_processor
     def globals_for_templates():

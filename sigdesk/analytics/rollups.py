@@ -137,6 +137,7 @@ class Rollups:
     events = EVENTS
 
     def __call__(self, session: Session, events: list[Stored]) -> int:
+        session.commit()  # ends the outbox's reading transaction: the one below begins inside the lock
         with write_lock(session):
             # FOR UPDATE (MySQL): wait for a rebuild's hand-over and read what it committed, not a snapshot
             state = session.scalars(

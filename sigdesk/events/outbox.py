@@ -25,6 +25,7 @@ from datetime import timedelta
 
 import orjson
 from sqlalchemy import Engine, delete, event as sa_event, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import Pool
 
@@ -223,6 +224,13 @@ class Outbox:
         finally:
             self._lock.release()
 
+    def open(self, session: Session) -> None:
+        """Give every registered consumer its cursor before the app serves anything. A new consumer starts
+        at the log's end; left to the worker's first pass, which comes after start-up's recoveries, it
+        would start after whatever the first requests committed and never see those events."""
+        for consumer in self.consumers:
+            self._position_of(session, consumer.name)
+
     def _position_of(self, session: Session, name: str) -> int:
         if name not in self._positions:
             self._positions[name] = _position(session, name)
@@ -281,7 +289,9 @@ class Outbox:
         # A plain read: a worker session would take SQLite's write lock at its first statement and then
         # wait below for this process's write mutex, while the mutex's holder waits for SQLite's lock.
         _reading(session)
-        positions = [row for row in session.scalars(select(OutboxCursor.last_id))]
+        # Only the registered consumers' cursors: one left by a consumer since removed must not keep every event.
+        names = [consumer.name for consumer in self.consumers]
+        positions = list(session.scalars(select(OutboxCursor.last_id).where(OutboxCursor.consumer.in_(names))))
         if self.consumers and len(positions) < len(self.consumers):
             session.commit()
             return 0
@@ -307,9 +317,14 @@ def _position(session: Session, name: str) -> int:
     session.commit()
     if position is not None:
         return position
-    with write_lock(session):
-        position = _start(session)
-        session.add(OutboxCursor(consumer=name, last_id=position, updated_at=utcnow()))
+    try:
+        with write_lock(session):
+            position = _start(session)
+            session.add(OutboxCursor(consumer=name, last_id=position, updated_at=utcnow()))
+            session.commit()
+    except IntegrityError:  # another process (the CLI, a second start) made it first: take theirs
+        session.rollback()
+        position = int(session.scalar(select(OutboxCursor.last_id).where(OutboxCursor.consumer == name)) or 0)
         session.commit()
     return position
 

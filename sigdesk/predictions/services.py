@@ -510,6 +510,7 @@ def refresh_now(session: Session, reason: str, progress: Callable[[int, int], No
                 "see `sigdesk predictions status`",
                 409,
             )
+    session.commit()
     with write_lock(session):
         if running is not None:
             session.execute(

@@ -7,7 +7,7 @@ import json
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 
 from sigdesk.db import utcnow
 from sigdesk.events.catalogue import CATALOGUE, NoteAdded, SettingsChanged, from_stored
@@ -111,6 +111,21 @@ def test_the_worker_goes_round_again_at_once_only_while_a_consumer_has_a_full_ba
         assert outbox(session) == 0
 
 
+def test_every_consumer_has_its_cursor_before_the_app_serves_so_none_misses_what_the_first_requests_commit(app):
+    """The worker's first pass comes after start-up's recoveries; a cursor made only then would start
+    after the events of requests served meanwhile (a contact created at once was never scored)."""
+    state = app.extensions["sigdesk"]
+    with state.database.session() as session:
+        cursors = {
+            row.consumer: row.last_id for row in session.execute(select(OutboxCursor.consumer, OutboxCursor.last_id))
+        }
+        record(session, NoteAdded(1, None, 1))
+    assert set(cursors) == {consumer.name for consumer in state.outbox.consumers}
+    with state.database.session() as session:
+        event_id = session.scalar(select(func.max(OutboxEvent.id)))
+    assert all(last_id < event_id for last_id in cursors.values())
+
+
 def test_a_restarted_consumer_goes_on_from_its_cursor(app):
     database = app.extensions["sigdesk"].database
     first: list[int] = []
@@ -167,6 +182,22 @@ def test_read_events_are_purged_only_once_every_consumer_has_them_and_they_are_o
     with database.session() as session:
         assert outbox.purge(session) == 1
     assert stored_names(database) == []
+
+
+def test_the_cursor_of_a_consumer_since_removed_does_not_keep_every_event_forever(app):
+    database = app.extensions["sigdesk"].database
+    with database.session() as session:
+        session.add(OutboxCursor(consumer="a feature since removed", last_id=0, updated_at=utcnow()))
+    outbox = Outbox()
+    outbox.register("a", lambda session, events: None)
+    with database.session() as session:
+        outbox(session)
+        record(session, SettingsChanged(("a",)))
+    with database.session() as session:
+        outbox(session)
+        session.execute(update(OutboxEvent).values(at=utcnow() - timedelta(days=8)))
+    with database.session() as session:
+        assert outbox.purge(session) == 1
 
 
 def test_stepping_over_events_a_consumer_does_not_read_writes_its_cursor_only_now_and_then(app):
