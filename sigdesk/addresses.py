@@ -13,8 +13,10 @@ exactly the addresses it checked and checks the peer it reached, all before a by
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import socket
+import ssl
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -164,28 +166,35 @@ class GuardedBackend(httpcore.NetworkBackend):
         self._inner.sleep(seconds)
 
 
+@functools.lru_cache(maxsize=1)
+def tls_context() -> ssl.SSLContext:
+    """One TLS context for every client of the process: making one (httpx's CA bundle) costs 20 ms of CPU,
+    and a broadcast makes a client per sending thread."""
+    return httpx.create_ssl_context()
+
+
 class GuardedTransport(httpx.HTTPTransport):
     """httpx's own transport (TLS from the environment, as before), connecting through GuardedBackend.
     httpx takes no network backend, so its connection pool is replaced; tests/test_addresses.py proves
     the guard is in the path (a rebinding name never gets the token)."""
 
-    def __init__(self, inner: httpcore.NetworkBackend | None = None) -> None:
-        super().__init__()
+    def __init__(self, inner: httpcore.NetworkBackend | None = None, connections: int = 20) -> None:
+        super().__init__(verify=tls_context())
         self._pool.close()
-        self._pool = httpcore.ConnectionPool(  # the guarded backend; more kept open than httpx's 20 for
-            ssl_context=httpx.create_ssl_context(),  # a broadcast's pool of sending threads
-            max_connections=100,
-            max_keepalive_connections=64,
+        self._pool = httpcore.ConnectionPool(  # the guarded backend
+            ssl_context=tls_context(),
+            max_connections=connections,
+            max_keepalive_connections=connections,
             keepalive_expiry=5.0,
             network_backend=GuardedBackend(inner),
         )
 
 
-def guarded_mounts() -> dict[str, httpx.BaseTransport]:
+def guarded_mounts(connections: int = 20) -> dict[str, httpx.BaseTransport]:
     """For httpx.Client(mounts=...): every direct connection goes through the guard, while a proxy from the
     environment (HTTPS_PROXY) still applies. The proxy, and hosts listed in NO_PROXY, are the server
     operator's choice, not an admin's: for those only the check of the saved address applies."""
-    return {"all://": GuardedTransport()}
+    return {"all://": GuardedTransport(connections=connections)}
 
 
 def refusal(exc: BaseException) -> str | None:

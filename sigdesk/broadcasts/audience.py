@@ -275,7 +275,7 @@ def freeze(session: Session, broadcast: Broadcast, now: datetime) -> int:
             )
             pending += verdict.state == "pending"
         if rows:
-            session.execute(insert(BroadcastRecipient), rows)
+            session.execute(insert(BroadcastRecipient.__table__), rows)  # Core: the ORM bulk path costs 4x
             total += len(rows)
 
     for contact_id in contact_ids(session, audience_of(broadcast)):

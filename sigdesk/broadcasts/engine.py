@@ -291,6 +291,7 @@ class Engine:
         self._refresh = threading.Event()
         self._new_sender = threading.Event()
         self._sender: Any = None
+        self._thread_senders = threading.local()
         self._pool: ThreadPoolExecutor | None = None
         self._dispatcher: threading.Thread | None = None
         self._dispatch_stop = threading.Event()
@@ -836,6 +837,7 @@ class Engine:
                 made.append(answer.id)
             else:
                 skipped.append({"b_id": recipient_id, "b_reason": str(answer)})
+        self.window.noted(made)
         table = BroadcastRecipient.__table__
         if sending:
             session.execute(
@@ -953,15 +955,25 @@ class Engine:
             self._unstarted[claimed.id] = (run, claimed)
 
         def send() -> None:
+            own = self._own(sender)  # before the gate: making a client takes time the pace must not absorb
             run.starts.enter()
             with self._unstarted_lock:
                 if self._unstarted.pop(claimed.id, None) is None:
                     return  # given back by shutdown()
-            outcome = outbound.call(sender, claimed.payload)
+            outcome = outbound.call(own, claimed.payload)
             self.answers.put(Answer(run, claimed.id, outcome))
             self.wake.set()
 
         pool.submit(send)
+
+    def _own(self, sender: Any) -> Any:
+        """This sending thread's fork of the sender (see GraphClient.fork), made again when it changes."""
+        local = self._thread_senders
+        if sender is None or not hasattr(sender, "fork"):
+            return sender
+        if getattr(local, "parent", None) is not sender:
+            local.parent, local.sender = sender, sender.fork()
+        return local.sender
 
     # --- recording --------------------------------------------------------------------------------------
     def _record_answers(self, force: bool = False) -> bool:

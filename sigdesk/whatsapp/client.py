@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from sigdesk.addresses import guarded_mounts, refusal
+from sigdesk.addresses import guarded_mounts, refusal, tls_context
 from sigdesk.whatsapp.errors import GraphError
 from sigdesk.whatsapp.media import (
     LIMITS,
@@ -296,6 +296,7 @@ class GraphClient:
         waba_id: str | None = None,
         timeout: httpx.Timeout | float = TIMEOUT,
         transport: httpx.BaseTransport | None = None,
+        connections: int = 20,
     ) -> None:
         if not VERSION_RE.match(api_version or ""):
             raise ValueError(f"'{api_version}' is not a Graph API version (like {DEFAULT_VERSION})")
@@ -310,22 +311,44 @@ class GraphClient:
         self.version_warning: str | None = None
         self._token = access_token
         self._secure = urlsplit(base_url).scheme == "https"
+        self._base_url, self._transport = base_url, transport
+        self._forks: list[GraphClient] = []
         self._http = httpx.Client(
             base_url=f"{base_url.rstrip('/')}/{api_version}/",
             headers={"Authorization": f"Bearer {access_token}"},
             timeout=timeout,
-            # a broadcast calls from a pool of threads: keep a connection open for each (httpx keeps 20)
-            limits=httpx.Limits(max_connections=100, max_keepalive_connections=64),
+            limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
             transport=transport,
-            mounts=None if transport is not None else guarded_mounts(),  # checked again as the token is sent
+            verify=tls_context(),
+            # checked again as the token is sent
+            mounts=None if transport is not None else guarded_mounts(connections),
             trust_env=True,
         )
         if self._http.timeout.connect is None or self._http.timeout.read is None:
             self._http.close()
             raise ValueError("Every Graph API call needs connect and read timeouts")
 
+    def fork(self) -> "GraphClient":
+        """The same client with a connection of its own, for one of a broadcast's sending threads. Threads
+        sharing one pool spend more CPU than the call itself: httpcore looks at every pooled connection,
+        under one lock, on each request. Closing this client closes its forks."""
+        child = GraphClient(
+            self._base_url,
+            self.api_version,
+            self._token,
+            self.phone_number_id,
+            self.waba_id,
+            self._http.timeout,
+            self._transport,
+            connections=1,
+        )
+        self._forks.append(child)
+        return child
+
     def close(self) -> None:
         self._http.close()
+        for child in self._forks:
+            child.close()
 
     def __enter__(self) -> Self:
         return self

@@ -159,8 +159,8 @@ def test_a_template_inside_the_customers_service_window_is_not_business_initiate
 
 
 def test_calls_released_together_by_stalled_threads_still_start_at_most_the_rate_in_any_second():
-    """Eight threads that all want to start calls at once (as after a stall) get at most the rate plus
-    2.5 % started in any one-second window."""
+    """Eight threads that all want to start calls at once (as after a stall) get at most the rate started
+    in any one-second window (the 5 % Meta's side may show is left for the way there)."""
     import threading
     import time as clock
 
@@ -183,4 +183,4 @@ def test_calls_released_together_by_stalled_threads_still_start_at_most_the_rate
         thread.join(10)
     assert len(starts) == 96
     busiest = max(sum(1 for at in starts if first <= at < first + 1) for first in starts)
-    assert busiest <= 41 == gate.limit
+    assert busiest <= 40 == gate.limit

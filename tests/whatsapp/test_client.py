@@ -584,3 +584,17 @@ def test_the_token_in_debug_tokens_query_never_reaches_the_log(fake_graph, caplo
         client.debug_token()
     ours = [record.getMessage() for record in caplog.records if record.name != "werkzeug"]  # werkzeug: the fake's
     assert any("debug_token" in line for line in ours) and not any(TOKEN in line for line in ours)
+
+
+def test_a_fork_sends_as_its_parent_on_a_connection_of_its_own_and_closes_with_it(fake_graph):
+    """A broadcast's sending threads each use a fork: sharing one pool cost more CPU than the calls."""
+    parent = graph(fake_graph, timeout=7.0)
+    child = parent.fork()
+    assert re.fullmatch(r"wamid\.FAKE\d+", child.send_text(CUSTOMER, "Fresh bread at 7"))
+    request = fake_graph.requests[-1]
+    assert request.path == f"/v21.0/{PHONE_NUMBER_ID}/messages"
+    assert request.headers["Authorization"] == f"Bearer {TOKEN}"
+    assert child._http.timeout == parent._http.timeout and child._http is not parent._http
+    parent.close()
+    assert child._http.is_closed
+
