@@ -597,4 +597,3 @@ def test_a_fork_sends_as_its_parent_on_a_connection_of_its_own_and_closes_with_i
     assert child._http.timeout == parent._http.timeout and child._http is not parent._http
     parent.close()
     assert child._http.is_closed
-
