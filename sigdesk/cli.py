@@ -150,9 +150,12 @@ def main(ctx: click.Context, data_dir: str | None, database_url: str | None, ver
 def desktop(obj: Context) -> None:
     """Open SigDesk in its own window."""
     from sigdesk import datadir, desktop as window
+    from sigdesk.server import settle_heap
 
     with datadir.hold(obj.config().data_dir, "the SigDesk window") as lock:
-        code = window.run(obj.app(), echo=click.echo, on_listening=lock.listening)
+        app = obj.app()
+        settle_heap()
+        code = window.run(app, echo=click.echo, on_listening=lock.listening)
     sys.exit(code)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 from collections.abc import Callable
@@ -161,9 +162,20 @@ def urls(scheme: str, host: str, port: int) -> list[str]:
     return found
 
 
+def settle_heap() -> None:
+    """Keep what start-up made (modules, the app, SQLAlchemy's and Flask's tables: most of the heap) out of
+    the garbage collector's full passes, which otherwise stop every thread of the server for 150-190 ms
+    at a time: while a broadcast sent at 500/s, four such pauses each left a gap of 75-95 messages
+    (tests/perf/bench_broadcast.py). Once per process, just before serving; never in tests, whose apps
+    come and go."""
+    gc.collect()
+    gc.freeze()
+
+
 def run_until_interrupted(app: Flask, run: Callable[[], object], close: Callable[[], object], echo=print) -> None:
     """The foreground server and the background worker live and stop together."""
     worker = app.extensions["sigdesk"].worker
+    settle_heap()
     worker.start()
     try:
         run()

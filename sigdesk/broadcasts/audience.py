@@ -228,7 +228,7 @@ def judged(
     skipped with that reason too: what the summary counts and freeze writes."""
     found = verdicts(session, broadcast, contact_ids, now, seen)
     given = read_json(broadcast.variables, dict, "broadcasts.variables") if broadcast.variables else {}
-    if not given:
+    if not given or variables.always_filled(given):
         return found
     facts = variables.facts_for(session, [verdict.contact_id for verdict in found if verdict.state == "pending"])
     result = []

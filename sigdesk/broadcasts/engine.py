@@ -5,7 +5,8 @@ it starts scheduled campaigns, resumes those the messaging limit paused, turns p
 queued messages (re-checking who may receive, filling the variables, one transaction per batch), claims
 a few messages ahead of their turn and records Meta's answers in batches. The dispatcher releases claimed
 messages at the pace of the campaign's and the number's token buckets and knows no database, so a slow
-write never bunches sends. A thread pool makes the HTTP calls (the Graph client is thread-safe).
+write never bunches sends. A child process makes the HTTP calls (sigdesk.broadcasts.sender), so they do
+not compete with the database work for this process's interpreter lock.
 
 Every message goes through outbound's claim / call / record, like the inbox's: the same payload, the same
 message.sent events, the same opt-out on 131050. A claim is committed before its call, a fraction of a
@@ -13,7 +14,7 @@ second ahead of its token, so a crash leaves claimed messages that may or may no
 
 The release journal (`<data dir>/broadcasts.journal`, 0600) tells them apart. The dispatcher appends each
 message's id ("id\n", one os.write per released batch on an O_APPEND descriptor) before handing it to the
-pool for its HTTP call. At start, before the loop claims anything, recover() reads it: a claimed message
+sending process for its HTTP call. At start, before the loop claims anything, recover() reads it: a claimed message
 ('sending', no wamid) whose id is in the journal may have reached Meta, so its recipient becomes `unknown`
 and it is never sent again (a status webhook with our callback data still adopts it); one whose id is not
 there never left, so it goes back to 'queued' (its recipient stays 'sending') and is sent as usual. Then
@@ -37,7 +38,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -50,6 +50,7 @@ from sqlalchemy.orm import Session
 from sigdesk.actor import Actor
 from sigdesk.audit.services import record_by
 from sigdesk.broadcasts import audience, commands, limits, variables
+from sigdesk.broadcasts.sender import SenderProcess
 from sigdesk.db import WRITER_OPTION, Database, read_json, utcnow, write_lock
 from sigdesk.errors import UserError
 from sigdesk.events.catalogue import BroadcastProgressed, MessageQueued
@@ -87,7 +88,9 @@ MAX_BATCH = 500
 RECORD_EVERY_SECONDS = 0.1
 SLOW_DOWN_HOLD = 1.0
 RECOVER_EVERY_SECONDS = 5.0
-POOL_SIZE = 32
+# Calls out at once (the sending process's threads, each with a connection): Meta takes a fifth of a second
+# or more per call, and 500/s needs a hundred waiting (tests/perf/bench_broadcast.py --graph-delay 0.2).
+POOL_SIZE = 128
 JOURNAL_NAME = "broadcasts.journal"
 JOURNAL_COMPACT_BYTES = 256 * 1024  # emptied when larger, at a quiet moment
 INTERRUPTED_REASON = "SigDesk stopped while this message was being sent; it is not sent again"
@@ -136,7 +139,7 @@ def boot_id() -> str:
 
 
 class Journal:
-    """The release journal: ids of messages handed to the pool for their call (see the module docstring).
+    """The release journal: ids of messages handed over for their call (see the module docstring).
     Appends from the dispatcher and emptying from the loop take one lock."""
 
     def __init__(self, path: Path | None) -> None:
@@ -291,8 +294,10 @@ class Engine:
         self._refresh = threading.Event()
         self._new_sender = threading.Event()
         self._sender: Any = None
-        self._thread_senders = threading.local()
-        self._pool: ThreadPoolExecutor | None = None
+        self._recipe: tuple[Any, dict[str, Any] | None] = (None, None)  # the sender, as the child makes it
+        self._calls = SenderProcess(pool_size, self._answered)
+        self._out: dict[int, Run] = {}  # handed to the sending process, not answered
+        self._out_lock = threading.Lock()
         self._dispatcher: threading.Thread | None = None
         self._dispatch_stop = threading.Event()
         self._dispatch_wake = threading.Event()
@@ -302,8 +307,6 @@ class Engine:
         self._steps: deque[float] = deque(maxlen=20)  # how long the last passes took
         self._settings_read = float("-inf")
         self._refused_starts: set[int] = set()
-        self._unstarted: dict[int, tuple[Run, outbound.Claimed]] = {}  # submitted to the pool, not begun
-        self._unstarted_lock = threading.Lock()
         self.settings: dict[str, Any] = {}
 
     # --- wiring -----------------------------------------------------------------------------------------
@@ -340,8 +343,7 @@ class Engine:
 
     def _start_threads(self) -> None:
         self.journal.open()
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(self.pool_size, thread_name_prefix="sigdesk-broadcast-send")
+        self._calls.start()  # ready by the time a campaign's first call is due
         if self._dispatcher is None or not self._dispatcher.is_alive():
             self._dispatch_stop.clear()
             self._dispatcher = threading.Thread(target=self._dispatch, name="sigdesk-broadcast-pace", daemon=True)
@@ -356,16 +358,7 @@ class Engine:
         if self._dispatcher is not None:
             self._dispatcher.join(2)
             self._dispatcher = None
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
-        with self._unstarted_lock:
-            unstarted, self._unstarted = list(self._unstarted.values()), {}
-        if unstarted:  # released but never called: give them back, as if never claimed
-            self._give_back([claimed for _, claimed in unstarted])
-            for run, _ in unstarted:
-                with run.lock:
-                    run.in_flight -= 1
+        self._calls.stop()  # what it never began comes back (given back in _answered), as if never claimed
         for run in list(self.runs.values()):
             self._stop_run(run)
         deadline = time.monotonic() + wait
@@ -943,37 +936,35 @@ class Engine:
                 self._dispatch_wake.clear()
 
     def _submit(self, run: Run, claimed: outbound.Claimed) -> None:
-        sender = self._sender
-        pool = self._pool
-        if pool is None:  # stopping: it never left, so it goes back to the queue
-            self._give_back([claimed])
+        """Hand the call to the sending process (sigdesk.broadcasts.sender) as the gate lets it start."""
+        sender, recipe = self._recipe
+        if sender is not self._sender:
+            sender = self._sender
+            recipe = sender.recipe() if sender is not None else None
+            self._recipe = (sender, recipe)
+        with self._out_lock:
+            self._out[claimed.id] = run
+        sent = (
+            self._calls.prepare(recipe)
+            and run.starts.enter(self._dispatch_stop)
+            and self._calls.send(claimed.id, claimed.payload)
+        )
+        if not sent:
+            self._answered(claimed.id, None)  # stopping, or no sending process: it never left
+
+    def _answered(self, message_id: int, outcome: str | Exception | None) -> None:
+        """The sending process's answer for a call (None: never begun, so it goes back to the queue)."""
+        with self._out_lock:
+            run = self._out.pop(message_id, None)
+        if run is None:
+            return
+        if outcome is None:
+            self._unclaim([message_id])
             with run.lock:
                 run.in_flight -= 1
             return
-
-        with self._unstarted_lock:
-            self._unstarted[claimed.id] = (run, claimed)
-
-        def send() -> None:
-            own = self._own(sender)  # before the gate: making a client takes time the pace must not absorb
-            run.starts.enter()
-            with self._unstarted_lock:
-                if self._unstarted.pop(claimed.id, None) is None:
-                    return  # given back by shutdown()
-            outcome = outbound.call(own, claimed.payload)
-            self.answers.put(Answer(run, claimed.id, outcome))
-            self.wake.set()
-
-        pool.submit(send)
-
-    def _own(self, sender: Any) -> Any:
-        """This sending thread's fork of the sender (see GraphClient.fork), made again when it changes."""
-        local = self._thread_senders
-        if sender is None or not hasattr(sender, "fork"):
-            return sender
-        if getattr(local, "parent", None) is not sender:
-            local.parent, local.sender = sender, sender.fork()
-        return local.sender
+        self.answers.put(Answer(run, message_id, outcome))
+        self.wake.set()
 
     # --- recording --------------------------------------------------------------------------------------
     def _record_answers(self, force: bool = False) -> bool:

@@ -168,6 +168,23 @@ def fill(variables: Mapping[str, Any] | None, facts: ContactFacts) -> dict[str, 
     return params
 
 
+def always_filled(variables: Mapping[str, Any] | None) -> bool:
+    """True when fill() can give no reason for anyone: every contact value has a fallback, and no expression
+    is blank text. Then who may receive a broadcast does not depend on the contacts' values, and freezing
+    an audience of thousands need not read them (a present value is never blank, see _text)."""
+    try:
+        for values in normalise(variables).values():
+            for expression in values.values():
+                pieces = _parse(expression)
+                if any(piece.name is not None and piece.fallback is None for piece in pieces):
+                    return False
+                if not any(piece.name is not None or (piece.text or "").strip() for piece in pieces):
+                    return False
+    except (ValueError, TypeError, UserError):
+        return False
+    return True
+
+
 def facts_for(session: Session, contact_ids: Iterable[int]) -> dict[int, ContactFacts]:
     """Each contact's values, read in one query for the contacts and one for their custom fields."""
     ids = sorted(set(contact_ids))

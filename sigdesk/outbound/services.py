@@ -25,7 +25,7 @@ from sigdesk.consent.commands import OPTED_OUT, record_consent
 from sigdesk.contacts.commands import MARKETING_STOPPED
 from sigdesk.outbound.window import window_open
 from sigdesk.inbound.services import replay_statuses
-from sigdesk.db import dump_json, read_json, utcnow, write_lock
+from sigdesk.db import dump_json, utcnow, write_lock
 from sigdesk.errors import Refused, UserError
 from sigdesk.events.catalogue import ConversationRead, MessageSent
 from sigdesk.events.outbox import Stored, record
@@ -43,7 +43,7 @@ from sigdesk.models import (
     Template,
     UploadedMedia,
 )
-from sigdesk.whatsapp.client import InvalidMessage, validate_message
+from sigdesk.whatsapp.client import InvalidMessage, send_stored, validate_message
 from sigdesk.whatsapp.errors import GraphError
 
 log = logging.getLogger(__name__)
@@ -460,17 +460,7 @@ def claim(session: Session, message_ids: Sequence[int]) -> list[Claimed]:
 
 def call(sender: Sender | None, payload: str | None) -> str | Exception:
     """The one call to Meta for a claimed message: its wamid, or the error (never raised)."""
-    if sender is None:
-        return ValueError(
-            "WhatsApp is not connected: set the access token and phone number ID in Settings → Connection."
-        )
-    try:
-        request = read_json(payload, dict, "messages.payload")
-        if not request:
-            return ValueError("The queued message is unreadable; write it again.")
-        return sender.send_payload(request)
-    except (GraphError, ValueError) as error:
-        return error
+    return send_stored(sender, payload)
 
 
 # What recording an answer reads and writes: loading only these keeps a batch of hundreds cheap.

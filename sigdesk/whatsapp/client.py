@@ -7,6 +7,7 @@ hears at once what is wrong instead of after a round trip (and a rate-limit slot
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import re
@@ -286,6 +287,26 @@ def _id(value: str) -> str:
     return value
 
 
+NOT_CONNECTED = "WhatsApp is not connected: set the access token and phone number ID in Settings → Connection."
+
+
+def send_stored(sender: Any, payload: str | None) -> str | Exception:
+    """The one call to Meta for a queued message, from its stored payload: the wamid, or the error (never
+    raised). The inbox's sender calls it in the server, the broadcasts' sending process in its own."""
+    if sender is None:
+        return ValueError(NOT_CONNECTED)
+    try:
+        request = json.loads(payload) if payload else None
+    except ValueError:
+        request = None
+    if not isinstance(request, dict) or not request:
+        return ValueError("The queued message is unreadable; write it again.")
+    try:
+        return sender.send_payload(request)
+    except (GraphError, ValueError) as error:
+        return error
+
+
 class GraphClient:
     def __init__(
         self,
@@ -344,6 +365,27 @@ class GraphClient:
         )
         self._forks.append(child)
         return child
+
+    def recipe(self) -> dict[str, Any]:
+        """What makes this client again in another process (the broadcasts' sending process): the
+        constructor's arguments, the token included, for a pipe to a child, never a command line."""
+        if self._transport is not None:
+            raise ValueError("A client with its own transport cannot be made again elsewhere")
+        timeout = self._http.timeout
+        return {
+            "base_url": self._base_url,
+            "api_version": self.api_version,
+            "access_token": self._token,
+            "phone_number_id": self.phone_number_id,
+            "waba_id": self.waba_id,
+            "timeout": [timeout.connect, timeout.read, timeout.write, timeout.pool],
+        }
+
+    @classmethod
+    def from_recipe(cls, recipe: dict[str, Any]) -> "GraphClient":
+        connect, read, write, pool = recipe["timeout"]
+        options = {key: value for key, value in recipe.items() if key != "timeout"}
+        return cls(**options, timeout=httpx.Timeout(connect=connect, read=read, write=write, pool=pool))
 
     def close(self) -> None:
         self._http.close()

@@ -74,3 +74,24 @@ def test_facts_are_read_for_a_whole_batch_with_custom_fields(app):
     assert facts[ana.id].name == "Ana" and facts[ana.id].city == "Köln" and facts[ana.id].fields == {"plan": "Gold"}
     assert facts[ana.id].phone == "+491701234501" and facts[ana.id].email == "ana@example.com"
     assert facts[ben.id].first_name == "Ben" and facts[ben.id].fields == {}
+
+
+@pytest.mark.parametrize(
+    "given, always",
+    [
+        ({"1": "{contact.first_name|there}"}, True),
+        ({"1": "Dear {contact.name|customer}, from {contact.fields.city|our shop}"}, True),
+        ({"1": "Spring sale"}, True),
+        ({"body": {"1": "{contact.name|friend}"}, "header": {"1": "News"}}, True),
+        ({"1": "{contact.name}"}, False),
+        ({"1": "{contact.name|friend} in {contact.city}"}, False),
+        ({"1": "   "}, False),
+        ({"1": "{contact.name|}"}, False),
+        ({"1": 7}, False),
+    ],
+)
+def test_variables_that_fill_for_anyone_are_known_without_reading_a_contact(given, always):
+    """Freezing an audience skips reading everyone's values when no one could be skipped for a missing one."""
+    assert variables.always_filled(given) is always
+    if always:
+        assert isinstance(variables.fill(given, ContactFacts(contact_id=1)), dict)

@@ -179,3 +179,20 @@ def test_installer_scripts_are_executable_and_icons_are_present():
     assert (PACKAGING / "icons/sigdesk.ico").read_bytes()[:4] == b"\x00\x00\x01\x00"
     assert (PACKAGING / "icons/sigdesk.icns").read_bytes()[:4] == b"icns"
     assert "SigDesk.exe" in (PACKAGING / "windows/sigdesk.iss").read_text()
+
+
+def test_the_frozen_entry_point_becomes_the_broadcasts_sending_process_when_asked():
+    """Frozen, sys.executable is SigDesk itself: the engine starts its sending process as
+    `sigdesk --broadcast-sender` (sigdesk.broadcasts.sender.command)."""
+    import subprocess
+
+    from sigdesk.broadcasts.sender import FLAG
+
+    done = subprocess.run(
+        [sys.executable, str(PACKAGING / "sigdesk_main.py"), FLAG],
+        input=b'{"threads": 2}\n',
+        capture_output=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [b'{"ready": true}']
