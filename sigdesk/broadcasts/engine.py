@@ -14,8 +14,8 @@ second ahead of its token, so a crash leaves claimed messages that may or may no
 
 The release journal (`<data dir>/broadcasts.journal`, 0600) tells them apart. The dispatcher appends each
 message's id ("id\n", one os.write per released batch on an O_APPEND descriptor) before handing it to the
-sending process for its HTTP call. At start, before the loop claims anything, recover() reads it: a claimed message
-('sending', no wamid) whose id is in the journal may have reached Meta, so its recipient becomes `unknown`
+sending process for its HTTP call. At start, before the loop claims anything, recover() reads it: a claimed
+message ('sending', no wamid) whose id is in the journal may have reached Meta, so its recipient becomes `unknown`
 and it is never sent again (a status webhook with our callback data still adopts it); one whose id is not
 there never left, so it goes back to 'queued' (its recipient stays 'sending') and is sent as usual. Then
 the journal is emptied; it is emptied again, when it grows, at a moment nothing released is unrecorded.

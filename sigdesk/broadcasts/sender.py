@@ -202,7 +202,10 @@ class SenderProcess:
                     target=self._read, args=(process,), name="sigdesk-broadcast-answers", daemon=True
                 ).start()
                 self._write(process, {"threads": self.threads})
-        return self._ready.wait(wait)
+        ready = self._ready.wait(wait)
+        if wait and not ready:
+            log.error("the broadcast sending process did not start (%s); broadcasts wait for it", command()[-1])
+        return ready
 
     def prepare(self, recipe: dict[str, Any] | None) -> bool:
         """The child running, ready and holding this client (its threads' forks made) before a call is
