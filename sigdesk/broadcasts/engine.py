@@ -343,7 +343,6 @@ class Engine:
 
     def _start_threads(self) -> None:
         self.journal.open()
-        self._calls.start()  # ready by the time a campaign's first call is due
         if self._dispatcher is None or not self._dispatcher.is_alive():
             self._dispatch_stop.clear()
             self._dispatcher = threading.Thread(target=self._dispatch, name="sigdesk-broadcast-pace", daemon=True)
@@ -499,6 +498,8 @@ class Engine:
             self._resume_limited(session, now)
             _reading(session)
             running = list(session.scalars(select(Broadcast).where(Broadcast.status == "running")))
+            if not self._calls.started and (running or self._campaign_ahead(session)):
+                self._calls.start()  # booting while the campaign is drafted or frozen: ready for its first call
             session.commit()
             for broadcast in running:
                 if self._template_stops(session, broadcast):
@@ -525,6 +526,12 @@ class Engine:
             with self.database.session() as session:
                 for broadcast_id in list(self.runs):
                     self._pause(session, broadcast_id, "access", NOT_CONNECTED)
+
+    @staticmethod
+    def _campaign_ahead(session: Session) -> bool:
+        """A broadcast that may start sending: the sending process starts then, not for every server."""
+        waiting = Broadcast.status.in_(("draft", "scheduled", "paused"))
+        return session.scalar(select(Broadcast.id).where(waiting).limit(1)) is not None
 
     def _read_settings(self, session: Session) -> None:
         self.settings = {

@@ -185,6 +185,10 @@ class SenderProcess:
         self._ready = threading.Event()
         self._configured = threading.Event()
 
+    @property
+    def started(self) -> bool:
+        return self._running() is not None
+
     def _running(self) -> subprocess.Popen | None:
         with self._lock:
             process = self._process

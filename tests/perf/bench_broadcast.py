@@ -609,6 +609,9 @@ def run(args: argparse.Namespace, work: Path) -> bool:
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
+        deadline = time.monotonic() + 10  # the server starts it once a broadcast exists
+        while not sending_pids(server.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
         others = {**sending_pids(server.pid), "fake Graph API": fake.proc.pid, **database_pids(seeded.db_url)}
         others_start = {name: cpu_seconds(pid) for name, pid in others.items()}
         cpu_start = server.cpu_seconds()
