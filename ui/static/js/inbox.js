@@ -286,15 +286,25 @@
   // unless the reader has scrolled up.
   function nearBottom(box) { return box.scrollHeight - box.scrollTop - box.clientHeight < 80; }
 
-  // Where SigDesk itself last scrolled the thread to. A scroll event reports a scroll made earlier, so
-  // by then more images may have grown the thread: only a scroll the reader made unpins it.
-  var ownScrollTop = -1;
-  function toBottom(box) { box.scrollTop = box.scrollHeight; ownScrollTop = box.scrollTop; }
+  function toBottom(box) { box.scrollTop = box.scrollHeight; }
+
+  // Only a scroll the reader made unpins the thread. Scroll events also come from SigDesk's own scrolling
+  // (reported late, after more images grew the thread) and from the browser keeping the view steady while
+  // images above load; a wheel, touch, pointer or key in the last second tells the reader's apart.
+  var readerScrolledAt = 0;
+  var SCROLL_KEYS = ["PageUp", "PageDown", "ArrowUp", "ArrowDown", "Home", "End", " "];
+  function readerScrolls(event) {
+    if (event.type !== "keydown" || SCROLL_KEYS.indexOf(event.key) >= 0) readerScrolledAt = Date.now();
+  }
+  document.addEventListener("keydown", readerScrolls, true);
 
   function keepPinned(box) {
+    ["wheel", "touchmove", "pointerdown"].forEach(function (name) {
+      box.addEventListener(name, readerScrolls, { passive: true });
+    });
     box.addEventListener("scroll", function () {
       if (nearBottom(box)) state.pinned = true;
-      else if (box.scrollTop !== ownScrollTop) state.pinned = false;
+      else if (Date.now() - readerScrolledAt < 1000) state.pinned = false;
     }, { passive: true });
     function settle() { if (state.pinned && box.isConnected) toBottom(box); }
     box.addEventListener("load", settle, true);
