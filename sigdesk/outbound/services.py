@@ -421,7 +421,7 @@ def _send_claimed(session: Session, sender: Sender | None, due: list[int]) -> in
         if not claimed:
             continue
         handled += 1
-        outcome = call(sender, claimed[0].payload)  # the network call holds no lock and no transaction
+        outcome = send_stored(sender, claimed[0].payload)  # the network call holds no lock and no transaction
         with write_lock(session):
             record_outcomes(session, [(message_id, outcome)])
             session.commit()
@@ -456,11 +456,6 @@ def claim(session: Session, message_ids: Sequence[int]) -> list[Claimed]:
         session.commit()
     order = {message_id: place for place, message_id in enumerate(message_ids)}
     return sorted((Claimed(row.id, row.payload) for row in rows), key=lambda item: order[item.id])
-
-
-def call(sender: Sender | None, payload: str | None) -> str | Exception:
-    """The one call to Meta for a claimed message: its wamid, or the error (never raised)."""
-    return send_stored(sender, payload)
 
 
 # What recording an answer reads and writes: loading only these keeps a batch of hundreds cheap.
