@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 import threading
 import weakref
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -14,10 +14,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, DateTime, Engine, MetaData, create_engine, event, text
+from sqlalchemy import Connection, DateTime, Engine, MetaData, Table, case, create_engine, event, literal, text, update
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.sql.expression import ClauseElement
 from sqlalchemy.pool import Pool
 from sqlalchemy.types import TypeDecorator
 
@@ -207,6 +208,36 @@ def write_lock(session_or_engine: Session | Engine | Connection) -> AbstractCont
         if lock is None:
             lock = _write_locks[pool] = threading.Lock()
     return lock
+
+
+def update_rows(
+    session: Session | Connection,
+    table: Table,
+    key: str,
+    rows: Sequence[Mapping[str, Any]],
+    *where: Any,
+    **fixed: Any,
+) -> int:
+    """One UPDATE for a batch of rows that each set values of their own (`rows`: the key column's value
+    and the columns to set), plus `fixed` values for all and extra `where` conditions. An executemany
+    would send MySQL one statement per row (pymysql batches only INSERTs), a round trip each: a
+    broadcast's batch of 500 took 500. Answers the number of rows matched."""
+    if not rows:
+        return 0
+    column = table.c[key]
+    keys = list({row[key]: None for row in rows})  # a key given twice takes its last row's values
+    values: dict[str, Any] = dict(fixed)
+    for name in rows[0]:
+        if name != key:
+            kind = table.c[name].type  # so each value goes through the column's own conversion (UTC times)
+            given = {row[key]: _bound(row[name], kind) for row in rows}
+            values[name] = case(given, value=column, else_=table.c[name])
+    result = session.execute(update(table).where(column.in_(keys), *where).values(values))
+    return result.rowcount
+
+
+def _bound(value: Any, kind: Any) -> Any:
+    return value if isinstance(value, ClauseElement) else literal(value, kind)
 
 
 def flush_unique(session: Session, taken: str, field: str | None = None) -> None:

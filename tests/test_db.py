@@ -1,12 +1,14 @@
 import json
 import logging
+from datetime import datetime, timezone
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import event, select, text
 
 from sigdesk.config import ConfigError
-from sigdesk.db import Database, dump_json, parse_url, read_json, write_lock
-from sigdesk.models import Template, User
+from sigdesk.db import Database, dump_json, parse_url, read_json, update_rows, write_lock
+from sigdesk.models import Contact, Template, User
+from tests import factories
 
 
 def test_malformed_database_url_is_a_clear_error():
@@ -105,3 +107,55 @@ def test_empty_or_null_json_is_no_value_without_a_warning(caplog):
         assert read_json(None) == {} and read_json("") == {} and read_json("null", list) == []
         assert read_json(None, None) is None and read_json("0", None) == 0 and read_json(b'{"a":1}') == {"a": 1}
     assert caplog.records == []
+
+
+# --- one statement for a batch of rows with values of their own -----------------------------------
+
+
+@pytest.mark.database
+def test_update_rows_sets_each_rows_own_values_in_one_statement_and_leaves_the_rest(app):
+    database = app.extensions["sigdesk"].database
+    table = Contact.__table__
+    wrote = datetime(2026, 3, 1, 9, 30, tzinfo=timezone.utc)
+    with database.session() as session:
+        first, second, third, other = (factories.contact(session, display_name=f"Before {n}") for n in range(4))
+        session.commit()
+        statements: list[str] = []
+
+        def count(_conn, _cursor, statement, _params, _context, _many) -> None:
+            if statement.lstrip().upper().startswith("UPDATE"):
+                statements.append(statement)
+
+        event.listen(database.engine, "before_cursor_execute", count)
+        try:
+            matched = update_rows(
+                session,
+                table,
+                "id",
+                [
+                    {"id": first.id, "display_name": "Zoë 🙂", "last_inbound_at": wrote},
+                    {"id": second.id, "display_name": "Second", "last_inbound_at": None},
+                    {"id": third.id, "display_name": "Not this one", "last_inbound_at": wrote},
+                    {"id": second.id, "display_name": "Second, given last", "last_inbound_at": None},
+                ],
+                table.c.id != third.id,
+                notes="batch",
+            )
+        finally:
+            event.remove(database.engine, "before_cursor_execute", count)
+        session.commit()
+        assert matched == 2
+        assert len(statements) == 1
+    with database.session() as session:
+        rows = {
+            row.id: row
+            for row in session.execute(select(table).where(table.c.id.in_([first.id, second.id, third.id, other.id])))
+        }
+    assert (rows[first.id].display_name, rows[first.id].last_inbound_at, rows[first.id].notes) == (
+        "Zoë 🙂",
+        wrote,
+        "batch",
+    )
+    assert (rows[second.id].display_name, rows[second.id].last_inbound_at) == ("Second, given last", None)
+    assert rows[third.id].display_name == "Before 2" and rows[third.id].notes != "batch"
+    assert rows[other.id].display_name == "Before 3" and rows[other.id].notes != "batch"

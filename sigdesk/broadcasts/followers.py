@@ -27,7 +27,7 @@ from sigdesk.broadcasts.engine import (
     failure_reason_of,
     lower_states,
 )
-from sigdesk.db import utcnow, write_lock
+from sigdesk.db import update_rows, utcnow, write_lock
 from sigdesk.models import Message, MessageStatus
 from sigdesk.models.broadcast import RECIPIENT_RANK, Broadcast, BroadcastRecipient
 from sigdesk.outbound import services as outbound
@@ -104,7 +104,7 @@ class Followers:
                         reopen.add(broadcast_id)
                     continue
                 failed.append(
-                    {"b_id": recipient_id, "b_reason": failure_reason_of(code, explanation)[:2000], "b_code": code}
+                    {"id": recipient_id, "reason": failure_reason_of(code, explanation)[:2000], "error_code": code}
                 )
             elif target is not None and RECIPIENT_RANK[state] < RECIPIENT_RANK[target]:
                 targets.setdefault(target, []).append(recipient_id)
@@ -127,13 +127,8 @@ class Followers:
                         .execution_options(synchronize_session=False)
                     )
             if failed:
-                session.execute(
-                    update(table)
-                    .where(table.c.id == bindparam("b_id"), below(table.c.state, "failed"))
-                    .values(
-                        state="failed", reason=bindparam("b_reason"), error_code=bindparam("b_code"), updated_at=now
-                    ),
-                    failed,
+                update_rows(
+                    session, table, "id", failed, below(table.c.state, "failed"), state="failed", updated_at=now
                 )
             if held_back:
                 # Guarded by the message it held: a redelivered webhook finds the row no more (message_id is
@@ -186,14 +181,18 @@ class Followers:
         now = utcnow()
         table = BroadcastRecipient.__table__
         with write_lock(session):
-            session.execute(
-                update(table)
-                .where(table.c.id == bindparam("b_id"), below(table.c.state, "replied"))
-                .values(state="replied", replied_at=now, reply_message_id=bindparam("b_reply"), updated_at=now),
+            update_rows(
+                session,
+                table,
+                "id",
                 [
-                    {"b_id": recipient_id, "b_reply": first_reply[contact_id]}
+                    {"id": recipient_id, "reply_message_id": first_reply[contact_id]}
                     for contact_id, (_, recipient_id) in newest.items()
                 ],
+                below(table.c.state, "replied"),
+                state="replied",
+                replied_at=now,
+                updated_at=now,
             )
             session.commit()
         return len(newest)

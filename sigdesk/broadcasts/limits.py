@@ -163,7 +163,8 @@ class MessagingWindow:
     counts unique users reached with business-initiated messages); every template counts for the pair rate.
     Kept in memory and brought up to date from messages by id (a range read of the new rows, re-reading the
     last OVERLAP ids since a row with a lower id can commit later; noting is idempotent); the first read scans
-    the last day once."""
+    the last day once, later reads only messages of no broadcast (the engine notes its own as it makes them:
+    at 500/s, re-reading them cost a quarter of making each batch)."""
 
     OVERLAP = 1000
 
@@ -183,6 +184,8 @@ class MessagingWindow:
         )
         if first:
             query = query.where(Message.timestamp >= now - WINDOW)
+        else:  # since then, every broadcast message was made, and noted, by the engine itself
+            query = query.where(Message.broadcast_id.is_(None))
         read = session.execute(query.order_by(Message.id)).all()
         rows = [row for row in read if row.id not in self._noted]
         wrote = self._inbound(session, rows)

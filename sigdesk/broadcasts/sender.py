@@ -211,11 +211,12 @@ class SenderProcess:
             log.error("the broadcast sending process did not start (%s); broadcasts wait for it", command()[-1])
         return ready
 
-    def prepare(self, recipe: dict[str, Any] | None) -> bool:
+    def prepare(self, recipe: dict[str, Any] | None, start: bool = True) -> bool:
         """The child running, ready and holding this client (its threads' forks made) before a call is
         handed over: a call waiting on either after its start was paced would bunch with the next ones.
-        The engine passes the same recipe object until its client changes."""
-        if not self.start(wait=START_SECONDS):
+        The engine passes the same recipe object until its client changes. With start=False, only a child
+        already started is configured (handing a client over ahead never outlives a stop)."""
+        if not (self.start(wait=START_SECONDS) if start else self._ready.wait(START_SECONDS)):
             return False
         with self._setup:
             process = self._running()

@@ -19,13 +19,14 @@ from typing import Any, Protocol
 from sqlalchemy import insert, or_, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, load_only
+from sqlalchemy.orm.attributes import set_committed_value
 
 from sigdesk.actor import Actor
 from sigdesk.consent.commands import OPTED_OUT, record_consent
 from sigdesk.contacts.commands import MARKETING_STOPPED
 from sigdesk.outbound.window import window_open
 from sigdesk.inbound.services import replay_statuses
-from sigdesk.db import dump_json, utcnow, write_lock
+from sigdesk.db import dump_json, update_rows, utcnow, write_lock
 from sigdesk.errors import Refused, UserError
 from sigdesk.events.catalogue import ConversationRead, MessageSent
 from sigdesk.events.outbox import Stored, record
@@ -507,14 +508,19 @@ def record_outcomes(
         ).all()
     )
     done: list[Message] = []
+    accepted: list[tuple[Message, str]] = []
     for message_id, outcome in outcomes:
         message = messages.get(message_id)
         if message is None:
             continue
-        decided = retry(message, outcome) if retry is not None and isinstance(outcome, GraphError) else None
-        _record(session, message, outcome, decided, now)
+        if isinstance(outcome, str):
+            accepted.append((message, outcome))
+        else:
+            decided = retry(message, outcome) if retry is not None and isinstance(outcome, GraphError) else None
+            _record(session, message, outcome, decided, now)
         done.append(message)
     session.flush()
+    _accept(session, accepted)
     _apply_early_statuses(session, [message.wamid for message in done if message.wamid])
     record(
         session,
@@ -532,10 +538,24 @@ def record_outcomes(
     return done
 
 
+def _accept(session: Session, accepted: Sequence[tuple[Message, str]]) -> None:
+    """Meta's message ids for the sends it took, as one statement (a flush would send MySQL an UPDATE per
+    message: a broadcast records hundreds at once); the loaded messages are told their new values."""
+    if not accepted:
+        return
+    sent = {"status": MessageStatus.SENT.value, "next_attempt_at": None, "error_code": None, "error_explanation": None}
+    rows = [{"id": message.id, "wamid": wamid} for message, wamid in accepted]
+    update_rows(session, Message.__table__, "id", rows, **sent)
+    for message, wamid in accepted:
+        set_committed_value(message, "wamid", wamid)
+        for name, value in sent.items():
+            set_committed_value(message, name, value)
+
+
 def _record(
     session: Session,
     message: Message,
-    outcome: str | Exception,
+    outcome: Exception,
     decided: datetime | bool | None = None,
     now: datetime | None = None,
 ) -> None:
@@ -563,14 +583,7 @@ def _record(
                     conversation_id=message.conversation_id,
                 )
         return
-    if isinstance(outcome, Exception):
-        _fail(message, None, str(outcome))
-        return
-    message.wamid = outcome
-    message.status = MessageStatus.SENT.value
-    message.next_attempt_at = None
-    message.error_code = None
-    message.error_explanation = None
+    _fail(message, None, str(outcome))
 
 
 def _fail(message: Message, code: int | None, explanation: str, title: str | None = None) -> None:

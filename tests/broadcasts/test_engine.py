@@ -109,6 +109,23 @@ def test_every_recipient_gets_one_message_through_the_inbox_send_path_and_the_ca
         assert session.scalar(select(func.count()).select_from(Message).where(Message.conversation_id.is_(None))) == 0
 
 
+def test_a_drafted_campaign_has_the_sending_process_holding_its_client_before_it_starts(app, fake_graph):
+    """Making each thread's client takes the sending process a fifth of a second: done while the campaign is
+    a draft, its first sends leave as soon as they are claimed."""
+    state = app.extensions["sigdesk"]
+    with state.database.session() as session:
+        factories.whatsapp_connection(session, state.cipher, fake_graph.url)
+        factories.broadcast(session, to=[factories.contact(session, number(0), marketing_consent="opted_in")])
+    engine = engine_for(app)
+
+    def handed_over() -> bool:
+        sender, recipe = engine._recipe
+        return sender is not None and recipe is not None and engine._calls._client is recipe
+
+    engine.drain(timeout=10, until=handed_over)
+    assert fake_graph.sent == []
+
+
 class Clock:
     """The engine's clock, moved forward by the test (retries hours away are checked without waiting)."""
 
