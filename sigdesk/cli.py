@@ -13,7 +13,7 @@ import click
 
 from sigdesk import __version__
 from sigdesk.features import COMMANDS, feature_command
-from sigdesk.terminal import configure_logging, warn_secret_argument
+from sigdesk.terminal import configure_logging, warn_url_password_argument
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -124,16 +124,8 @@ pass_context = click.make_pass_decorator(Context)
 def main(ctx: click.Context, data_dir: str | None, database_url: str | None, verbose: bool) -> None:
     """SigDesk, the WhatsApp CRM. With no command: a desktop window if a screen is available, else the LAN server."""
     configure_logging(verbose)
-    if database_url and ctx.get_parameter_source("database_url") == click.core.ParameterSource.COMMANDLINE:
-        from sqlalchemy.engine import make_url
-        from sqlalchemy.exc import ArgumentError
-
-        try:
-            has_password = bool(make_url(database_url).password)
-        except (ArgumentError, ValueError):
-            has_password = False
-        if has_password:
-            warn_secret_argument("the database password in --database-url", "SIGDESK_DATABASE_URL")
+    if ctx.get_parameter_source("database_url") == click.core.ParameterSource.COMMANDLINE:
+        warn_url_password_argument(database_url, "--database-url", "SIGDESK_DATABASE_URL")
     ctx.obj = Context(data_dir, database_url)
     if ctx.invoked_subcommand is None:
         from sigdesk.desktop import gui_problem

@@ -249,6 +249,9 @@ def flush_unique(session: Session, taken: str, field: str | None = None) -> None
         raise Conflict(taken, field=field) from exc
 
 
+MYSQL_UNKNOWN_DATABASE = 1049  # MySQL's and MariaDB's ER_BAD_DB_ERROR, "Unknown database"
+
+
 class Database:
     """One engine and two session factories per app: readers, and writers that lock SQLite up front."""
 
@@ -277,9 +280,17 @@ class Database:
             with self.engine.connect():
                 pass
         except OperationalError as exc:
-            raise ConfigError(
-                f"Cannot open the database {self.engine.url.render_as_string(hide_password=True)}: {exc.orig}"
-            ) from exc
+            shown = self.engine.url.render_as_string(hide_password=True)
+            code = exc.orig.args[0] if exc.orig is not None and exc.orig.args else None
+            if code == MYSQL_UNKNOWN_DATABASE:
+                # SigDesk makes its tables, never the database itself: say how, as the README does
+                name = self.engine.url.database
+                raise ConfigError(
+                    f"Cannot open the database {shown}: the database '{name}' does not exist. SigDesk creates its "
+                    f"tables but not the database: create it first, e.g. CREATE DATABASE `{name}` CHARACTER SET "
+                    "utf8mb4 COLLATE utf8mb4_unicode_ci; (README, MySQL / MariaDB)"
+                ) from exc
+            raise ConfigError(f"Cannot open the database {shown}: {exc.orig}") from exc
 
     def dispose(self) -> None:
         self.engine.dispose()

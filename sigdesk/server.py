@@ -175,13 +175,14 @@ def settle_heap() -> None:
 def run_until_interrupted(app: Flask, run: Callable[[], object], close: Callable[[], object], echo=print) -> None:
     """The foreground server and the background worker live and stop together."""
     worker = app.extensions["sigdesk"].worker
-    settle_heap()
-    worker.start()
-    try:
-        run()
+    try:  # "Press Ctrl+C" is already on screen: a Ctrl+C from here on stops SigDesk the same way
+        settle_heap()
+        worker.start()
+        run()  # waitress swallows Ctrl+C itself and returns; the TLS server lets it through
     except KeyboardInterrupt:
-        echo("Stopping SigDesk.")
+        pass
     finally:
+        echo("Stopping SigDesk.")
         worker.stop()
         app.extensions["sigdesk"].events.disconnect_all()
         close()

@@ -109,6 +109,19 @@ def test_unreachable_database_is_a_clear_error(cli):
     assert "Cannot open the database" in result.output
 
 
+@pytest.mark.skipif(not os.environ.get("SIGDESK_TEST_DATABASE_URL"), reason="needs MariaDB: SIGDESK_TEST_DATABASE_URL")
+def test_a_mysql_database_that_does_not_exist_is_named_with_how_to_create_it(cli):
+    """SigDesk creates its tables, not the database: a newcomer who skipped CREATE DATABASE is told to run it."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(os.environ["SIGDESK_TEST_DATABASE_URL"]).set(database="sigdesk_never_created")
+    result = cli("--database-url", url.render_as_string(hide_password=False), "db", "upgrade")
+    assert result.exit_code == 1, result.output
+    assert "the database 'sigdesk_never_created' does not exist" in result.output
+    assert "create it first, e.g. CREATE DATABASE `sigdesk_never_created` CHARACTER SET utf8mb4" in result.output
+    assert "Traceback" not in result.output
+
+
 def test_unwritable_data_dir_is_a_clear_error(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")

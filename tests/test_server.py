@@ -271,3 +271,14 @@ def test_serve_needs_both_cert_and_key(cli_serve, tmp_path):
     result = cli_serve(pair.cert_file, None)
     assert result.exit_code == 2
     assert "Give both --cert and --key" in result.output
+
+
+def test_ctrl_c_stops_the_plain_server_saying_so_with_exit_0(tmp_path):
+    server = CliServer(tmp_path / "data", "--host", "127.0.0.1", "--port", "0")
+    try:
+        server.wait_ready()
+        assert server.interrupt() == 0
+        assert "Stopping SigDesk." in server.output
+        assert "Traceback" not in server.output and "Aborted" not in server.output
+    finally:
+        server.close()

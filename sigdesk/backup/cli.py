@@ -173,7 +173,12 @@ def backup_verify(file: str, passphrase_stdin: bool) -> None:
     type=click.Path(file_okay=False),
     help="Restore into this new, empty folder instead of replacing the data dir.",
 )
-@click.option("--into-database-url", help="Load the database into this empty database (e.g. MySQL) instead of SQLite.")
+@click.option(
+    "--into-database-url",
+    envvar="SIGDESK_INTO_DATABASE_URL",
+    help="Load the database into this empty database (e.g. MySQL) instead of SQLite "
+    "(env SIGDESK_INTO_DATABASE_URL, which keeps its password out of the shell history).",
+)
 @passphrase_option
 @click.pass_obj
 def backup_restore(
@@ -184,7 +189,12 @@ def backup_restore(
     from sigdesk import datadir
     from sigdesk.backup import services as backups
     from sigdesk.db import parse_url
+    from sigdesk.terminal import hidden_password, warn_url_password_argument
 
+    if click.get_current_context().get_parameter_source("into_database_url") == click.core.ParameterSource.COMMANDLINE:
+        warn_url_password_argument(into_database_url, "--into-database-url", "SIGDESK_INTO_DATABASE_URL")
+    # the next start needs the URL; printed without its password, and as the variable, never as an argument
+    start_with = f"SIGDESK_DATABASE_URL set to {hidden_password(into_database_url)}" if into_database_url else ""
     if not into_data_dir:
         with _friendly():
             datadir.check_free(obj.config().data_dir, "sigdesk backup restore")
@@ -193,7 +203,7 @@ def backup_restore(
         if into_data_dir:
             backups.restore(Path(file), passphrase, Path(into_data_dir), into_database_url, progress=bars)
             bars.close()
-            hint = f" --database-url {into_database_url}" if into_database_url else ""
+            hint = f" and {start_with}" if start_with else ""
             click.echo(f"Restored into {into_data_dir}. Start SigDesk with --data-dir {into_data_dir}{hint}.")
             return
         config = obj.config()
@@ -213,4 +223,4 @@ def backup_restore(
     if previous is not None:
         click.echo(f"The previous data is kept in {previous}; delete it once you are happy.")
     if into_database_url:
-        click.echo(f"Now start SigDesk with --database-url {into_database_url} (or set SIGDESK_DATABASE_URL).")
+        click.echo(f"Now start SigDesk with {start_with}.")

@@ -51,7 +51,11 @@ def list_command(obj: Any, limit: int) -> None:
         )
 
 
-@broadcasts.command("show")
+# A negative id is a value, not an option: `show -1` gets a range error rather than "No such option".
+AN_ID = {"ignore_unknown_options": True}
+
+
+@broadcasts.command("show", context_settings=AN_ID)
 @click.argument("broadcast_id", type=click.IntRange(1))
 @click.pass_obj
 def show_command(obj: Any, broadcast_id: int) -> None:
@@ -107,7 +111,7 @@ def _change(obj: Any, verb: str, broadcast_id: int) -> None:
         click.echo(f"{data.counts['pending']} recipients to send to, {data.counts['skipped']} skipped.")
 
 
-@broadcasts.command("start")
+@broadcasts.command("start", context_settings=AN_ID)
 @click.argument("broadcast_id", type=click.IntRange(1))
 @click.pass_obj
 def start_command(obj: Any, broadcast_id: int) -> None:
@@ -115,7 +119,7 @@ def start_command(obj: Any, broadcast_id: int) -> None:
     _change(obj, "start", broadcast_id)
 
 
-@broadcasts.command("pause")
+@broadcasts.command("pause", context_settings=AN_ID)
 @click.argument("broadcast_id", type=click.IntRange(1))
 @click.pass_obj
 def pause_command(obj: Any, broadcast_id: int) -> None:
@@ -123,7 +127,7 @@ def pause_command(obj: Any, broadcast_id: int) -> None:
     _change(obj, "pause", broadcast_id)
 
 
-@broadcasts.command("resume")
+@broadcasts.command("resume", context_settings=AN_ID)
 @click.argument("broadcast_id", type=click.IntRange(1))
 @click.pass_obj
 def resume_command(obj: Any, broadcast_id: int) -> None:
@@ -131,7 +135,7 @@ def resume_command(obj: Any, broadcast_id: int) -> None:
     _change(obj, "resume", broadcast_id)
 
 
-@broadcasts.command("cancel")
+@broadcasts.command("cancel", context_settings=AN_ID)
 @click.argument("broadcast_id", type=click.IntRange(1))
 @click.pass_obj
 def cancel_command(obj: Any, broadcast_id: int) -> None:
@@ -139,7 +143,7 @@ def cancel_command(obj: Any, broadcast_id: int) -> None:
     _change(obj, "cancel", broadcast_id)
 
 
-@broadcasts.command("watch")
+@broadcasts.command("watch", context_settings=AN_ID)
 @click.argument("broadcast_id", type=click.IntRange(1))
 @click.option(
     "--interval", default=2.0, show_default=True, type=click.FloatRange(0.05, 60), help="Seconds between looks."

@@ -8,8 +8,9 @@ from typing import Any
 
 import click
 
-from sigdesk.exports.services import FORMATS, WHAT
+from sigdesk.exports.services import FORMATS, KINDS, WHAT
 from sigdesk.terminal import progress_bar
+from sigdesk.words import counted
 
 
 @click.command("export")
@@ -70,4 +71,6 @@ def export(obj: Any, fmt: str, what: str, out: str, bom: bool, segment: str | No
                 )
         except ExportError as exc:
             raise click.ClickException(str(exc)) from exc
-    click.echo(f"Exported to {out}: " + ", ".join(f"{count} {kind}" for kind, count in written.items()) + ".")
+    click.echo(
+        f"Exported to {out}: " + ", ".join(counted(count, *KINDS[kind].noun) for kind, count in written.items()) + "."
+    )

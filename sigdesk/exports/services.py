@@ -92,24 +92,27 @@ class Kind:
     key_of: Callable[[Row], int]
     schema: type[BaseModel]
     serialize: Callable[[Session, list[Row]], list[BaseModel]]
+    noun: tuple[str, ...]  # what it counts, for counted(): ("order",) or ("audit log entry", "audit log entries")
 
 
 KINDS: dict[str, Kind] = {
-    "contacts": Kind(select(*CONTACT_COLUMNS), Contact.id, lambda row: row[0], ContactData, _contacts),
+    "contacts": Kind(select(*CONTACT_COLUMNS), Contact.id, lambda row: row[0], ContactData, _contacts, ("contact",)),
     "conversations": Kind(
         select(Conversation, Contact).join(Contact, Contact.id == Conversation.contact_id),
         Conversation.id,
         lambda row: row[0].id,
         ConversationData,
         lambda _session, batch: [ConversationData.of(conversation, contact) for conversation, contact in batch],
+        ("conversation",),
     ),
-    "messages": Kind(select(*MESSAGE_COLUMNS), Message.id, lambda row: row.id, MessageData, _messages),
+    "messages": Kind(select(*MESSAGE_COLUMNS), Message.id, lambda row: row.id, MessageData, _messages, ("message",)),
     "templates": Kind(
         select(Template),
         Template.id,
         lambda row: row[0].id,
         TemplateData,
         lambda _session, batch: [TemplateData.of(template) for (template,) in batch],
+        ("template",),
     ),
     "audit": Kind(
         select(AuditEvent),
@@ -117,6 +120,7 @@ KINDS: dict[str, Kind] = {
         lambda row: row[0].id,
         AuditData,
         lambda _session, batch: [AuditData.of(event) for (event,) in batch],
+        ("audit log entry", "audit log entries"),
     ),
     "orders": Kind(
         select(Order),
@@ -124,6 +128,7 @@ KINDS: dict[str, Kind] = {
         lambda row: row[0].id,
         OrderData,
         lambda session, batch: orders_data(session, [order for (order,) in batch]),
+        ("order",),
     ),
 }
 NOT_YET: dict[str, str] = {}

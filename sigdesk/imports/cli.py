@@ -162,8 +162,9 @@ def _write_errors(session: Any, job: Any, target: Path) -> Path | None:
     return target
 
 
-@contacts.command("import-undo")
-@click.argument("job_id", type=int)
+# A negative id is a value, not an option: `import-undo -1` gets a range error rather than "No such option".
+@contacts.command("import-undo", context_settings={"ignore_unknown_options": True})
+@click.argument("job_id", type=click.IntRange(min=1))
 @click.pass_obj
 def undo_import(obj: Any, job_id: int) -> None:
     """Undo import JOB_ID as a whole, here and now, with a progress bar (the Import page lists the ids).

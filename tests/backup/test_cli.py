@@ -241,3 +241,32 @@ def test_create_without_out_and_without_a_backup_folder_writes_here(data_dir, tm
     files = list(here.glob("sigdesk-*.sigdesk-backup"))
     assert len(files) == 1
     assert f"Backup written to {files[0]} (this folder;" in made.output
+
+
+def test_a_database_password_given_to_restore_as_an_argument_is_warned_about_and_never_printed(data_dir, tmp_path):
+    out = tmp_path / "office.sigdesk-backup"
+    assert run(data_dir, "create", "--out", str(out), "--passphrase-stdin").exit_code == 0
+    target = "mysql+pymysql://sigdesk:hunter2hunter2@127.0.0.1:1/crm"  # nothing listens there: the restore fails
+    typed = run(data_dir, "restore", str(out), "--into-data-dir", str(tmp_path / "new"), "--into-database-url", target)
+    assert typed.exit_code == 1
+    assert "the database password in --into-database-url was given on the command line" in typed.stderr
+    assert "SIGDESK_INTO_DATABASE_URL" in typed.stderr and "hunter2" not in typed.output
+    from_env = CliRunner().invoke(
+        main,
+        ["--data-dir", str(data_dir), "backup", "restore", str(out), "--into-data-dir", str(tmp_path / "new2")],
+        input=PASSPHRASE,
+        env={"SIGDESK_INTO_DATABASE_URL": target},
+    )
+    assert from_env.exit_code == 1 and "Warning" not in from_env.output and "hunter2" not in from_env.output
+
+
+def test_after_a_restore_into_another_database_the_next_start_is_told_as_the_variable(data_dir, tmp_path):
+    """The hint names SIGDESK_DATABASE_URL, not --database-url, which would put a password in the shell history."""
+    out = tmp_path / "office.sigdesk-backup"
+    assert run(data_dir, "create", "--out", str(out), "--passphrase-stdin").exit_code == 0
+    target, url = tmp_path / "new", f"sqlite:///{tmp_path / 'elsewhere.db'}"
+    restored = run(data_dir, "restore", str(out), "--into-data-dir", str(target), "--into-database-url", url)
+    assert restored.exit_code == 0, restored.output
+    assert restored.output.strip().splitlines()[-1] == (
+        f"Restored into {target}. Start SigDesk with --data-dir {target} and SIGDESK_DATABASE_URL set to {url}."
+    )

@@ -56,6 +56,18 @@ def test_refusals_are_one_line_and_exit_1(app):
     assert "Traceback" not in failing(app, "broadcasts", "resume", str(broadcast_id))
 
 
+@pytest.mark.parametrize("verb", ["show", "start", "pause", "resume", "cancel", "watch"])
+def test_a_negative_or_zero_id_is_a_range_error_not_an_unknown_option(app, verb):
+    config = app.extensions["sigdesk"].config
+    for given in ("-1", "0"):
+        result = CliRunner().invoke(
+            main, ["--data-dir", str(config.data_dir), "--database-url", config.database_url, "broadcasts", verb, given]
+        )
+        assert result.exit_code == 2, result.output
+        assert "No such option" not in result.output
+        assert f"{given} is not in the range x>=1" in result.output
+
+
 def test_list_and_show_give_the_status_and_the_counts(app):
     broadcast_id = _draft(app, 3)
     assert "No broadcasts" not in cli(app, "broadcasts", "list").output

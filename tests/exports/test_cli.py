@@ -94,3 +94,10 @@ def test_the_readme_describes_every_what_the_command_takes():
     rows = re.findall(r"^\| `([a-z_]+)`(?: \(default\))? \|", section, re.M)
     assert sorted(rows) == sorted(WHAT)
     assert "| `all` (default) |" in section
+
+
+def test_the_summary_counts_each_kind_in_words(some_data, tmp_path):
+    out = tmp_path / "everything.zip"
+    said = cli(some_data, "export", "--what", "all", "--out", str(out)).output
+    assert "1 contact," in said and "1 conversation," in said and "1 message," in said and "1 template," in said
+    assert "0 audit log entries, 0 orders." in said

@@ -32,6 +32,10 @@ WABA_NAME = "Rosa's Bakery WABA"
 APP_ID = "1234567890123456"
 MESSAGING = "whatsapp_business_messaging"
 MANAGEMENT = "whatsapp_business_management"
+# Meta answers a phone number (GET /{waba-id}/phone_numbers, GET /{phone-number-id}) with the `fields` the request
+# names, or else with a default set that leaves out the messaging limit tier: a client that does not ask for a
+# field does not get it, here as there.
+NUMBER_DEFAULT_FIELDS = ("id", "display_phone_number", "verified_name", "quality_rating")
 MEDIA_TYPES = ("image", "video", "audio", "document", "sticker")
 MB = 1024 * 1024
 UPLOAD_LIMITS = {
@@ -465,6 +469,12 @@ class FakeGraph:
                 }
             )
 
+        def _fields(number: dict[str, Any]) -> dict[str, Any]:
+            """A phone number as Meta answers it: only the `fields` asked for (and its id), or the defaults."""
+            asked = [name for name in (request.args.get("fields") or "").split(",") if name]
+            wanted = {"id", *asked} if asked else set(NUMBER_DEFAULT_FIELDS)
+            return {name: value for name, value in number.items() if name in wanted}
+
         def _waba(waba_id):
             """The account, or Meta's error for one the token may not manage."""
             visible = self.granted_wabas is None or waba_id in self.granted_wabas
@@ -483,7 +493,8 @@ class FakeGraph:
             waba, error = _waba(waba_id)
             if error:
                 return error
-            return jsonify(data=list(waba["numbers"]), paging={"cursors": {"before": "0", "after": "0"}})
+            numbers = [_fields(number) for number in waba["numbers"]]
+            return jsonify(data=numbers, paging={"cursors": {"before": "0", "after": "0"}})
 
         @app.post("/<version>/<waba_id>/subscribed_apps")
         def subscribe(version, waba_id):
@@ -594,7 +605,7 @@ class FakeGraph:
         def get_object(version, object_id):
             numbers = {n["id"]: n for waba in self.wabas.values() for n in waba["numbers"]}
             if object_id in numbers:
-                return jsonify(numbers[object_id])
+                return jsonify(_fields(numbers[object_id]))
             if object_id in self.wabas:
                 waba, error = _waba(object_id)
                 return error or jsonify(id=object_id, name=waba["name"])

@@ -1,6 +1,9 @@
-"""The fake Graph API's own promises: its status webhooks pass SigDesk's real signature check."""
+"""The fake Graph API's own promises: its status webhooks pass SigDesk's real signature check, and it answers
+reads of a phone number as Meta does."""
 
 import json
+
+import httpx
 
 from sigdesk.settings import services as settings
 from tests.fakes.graph import APP_SECRET
@@ -32,3 +35,18 @@ def test_failed_statuses_carry_metas_error_shape(fake_graph):
     status = payload["entry"][0]["changes"][0]["value"]["statuses"][0]
     assert status["errors"][0]["code"] == 131047 and "conversation" not in status
     json.dumps(payload)
+
+
+def test_a_phone_number_is_answered_with_the_fields_asked_for_or_metas_defaults(fake_graph):
+    """Meta leaves out what a read of a number does not ask for (the messaging limit tier is not a default), so a
+    client that forgets to ask shows "unknown" against the fake as it would against Meta."""
+    from tests.fakes.graph import PHONE_NUMBER_ID, TOKEN, WABA_ID
+
+    bearer = {"Authorization": f"Bearer {TOKEN}"}
+    listed = httpx.get(f"{fake_graph.url}/v26.0/{WABA_ID}/phone_numbers", headers=bearer).json()["data"]
+    node = httpx.get(f"{fake_graph.url}/v26.0/{PHONE_NUMBER_ID}", headers=bearer).json()
+    for number in (listed[0], node):
+        assert set(number) == {"id", "display_phone_number", "verified_name", "quality_rating"}
+    asked = {"fields": "verified_name,messaging_limit_tier"}
+    node = httpx.get(f"{fake_graph.url}/v26.0/{PHONE_NUMBER_ID}", params=asked, headers=bearer).json()
+    assert node == {"id": PHONE_NUMBER_ID, "verified_name": "Rosa's Bakery", "messaging_limit_tier": "TIER_1K"}

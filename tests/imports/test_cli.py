@@ -98,3 +98,11 @@ def test_import_undo_carries_on_an_undo_left_undoing(app, tmp_path):
     result = sigdesk(app, "contacts", "import-undo", str(job_id))
     assert result.exit_code == 0, result.output
     assert "2 deleted" in result.output
+
+
+@pytest.mark.parametrize("given", ["-1", "0"])
+def test_import_undo_of_a_negative_or_zero_id_is_a_range_error_not_an_unknown_option(app, given):
+    result = sigdesk(app, "contacts", "import-undo", given)
+    assert result.exit_code == 2, result.output
+    assert f"Invalid value for 'JOB_ID': {given} is not in the range x>=1" in result.output
+    assert "No such option" not in result.output

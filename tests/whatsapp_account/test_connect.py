@@ -328,6 +328,15 @@ def test_the_check_names_a_permission_the_saved_token_lost(app, auth, owner, gra
     assert "lacks the permission whatsapp_business_messaging" in page and 'id="connection-result"' in page
 
 
+def test_the_check_shows_the_numbers_name_quality_and_messaging_limit(app, auth, owner, graph_at_fake):
+    """The fake, like Meta, answers only the fields asked for: the limit shows because SigDesk asks for it."""
+    store(app, whatsapp__access_token=TOKEN, whatsapp__phone_number_id=PHONE_NUMBER_ID)
+    page = html(auth.post(f"{PAGE}test", form_page=PAGE))
+    result = page.split('id="connection-result"', 1)[1].split("</p>", 1)[0]
+    assert VERIFIED_NAME.replace("'", "&#39;") in result and "quality GREEN" in result
+    assert "messaging limit 1,000 new customers a day" in result
+
+
 def test_the_check_warns_of_a_token_that_expires_soon(app, auth, owner, graph_at_fake):
     import time
 
