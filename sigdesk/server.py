@@ -173,9 +173,11 @@ def settle_heap() -> None:
 
 
 def run_until_interrupted(app: Flask, run: Callable[[], object], close: Callable[[], object], echo=print) -> None:
-    """The foreground server and the background worker live and stop together."""
+    """The foreground server and the background worker live and stop together. "Press Ctrl+C" is said in
+    here, so a Ctrl+C from the moment it shows stops SigDesk the same way (not click's "Aborted!")."""
     worker = app.extensions["sigdesk"].worker
-    try:  # "Press Ctrl+C" is already on screen: a Ctrl+C from here on stops SigDesk the same way
+    try:
+        echo("Press Ctrl+C to stop.")
         settle_heap()
         worker.start()
         run()  # waitress swallows Ctrl+C itself and returns; the TLS server lets it through
@@ -207,7 +209,6 @@ def serve(
     echo(f"SigDesk is running on {addresses[0]}")
     for address in addresses[1:]:
         echo(f"Colleagues on the office network can open {address}")
-    echo("Press Ctrl+C to stop.")
     run_until_interrupted(app, server.run, server.close, echo)
 
 
@@ -271,7 +272,6 @@ def serve_https(
         echo("The certificate is self-signed: browsers warn once; accept it only if they show this fingerprint.")
     if pair.expired:
         echo("Warning: the certificate has expired; browsers will refuse it until it is renewed.")
-    echo("Press Ctrl+C to stop.")
     run_until_interrupted(app, server.serve, lambda: stop_https(server), echo)
 
 

@@ -4,6 +4,7 @@ command left behind (its audit entries, and the domain events stored in the outb
 from __future__ import annotations
 
 import json
+import signal
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,3 +54,9 @@ def everything_recorded(app) -> str:
     with app.extensions["sigdesk"].database.session() as session:
         details = [row.detail or "" for row in session.scalars(select(AuditEvent))]
         return "\n".join(details + list(session.scalars(select(OutboxEvent.payload))))
+
+
+def ctrl_c_as_usual() -> None:
+    """preexec_fn for a `sigdesk` child that a test stops with Ctrl+C: a test run started in the background
+    ignores SIGINT, children inherit that, and Python then never raises KeyboardInterrupt in them."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

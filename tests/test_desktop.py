@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from sigdesk import datadir
+from tests.commanding import ctrl_c_as_usual
 
 pytestmark = pytest.mark.desktop
 
@@ -131,6 +132,7 @@ def test_without_a_display_it_says_so_and_serves_the_browser_until_ctrl_c(tmp_pa
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=ctrl_c_as_usual,
     )
     try:
         lines = []

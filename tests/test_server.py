@@ -22,6 +22,7 @@ from sigdesk import tls
 from sigdesk.app import create_app
 from sigdesk.cli import main
 from sigdesk.server import https_server, stop_https
+from tests.commanding import ctrl_c_as_usual
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -87,11 +88,6 @@ def issue_from_test_ca(folder: Path) -> tuple[Path, Path, Path]:
     return ca_file, cert_file, key_file
 
 
-def _ctrl_c_as_usual() -> None:
-    # a test run started in the background ignores SIGINT, and children inherit that
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 class CliServer:
     """`sigdesk serve` in a child process, its output collected line by line."""
 
@@ -105,7 +101,7 @@ class CliServer:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-            preexec_fn=_ctrl_c_as_usual,
+            preexec_fn=ctrl_c_as_usual,
         )
         self.lines: list[str] = []
         self.ready = threading.Event()
@@ -277,7 +273,7 @@ def test_ctrl_c_stops_the_plain_server_saying_so_with_exit_0(tmp_path):
     server = CliServer(tmp_path / "data", "--host", "127.0.0.1", "--port", "0")
     try:
         server.wait_ready()
-        assert server.interrupt() == 0
+        assert server.interrupt() == 0, server.output
         assert "Stopping SigDesk." in server.output
         assert "Traceback" not in server.output and "Aborted" not in server.output
     finally:

@@ -131,6 +131,24 @@ def test_the_inbox_side_panel_is_reachable_at_any_width(browse: Browse, app, siz
     browse.watch.assert_clean()
 
 
+def assert_inbox_below(page, banner: dict, viewport: dict, size: str) -> dict:
+    """A banner spans the window above the inbox, which keeps the full width: at 1280 px the thread keeps its
+    room, at 390 px the conversation list fills the screen below the banner."""
+    assert banner["width"] > viewport["width"] - 60, banner  # across the window, not a narrow column
+    inbox = page.locator(".inbox").bounding_box()
+    assert inbox["y"] >= banner["y"] + banner["height"], (inbox, banner)  # below it, not beside it
+    assert inbox["x"] <= 1 and inbox["width"] >= viewport["width"] - 1, inbox
+    if size == "desktop":
+        thread = page.locator("#thread").bounding_box()
+        assert thread["width"] > 600 and thread["height"] > 500, thread
+    else:
+        listing = page.locator(".inbox-list").bounding_box()
+        assert listing["width"] > 350 and listing["height"] > 500, listing
+        assert page.locator("#search-input").is_visible()
+    assert not has_horizontal_scroll(page)
+    return inbox
+
+
 @pytest.mark.parametrize("size", ["desktop", "phone"])
 def test_banners_never_squeeze_the_inbox_after_the_first_run(browse: Browse, size: str):
     """The flash right after setup sits above the inbox across the window, never as a column beside it: at
@@ -143,19 +161,8 @@ def test_banners_never_squeeze_the_inbox_after_the_first_run(browse: Browse, siz
     expect(banner).to_be_visible()
     flash = banner.bounding_box()
     assert flash["height"] < (80 if size == "desktop" else 160), flash
-    assert flash["width"] > viewport["width"] - 60, flash  # across the window, not a narrow column
-    inbox = page.locator(".inbox").bounding_box()
-    assert inbox["y"] >= flash["y"] + flash["height"], (inbox, flash)  # below it, not beside it
-    assert inbox["x"] <= 1 and inbox["width"] >= viewport["width"] - 1, inbox
+    inbox = assert_inbox_below(page, flash, viewport, size)
     assert inbox["y"] + inbox["height"] >= viewport["height"] - 1, inbox  # down to the bottom of the window
-    if size == "desktop":
-        thread = page.locator("#thread").bounding_box()
-        assert thread["width"] > 600 and thread["height"] > 500, thread
-    else:
-        listing = page.locator(".inbox-list").bounding_box()
-        assert listing["width"] > 350 and listing["height"] > 500, listing
-        assert page.locator("#search-input").is_visible()
-        assert not has_horizontal_scroll(page)
     browse.screenshot(f"inbox-{size}-after-setup-banner")
     browse.watch.assert_clean()
 
@@ -179,19 +186,7 @@ def test_banners_never_squeeze_the_inbox_while_setup_is_unfinished(browse: Brows
     browse.goto("/")
     resume = page.locator("#onboarding-resume")
     expect(resume).to_be_visible()
-    banner = resume.bounding_box()
-    assert banner["width"] > viewport["width"] - 60, banner  # across the window, not a narrow column
-    inbox = page.locator(".inbox").bounding_box()
-    assert inbox["y"] >= banner["y"] + banner["height"], (inbox, banner)  # below it, not beside it
-    assert inbox["x"] <= 1 and inbox["width"] >= viewport["width"] - 1, inbox
-    if size == "desktop":
-        thread = page.locator("#thread").bounding_box()
-        assert thread["width"] > 600 and thread["height"] > 500, thread
-    else:
-        listing = page.locator(".inbox-list").bounding_box()
-        assert listing["width"] > 350 and listing["height"] > 500, listing
-        assert page.locator("#search-input").is_visible()
-    assert not has_horizontal_scroll(page)
+    assert_inbox_below(page, resume.bounding_box(), viewport, size)
     browse.screenshot(f"inbox-{size}-setup-unfinished")
     browse.watch.assert_clean()
 
