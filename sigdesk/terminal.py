@@ -34,31 +34,27 @@ def warn_secret_argument(what: str, instead: str = "--stdin") -> None:
     )
 
 
-def url_has_password(url: str) -> bool:
-    """Whether a database URL carries a password (an unreadable URL is left to the command to refuse)."""
+def _database_url(url: str) -> Any:
+    """The URL parsed, or None for one that cannot be (left to the command to refuse)."""
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
     try:
-        return bool(make_url(url).password)
+        return make_url(url)
     except (ArgumentError, ValueError):
-        return False
+        return None
 
 
 def hidden_password(url: str) -> str:
     """A database URL as a command may print it: its password, if any, as ***."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except (ArgumentError, ValueError):
-        return "(an unreadable database URL)"
+    parsed = _database_url(url)
+    return parsed.render_as_string(hide_password=True) if parsed is not None else "(an unreadable database URL)"
 
 
 def warn_url_password_argument(url: str | None, option: str, instead: str) -> None:
     """A database URL given as an argument shows its password to the shell history and `ps`: say so."""
-    if url and url_has_password(url):
+    parsed = _database_url(url) if url else None
+    if parsed is not None and parsed.password:
         warn_secret_argument(f"the database password in {option}", instead)
 
 

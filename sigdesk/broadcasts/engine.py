@@ -641,14 +641,22 @@ class Engine:
     def _hand_over_client(self) -> None:
         """Give the sending process the current client ahead of the first call (it makes one per thread, a
         fifth of a second): a campaign's first sends then leave as soon as they are claimed."""
-        sender = self._sender
-        if sender is None or self._recipe[0] is sender or not self._calls.started:
+        if self._sender is None or self._recipe[0] is self._sender or not self._calls.started:
             return
-        recipe = sender.recipe()
-        self._recipe = (sender, recipe)  # what _submit hands over too: the same object, so no second setup
+        recipe = self._current_recipe()  # what _submit hands over too: the same object, so no second setup
         threading.Thread(
             target=self._calls.prepare, args=(recipe, False), name="sigdesk-broadcast-setup", daemon=True
         ).start()
+
+    def _current_recipe(self) -> dict[str, Any] | None:
+        """The current client as the sending process makes it, one recipe object per client: the process
+        is set up again only when the object changes (SenderProcess.prepare)."""
+        sender = self._sender
+        held, recipe = self._recipe
+        if held is not sender:
+            recipe = sender.recipe() if sender is not None else None
+            self._recipe = (sender, recipe)
+        return recipe
 
     def _replace_sender(self, session: Session | None, reconnect: bool = True) -> None:
         old = self._sender
@@ -949,11 +957,7 @@ class Engine:
 
     def _submit(self, run: Run, claimed: outbound.Claimed) -> None:
         """Hand the call to the sending process (sigdesk.broadcasts.sender) as the gate lets it start."""
-        sender, recipe = self._recipe
-        if sender is not self._sender:
-            sender = self._sender
-            recipe = sender.recipe() if sender is not None else None
-            self._recipe = (sender, recipe)
+        recipe = self._current_recipe()
         with self._out_lock:
             self._out[claimed.id] = run
         sent = (

@@ -610,9 +610,9 @@ def run(args: argparse.Namespace, work: Path) -> bool:
                 stderr=subprocess.DEVNULL,
             )
         deadline = time.monotonic() + 10  # the server starts it once a broadcast exists
-        while not sending_pids(server.pid) and time.monotonic() < deadline:
+        while not (sending := sending_pids(server.pid)) and time.monotonic() < deadline:
             time.sleep(0.05)
-        others = {**sending_pids(server.pid), "fake Graph API": fake.proc.pid, **database_pids(seeded.db_url)}
+        others = {**sending, "fake Graph API": fake.proc.pid, **database_pids(seeded.db_url)}
         others_start = {name: cpu_seconds(pid) for name, pid in others.items()}
         cpu_start = server.cpu_seconds()
         start_called = time.time()
