@@ -227,9 +227,34 @@ class Outbox:
     def open(self, session: Session) -> None:
         """Give every registered consumer its cursor before the app serves anything. A new consumer starts
         at the log's end; left to the worker's first pass, which comes after start-up's recoveries, it
-        would start after whatever the first requests committed and never see those events."""
-        for consumer in self.consumers:
-            self._position_of(session, consumer.name)
+        would start after whatever the first requests committed and never see those events. One read and
+        at most one write for all of them: every app start (and every test's app) pays for this."""
+        names = [consumer.name for consumer in self.consumers if consumer.name not in self._positions]
+        if not names:
+            return
+        _reading(session)
+        found = {
+            row.consumer: row.last_id
+            for row in session.execute(
+                select(OutboxCursor.consumer, OutboxCursor.last_id).where(OutboxCursor.consumer.in_(names))
+            )
+        }
+        session.commit()
+        missing = [name for name in names if name not in found]
+        if missing:
+            try:
+                with write_lock(session):
+                    position = _start(session)
+                    now = utcnow()
+                    session.add_all(OutboxCursor(consumer=name, last_id=position, updated_at=now) for name in missing)
+                    session.commit()
+                found.update(dict.fromkeys(missing, position))
+            except IntegrityError:  # another process made some first: each is then read or made on its own
+                session.rollback()
+                found.update({name: _position(session, name) for name in missing})
+        for name in names:
+            self._positions[name] = found[name]
+            self._saved[name] = (found[name], time.monotonic())
 
     def _position_of(self, session: Session, name: str) -> int:
         if name not in self._positions:

@@ -126,6 +126,27 @@ def test_every_consumer_has_its_cursor_before_the_app_serves_so_none_misses_what
     assert all(last_id < event_id for last_id in cursors.values())
 
 
+def test_opening_keeps_a_known_cursors_place_and_starts_new_consumers_at_the_end(app):
+    database = app.extensions["sigdesk"].database
+    with database.session() as session:
+        record(session, NoteAdded(1, None, 1))
+        record(session, NoteAdded(1, None, 2))
+    with database.session() as session:
+        first, end = session.scalar(select(func.min(OutboxEvent.id))), session.scalar(select(func.max(OutboxEvent.id)))
+        session.add(OutboxCursor(consumer="known", last_id=first, updated_at=utcnow()))
+        session.commit()
+    outbox = Outbox()
+    for name in ("known", "new one", "another"):
+        outbox.register(name, lambda session, events: None)
+    with database.session() as session:
+        outbox.open(session)
+    with database.session() as session:
+        stored = {
+            row.consumer: row.last_id for row in session.execute(select(OutboxCursor.consumer, OutboxCursor.last_id))
+        }
+    assert (stored["known"], stored["new one"], stored["another"]) == (first, end, end)
+
+
 def test_a_restarted_consumer_goes_on_from_its_cursor(app):
     database = app.extensions["sigdesk"].database
     first: list[int] = []
