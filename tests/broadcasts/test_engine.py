@@ -211,11 +211,14 @@ def test_a_pair_rate_refusal_retries_that_recipient_after_six_seconds(app, fake_
     fake_graph.fail_for(number(1), 131056, times=1)
     clock = Clock()
     engine = engine_for(app, clock=clock)
+    before = clock()
     drain_until(engine, lambda: states(app, broadcast_id).get("sent") == 2 and len(fake_graph.requests) >= 3)
     waiting = recipient_of(app, broadcast_id, number(1))
     message = message_of(app, waiting)
     assert waiting.state == "sending" and message.status == "queued" and message.error_code == 131056
-    assert message.next_attempt_at >= clock() + timedelta(seconds=5)
+    # six seconds after the refusal, which came after `before`; MariaDB's DATETIME keeps whole seconds
+    assert (before + timedelta(seconds=6)).replace(microsecond=0) <= message.next_attempt_at
+    assert message.next_attempt_at <= clock() + timedelta(seconds=6)
     clock.advance(seconds=7)
     engine_for(app, clock=clock).drain(timeout=10)
     assert states(app, broadcast_id) == {"sent": 3} and status_of(app, broadcast_id).status == "completed"

@@ -12,6 +12,7 @@ import json
 import re
 import time
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import expect
@@ -62,7 +63,12 @@ class Agent:
         )
         self.context.set_default_timeout(TIMEOUT_MS)
         self.watch = Watch()
+        self.answers: list[str] = []  # "POST /inbox/c/3/read 200", for a failure to show what the page did
         self.context.on("request", lambda request: self.watch.requests.append(request.url))
+        self.context.on(
+            "response",
+            lambda answer: self.answers.append(f"{answer.request.method} {urlsplit(answer.url).path} {answer.status}"),
+        )
         self.context.route(lambda url: not _is_loopback(url), lambda route: route.abort())
         self.page = self.context.new_page()
         self.page.on("console", lambda message: message.type == "error" and self.watch.errors.append(message.text))
