@@ -26,26 +26,45 @@ from sigdesk.db import Base, Database, upgrade_to_head
 from sigdesk.server import ServerThread
 from tests.mysql import drop_database, recreate_database
 
-_compile_builder = Rule._compile_builder
-_builders: dict[tuple, object] = {}
+_compile = Rule.compile
+_compiled: dict[tuple, tuple] = {}
 
 
-def _shared_builder(rule: Rule, append_unknown: bool = True):
-    """Werkzeug writes and compiles Python source for each URL rule of each app: three quarters of the
-    time a test spends creating its app. The code depends only on the rule's parsed parts and its
-    defaults (baked in), so every test process compiles each rule once."""
+def _shared_compile(rule: Rule) -> None:
+    """Werkzeug parses each URL rule of each app and writes and compiles Python source to build its URLs:
+    most of the time a test spends creating its app. What it makes depends only on the rule, its defaults
+    and the map's settings, the same in every test's app, so each test process does it once per rule.
+    (Its converters keep a reference to the first map, which none of them reads.)"""
+    rule_map = rule.map
     try:
-        key = (rule.rule, tuple(rule._trace), append_unknown, tuple(sorted((rule.defaults or {}).items())))
+        key = (
+            rule.rule,
+            rule.host if rule_map.host_matching else rule.subdomain,
+            rule.merge_slashes,
+            tuple(sorted((rule.defaults or {}).items())),
+            rule_map.host_matching,
+            tuple(sorted((name, id(kind)) for name, kind in rule_map.converters.items())),
+        )
         hash(key)
     except TypeError:  # a default that cannot be a key
-        return _compile_builder(rule, append_unknown)
-    builder = _builders.get(key)
-    if builder is None:
-        builder = _builders[key] = _compile_builder(rule, append_unknown)
-    return builder
+        _compile(rule)
+        return
+    made = _compiled.get(key)
+    if made is None:
+        _compile(rule)
+        made = _compiled[key] = (
+            rule._parts,
+            rule._trace,
+            rule._converters,
+            rule._build.__func__,
+            rule._build_unknown.__func__,
+        )
+    parts, trace, converters, build, build_unknown = made
+    rule._parts, rule._trace, rule._converters = list(parts), list(trace), dict(converters)
+    rule._build, rule._build_unknown = build.__get__(rule, None), build_unknown.__get__(rule, None)
 
 
-Rule._compile_builder = _shared_builder
+Rule.compile = _shared_compile
 
 
 class _SharedTemplates(BytecodeCache):
