@@ -572,6 +572,19 @@ def verdict(ok: bool) -> str:
     return "PASS" if ok else "FAIL"
 
 
+def reference_ms() -> float:
+    """A fixed piece of Python work (JSON out and back, as every send's line takes), best of five: runs on
+    different machines (or one machine on different days: a shared host's speed varies) compare through it."""
+    payload = {"messaging_product": "whatsapp", "to": "4915110000000", "type": "template", "id": 12345}
+    best = float("inf")
+    for _ in range(5):
+        began = time.perf_counter()
+        for number in range(20_000):
+            json.loads(json.dumps({**payload, "id": number}))
+        best = min(best, time.perf_counter() - began)
+    return best * 1000
+
+
 # --- one run -------------------------------------------------------------------------------------
 
 
@@ -725,6 +738,15 @@ def run(args: argparse.Namespace, work: Path) -> bool:
         + f"; the fake saw {fake.connections} connections for {n} sends"
     )
 
+    # what the target asks of this machine: every process's CPU per message at that rate, in cores
+    everything = net + sum(others_spent.values())
+    ours = everything - others_spent.get("fake Graph API", 0.0)
+    print(
+        f"info CPU the target rate needs: {everything / n * args.rate:.2f} of {os.cpu_count()} cores in all, "
+        f"{ours / n * args.rate:.2f} for SigDesk alone (without the fake Graph API, which is Meta's on a real "
+        f"install); machine reference {args.reference_ms:.0f} ms"
+    )
+
     dupes = duplicates(sent)
     ok = dupes == 0 and n == args.count and counts.get("sent", 0) == args.count
     results.append(ok)
@@ -768,7 +790,11 @@ def main() -> None:
         serve_fake_graph(args.graph_delay, args.graph_server)
         return
     args.load_before = os.getloadavg()[0]
-    print(f"{args.count:,} recipients at {args.rate}/s on {args.db or 'SQLite'}")
+    args.reference_ms = reference_ms()
+    print(
+        f"{args.count:,} recipients at {args.rate}/s on {args.db or 'SQLite'}; "
+        f"machine reference {args.reference_ms:.0f} ms (see reference_ms)"
+    )
     if args.data_dir:
         args.data_dir.mkdir(parents=True, exist_ok=True)
         ok = run(args, args.data_dir)
