@@ -17,7 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -356,21 +356,37 @@ def next_order_numbers(session: Session, count: int = 1) -> int:
     """
     if count < 1:
         raise ValueError("count must be at least 1")
-    # Made without a locking read first: on MariaDB two locking reads of a missing row both take the gap and
-    # then deadlock on their inserts; two plain inserts instead queue, and the later one finds the key taken.
     if session.scalar(select(Setting.key).where(Setting.key == COUNTER_KEY)) is None:
-        try:
-            with session.begin_nested():
-                session.add(Setting(key=COUNTER_KEY, value=str(FIRST_NUMBER - 1), is_secret=False))
-                session.flush()
-        except IntegrityError:  # another writer made it first
-            pass
+        _make_counter(session)
     row = session.scalars(select(Setting).where(Setting.key == COUNTER_KEY).with_for_update()).one()
     highest = session.scalar(select(func.max(Order.number))) or 0
     first = max(int(row.value), highest, FIRST_NUMBER - 1) + 1
     row.value = str(first + count - 1)
     session.flush()
     return first
+
+
+def _make_counter(session: Session) -> None:
+    """The counter row, made once. On MariaDB in a short transaction of its own: an insert that finds the key
+    taken keeps a shared lock on it until its transaction ends, so two writers that both waited on the first
+    one's insert would then both ask to lock the row for update and deadlock (a locking read of the missing
+    row instead takes the gap, and two such then deadlock on their inserts). SQLite has one writer at a
+    time, and this session may be it: there the insert joins its transaction."""
+    counter = {"key": COUNTER_KEY, "value": str(FIRST_NUMBER - 1), "is_secret": False}
+    if session.get_bind().dialect.name == "sqlite":
+        try:
+            with session.begin_nested():
+                session.add(Setting(**counter))
+                session.flush()
+        except IntegrityError:
+            pass
+        return
+    with session.get_bind().engine.connect() as connection:
+        try:
+            connection.execute(insert(Setting).values(**counter))
+            connection.commit()
+        except IntegrityError:  # another writer made it first
+            connection.rollback()
 
 
 # --- orders ----------------------------------------------------------------------------------------
