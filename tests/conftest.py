@@ -34,7 +34,8 @@ def _shared_compile(rule: Rule) -> None:
     """Werkzeug parses each URL rule of each app and writes and compiles Python source to build its URLs:
     most of the time a test spends creating its app. What it makes depends only on the rule, its defaults
     and the map's settings, the same in every test's app, so each test process does it once per rule.
-    (Its converters keep a reference to the first map, which none of them reads.)"""
+    Everything compile() sets is set again from the first one (its converters keep a reference to the
+    first map, which none of them reads)."""
     rule_map = rule.map
     try:
         key = (
@@ -58,9 +59,11 @@ def _shared_compile(rule: Rule) -> None:
             rule._converters,
             rule._build.__func__,
             rule._build_unknown.__func__,
+            frozenset(rule.arguments),
         )
-    parts, trace, converters, build, build_unknown = made
+    parts, trace, converters, build, build_unknown, arguments = made
     rule._parts, rule._trace, rule._converters = list(parts), list(trace), dict(converters)
+    rule.arguments = set(arguments)  # parsing adds the rule's variables to those of its defaults
     rule._build, rule._build_unknown = build.__get__(rule, None), build_unknown.__get__(rule, None)
 
 
