@@ -26,4 +26,8 @@ fi
 .venv/bin/ruff check --quiet .
 .venv/bin/ruff format --check --quiet .
 
-exec .venv/bin/python -m pytest -n 2 "$@"
+# Subprocesses (servers, the CLI, the sending process) import SigDesk from the bytecode the workers wrote,
+# not from source each time, even where the environment says not to write it. Work-stealing keeps both
+# workers busy to the end when a few tests take most of a minute.
+unset PYTHONDONTWRITEBYTECODE
+exec .venv/bin/python -m pytest -n 2 --dist worksteal "$@"
