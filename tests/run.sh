@@ -6,8 +6,7 @@ cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
-# Bytecode is written as modules are first imported (below), so pip need not compile all ~6,000 files first.
-.venv/bin/python -m pip install --quiet --no-compile -e '.[test]'
+.venv/bin/python -m pip install --quiet -e '.[test]'
 
 # Browser and window tests use Debian's Chromium and Xvfb (never a downloaded browser).
 if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
