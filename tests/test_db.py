@@ -34,6 +34,8 @@ def test_mysql_on_this_machine_skips_tls_and_elsewhere_or_when_asked_keeps_it():
     assert mysql_connect_args(parse_url("mysql://root@127.0.0.1:3306/x")) == {"ssl_disabled": True}
     assert mysql_connect_args(parse_url("mysql://root@localhost/x")) == {"ssl_disabled": True}
     assert mysql_connect_args(parse_url("mysql://root@[::1]/x")) == {"ssl_disabled": True}
+    assert mysql_connect_args(parse_url("mysql://root@127.0.1.1/x")) == {"ssl_disabled": True}
+    assert mysql_connect_args(parse_url("mysql://sigdesk:pw@192.168.1.20/x")) == {}
     assert mysql_connect_args(parse_url("mysql://sigdesk:pw@db.office.lan/x")) == {}
     assert mysql_connect_args(parse_url("mysql://root@127.0.0.1/x?ssl_ca=/etc/ca.pem")) == {}
 
